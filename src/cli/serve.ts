@@ -1,0 +1,69 @@
+import { defineCommand, type ArgsDef } from "citty";
+import pkg from "../../package.json" with { type: "json" };
+import { ConfigError, loadConfig } from "../config/load.ts";
+import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
+import { createLog } from "../observe/log.ts";
+import { startServer, StartupError } from "../server.ts";
+import { formatAddress } from "../config/address.ts";
+
+/** `webtalk [flags]`: loads the configuration and runs the server until SIGINT or SIGTERM. */
+export const serveCommand = defineCommand({
+  meta: { name: "webtalk", version: pkg.version, description: pkg.description },
+  args: serveArgs(),
+  async run({ args, rawArgs }) {
+    const unknown = unknownFlags(rawArgs);
+    if (unknown.length > 0) return fail(2, `unknown flag ${unknown[0]} (see --help)`);
+    let loaded;
+    try {
+      loaded = loadConfig({ flags: args, env: process.env, cwd: process.cwd() });
+    } catch (error) {
+      if (error instanceof ConfigError) return fail(2, error.message);
+      throw error;
+    }
+    const log = createLog(loaded.config.logLevel);
+    for (const warning of loaded.warnings) log.warn(warning);
+    if (loaded.file) log.info(`config file ${loaded.file}`);
+    let server;
+    try {
+      server = await startServer(loaded.config, log);
+    } catch (error) {
+      if (error instanceof StartupError) return fail(1, error.message);
+      throw error;
+    }
+    const stop = async (signal: string) => {
+      log.info(`${signal}: shutting down`);
+      await server.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", () => void stop("SIGINT"));
+    process.once("SIGTERM", () => void stop("SIGTERM"));
+  },
+});
+
+function serveArgs(): ArgsDef {
+  const args: ArgsDef = {};
+  for (const s of settings) {
+    const shown = typeof s.default === "object" ? formatAddress(s.default as never) : String(s.default);
+    args[s.flag] = {
+      type: "string",
+      valueHint: s.valueHint,
+      description: `${s.description} (env ${envName(s.flag)}, default ${shown})`,
+    };
+  }
+  args[CONFIG_FLAG] = {
+    type: "string",
+    valueHint: "FILE",
+    description: `JSON config file, e.g. {"Public": ":12345", "Private": "127.0.0.1:12344"} (env ${envName(CONFIG_FLAG)}, default ./webtalk.ini when present)`,
+  };
+  return args;
+}
+
+function unknownFlags(rawArgs: string[]): string[] {
+  const known = new Set([...settings.map((s) => s.flag), CONFIG_FLAG]);
+  return rawArgs.filter((arg) => /^-[^0-9]/.test(arg) && !known.has(arg.replace(/^--?/, "").split("=")[0]!));
+}
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`webtalk: ${message}\n`);
+  process.exit(code);
+}

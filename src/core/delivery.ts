@@ -1,0 +1,17 @@
+import type { CloseReason } from "../protocol/codes.ts";
+
+/**
+ * What the executor needs from the public transport: who is connected, and ways to reach them.
+ * Implemented over Bun's WebSocket topics; every method is a no-op for users with no browser.
+ */
+export interface Delivery {
+  isOnline(user: number): boolean;
+  /** Sends to the user's browser. Messages from one caller arrive in call order. */
+  toUser(user: number, message: string): void;
+  /** Sends to every connected member of the channel, in call order with toUser. */
+  toChannel(channel: number, message: string): void;
+  subscribe(user: number, channel: number): void;
+  unsubscribe(user: number, channel: number): void;
+  /** Closes the user's browser with this code; the user itself stays unless the caller deletes it. */
+  disconnect(user: number, reason: CloseReason): void;
+}

@@ -1,0 +1,5 @@
+#!/usr/bin/env bun
+import { runMain } from "citty";
+import { serveCommand } from "./cli/serve.ts";
+
+await runMain(serveCommand);

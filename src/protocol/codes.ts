@@ -1,0 +1,32 @@
+// Every close code and fixed reply text in one table; the README's tables mirror this file.
+
+/** WebSocket close codes sent to browsers. `final` ones mean "do not reconnect with the same credentials". */
+export const CloseCode = {
+  loginFailed: { code: 4001, reason: "login failed", final: true },
+  replaced: { code: 4002, reason: "replaced by another login", final: true },
+  loginTimeout: { code: 4003, reason: "login timeout", final: false },
+  killed: { code: 4004, reason: "user killed", final: true },
+  tooLarge: { code: 1009, reason: "message too large", final: false },
+  shuttingDown: { code: 1001, reason: "server shutting down", final: false },
+} as const;
+
+export type CloseReason = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** Fixed `[ok]` texts, kept word for word from the original (including "user leaved"). */
+export const Reply = {
+  goodbye: "goodbye",
+  userKilled: "user killed",
+  messageSent: "message sent",
+  messageQueued: "message queued",
+  channelKilled: "channel killed",
+  userJoined: "user joined",
+  userLeft: "user leaved",
+} as const;
+
+export function okReply(data: string): string {
+  return `[ok] ${data}`;
+}
+
+export function errorReply(message: string): string {
+  return `[error] ${message}`;
+}

@@ -1,0 +1,115 @@
+import { GLOBAL_CHANNEL, type JoinResult, type State } from "./state.ts";
+
+interface User {
+  salt: string;
+  channels: Set<number>;
+  held: string[];
+}
+
+/** Everything in this process's memory: fast, and gone at exit, as in the original webtalk. */
+export class MemoryState implements State {
+  #users = new Map<number, User>();
+  #channels = new Map<number, Set<number>>([[GLOBAL_CHANNEL, new Set()]]);
+  #kv = new Map<string, string>();
+  #nextUser = 1;
+  #nextChannel = GLOBAL_CHANNEL + 1;
+
+  createUser(salt: string): number {
+    const id = this.#nextUser++;
+    const user: User = { salt, channels: new Set(), held: [] };
+    this.#users.set(id, user);
+    const global = this.#channels.get(GLOBAL_CHANNEL);
+    if (global) {
+      global.add(id);
+      user.channels.add(GLOBAL_CHANNEL);
+    }
+    return id;
+  }
+
+  userSalt(user: number): string | undefined {
+    return this.#users.get(user)?.salt;
+  }
+
+  deleteUser(id: number): boolean {
+    const user = this.#users.get(id);
+    if (!user) return false;
+    for (const channel of user.channels) this.#channels.get(channel)?.delete(id);
+    this.#users.delete(id);
+    return true;
+  }
+
+  createChannel(): number {
+    const id = this.#nextChannel++;
+    this.#channels.set(id, new Set());
+    return id;
+  }
+
+  channelExists(channel: number): boolean {
+    return this.#channels.has(channel);
+  }
+
+  deleteChannel(channel: number): number[] | undefined {
+    const members = this.#channels.get(channel);
+    if (!members) return undefined;
+    for (const id of members) this.#users.get(id)?.channels.delete(channel);
+    this.#channels.delete(channel);
+    return [...members];
+  }
+
+  join(channel: number, id: number): JoinResult {
+    const members = this.#channels.get(channel);
+    if (!members) return "no-channel";
+    const user = this.#users.get(id);
+    if (!user) return "no-user";
+    members.add(id);
+    user.channels.add(channel);
+    return "ok";
+  }
+
+  leave(channel: number, id: number): JoinResult {
+    const members = this.#channels.get(channel);
+    if (!members) return "no-channel";
+    const user = this.#users.get(id);
+    if (!user) return "no-user";
+    members.delete(id);
+    user.channels.delete(channel);
+    return "ok";
+  }
+
+  channelsOf(id: number): number[] {
+    const channels = this.#users.get(id)?.channels;
+    return channels ? [...channels].sort((a, b) => a - b) : [];
+  }
+
+  hold(id: number, message: string, limit: number): number {
+    const user = this.#users.get(id);
+    if (!user) return 0;
+    user.held.push(message);
+    const excess = user.held.length - limit;
+    if (excess <= 0) return 0;
+    user.held.splice(0, excess);
+    return excess;
+  }
+
+  takeHeld(id: number): string[] {
+    const user = this.#users.get(id);
+    if (!user || user.held.length === 0) return [];
+    const held = user.held;
+    user.held = [];
+    return held;
+  }
+
+  store(key: string, value: string): void {
+    this.#kv.set(key, value);
+  }
+
+  clear(key: string): void {
+    this.#kv.delete(key);
+  }
+
+  retrieve(key: string): string {
+    return this.#kv.get(key) ?? "";
+  }
+
+  close(): void {}
+}

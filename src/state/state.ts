@@ -1,0 +1,49 @@
+// The one interface every state backend implements (memory now; a file and Redis later).
+// Domain terms only: user IDs, channel IDs and text, never sockets.
+
+/** A value now, or later: the memory backend answers synchronously so the hot path never awaits. */
+export type Maybe<T> = T | Promise<T>;
+
+/** Channel 1 exists from the start; every new user joins it while it exists. */
+export const GLOBAL_CHANNEL = 1;
+
+export type JoinResult = "ok" | "no-user" | "no-channel";
+
+/**
+ * Guarantees every implementation keeps:
+ * - IDs start at 1 for users and at 2 for channels, increase by one, and are never reused.
+ * - Each call is atomic: a concurrent reader sees all of a call's effect or none of it.
+ * - Calls take effect in the order they are made; callers that need an order between two calls
+ *   wait for the first (the control transport runs one connection's commands one at a time).
+ * - join and leave are idempotent; deleting a user removes its memberships and held messages.
+ * - Held messages keep their order; past `limit` for one user the oldest are dropped first.
+ */
+export interface State {
+  /** Creates a user with this salt, joins it to the global channel, returns its ID. */
+  createUser(salt: string): Maybe<number>;
+  /** The user's salt, or undefined when there is no such user. */
+  userSalt(user: number): Maybe<string | undefined>;
+  /** Deletes the user with its memberships and held messages; false when there was no such user. */
+  deleteUser(user: number): Maybe<boolean>;
+
+  createChannel(): Maybe<number>;
+  channelExists(channel: number): Maybe<boolean>;
+  /** Deletes the channel; returns its former members, or undefined when there was no such channel. */
+  deleteChannel(channel: number): Maybe<number[] | undefined>;
+  join(channel: number, user: number): Maybe<JoinResult>;
+  leave(channel: number, user: number): Maybe<JoinResult>;
+  /** The channels the user is a member of, in ascending order. */
+  channelsOf(user: number): Maybe<number[]>;
+
+  /** Holds a message for a user who is not connected; returns how many old ones were dropped. */
+  hold(user: number, message: string, limit: number): Maybe<number>;
+  /** Removes and returns the user's held messages, oldest first. */
+  takeHeld(user: number): Maybe<string[]>;
+
+  store(key: string, value: string): Maybe<void>;
+  clear(key: string): Maybe<void>;
+  /** The stored value, or "" when the key is absent. */
+  retrieve(key: string): Maybe<string>;
+
+  close(): Maybe<void>;
+}
