@@ -2,4 +2,4 @@
 import { runMain } from "citty";
 import { serveCommand } from "./cli/serve.ts";
 
-await runMain(serveCommand);
+void runMain(serveCommand);

@@ -138,7 +138,7 @@ function withSplit(data: string, usage: string, fn: (parts: [string, string]) =>
 }
 
 function withPair(data: string, fn: (ids: [number, number]) => Maybe<string>): Maybe<string> {
-  const pair: Parsed<[number, number]> = parseIdPair(data, "channel ID", "user ID");
+  const pair: Parsed<[number, number]> = parseIdPair(data, "CHAN!USER");
   return pair.ok ? fn(pair.value) : errorReply(pair.error);
 }
 

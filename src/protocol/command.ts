@@ -37,13 +37,13 @@ export function splitBang(data: string, usage: string): Parsed<[string, string]>
   return ok([data.slice(0, bang), data.slice(bang + 1)]);
 }
 
-/** Two IDs separated by `!`, as in `[join] CHAN!USER`. */
-export function parseIdPair(data: string, first: string, second: string): Parsed<[number, number]> {
-  const split = splitBang(data, `${first.toUpperCase().replace(" ID", "")}!${second.toUpperCase().replace(" ID", "")}`);
+/** A channel ID and a user ID separated by `!`, as in `[join] CHAN!USER`. */
+export function parseIdPair(data: string, usage: string): Parsed<[number, number]> {
+  const split = splitBang(data, usage);
   if (!split.ok) return split;
-  const a = parseId(split.value[0], first);
+  const a = parseId(split.value[0], "channel ID");
   if (!a.ok) return a;
-  const b = parseId(split.value[1], second);
+  const b = parseId(split.value[1], "user ID");
   if (!b.ok) return b;
   return ok([a.value, b.value]);
 }

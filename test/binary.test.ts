@@ -1,0 +1,31 @@
+// The release artifact: `bun run build` makes one executable that serves with no Bun on PATH.
+
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Browser, ControlClient, newUser } from "./helpers.ts";
+import { ROOT, runToExit, spawnServer } from "./process.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "webtalk-binary-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+test("the compiled binary, with no Bun on PATH, serves a backend and a browser", async () => {
+  const binary = join(dir, "webtalk");
+  const build = await runToExit([process.execPath, join(ROOT, "scripts/build.ts"), "--outfile", binary]);
+  expect(build.code).toBe(0);
+
+  const env = { PATH: "/nonexistent", HOME: dir };
+  expect((await runToExit([binary, "--version"], { env, cwd: dir })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+
+  const server = await spawnServer([binary, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0"], { env, cwd: dir });
+  const ctl = await ControlClient.connect(server.privatePort);
+  const user = await newUser(ctl);
+  expect(await ctl.call(`[whisper] ${user.id}!from the binary`)).toBe("[ok] message queued");
+  const browser = await Browser.open(server.publicUrl);
+  browser.send(user.token);
+  expect(await browser.messages.next()).toBe("from the binary");
+  browser.close();
+  ctl.close();
+  expect(await server.stop("SIGTERM")).toBe(0);
+}, 60_000);

@@ -1,0 +1,143 @@
+// Configuration: precedence (flag > env > file > default), clear errors with exit code 2, and the CLI.
+
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError, loadConfig } from "../src/config/load.ts";
+import { ControlClient } from "./helpers.ts";
+import { MAIN, runToExit, spawnServer } from "./process.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "webtalk-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeConfig(name: string, content: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === "string" ? content : JSON.stringify(content));
+  return path;
+}
+
+describe("loadConfig", () => {
+  const empty = mkdtempSync(join(tmpdir(), "webtalk-empty-"));
+  afterAll(() => rmSync(empty, { recursive: true, force: true }));
+
+  test("defaults", () => {
+    const { config } = loadConfig({ flags: {}, env: {}, cwd: empty });
+    expect(config).toEqual({
+      public: { host: "0.0.0.0", port: 12345 },
+      private: { host: "127.0.0.1", port: 12344 },
+      path: "/webtalk",
+      queue: 1000,
+      loginTimeout: 10,
+      duplicate: "replace",
+      logLevel: "info",
+    });
+  });
+
+  test("flag beats env beats file beats default, for every source", () => {
+    const file = writeConfig("all.json", { Public: ":1111", Private: "127.0.0.1:2222", queue: 5, path: "/file" });
+    const env = { WEBTALK_CONFIG: file, WEBTALK_PRIVATE: "127.0.0.1:3333", WEBTALK_QUEUE: "7" };
+    const { config } = loadConfig({ flags: { queue: "9" }, env, cwd: empty });
+    expect(config.public).toEqual({ host: "0.0.0.0", port: 1111 }); // file (":PORT" means all interfaces)
+    expect(config.private).toEqual({ host: "127.0.0.1", port: 3333 }); // env over file
+    expect(config.queue).toBe(9); // flag over env over file
+    expect(config.path).toBe("/file");
+    expect(config.loginTimeout).toBe(10); // default
+  });
+
+  test("webtalk.ini in the working directory is read when present", () => {
+    const cwd = mkdtempSync(join(tmpdir(), "webtalk-ini-"));
+    writeFileSync(join(cwd, "webtalk.ini"), JSON.stringify({ Public: "127.0.0.1:4444", Private: ":5555" }));
+    const loaded = loadConfig({ flags: {}, env: {}, cwd });
+    expect(loaded.config.public).toEqual({ host: "127.0.0.1", port: 4444 });
+    expect(loaded.config.private).toEqual({ host: "0.0.0.0", port: 5555 });
+    expect(loaded.file).toBe(join(cwd, "webtalk.ini"));
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  test("unknown file keys warn; IPv6 addresses parse", () => {
+    const file = writeConfig("warn.json", { Public: "[::1]:0", Color: "blue" });
+    const loaded = loadConfig({ flags: { config: file }, env: {}, cwd: empty });
+    expect(loaded.config.public).toEqual({ host: "::1", port: 0 });
+    expect(loaded.warnings).toEqual([`unknown key "Color" in ${file} (ignored)`]);
+  });
+
+  test.each([
+    [{ queue: "-1" }, {}, 'invalid --queue value "-1"'],
+    [{ public: "nowhere" }, {}, 'invalid --public value "nowhere": expected HOST:PORT'],
+    [{ public: "1.2.3.4:70000" }, {}, 'invalid --public value "1.2.3.4:70000"'],
+    [{}, { WEBTALK_LOGIN_TIMEOUT: "soon" }, 'invalid WEBTALK_LOGIN_TIMEOUT value "soon"'],
+    [{}, { WEBTALK_DUPLICATE: "both" }, 'invalid WEBTALK_DUPLICATE value "both": expected one of replace, reject'],
+    [{ "log-level": "loud" }, {}, 'invalid --log-level value "loud"'],
+    [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
+    [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
+  ])("flags %p env %p fail with %p", (flags, env, message) => {
+    expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(ConfigError);
+    expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(message);
+  });
+
+  test("an invalid file names the file; a bad value in it names the key", () => {
+    const broken = writeConfig("broken.json", "{ not json");
+    expect(() => loadConfig({ flags: { config: broken }, env: {}, cwd: empty })).toThrow(`invalid config file ${broken}`);
+    const bad = writeConfig("bad.json", { Private: 12 });
+    expect(() => loadConfig({ flags: { config: bad }, env: {}, cwd: empty })).toThrow(`invalid "Private" in ${bad} value 12`);
+  });
+});
+
+describe("the webtalk command", () => {
+  const env = (extra: Record<string, string> = {}) => ({ PATH: process.env.PATH ?? "", HOME: dir, ...extra });
+
+  test("--help lists every flag with its variable; --version prints the version", async () => {
+    const help = await runToExit(["bun", MAIN, "--help"], { env: env(), cwd: dir });
+    expect(help.code).toBe(0);
+    for (const flag of ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--config", "--log-level"]) {
+      expect(help.stdout).toContain(flag);
+    }
+    expect(help.stdout).toContain("WEBTALK_LOGIN_TIMEOUT");
+    const version = await runToExit(["bun", MAIN, "--version"], { env: env(), cwd: dir });
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  test("a bad value exits 2 with one clear line on stderr", async () => {
+    const result = await runToExit(["bun", MAIN, "--queue", "many"], { env: env(), cwd: dir });
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe('webtalk: invalid --queue value "many": expected a whole number from 0 to 10000000');
+  });
+
+  test("a bad variable, a missing --config file and an unknown flag exit 2", async () => {
+    const variable = await runToExit(["bun", MAIN], { env: env({ WEBTALK_PUBLIC: "x" }), cwd: dir });
+    expect(variable.code).toBe(2);
+    expect(variable.stderr).toContain('invalid WEBTALK_PUBLIC value "x"');
+    const missing = await runToExit(["bun", MAIN, "--config", "missing.ini"], { env: env(), cwd: dir });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('invalid --config value "missing.ini": no such file');
+    const unknown = await runToExit(["bun", MAIN, "--publik", "1:1"], { env: env(), cwd: dir });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown flag --publik");
+  });
+
+  test("precedence end to end: the flag wins over env and file, and the log states the real ports", async () => {
+    const file = writeConfig("e2e.json", { Public: "127.0.0.1:0", Private: "127.0.0.1:0", path: "/from-file" });
+    const server = await spawnServer(["bun", MAIN, "--config", file, "--path", "/from-flag"], {
+      env: env({ WEBTALK_PATH: "/from-env" }),
+      cwd: dir,
+    });
+    expect(server.publicUrl).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/from-flag$/);
+    expect(server.publicUrl).not.toContain(":0/");
+    const ctl = await ControlClient.connect(server.privatePort);
+    expect(await ctl.call("[newuser]")).toMatch(/^\[ok\] 1!/);
+    ctl.close();
+    expect(await server.stop()).toBe(0);
+  });
+
+  test("an address in use is one clear line and exit code 1", async () => {
+    const blocker = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const result = await runToExit(["bun", MAIN, "--public", "127.0.0.1:0", "--private", `127.0.0.1:${blocker.port}`], {
+      env: env(),
+      cwd: dir,
+    });
+    blocker.stop(true);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe(`webtalk: private address 127.0.0.1:${blocker.port} is already in use`);
+  });
+});

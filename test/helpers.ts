@@ -1,0 +1,218 @@
+// Real clients for real servers: a byte-level control client and a WebSocket browser, with bounded waits.
+
+import type { Socket } from "bun";
+import { createLog } from "../src/observe/log.ts";
+import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
+import { settings, type Config } from "../src/config/schema.ts";
+import { startServer, type Webtalk } from "../src/server.ts";
+
+export const WAIT_MS = 5_000;
+
+/** Rejects when `promise` has not settled within `ms`: every wait in the tests is bounded. */
+export function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  const config = Object.fromEntries(settings.map((s) => [s.key, s.default])) as unknown as Config;
+  return {
+    ...config,
+    public: { host: "127.0.0.1", port: 0 },
+    private: { host: "127.0.0.1", port: 0 },
+    logLevel: "silent",
+    ...overrides,
+  };
+}
+
+/** Starts a server in this process on free loopback ports. */
+export function startTestServer(overrides: Partial<Config> = {}): Promise<Webtalk> {
+  const config = defaultConfig(overrides);
+  return startServer(config, createLog(config.logLevel));
+}
+
+/** An async queue: items pushed by event handlers, taken in order by the test with a bounded wait. */
+export class Inbox<T> {
+  #items: T[] = [];
+  #waiters: ((item: T) => void)[] = [];
+
+  push(item: T): void {
+    const waiter = this.#waiters.shift();
+    if (waiter) waiter(item);
+    else this.#items.push(item);
+  }
+
+  next(what = "a message", ms = WAIT_MS): Promise<T> {
+    const item = this.#items.shift();
+    if (item !== undefined) return Promise.resolve(item);
+    return within(new Promise<T>((resolve) => this.#waiters.push(resolve)), what, ms);
+  }
+
+  async take(count: number, what = "messages", ms = WAIT_MS): Promise<T[]> {
+    const out: T[] = [];
+    for (let i = 0; i < count; i++) out.push(await this.next(`${what} (${i + 1} of ${count})`, ms));
+    return out;
+  }
+
+  get size(): number {
+    return this.#items.length;
+  }
+}
+
+/** A backend's control connection, speaking raw bytes so tests can split and pipeline at will. */
+export class ControlClient {
+  readonly replies = new Inbox<string>();
+  readonly closed: Promise<void>;
+  #decoder = new FrameDecoder();
+  #socket!: Socket<undefined>;
+  #text = new TextDecoder();
+
+  private constructor() {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.closed = promise;
+    this.#markClosed = resolve;
+  }
+
+  #markClosed: () => void;
+
+  static async connect(port: number, host = "127.0.0.1"): Promise<ControlClient> {
+    const client = new ControlClient();
+    client.#socket = await within(
+      Bun.connect({
+        hostname: host,
+        port,
+        socket: {
+          data: (_socket, chunk) => {
+            for (const frame of client.#decoder.push(chunk)) {
+              if (frame.kind === "payload") client.replies.push(client.#text.decode(frame.bytes));
+              else client.replies.push(`<${frame.kind}>`);
+            }
+          },
+          close: () => client.#markClosed(),
+          error: () => client.#markClosed(),
+        },
+      }),
+      "control connection",
+    );
+    return client;
+  }
+
+  /** Writes raw bytes or text exactly as given. */
+  write(data: string | Uint8Array): void {
+    this.#socket.write(data);
+  }
+
+  /** Sends one framed payload and waits for its reply. */
+  async call(payload: string): Promise<string> {
+    this.write(encodeFrame(payload));
+    return this.replies.next(`reply to ${payload.slice(0, 40)}`);
+  }
+
+  /** Sends a framed payload and returns the reply's data, failing unless it is `[ok] …`. */
+  async ok(payload: string): Promise<string> {
+    const reply = await this.call(payload);
+    if (!reply.startsWith("[ok] ")) throw new Error(`${payload} answered ${reply}`);
+    return reply.slice(5);
+  }
+
+  close(): void {
+    this.#socket.end();
+  }
+}
+
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+/** A browser: a real WebSocket client with its messages and its close in inboxes. */
+export class Browser {
+  readonly messages = new Inbox<string>();
+  readonly closed: Promise<CloseInfo>;
+  readonly ws: WebSocket;
+
+  private constructor(ws: WebSocket) {
+    this.ws = ws;
+    const { promise, resolve } = Promise.withResolvers<CloseInfo>();
+    this.closed = promise;
+    ws.onmessage = (event) => this.messages.push(typeof event.data === "string" ? event.data : "<binary>");
+    ws.onclose = (event) => resolve({ code: event.code, reason: event.reason });
+  }
+
+  static async open(url: string, protocols?: string | string[]): Promise<Browser> {
+    const ws = new WebSocket(url, protocols);
+    const browser = new Browser(ws);
+    const opened = new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error(`could not open ${url}`));
+    });
+    await within(opened, `WebSocket open ${url}`);
+    return browser;
+  }
+
+  send(text: string | Uint8Array): void {
+    this.ws.send(text);
+  }
+
+  closedWithin(what = "the browser to be closed"): Promise<CloseInfo> {
+    return within(this.closed, what);
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export interface User {
+  id: number;
+  salt: string;
+  token: string;
+}
+
+export async function newUser(ctl: ControlClient): Promise<User> {
+  const data = await ctl.ok("[newuser]");
+  const [id, salt] = data.split("!") as [string, string];
+  return { id: Number(id), salt, token: data };
+}
+
+/**
+ * Opens a browser and logs it in, returning once the login has taken effect: a marker whispered
+ * while the user is offline is held, and its arrival proves the server has admitted the browser.
+ * Also returns the held messages that arrived before the marker.
+ */
+export async function loggedIn(server: Webtalk, ctl: ControlClient, user?: User): Promise<[Browser, User, string[]]> {
+  const who = user ?? (await newUser(ctl));
+  const marker = `ready-${who.id}-${Math.random()}`;
+  const held = await ctl.call(`[whisper] ${who.id}!${marker}`);
+  if (held !== "[ok] message queued") throw new Error(`user ${who.id} is already online (${held})`);
+  const browser = await Browser.open(server.publicUrl);
+  browser.send(who.token);
+  const earlier: string[] = [];
+  for (let m = await browser.messages.next("the login marker"); m !== marker; m = await browser.messages.next()) {
+    earlier.push(m);
+  }
+  return [browser, who, earlier];
+}
+
+/**
+ * Proves a browser received nothing more: a fresh marker whispered to it must be the next message.
+ * Works because one browser's messages arrive in the order the control commands ran.
+ */
+export async function expectNothingMore(ctl: ControlClient, browser: Browser, user: number): Promise<void> {
+  const marker = `marker-${Math.random()}`;
+  await ctl.ok(`[whisper] ${user}!${marker}`);
+  const next = await browser.messages.next("the marker");
+  if (next !== marker) throw new Error(`expected nothing before the marker, got ${JSON.stringify(next)}`);
+}
+
+/** Frames a payload as the original protocol does (5-digit byte length). */
+export function frame(payload: string): Uint8Array {
+  return encodeFrame(payload);
+}
+
+export function frameText(payload: string): string {
+  return new TextDecoder().decode(encodeFrame(payload));
+}

@@ -1,0 +1,85 @@
+// Spawning webtalk as a real process (source or compiled binary), always ended by its PID.
+
+import type { Subprocess } from "bun";
+import { resolve } from "node:path";
+import { within } from "./helpers.ts";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const MAIN = resolve(ROOT, "src/main.ts");
+
+export interface Spawned {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  publicUrl: string;
+  privatePort: number;
+  output: () => string;
+  /** Sends SIGTERM (or the given signal) and waits for the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number>;
+}
+
+const running = new Set<Subprocess>();
+process.on("exit", () => {
+  for (const proc of running) proc.kill("SIGKILL");
+});
+
+/** Runs a command to completion (bounded) and returns its exit code and output. */
+export async function runToExit(cmd: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+  const proc = Bun.spawn(cmd, { env: options.env ?? process.env, cwd: options.cwd ?? ROOT, stdout: "pipe", stderr: "pipe" });
+  running.add(proc);
+  try {
+    const [stdout, stderr, code] = await within(
+      Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]),
+      `${cmd.join(" ")} to exit`,
+      20_000,
+    );
+    return { code, stdout, stderr };
+  } finally {
+    proc.kill("SIGKILL");
+    running.delete(proc);
+  }
+}
+
+/** Starts a server process and waits until it logs both addresses. */
+export async function spawnServer(
+  cmd: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<Spawned> {
+  const proc = Bun.spawn(cmd, { env: options.env ?? process.env, cwd: options.cwd ?? ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  running.add(proc);
+  let text = "";
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  };
+  void pump(proc.stdout);
+  void pump(proc.stderr);
+  const ready = (async () => {
+    for (;;) {
+      const pub = /public\s+(ws:\/\/\S+)/.exec(text);
+      const priv = /private\s+tcp:\/\/\S+:(\d+)/.exec(text);
+      if (pub && priv) return { publicUrl: pub[1]!, privatePort: Number(priv[1]) };
+      if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${text}`);
+      await Bun.sleep(10);
+    }
+  })();
+  try {
+    const addresses = await within(ready, "the server's startup log", 15_000);
+    return {
+      proc,
+      ...addresses,
+      output: () => text,
+      async stop(signal = "SIGTERM") {
+        proc.kill(signal);
+        try {
+          return await within(proc.exited, "the server to exit", 15_000);
+        } finally {
+          proc.kill("SIGKILL");
+          running.delete(proc);
+        }
+      },
+    };
+  } catch (error) {
+    proc.kill("SIGKILL");
+    running.delete(proc);
+    throw error;
+  }
+}
