@@ -1,4 +1,4 @@
-import { GLOBAL_CHANNEL, type JoinResult, type State } from "./state.ts";
+import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 interface User {
   salt: string;
@@ -13,6 +13,7 @@ export class MemoryState implements State {
   #kv = new Map<string, string>();
   #nextUser = 1;
   #nextChannel = GLOBAL_CHANNEL + 1;
+  #heldTotal = 0;
 
   createUser(salt: string): number {
     const id = this.#nextUser++;
@@ -34,6 +35,7 @@ export class MemoryState implements State {
     const user = this.#users.get(id);
     if (!user) return false;
     for (const channel of user.channels) this.#channels.get(channel)?.delete(id);
+    this.#heldTotal -= user.held.length;
     this.#users.delete(id);
     return true;
   }
@@ -81,13 +83,32 @@ export class MemoryState implements State {
     return channels ? [...channels].sort((a, b) => a - b) : [];
   }
 
+  members(channel: number, after: number, limit: number): number[] | undefined {
+    const members = this.#channels.get(channel);
+    if (!members) return undefined;
+    const page: number[] = [];
+    for (const id of members) if (id > after) page.push(id);
+    page.sort((a, b) => a - b);
+    return page.length > limit ? page.slice(0, limit) : page;
+  }
+
+  memberCount(channel: number): number | undefined {
+    return this.#channels.get(channel)?.size;
+  }
+
+  counts(): StateCounts {
+    return { users: this.#users.size, channels: this.#channels.size, held: this.#heldTotal };
+  }
+
   hold(id: number, message: string, limit: number): number {
     const user = this.#users.get(id);
     if (!user) return 0;
     user.held.push(message);
+    this.#heldTotal++;
     const excess = user.held.length - limit;
     if (excess <= 0) return 0;
     user.held.splice(0, excess);
+    this.#heldTotal -= excess;
     return excess;
   }
 
@@ -96,6 +117,7 @@ export class MemoryState implements State {
     if (!user || user.held.length === 0) return [];
     const held = user.held;
     user.held = [];
+    this.#heldTotal -= held.length;
     return held;
   }
 

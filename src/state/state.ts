@@ -7,6 +7,13 @@ export type Maybe<T> = T | Promise<T>;
 /** Channel 1 exists from the start; every new user joins it while it exists. */
 export const GLOBAL_CHANNEL = 1;
 
+export interface StateCounts {
+  users: number;
+  channels: number;
+  /** Held messages across all users. */
+  held: number;
+}
+
 export type JoinResult = "ok" | "no-user" | "no-channel";
 
 /**
@@ -34,6 +41,12 @@ export interface State {
   leave(channel: number, user: number): Maybe<JoinResult>;
   /** The channels the user is a member of, in ascending order. */
   channelsOf(user: number): Maybe<number[]>;
+  /** Up to `limit` member IDs greater than `after`, ascending; undefined when there is no such channel. */
+  members(channel: number, after: number, limit: number): Maybe<number[] | undefined>;
+  /** How many users are in the channel; undefined when there is no such channel. */
+  memberCount(channel: number): Maybe<number | undefined>;
+  /** Totals for `[stats]`. */
+  counts(): Maybe<StateCounts>;
 
   /** Holds a message for a user who is not connected; returns how many old ones were dropped. */
   hold(user: number, message: string, limit: number): Maybe<number>;
