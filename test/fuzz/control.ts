@@ -4,7 +4,7 @@
 
 import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD } from "../../src/protocol/frame.ts";
 import type { Random } from "../random.ts";
-import { RawConnection } from "./raw.ts";
+import { RawConnection } from "../raw.ts";
 import type { FuzzTarget, Tally } from "./target.ts";
 
 const REPLY_WAIT_MS = 8_000;

@@ -4,7 +4,7 @@
 
 import { Browser } from "../helpers.ts";
 import type { Random } from "../random.ts";
-import { RawConnection } from "./raw.ts";
+import { RawConnection } from "../raw.ts";
 import type { FuzzTarget, Tally } from "./target.ts";
 
 const CLOSE_WAIT_MS = 5_000;
