@@ -49,7 +49,17 @@ const seed = chooseSeed(flags.seed);
 /** Memory may end this far above its post-warm-up level: 20 MB or 25 %, whichever is larger. */
 const RSS_SLACK_MB = 20;
 const RSS_SLACK_RATIO = 0.25;
-const PHASE_MS = 60_000;
+/** Longest wait for one phase (all online, everything killed): a fault fails the run rather than hanging it. */
+const PHASE_MS = 20_000 + browsers;
+
+// Stopped from outside: exit through the exit handlers, which kill the server process by its PID (and the
+// workers exit when their IPC channel closes), so nothing is left running.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`soak: ${signal}: stopping\n`);
+    process.exit(1);
+  });
+}
 
 const problems = new Problems();
 const r = createRandom(seed);

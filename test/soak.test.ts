@@ -27,6 +27,10 @@ test(`soak: ${SECONDS} s, 200 browsers, 4 backends, nothing lost, duplicated, re
     expect(verdict).toContain(" 0 lost, 0 duplicated, 0 out of order, 0 misdelivered, 0 wrong replies/events/close codes");
     expect(code).toBe(0);
   } finally {
-    soak.kill("SIGKILL");
+    // SIGTERM first: the soak then ends its server and workers itself; SIGKILL would orphan them.
+    if (soak.exitCode === null) {
+      soak.kill("SIGTERM");
+      await within(soak.exited, "the soak to stop", 5_000).catch(() => soak.kill("SIGKILL"));
+    }
   }
 }, SECONDS * 1000 + SLACK_MS + 5_000);
