@@ -35,7 +35,9 @@ const { values: flags } = parseArgs({
 });
 
 if (flags.help) {
-  console.log(readFileSync(import.meta.path, "utf8").split("\n").filter((line) => line.startsWith("//")).map((line) => line.slice(3)).join("\n"));
+  const lines = readFileSync(import.meta.path, "utf8").split("\n");
+  const header = lines.slice(0, lines.findIndex((line) => !line.startsWith("//")));
+  console.log(header.map((line) => line.slice(3)).join("\n"));
   process.exit(0);
 }
 
