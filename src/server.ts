@@ -1,17 +1,17 @@
 // The composition root: the one place that knows every part and wires them together.
 
-import type { TCPSocketListener } from "bun";
 import type { ConsolaInstance } from "consola";
-import { formatAddress, type Address } from "./config/address.ts";
+import { formatAddress, isLoopback, type Address } from "./config/address.ts";
 import type { Config } from "./config/schema.ts";
+import { readTls } from "./config/tls.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
-import { createLogin } from "./core/login.ts";
-import { CloseCode } from "./protocol/codes.ts";
+import { createLogin, type LoginDecision } from "./core/login.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
-import type { State } from "./state/state.ts";
-import { listenControl } from "./transport/control.ts";
+import type { Maybe, State } from "./state/state.ts";
+import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 
 export interface Webtalk {
@@ -20,6 +20,8 @@ export interface Webtalk {
   private: Address;
   /** e.g. ws://127.0.0.1:12345/webtalk */
   publicUrl: string;
+  metrics: Metrics;
+  /** Graceful: stops accepting, answers pending commands, closes browsers with 1001; bounded by --shutdown-timeout. */
   stop(): Promise<void>;
 }
 
@@ -29,32 +31,44 @@ export class StartupError extends Error {
 }
 
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
-  const state: State = new MemoryState();
+  const tls = readTls(config);
+  const state: State = new MemoryState({ heldBytes: config.queueBytes });
   const events = new EventHub();
   const metrics = new Metrics();
-  let pub: PublicServer | undefined;
-  let control: TCPSocketListener<unknown> | undefined;
+  const controlLog = log.withTag("control");
+
+  // The login rules need the public side's Delivery, which exists once the public server does.
+  let login: (token: string) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
+  const pub: PublicServer = bind("public", config.public, () =>
+    servePublic({
+      hostname: config.public.host,
+      port: config.public.port,
+      path: config.path,
+      loginTimeoutMs: config.loginTimeout * 1000,
+      login: (token) => login(token),
+      upstream: config.upstream,
+      maxMessage: config.maxMessage,
+      backpressure: config.backpressure,
+      rules: { origins: config.origins, maxConnections: config.maxConnections },
+      tls,
+      events,
+      metrics,
+      log: log.withTag("public"),
+    }),
+  );
+  login = createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate });
+  const execute = createExecutor({
+    state,
+    delivery: pub.delivery,
+    heldLimit: config.queue,
+    secret: config.secret,
+    events,
+    metrics,
+    log: controlLog,
+  });
+
+  let control: ControlServer;
   try {
-    // The login check and the executor both need the public side's Delivery, which exists only once
-    // the public server does: the login function is therefore handed over through a late binding.
-    let login: ReturnType<typeof createLogin> = () => ({ ok: false, why: "unknown" });
-    pub = bind("public", config.public, () =>
-      servePublic({
-        hostname: config.public.host,
-        port: config.public.port,
-        path: config.path,
-        loginTimeoutMs: config.loginTimeout * 1000,
-        login: (token) => login(token),
-        upstream: config.upstream,
-        maxMessage: config.maxMessage,
-        events,
-        metrics,
-        log: log.withTag("public"),
-      }),
-    );
-    login = createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate });
-    const controlLog = log.withTag("control");
-    const execute = createExecutor({ state, delivery: pub.delivery, heldLimit: config.queue, events, metrics, log: controlLog });
     control = bind("private", config.private, () =>
       listenControl({
         hostname: config.private.host,
@@ -62,30 +76,40 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         execute,
         events,
         listenerBuffer: config.listenerBuffer,
+        authRequired: config.secret !== "",
+        maxConnections: config.maxControlConnections,
+        tls: config.privateTls ? tls : undefined,
         metrics,
         log: controlLog,
       }),
-    ) as TCPSocketListener<unknown>;
+    );
   } catch (error) {
-    await pub?.stop(CloseCode.shuttingDown);
+    await pub.stop(CloseCode.shuttingDown, Date.now());
     throw error;
   }
 
   const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
   const privateAddress = { host: config.private.host, port: control.port };
-  const publicUrl = `ws://${formatAddress(publicAddress)}${config.path}`;
+  const publicUrl = `${tls ? "wss" : "ws"}://${formatAddress(publicAddress)}${config.path}`;
   log.info(`public  ${publicUrl}`);
-  log.info(`private tcp://${formatAddress(privateAddress)}`);
+  log.info(`private ${config.privateTls ? "tls" : "tcp"}://${formatAddress(privateAddress)}`);
+  if (config.secret === "" && !isLoopback(config.private.host)) {
+    log.warn(`the control port listens on ${config.private.host} without --secret: anyone who reaches it controls webtalk`);
+  }
 
-  const running = { pub, control };
   return {
     public: publicAddress,
     private: privateAddress,
     publicUrl,
+    metrics,
     async stop() {
-      running.control.stop(true);
-      await running.pub.stop(CloseCode.shuttingDown);
-      await state.close();
+      const deadline = Date.now() + config.shutdownTimeout * 1000;
+      try {
+        await control.stop(deadline);
+        await pub.stop(CloseCode.shuttingDown, deadline);
+      } finally {
+        await state.close();
+      }
     },
   };
 }

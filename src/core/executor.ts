@@ -10,13 +10,15 @@ import type { EventHub } from "./events.ts";
 import type { ControlSession } from "./session.ts";
 import { createDropReporter } from "./drop-reporter.ts";
 import { then } from "./maybe.ts";
-import { newSalt } from "./secret.ts";
+import { newSalt, sameSecret } from "./secret.ts";
 
 export interface ExecutorOptions {
   state: State;
   delivery: Delivery;
   /** Held messages kept per offline user. */
   heldLimit: number;
+  /** The `[auth]` secret; "" when none is required (then `[auth]` always succeeds). */
+  secret: string;
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
@@ -31,7 +33,7 @@ type Handler = (data: string, session: ControlSession) => Maybe<string>;
 const MEMBERS_PAGE = 20_000;
 
 /** The meaning of every control command, free of any transport: the control port and `ctl` share it. */
-export function createExecutor({ state, delivery, heldLimit, events, metrics, log }: ExecutorOptions): Execute {
+export function createExecutor({ state, delivery, heldLimit, secret, events, metrics, log }: ExecutorOptions): Execute {
   const reportDrop = createDropReporter(log);
 
   const withUser = (data: string, fn: (user: number) => Maybe<string>): Maybe<string> => {
@@ -170,6 +172,10 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
           ].join(" "),
         ),
       ),
+
+    // Answered synchronously: the control transport relies on it for a connection's first frame.
+    auth: (data) =>
+      secret === "" || sameSecret(data, secret) ? okReply(Reply.authenticated) : errorReply("authentication failed"),
 
     listen: (data, session) => {
       if (data.length > 0) return errorReply(`[listen] takes no data, got ${quote(data)}`);

@@ -10,4 +10,6 @@ export class Metrics {
   dropped = 0;
   controlConnections = 0;
   listenersDisconnected = 0;
+  /** Browsers closed with 4006 because they stopped reading. */
+  slowConsumersDisconnected = 0;
 }

@@ -6,6 +6,8 @@ import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import type { Maybe } from "../state/state.ts";
+import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
+import { createWatchdog } from "./watchdog.ts";
 
 export interface PublicOptions {
   hostname: string;
@@ -17,6 +19,11 @@ export interface PublicOptions {
   upstream: boolean;
   /** Largest message a browser may send, in bytes; larger closes with 1009. */
   maxMessage: number;
+  /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
+  backpressure: number;
+  rules: UpgradeRules;
+  /** PEM certificate and key: serve wss:// and https://. */
+  tls?: { cert: string; key: string };
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
@@ -35,14 +42,17 @@ export type Browser = ServerWebSocket<Peer>;
 export interface PublicServer {
   server: Server<Peer>;
   delivery: Delivery;
-  /** Closes every browser with `reason` and stops listening. */
-  stop(reason: CloseReason): Promise<void>;
+  /** Stops accepting, closes every browser with `reason`, and waits for them until `deadline` (ms epoch). */
+  stop(reason: CloseReason, deadline: number): Promise<void>;
 }
 
 /** A browser's first message is `ID!SALT`; nothing longer can be one. */
 const MAX_LOGIN_BYTES = 256;
-/** Bytes queued for one browser before it counts as not reading and is disconnected. */
-const BACKPRESSURE_LIMIT = 4 << 20;
+/**
+ * Bun's own hard cap is this many times the slow-consumer limit: past it Bun closes the socket itself
+ * rather than drop a message, should a burst outrun the watchdog within one turn of the event loop.
+ */
+const HARD_LIMIT_FACTOR = 4;
 /** Seconds of silence before Bun pings a browser, and closes it if the ping goes unanswered. */
 const IDLE_TIMEOUT_S = 60;
 
@@ -51,6 +61,19 @@ export function servePublic(options: PublicOptions): PublicServer {
   const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, log } = options;
   const sessions = new Map<number, Browser>();
   const pending = new Set<Browser>();
+  let open = 0;
+  const { promise: allClosed, resolve: markAllClosed } = Promise.withResolvers<void>();
+  let stopping = false;
+
+  const watchdog = createWatchdog(
+    () => sessions.values(),
+    options.backpressure,
+    (ws, buffered) => {
+      metrics.slowConsumersDisconnected++;
+      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`);
+      release(ws.data.user, ws, CloseCode.slowConsumer);
+    },
+  );
 
   /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
   const release = (user: number, ws: Browser, reason: CloseReason): void => {
@@ -79,7 +102,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     ws.data.user = user;
     sessions.set(user, ws);
     // Held messages go out before the subscriptions exist, so nothing newer can overtake them.
-    for (const message of decision.held) ws.send(message);
+    for (const message of decision.held) watchdog.observe(ws.send(message));
     metrics.delivered += decision.held.length;
     ws.subscribe(userTopic(user));
     for (const channel of decision.channels) ws.subscribe(channelTopic(channel));
@@ -90,21 +113,25 @@ export function servePublic(options: PublicOptions): PublicServer {
   const server = Bun.serve<Peer>({
     hostname,
     port,
+    tls: options.tls,
     fetch(request, srv) {
       const url = new URL(request.url);
       if (url.pathname !== path) return new Response("not found\n", { status: 404 });
+      const refusal = refuseUpgrade(request, open, options.rules);
+      if (refusal) return refusal;
       const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs };
       if (srv.upgrade(request, { data })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
     },
     websocket: {
       maxPayloadLength: maxMessage,
-      backpressureLimit: BACKPRESSURE_LIMIT,
+      backpressureLimit: options.backpressure * HARD_LIMIT_FACTOR,
       closeOnBackpressureLimit: true,
       idleTimeout: IDLE_TIMEOUT_S,
       sendPings: true,
       perMessageDeflate: false,
       open(ws) {
+        open++;
         pending.add(ws);
       },
       message(ws, message) {
@@ -134,6 +161,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         } else admit(ws, decision);
       },
       close(ws) {
+        if (--open === 0 && stopping) markAllClosed();
         pending.delete(ws);
         const { user } = ws.data;
         if (ws.data.phase === "live" && sessions.get(user) === ws) {
@@ -163,11 +191,11 @@ export function servePublic(options: PublicOptions): PublicServer {
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
     onlineIn: (channel) => server.subscriberCount(channelTopic(channel)),
-    toUser: (user, message) => void server.publish(userTopic(user), message),
+    toUser: (user, message) => watchdog.observe(server.publish(userTopic(user), message)),
     toChannel(channel, message) {
       const topic = channelTopic(channel);
       const recipients = server.subscriberCount(topic);
-      if (recipients > 0) server.publish(topic, message);
+      if (recipients > 0) watchdog.observe(server.publish(topic, message));
       return recipients;
     },
     subscribe: (user, channel) => void sessions.get(user)?.subscribe(channelTopic(channel)),
@@ -178,14 +206,24 @@ export function servePublic(options: PublicOptions): PublicServer {
     },
   };
 
-  async function stop(reason: CloseReason): Promise<void> {
+  async function stop(reason: CloseReason, deadline: number): Promise<void> {
     clearInterval(sweep);
+    stopping = true;
+    void server.stop(false);
     for (const ws of pending) close(ws, reason);
     for (const [user, ws] of sessions) release(user, ws, reason);
+    if (open > 0) await untilDeadline(allClosed, deadline);
     await server.stop(true);
   }
 
   return { server, delivery, stop };
+}
+
+async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {
+  let timer: Timer | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+  await Promise.race([promise, late]);
+  clearTimeout(timer);
 }
 
 function close(ws: Browser, reason: CloseReason): void {
