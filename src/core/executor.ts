@@ -169,6 +169,7 @@ export function createExecutor({ state, delivery, heldLimit, secret, events, met
             `dropped=${metrics.dropped}`,
             `control_connections=${metrics.controlConnections}`,
             `listeners=${events.listeners}`,
+            `slow_consumers=${metrics.slowConsumersDisconnected}`,
           ].join(" "),
         ),
       ),

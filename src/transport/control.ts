@@ -43,8 +43,9 @@ interface Conn {
   authenticated: boolean;
   /** No more frames will be read (goodbye, bad header, failed auth, refused): close once flushed. */
   ending: boolean;
-  /** The server is stopping: answer what arrived, then close. */
+  /** The server is stopping: answer what arrives until the peer goes quiet, then close. */
   draining: boolean;
+  lastData: number;
   unlisten: (() => void) | undefined;
   counted: boolean;
 }
@@ -52,6 +53,9 @@ interface Conn {
 // Past this many unsent reply bytes (a backend that writes but does not read) the connection stops
 // being read until the kernel takes them: TCP's own flow control then slows the backend down.
 const OUT_HIGH_WATER = 1 << 20;
+/** While stopping, a connection is closed once it has sent nothing for this long and all is answered. */
+const QUIET_MS = 100;
+const DRAIN_POLL_MS = 20;
 const TOO_MANY = encodeFrame(errorReply("too many control connections"));
 const AUTH_REQUIRED = errorReply("authentication required");
 
@@ -61,7 +65,6 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 export function listenControl(options: ControlOptions): ControlServer {
   const { execute, events, listenerBuffer, metrics, log } = options;
   const sockets = new Set<Socket<Conn>>();
-  let onEmpty: (() => void) | undefined;
 
   const send = (socket: Socket<Conn>, replies: string[]): void => {
     if (replies.length === 0) return;
@@ -73,7 +76,7 @@ export function listenControl(options: ControlOptions): ControlServer {
   const settle = (socket: Socket<Conn>): void => {
     const conn = socket.data;
     if (conn.busy || !conn.out.empty) return;
-    if (conn.ending || conn.draining) socket.end();
+    if (conn.ending || (conn.draining && Date.now() - conn.lastData >= QUIET_MS)) socket.end();
   };
 
   const listen = (socket: Socket<Conn>): void => {
@@ -175,6 +178,7 @@ export function listenControl(options: ControlOptions): ControlServer {
       data(socket, chunk) {
         const conn = socket.data;
         if (conn.ending) return;
+        conn.lastData = Date.now();
         const frames = conn.decoder.push(chunk);
         if (conn.busy) conn.backlog.push(...frames);
         else run(socket, frames);
@@ -188,7 +192,6 @@ export function listenControl(options: ControlOptions): ControlServer {
         stopListening(socket.data);
         if (socket.data.counted) metrics.controlConnections--;
         sockets.delete(socket);
-        if (sockets.size === 0) onEmpty?.();
         log.debug(`control connection from ${socket.remoteAddress} closed`);
       },
       error(socket, error) {
@@ -197,17 +200,14 @@ export function listenControl(options: ControlOptions): ControlServer {
     },
   });
 
+  // Frames a backend sent just before the signal may still be on their way: keep answering until each
+  // connection has gone quiet and everything is written, or the deadline passes.
   async function stop(deadline: number): Promise<void> {
     listener.stop(false);
-    if (sockets.size > 0) {
-      const empty = new Promise<void>((resolve) => (onEmpty = resolve));
-      for (const socket of sockets) {
-        socket.data.draining = true;
-        settle(socket);
-      }
-      let timer: Timer | undefined;
-      await Promise.race([empty, new Promise((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
-      clearTimeout(timer);
+    for (const socket of sockets) socket.data.draining = true;
+    while (sockets.size > 0 && Date.now() < deadline) {
+      for (const socket of sockets) settle(socket);
+      await Bun.sleep(DRAIN_POLL_MS);
     }
     listener.stop(true);
   }
@@ -226,6 +226,7 @@ function newConn(socket: Socket<Conn>, listen: (socket: Socket<Conn>) => void, a
     authenticated,
     ending: false,
     draining: false,
+    lastData: 0,
     unlisten: undefined,
     counted: false,
   };
