@@ -7,6 +7,7 @@ import { readTls } from "./config/tls.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin, type LoginDecision } from "./core/login.ts";
+import { ReplayLog } from "./core/replay.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
@@ -35,17 +36,18 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const state: State = new MemoryState({ heldBytes: config.queueBytes });
   const events = new EventHub();
   const metrics = new Metrics();
+  const replay = new ReplayLog({ count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes });
   const controlLog = log.withTag("control");
 
   // The login rules need the public side's Delivery, which exists once the public server does.
-  let login: (token: string) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
+  let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
   const pub: PublicServer = bind("public", config.public, () =>
     servePublic({
       hostname: config.public.host,
       port: config.public.port,
       path: config.path,
       loginTimeoutMs: config.loginTimeout * 1000,
-      login: (token) => login(token),
+      login: (message, v2) => login(message, v2),
       upstream: config.upstream,
       maxMessage: config.maxMessage,
       backpressure: config.backpressure,
@@ -56,11 +58,12 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       log: log.withTag("public"),
     }),
   );
-  login = createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate });
+  login = createLogin({ state, delivery: pub.delivery, replay, duplicate: config.duplicate });
   const execute = createExecutor({
     state,
     delivery: pub.delivery,
     heldLimit: config.queue,
+    replay,
     secret: config.secret,
     events,
     metrics,

@@ -214,14 +214,15 @@ describe("bounded memory", () => {
   }, 60_000);
 
   test("--queue-bytes bounds held messages across all users, oldest first", async () => {
-    const server = await startTestServer({ queueBytes: 1000 });
+    // Each held entry is about 100 bytes (the text plus its stored offset): room for ten.
+    const server = await startTestServer({ queueBytes: 1010 });
     const ctl = await ControlClient.connect(server.private.port);
     const a = await newUser(ctl);
     const b = await newUser(ctl);
-    const text = "x".repeat(95); // "a0:" + 95 = 98 bytes, "b0:" likewise
+    const text = "x".repeat(95);
     for (let i = 0; i < 10; i++) await ctl.ok(`[whisper] ${a.id}!a${i}:${text}`);
     for (let i = 0; i < 10; i++) await ctl.ok(`[whisper] ${b.id}!b${i}:${text}`);
-    // 20 × 98 bytes held against a 1000-byte budget: the 10 oldest overall (all of a's) went first.
+    // 20 messages against a budget for 10: the 10 oldest overall (all of a's) went first.
     const stats = await ctl.call("[stats]");
     expect(stats).toContain("held=10");
     expect(stats).toContain("dropped=10");

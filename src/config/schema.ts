@@ -33,6 +33,10 @@ export interface Config {
   queueBytes: number;
   /** Seconds a graceful shutdown may take. */
   shutdownTimeout: number;
+  /** Replay window for webtalk.v2 browsers: messages per source, seconds, and bytes in total. */
+  replayCount: number;
+  replayAge: number;
+  replayBytes: number;
   logLevel: LogLevel;
 }
 
@@ -229,6 +233,33 @@ export const settings: readonly Setting[] = [
     valueHint: "SECONDS",
     description: "on SIGTERM/SIGINT, time allowed to answer pending commands and close connections",
     parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "replayCount",
+    flag: "replay-count",
+    fileKeys: ["ReplayCount", "replayCount"],
+    default: 1000,
+    valueHint: "COUNT",
+    description: "messages kept per channel and per user for webtalk.v2 browsers to resume from (0: none)",
+    parse: (raw) => wholeNumber(raw, 0, 1_000_000),
+  }),
+  define({
+    key: "replayAge",
+    flag: "replay-age",
+    fileKeys: ["ReplayAge", "replayAge"],
+    default: 300,
+    valueHint: "SECONDS",
+    description: "how long a message stays in the replay window",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "replayBytes",
+    flag: "replay-bytes",
+    fileKeys: ["ReplayBytes", "replayBytes"],
+    default: 64 << 20,
+    valueHint: "BYTES",
+    description: "memory for replay windows across all sources; past it the oldest messages go first",
+    parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
   }),
   define({
     key: "logLevel",

@@ -12,4 +12,8 @@ export class Metrics {
   listenersDisconnected = 0;
   /** Browsers closed with 4006 because they stopped reading. */
   slowConsumersDisconnected = 0;
+  /** Messages sent again to v2 browsers that resumed from a position. */
+  replayed = 0;
+  /** `#gap` notices sent: positions the replay window no longer covered. */
+  gaps = 0;
 }

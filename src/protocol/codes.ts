@@ -34,6 +34,7 @@ export const Event = {
   online: (user: number) => `[online] ${user}`,
   offline: (user: number) => `[offline] ${user}`,
   message: (user: number, text: string) => `[message] ${user}!${text}`,
+  gap: (user: number, source: string) => `[gap] ${user}!${source}`,
 } as const;
 
 export function okReply(data: string): string {

@@ -44,7 +44,7 @@ export class MemoryState implements State {
     const user = this.#users.get(id);
     if (!user) return false;
     for (const channel of user.channels) this.#channels.get(channel)?.delete(id);
-    this.#held.drop(id);
+    this.#held.take(id);
     this.#users.delete(id);
     return true;
   }

@@ -5,6 +5,7 @@ import type { EventHub } from "../core/events.ts";
 import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
+import { numbered, V2_PROTOCOL, WHISPER_SOURCE } from "../protocol/resume.ts";
 import type { Maybe } from "../state/state.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { createWatchdog } from "./watchdog.ts";
@@ -14,7 +15,7 @@ export interface PublicOptions {
   port: number;
   path: string;
   loginTimeoutMs: number;
-  login: (token: string) => Maybe<LoginDecision>;
+  login: (message: string, v2: boolean) => Maybe<LoginDecision>;
   /** Forward what logged-in browsers send as `[message]` events (off: ignore it, as the original). */
   upstream: boolean;
   /** Largest message a browser may send, in bytes; larger closes with 1009. */
@@ -34,6 +35,8 @@ interface Peer {
   phase: "pending" | "verifying" | "live" | "closing";
   user: number;
   deadline: number;
+  /** Chose the `webtalk.v2` subprotocol: numbered messages, notices, resumable. */
+  v2: boolean;
 }
 
 export type Browser = ServerWebSocket<Peer>;
@@ -101,12 +104,17 @@ export function servePublic(options: PublicOptions): PublicServer {
     ws.data.phase = "live";
     ws.data.user = user;
     sessions.set(user, ws);
-    // Held messages go out before the subscriptions exist, so nothing newer can overtake them.
-    for (const message of decision.held) watchdog.observe(ws.send(message));
-    metrics.delivered += decision.held.length;
-    ws.subscribe(userTopic(user));
-    for (const channel of decision.channels) ws.subscribe(channelTopic(channel));
+    // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it.
+    const { catchUp } = decision;
+    for (const message of catchUp.messages) watchdog.observe(ws.send(message));
+    metrics.delivered += catchUp.messages.length;
+    metrics.replayed += catchUp.replayed;
+    metrics.gaps += catchUp.gaps.length;
+    const { v2 } = ws.data;
+    ws.subscribe(userTopic(user, v2));
+    for (const channel of decision.channels) ws.subscribe(channelTopic(channel, v2));
     events.emit(Event.online(user));
+    for (const source of catchUp.gaps) events.emit(Event.gap(user, source));
     log.debug(`user ${user}: logged in`);
   };
 
@@ -119,8 +127,10 @@ export function servePublic(options: PublicOptions): PublicServer {
       if (url.pathname !== path) return new Response("not found\n", { status: 404 });
       const refusal = refuseUpgrade(request, open, options.rules);
       if (refusal) return refusal;
-      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs };
-      if (srv.upgrade(request, { data })) return undefined;
+      const v2 = wantsV2(request);
+      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs, v2 };
+      const headers = v2 ? { "Sec-WebSocket-Protocol": V2_PROTOCOL } : undefined;
+      if (srv.upgrade(request, { data, headers })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
     },
     websocket: {
@@ -149,7 +159,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           return close(ws, CloseCode.loginFailed);
         }
         ws.data.phase = "verifying";
-        const decision = login(message);
+        const decision = login(message, ws.data.v2);
         if (decision instanceof Promise) {
           decision.then(
             (d) => admit(ws, d),
@@ -190,16 +200,30 @@ export function servePublic(options: PublicOptions): PublicServer {
   const delivery: Delivery = {
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
-    onlineIn: (channel) => server.subscriberCount(channelTopic(channel)),
-    toUser: (user, message) => watchdog.observe(server.publish(userTopic(user), message)),
-    toChannel(channel, message) {
-      const topic = channelTopic(channel);
-      const recipients = server.subscriberCount(topic);
-      if (recipients > 0) watchdog.observe(server.publish(topic, message));
-      return recipients;
+    onlineIn: (channel) =>
+      server.subscriberCount(channelTopic(channel, false)) + server.subscriberCount(channelTopic(channel, true)),
+    toUser(user, message, offset) {
+      const ws = sessions.get(user);
+      if (!ws) return;
+      const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
+      watchdog.observe(server.publish(userTopic(user, ws.data.v2), text));
     },
-    subscribe: (user, channel) => void sessions.get(user)?.subscribe(channelTopic(channel)),
-    unsubscribe: (user, channel) => void sessions.get(user)?.unsubscribe(channelTopic(channel)),
+    toChannel(channel, message, offset) {
+      // Each protocol has its own topic: the v2 prefix is built once per message, never per subscriber.
+      const plain = server.subscriberCount(channelTopic(channel, false));
+      const resumable = server.subscriberCount(channelTopic(channel, true));
+      if (plain > 0) watchdog.observe(server.publish(channelTopic(channel, false), message));
+      if (resumable > 0) watchdog.observe(server.publish(channelTopic(channel, true), numbered(String(channel), offset, message)));
+      return plain + resumable;
+    },
+    subscribe(user, channel) {
+      const ws = sessions.get(user);
+      ws?.subscribe(channelTopic(channel, ws.data.v2));
+    },
+    unsubscribe(user, channel) {
+      const ws = sessions.get(user);
+      ws?.unsubscribe(channelTopic(channel, ws.data.v2));
+    },
     disconnect(user, reason) {
       const ws = sessions.get(user);
       if (ws) release(user, ws, reason);
@@ -231,10 +255,15 @@ function close(ws: Browser, reason: CloseReason): void {
   ws.close(reason.code, reason.reason);
 }
 
-function userTopic(user: number): string {
-  return `u${user}`;
+function userTopic(user: number, v2: boolean): string {
+  return v2 ? `U${user}` : `u${user}`;
 }
 
-function channelTopic(channel: number): string {
-  return `c${channel}`;
+function channelTopic(channel: number, v2: boolean): string {
+  return v2 ? `C${channel}` : `c${channel}`;
+}
+
+function wantsV2(request: Request): boolean {
+  const offered = request.headers.get("sec-websocket-protocol");
+  return offered !== null && offered.split(",").some((p) => p.trim() === V2_PROTOCOL);
 }
