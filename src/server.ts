@@ -7,7 +7,7 @@ import { readTls } from "./config/tls.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin, type LoginDecision } from "./core/login.ts";
-import { ReplayLog } from "./core/replay.ts";
+import { MemoryReplay } from "./core/replay.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
@@ -36,7 +36,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const state: State = new MemoryState({ heldBytes: config.queueBytes });
   const events = new EventHub();
   const metrics = new Metrics();
-  const replay = new ReplayLog({ count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes });
+  const replay = new MemoryReplay({ count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes });
   const controlLog = log.withTag("control");
 
   // The login rules need the public side's Delivery, which exists once the public server does.

@@ -11,7 +11,7 @@ import { heldEntry } from "./catch-up.ts";
 import { channelStream, userStream, type ReplayLog } from "./replay.ts";
 import type { ControlSession } from "./session.ts";
 import { createDropReporter } from "./drop-reporter.ts";
-import { then } from "./maybe.ts";
+import { all, then } from "./maybe.ts";
 import { newSalt, sameSecret } from "./secret.ts";
 
 export interface ExecutorOptions {
@@ -53,19 +53,23 @@ export function createExecutor(options: ExecutorOptions): Execute {
   };
 
   const whisper = (user: number, message: string): Maybe<string> => {
-    const offset = replay.append(userStream(user), message);
-    if (delivery.isOnline(user)) {
-      delivery.toUser(user, message, offset);
-      metrics.delivered++;
-      return ok(Reply.messageSent);
-    }
-    return then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
-      if (dropped > 0) {
-        metrics.dropped += dropped;
-        reportDrop(user, dropped);
-      }
-      return ok(Reply.messageQueued);
-    });
+    return then(replay.append(userStream(user), message), (offset) =>
+      then(delivery.isOnline(user), (online) => {
+        if (online) {
+          return then(delivery.toUser(user, message, offset), () => {
+            metrics.delivered++;
+            return ok(Reply.messageSent);
+          });
+        }
+        return then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
+          if (dropped > 0) {
+            metrics.dropped += dropped;
+            reportDrop(user, dropped);
+          }
+          return ok(Reply.messageQueued);
+        });
+      }),
+    );
   };
 
   const handlers: Record<string, Handler> = {
@@ -76,11 +80,11 @@ export function createExecutor(options: ExecutorOptions): Execute {
 
     killuser: (data) =>
       withUser(data, (user) =>
-        then(state.deleteUser(user), () => {
-          replay.drop(userStream(user));
-          delivery.disconnect(user, CloseCode.killed);
-          return ok(Reply.userKilled);
-        }),
+        then(state.deleteUser(user), () =>
+          then(replay.drop(userStream(user)), () =>
+            then(delivery.disconnect(user, CloseCode.killed), () => ok(Reply.userKilled)),
+          ),
+        ),
       ),
 
     whisper: (data) =>
@@ -93,34 +97,40 @@ export function createExecutor(options: ExecutorOptions): Execute {
       if (!id.ok) return errorReply(id.error);
       return then(state.deleteChannel(id.value), (members) => {
         if (!members) return noSuchChannel(id.value);
-        replay.drop(channelStream(id.value));
-        for (const user of members) delivery.unsubscribe(user, id.value);
-        return ok(Reply.channelKilled);
+        return then(replay.drop(channelStream(id.value)), () =>
+          then(all(members.map((user) => delivery.unsubscribe(user, id.value))), () => ok(Reply.channelKilled)),
+        );
       });
     },
 
     shout: (data) =>
       withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
-        withChannel(id, (channel) => {
-          metrics.delivered += delivery.toChannel(channel, message, replay.append(channelStream(channel), message));
-          return ok(Reply.messageSent);
-        }),
+        withChannel(id, (channel) =>
+          then(replay.append(channelStream(channel), message), (offset) =>
+            then(delivery.toChannel(channel, message, offset), (recipients) => {
+              metrics.delivered += recipients;
+              return ok(Reply.messageSent);
+            }),
+          ),
+        ),
       ),
 
     join: (data) =>
       withPair(data, ([channel, user]) =>
-        then(state.join(channel, user), (result) => {
-          if (result === "ok") delivery.subscribe(user, channel);
-          return membership(result, channel, user, Reply.userJoined);
-        }),
+        then(state.join(channel, user), (result) =>
+          then(result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
+            membership(result, channel, user, Reply.userJoined),
+          ),
+        ),
       ),
 
     leave: (data) =>
       withPair(data, ([channel, user]) =>
-        then(state.leave(channel, user), (result) => {
-          if (result === "ok") delivery.unsubscribe(user, channel);
-          return membership(result, channel, user, Reply.userLeft);
-        }),
+        then(state.leave(channel, user), (result) =>
+          then(result === "ok" ? delivery.unsubscribe(user, channel) : undefined, () =>
+            membership(result, channel, user, Reply.userLeft),
+          ),
+        ),
       ),
 
     store: (data) =>
@@ -135,13 +145,15 @@ export function createExecutor(options: ExecutorOptions): Execute {
 
     ping: (data) => noData("ping", data) ?? okReply(Reply.pong),
 
-    online: (data) => withUser(data, (user) => okReply(delivery.isOnline(user) ? "1" : "0")),
+    online: (data) => withUser(data, (user) => then(delivery.isOnline(user), (online) => okReply(online ? "1" : "0"))),
 
     count: (data) => {
       const id = parseId(data, "channel ID");
       if (!id.ok) return errorReply(id.error);
       return then(state.memberCount(id.value), (members) =>
-        members === undefined ? noSuchChannel(id.value) : okReply(`${members}!${delivery.onlineIn(id.value)}`),
+        members === undefined
+          ? noSuchChannel(id.value)
+          : then(delivery.onlineIn(id.value), (online) => okReply(`${members}!${online}`)),
       );
     },
 
@@ -157,19 +169,17 @@ export function createExecutor(options: ExecutorOptions): Execute {
     },
 
     kick: (data) =>
-      withUser(data, (user) => {
-        delivery.disconnect(user, CloseCode.kicked);
-        return okReply(Reply.userKicked);
-      }),
+      withUser(data, (user) => then(delivery.disconnect(user, CloseCode.kicked), () => okReply(Reply.userKicked))),
 
     stats: (data) =>
       noData("stats", data) ??
       then(state.counts(), (counts) =>
+        then(delivery.onlineCount(), (online) =>
         okReply(
           [
             `uptime_s=${Math.floor((Date.now() - metrics.startedAt) / 1000)}`,
             `users=${counts.users}`,
-            `online=${delivery.onlineCount()}`,
+            `online=${online}`,
             `channels=${counts.channels}`,
             `held=${counts.held}`,
             `delivered=${metrics.delivered}`,
@@ -180,6 +190,7 @@ export function createExecutor(options: ExecutorOptions): Execute {
             `replayed=${metrics.replayed}`,
             `gaps=${metrics.gaps}`,
           ].join(" "),
+        ),
         ),
       ),
 

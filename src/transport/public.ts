@@ -228,6 +228,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       const ws = sessions.get(user);
       if (ws) release(user, ws, reason);
     },
+    // One node: the session map is the whole truth, and admit() replaces a local browser itself.
+    claim: () => undefined,
   };
 
   async function stop(reason: CloseReason, deadline: number): Promise<void> {
