@@ -8,6 +8,7 @@ import { createExecutor } from "./core/executor.ts";
 import { createLogin } from "./core/login.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
+import { openSqliteState } from "./state/sqlite.ts";
 import type { State } from "./state/state.ts";
 import { listenControl } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
@@ -27,7 +28,7 @@ export class StartupError extends Error {
 }
 
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
-  const state: State = new MemoryState();
+  const state = openState(config, log);
   let pub: PublicServer | undefined;
   let control: TCPSocketListener<unknown> | undefined;
   try {
@@ -51,6 +52,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     ) as TCPSocketListener<unknown>;
   } catch (error) {
     await pub?.stop(CloseCode.shuttingDown);
+    await state.close();
     throw error;
   }
 
@@ -84,4 +86,15 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     }
     throw error;
   }
+}
+
+/** The in-memory state, or the durable one when `--data` names a file (StateOpenError when it cannot be used). */
+function openState(config: Config, log: ConsolaInstance): State {
+  if (!config.data) return new MemoryState();
+  const started = performance.now();
+  const state = openSqliteState(config.data, { sync: config.dataSync });
+  const { users, channels, held } = state.counts();
+  const ms = (performance.now() - started).toFixed(0);
+  log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);
+  return state;
 }

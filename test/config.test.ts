@@ -31,6 +31,8 @@ describe("loadConfig", () => {
       loginTimeout: 10,
       duplicate: "replace",
       logLevel: "info",
+      data: "",
+      dataSync: "full",
     });
   });
 
@@ -71,6 +73,9 @@ describe("loadConfig", () => {
     [{ "log-level": "loud" }, {}, 'invalid --log-level value "loud"'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
+    [{ data: " " }, {}, 'invalid --data value " ": expected a file name'],
+    [{ data: ":memory:" }, {}, 'invalid --data value ":memory:": expected a file name, not a SQLite URI'],
+    [{}, { WEBTALK_DATA_SYNC: "off" }, 'invalid WEBTALK_DATA_SYNC value "off": expected one of full, normal'],
   ])("flags %p env %p fail with %p", (flags, env, message) => {
     expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(ConfigError);
     expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(message);
@@ -90,7 +95,7 @@ describe("the webtalk command", () => {
   test("--help lists every flag with its variable; --version prints the version", async () => {
     const help = await runToExit(["bun", MAIN, "--help"], { env: env(), cwd: dir });
     expect(help.code).toBe(0);
-    for (const flag of ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--config", "--log-level"]) {
+    for (const flag of ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--config", "--log-level", "--data", "--data-sync"]) {
       expect(help.stdout).toContain(flag);
     }
     expect(help.stdout).toContain("WEBTALK_LOGIN_TIMEOUT");

@@ -5,6 +5,7 @@ import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
 import { startServer, StartupError } from "../server.ts";
 import { formatAddress } from "../config/address.ts";
+import { StateOpenError } from "../state/state.ts";
 
 /** `webtalk [flags]`: loads the configuration and runs the server until SIGINT or SIGTERM. */
 export const serveCommand = defineCommand({
@@ -28,6 +29,7 @@ export const serveCommand = defineCommand({
       server = await startServer(loaded.config, log);
     } catch (error) {
       if (error instanceof StartupError) return fail(1, error.message);
+      if (error instanceof StateOpenError) return fail(2, error.message);
       throw error;
     }
     const stop = async (signal: string) => {
@@ -43,7 +45,7 @@ export const serveCommand = defineCommand({
 function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
   for (const s of settings) {
-    const shown = typeof s.default === "object" ? formatAddress(s.default as never) : String(s.default);
+    const shown = s.shownDefault ?? (typeof s.default === "object" ? formatAddress(s.default as never) : String(s.default));
     args[s.flag] = {
       type: "string",
       valueHint: s.valueHint,

@@ -24,6 +24,8 @@ export type JoinResult = "ok" | "no-user" | "no-channel";
  *   wait for the first (the control transport runs one connection's commands one at a time).
  * - join and leave are idempotent; deleting a user removes its memberships and held messages.
  * - Held messages keep their order; past `limit` for one user the oldest are dropped first.
+ * - A durable implementation has made a call's effect durable before the call answers, so whatever a
+ *   caller saw answered (and replied `[ok]` for) is there after a restart, IDs included.
  */
 export interface State {
   /** Creates a user with this salt, joins it to the global channel, returns its ID. */
@@ -59,4 +61,9 @@ export interface State {
   retrieve(key: string): Maybe<string>;
 
   close(): Maybe<void>;
+}
+
+/** A state that cannot be opened as configured (a bad, newer or locked data file): exit code 2. */
+export class StateOpenError extends Error {
+  override name = "StateOpenError";
 }
