@@ -92,7 +92,7 @@ function bind<T>(name: string, address: Address, start: () => T): T {
 function openState(config: Config, log: ConsolaInstance): State {
   if (!config.data) return new MemoryState();
   const started = performance.now();
-  const state = openSqliteState(config.data, { sync: config.dataSync });
+  const state = openSqliteState(config.data, { sync: config.dataSync, log: log.withTag("data") });
   const { users, channels, held } = state.counts();
   const ms = (performance.now() - started).toFixed(0);
   log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);

@@ -6,7 +6,7 @@
 // that plus the one command still in flight.
 
 import { Database } from "bun:sqlite";
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,6 +16,11 @@ import { MAIN, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-crash-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// A failed expectation must not leave a server running: each one started is killed by its PID.
+const started: Spawned[] = [];
+afterEach(() => {
+  for (const server of started.splice(0)) server.proc.kill("SIGKILL");
+});
 
 const CONNECTIONS = 4;
 const QUEUE = 4; // small, so drop-oldest happens and is checked too
@@ -132,10 +137,13 @@ describe.each(["full", "normal"] as const)("SIGKILL under load, --data-sync %s",
   test("every command answered [ok] before the kill is there after the restart", async () => {
     const data = join(dir, `crash-${sync}.db`);
     const seed = Date.now() % 100_000;
-    const start = (queue: number) =>
-      spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--queue", String(queue), "--data", data, "--data-sync", sync], {
+    const start = async (queue: number) => {
+      const server = await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--queue", String(queue), "--data", data, "--data-sync", sync], {
         cwd: dir,
       });
+      started.push(server);
+      return server;
+    };
 
     // 1. A steady stream from several connections, and a SIGKILL once enough [ok]s have come back.
     let server = await start(QUEUE);

@@ -2,16 +2,26 @@
 // restart (graceful or SIGKILL) is there after it, and a file that cannot be used stops the start.
 
 import { Database } from "bun:sqlite";
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloseCode } from "../src/protocol/codes.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { MAIN, ROOT, runToExit, spawnServer } from "./process.ts";
+import { MAIN, ROOT, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-durable-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// A failed expectation must not leave a server running: each one started is killed by its PID.
+const started: Spawned[] = [];
+afterEach(() => {
+  for (const server of started.splice(0)) server.proc.kill("SIGKILL");
+});
+const spawnServer = async (...args: Parameters<typeof spawn>) => {
+  const server = await spawn(...args);
+  started.push(server);
+  return server;
+};
 
 const env = { PATH: process.env.PATH ?? "", HOME: dir };
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];

@@ -1,4 +1,5 @@
-import type { Database, Statement } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
+import type { ConsolaInstance } from "consola";
 import { openDataFile, type DataFileOptions } from "./sqlite-file.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
@@ -8,8 +9,8 @@ export type { SyncMode } from "./sqlite-file.ts";
  * Opens the SQLite data file at `path` (created when absent) and returns the state it holds.
  * Throws StateOpenError when the file is damaged, newer, another program's, locked or unwritable.
  */
-export function openSqliteState(path: string, options: DataFileOptions): SqliteState {
-  return new SqliteState(openDataFile(path, options));
+export function openSqliteState(path: string, options: DataFileOptions & { log?: ConsolaInstance }): SqliteState {
+  return new SqliteState(openDataFile(path, options), options.log);
 }
 
 type Id = { id: number };
@@ -21,14 +22,17 @@ type Id = { id: number };
  */
 export class SqliteState implements State {
   readonly #db: Database;
+  readonly #log: ConsolaInstance | undefined;
   readonly #sql;
   readonly #transaction: <T>(fn: () => T) => T;
   /** Totals for counts(), counted once at open and kept in step after each commit. */
   #totals: StateCounts;
   #closed = false;
 
-  constructor(db: Database) {
+  /** `log` hears of writes that fail (disk full, I/O error): the caller only sees the exception. */
+  constructor(db: Database, log?: ConsolaInstance) {
     this.#db = db;
+    this.#log = log;
     this.#sql = prepare(db);
     const transaction = db.transaction((fn: () => unknown) => fn());
     this.#transaction = transaction as <T>(fn: () => T) => T;
@@ -142,11 +146,11 @@ export class SqliteState implements State {
   }
 
   store(key: string, value: string): void {
-    this.#sql.store.run(key, value);
+    this.#write(() => this.#sql.store.run(key, value));
   }
 
   clear(key: string): void {
-    this.#sql.clear.run(key);
+    this.#write(() => this.#sql.clear.run(key));
   }
 
   retrieve(key: string): string {
@@ -171,7 +175,12 @@ export class SqliteState implements State {
 
   /** Runs `fn` as one transaction: committed when it returns, rolled back when it throws. */
   #write<T>(fn: () => T): T {
-    return this.#transaction(fn);
+    try {
+      return this.#transaction(fn);
+    } catch (error) {
+      this.#log?.error(`data file write failed, nothing was changed: ${(error as Error).message}`);
+      throw error;
+    }
   }
 }
 

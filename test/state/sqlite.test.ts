@@ -4,6 +4,7 @@
 
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
+import { createConsola } from "consola";
 import fc from "fast-check";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -141,6 +142,35 @@ describe("a call that fails", () => {
   });
 });
 
+test("a full disk: the write that fails changes nothing and is logged, and later writes work", () => {
+  const path = freshFile();
+  const db = openDataFile(path, { sync: "full" });
+  const lines: string[] = [];
+  const log = createConsola({ reporters: [{ log: (entry) => void lines.push(entry.args.join(" ")) }] });
+  const state = new SqliteState(db, log);
+  const user = state.createUser("s");
+  state.store("kept", "yes");
+  // SQLite's own page limit stands in for the disk: writes past it fail with SQLITE_FULL.
+  const { page_count } = db.query<{ page_count: number }, []>("PRAGMA page_count").get()!;
+  db.run(`PRAGMA max_page_count = ${page_count}`);
+  expect(() => {
+    for (let i = 0; ; i++) state.store(`filler-${i}`, "x".repeat(20_000));
+  }).toThrow("database or disk is full");
+  expect(() => state.hold(user, "y".repeat(50_000), 10)).toThrow("database or disk is full");
+  expect(state.counts()).toEqual({ users: 1, channels: 1, held: 0 });
+  expect(state.takeHeld(user)).toEqual([]);
+  expect(state.retrieve("kept")).toBe("yes");
+  expect(lines.filter((line) => line.startsWith("data file write failed, nothing was changed: "))).toHaveLength(2);
+  db.run("PRAGMA max_page_count = 1073741823");
+  state.hold(user, "room again", 10);
+  expect(state.takeHeld(user)).toEqual(["room again"]);
+  expect(state.createUser("t")).toBe(2);
+  state.close();
+  const check = new Database(path);
+  expect(check.query("PRAGMA integrity_check").all()).toEqual([{ integrity_check: "ok" }]);
+  check.close();
+});
+
 describe("SqliteState and MemoryState", () => {
   // Small ranges, so that calls mostly meet users, channels and keys that exist.
   const id = fc.integer({ min: 0, max: 8 });
@@ -193,9 +223,9 @@ describe("SqliteState and MemoryState", () => {
           rmSync(path, { force: true });
         }
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
-  });
+  }, 30_000);
 });
 
 test("after all of the above, a data file passes SQLite's integrity check", () => {
