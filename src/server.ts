@@ -6,6 +6,7 @@ import { formatAddress, type Address } from "./config/address.ts";
 import type { Config } from "./config/schema.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin } from "./core/login.ts";
+import { rejectingThrows } from "./core/maybe.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
 import { openSqliteState } from "./state/sqlite.ts";
@@ -45,8 +46,8 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         log: log.withTag("public"),
       }),
     );
-    login = createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate });
-    const execute = createExecutor({ state, delivery: pub.delivery, heldLimit: config.queue, log: log.withTag("control") });
+    login = rejectingThrows(createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate }));
+    const execute = rejectingThrows(createExecutor({ state, delivery: pub.delivery, heldLimit: config.queue, log: log.withTag("control") }));
     control = bind("private", config.private, () =>
       listenControl({ hostname: config.private.host, port: config.private.port, execute, log: log.withTag("control") }),
     ) as TCPSocketListener<unknown>;

@@ -4,3 +4,18 @@ import type { Maybe } from "../state/state.ts";
 export function then<T, R>(value: Maybe<T>, fn: (value: T) => Maybe<R>): Maybe<R> {
   return value instanceof Promise ? value.then(fn) : fn(value);
 }
+
+/**
+ * The same function, with a throw turned into a rejected promise: callers then have one failure path
+ * (the transports answer `[error] internal error` or close the login) for a state that fails now,
+ * as a full disk makes the SQLite state do, or later.
+ */
+export function rejectingThrows<A, R>(fn: (arg: A) => Maybe<R>): (arg: A) => Maybe<R> {
+  return (arg) => {
+    try {
+      return fn(arg);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+}
