@@ -3,8 +3,6 @@ import type { ConsolaInstance } from "consola";
 import { openDataFile, type DataFileOptions } from "./sqlite-file.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
-export type { SyncMode } from "./sqlite-file.ts";
-
 /**
  * Opens the SQLite data file at `path` (created when absent) and returns the state it holds.
  * Throws StateOpenError when the file is damaged, newer, another program's, locked or unwritable.
@@ -92,11 +90,21 @@ export class SqliteState implements State {
   }
 
   join(channel: number, user: number): JoinResult {
-    return this.#write(() => this.#membership(channel, user) ?? (this.#sql.join.run(channel, user), "ok"));
+    return this.#write(() => {
+      const missing = this.#missing(channel, user);
+      if (missing) return missing;
+      this.#sql.join.run(channel, user);
+      return "ok";
+    });
   }
 
   leave(channel: number, user: number): JoinResult {
-    return this.#write(() => this.#membership(channel, user) ?? (this.#sql.leave.run(channel, user), "ok"));
+    return this.#write(() => {
+      const missing = this.#missing(channel, user);
+      if (missing) return missing;
+      this.#sql.leave.run(channel, user);
+      return "ok";
+    });
   }
 
   channelsOf(user: number): number[] {
@@ -105,7 +113,8 @@ export class SqliteState implements State {
 
   members(channel: number, after: number, limit: number): number[] | undefined {
     if (!this.channelExists(channel)) return undefined;
-    return column<number>(this.#sql.members.values(channel, after, limit));
+    // SQLite reads a negative LIMIT as none, as Infinity reads in memory.
+    return column<number>(this.#sql.members.values(channel, after, Number.isFinite(limit) ? limit : -1));
   }
 
   memberCount(channel: number): number | undefined {
@@ -167,7 +176,7 @@ export class SqliteState implements State {
   }
 
   /** "no-channel" or "no-user" when the pair cannot be (un)joined, in that order of checks. */
-  #membership(channel: number, user: number): JoinResult | undefined {
+  #missing(channel: number, user: number): "no-channel" | "no-user" | undefined {
     if (this.#sql.channel.get(channel) === null) return "no-channel";
     if (this.#sql.salt.get(user) === null) return "no-user";
     return undefined;

@@ -152,6 +152,23 @@ export function describeStateContract(name: string, driver: StateDriver): void {
         expect(await state.members(99, 0, 3)).toBeUndefined();
       });
 
+      test("IDs beyond any that exist, up to Infinity (a 400-digit ID), are simply unknown", async () => {
+        const [user] = (await users(1)) as [number];
+        const channel = await state.createChannel();
+        for (const huge of [2 ** 53 + 2, 1e30, Infinity]) {
+          expect(await state.userSalt(huge)).toBeUndefined();
+          expect(await state.channelExists(huge)).toBe(false);
+          expect(await state.join(huge, user)).toBe("no-channel");
+          expect(await state.join(channel, huge)).toBe("no-user");
+          expect(await state.hold(huge, "x", 10)).toBe(0);
+          expect(await state.deleteUser(huge)).toBe(false);
+          expect(await state.deleteChannel(huge)).toBeUndefined();
+        }
+        expect(await state.members(channel, 0, Infinity)).toEqual([]);
+        await state.join(channel, user);
+        expect(await state.members(channel, 0, Infinity)).toEqual([user]);
+      });
+
       test("counts follows users, channels and held messages", async () => {
         expect(await state.counts()).toEqual({ users: 0, channels: 1, held: 0 });
         const [a, b] = (await users(2)) as [number, number];
