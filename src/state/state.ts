@@ -1,4 +1,5 @@
-// The one interface every state backend implements (memory now; a file and Redis later).
+// The one interface every state backend implements (memory.ts, sqlite.ts; Redis later), and
+// test/state/contract.ts is the suite each of them passes.
 // Domain terms only: user IDs, channel IDs and text, never sockets.
 
 /** A value now, or later: the memory backend answers synchronously so the hot path never awaits. */
