@@ -20,7 +20,9 @@ import { MemoryState } from "./state/memory.ts";
 import { RedisLink } from "./state/redis-link.ts";
 import { RedisState } from "./state/redis.ts";
 import { RedisReplay } from "./state/replay-redis.ts";
-import { openSqliteState } from "./state/sqlite.ts";
+import { SqliteReplay } from "./state/replay-sqlite.ts";
+import { openDataFile } from "./state/sqlite-file.ts";
+import { SqliteState } from "./state/sqlite.ts";
 import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
 import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
@@ -137,11 +139,11 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
   const privateAddress = { host: config.private.host, port: control.port };
   const publicUrl = `${tls ? "wss" : "ws"}://${formatAddress(publicAddress)}${config.path}`;
-  log.info(`public  ${publicUrl}`);
-  log.info(`private ${config.privateTls ? "tls" : "tcp"}://${formatAddress(privateAddress)}`);
   if (config.secret === "" && !isLoopback(config.private.host)) {
     log.warn(`the control port listens on ${config.private.host} without --secret: anyone who reaches it controls webtalk`);
   }
+  log.info(`public  ${publicUrl}`);
+  log.info(`private ${config.privateTls ? "tls" : "tcp"}://${formatAddress(privateAddress)}`);
 
   return {
     public: publicAddress,
@@ -160,7 +162,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   };
 }
 
-/** One process alone: state in memory, or in a SQLite file with --data. */
+/** One process alone: state in memory, or in a SQLite file with --data (StateOpenError when it cannot be used). */
 function localBackends(
   config: Config,
   limits: ReplayLimits,
@@ -169,14 +171,34 @@ function localBackends(
   metrics: Metrics,
   log: ConsolaInstance,
 ): Backends {
-  const state = openState(config, log);
+  if (!config.data) {
+    const state = new MemoryState({ heldBytes: config.queueBytes });
+    return {
+      state,
+      replay: new MemoryReplay(limits),
+      delivery: pub.delivery,
+      counters: () => metrics.counters(events.listeners),
+      start: async () => {},
+      close: async () => state.close(),
+    };
+  }
+  const started = performance.now();
+  const db = openDataFile(config.data, { sync: config.dataSync });
+  const state = new SqliteState(db, log.withTag("data"));
+  const replay = new SqliteReplay(db, limits);
+  const { users, channels, held } = state.counts();
+  const ms = (performance.now() - started).toFixed(0);
+  log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);
   return {
     state,
-    replay: new MemoryReplay(limits),
+    replay,
     delivery: pub.delivery,
     counters: () => metrics.counters(events.listeners),
     start: async () => {},
-    close: async () => state.close(),
+    close: async () => {
+      replay.close();
+      state.close();
+    },
   };
 }
 
@@ -235,15 +257,4 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     }
     throw error;
   }
-}
-
-/** The in-memory state, or the durable one when `--data` names a file (StateOpenError when it cannot be used). */
-function openState(config: Config, log: ConsolaInstance): State {
-  if (!config.data) return new MemoryState({ heldBytes: config.queueBytes });
-  const started = performance.now();
-  const state = openSqliteState(config.data, { sync: config.dataSync, log: log.withTag("data") });
-  const { users, channels, held } = state.counts();
-  const ms = (performance.now() - started).toFixed(0);
-  log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);
-  return state;
 }

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CloseCode } from "../src/protocol/codes.ts";
+import { SCHEMA_VERSION } from "../src/state/sqlite-file.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
 import { MAIN, ROOT, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
 
@@ -118,7 +119,7 @@ describe("a data file that cannot be used stops the start with exit code 2", () 
     const db = new Database(data);
     db.run("PRAGMA user_version = 99");
     db.close();
-    await refuse(data, `data file ${data} has schema version 99, written by a newer webtalk; this one reads up to 1`);
+    await refuse(data, `data file ${data} has schema version 99, written by a newer webtalk; this one reads up to ${SCHEMA_VERSION}`);
   });
 
   test("a corrupt one, and one that is not SQLite at all", async () => {

@@ -37,7 +37,7 @@ let servers = 0;
  */
 export function startTestServer(overrides: Partial<Config> = {}): Promise<Webtalk> {
   const redis = process.env.WEBTALK_TEST_REDIS;
-  const cluster = redis ? { redis, redisPrefix: `suite${process.pid}-${++servers}:` } : {};
+  const cluster = redis && !overrides.data ? { redis, redisPrefix: `suite${process.pid}-${++servers}:` } : {};
   const config = defaultConfig({ ...cluster, ...overrides });
   return startServer(config, createLog(config.logLevel));
 }

@@ -1,9 +1,13 @@
 // webtalk.v2: numbered messages, resume from positions after a cut, explicit gaps, v1 unchanged.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, Inbox, loggedIn, newUser, startTestServer, within, type User } from "./helpers.ts";
+import { MAIN, spawnServer } from "./process.ts";
 
 /** A v2 page: remembers the last offset per source, as the browser client does. */
 class V2Page {
@@ -229,6 +233,65 @@ describe("resuming", () => {
     c.close();
     await second.stop();
   });
+});
+
+describe("with --data", () => {
+  const dir = mkdtempSync(join(tmpdir(), "webtalk-resume-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("offsets and windows survive a clean restart: a full replay, no gap", async () => {
+    const data = join(dir, "clean.db");
+    let server = await startTestServer({ data });
+    let c = await ControlClient.connect(server.private.port);
+    const user = await newUser(c);
+    const channel = await c.ok("[newchannel]");
+    await c.ok(`[join] ${channel}!${user.id}`);
+    const page = await V2Page.login(server, user);
+    await c.ok(`[whisper] ${user.id}!w1`);
+    await c.ok(`[shout] ${channel}!s1`);
+    expect(await page.browser.messages.take(2)).toEqual(["u:1!w1", `${channel}:1!s1`]);
+    page.browser.close();
+    await page.browser.closedWithin();
+    await c.ok(`[shout] ${channel}!s2 while away`);
+    c.close();
+    await server.stop();
+
+    server = await startTestServer({ data });
+    c = await ControlClient.connect(server.private.port);
+    await c.ok(`[shout] ${channel}!s3 after restart`);
+    await c.ok(`[whisper] ${user.id}!w2 after restart`);
+    const resumed = await V2Page.login(server, user, { epoch: page.epoch, positions: new Map([["u", 1], [channel, 1]]) });
+    expect(resumed.epoch).toBe(page.epoch);
+    expect(await resumed.browser.messages.take(3)).toEqual([
+      "u:2!w2 after restart",
+      `${channel}:2!s2 while away`,
+      `${channel}:3!s3 after restart`,
+    ]);
+    resumed.browser.close();
+    c.close();
+    await server.stop();
+  });
+
+  test("after a crash the epoch changes: gaps, never a wrong replay", async () => {
+    const data = join(dir, "crash.db");
+    const args = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--data", data, "--data-sync", "normal"];
+    const first = await spawnServer(["bun", MAIN, ...args], { cwd: dir });
+    let c = await ControlClient.connect(first.privatePort);
+    const user = await newUser(c);
+    const page = await V2Page.login({ publicUrl: first.publicUrl } as Webtalk, user);
+    await c.ok(`[whisper] ${user.id}!before the crash`);
+    expect(await page.next()).toBe("u:1!before the crash");
+    first.proc.kill("SIGKILL");
+    await first.stop();
+    const second = await spawnServer(["bun", MAIN, ...args], { cwd: dir });
+    c = await ControlClient.connect(second.privatePort);
+    const resumed = await V2Page.login({ publicUrl: second.publicUrl } as Webtalk, user, { epoch: page.epoch, positions: new Map([["u", 1]]) });
+    expect(resumed.epoch).not.toBe(page.epoch);
+    expect(await resumed.next()).toBe("#gap u");
+    resumed.browser.close();
+    c.close();
+    await second.stop();
+  }, 30_000);
 });
 
 function lastOf(list: number[]): number {

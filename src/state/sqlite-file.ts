@@ -9,7 +9,7 @@ import { StateOpenError } from "./state.ts";
 /** Marks the file as webtalk's ("wtk1"), so another program's SQLite file is refused, not reused. */
 export const APPLICATION_ID = 0x77746b31;
 /** The schema this code writes. A file with a higher version was written by a newer webtalk. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export type SyncMode = "full" | "normal";
 
@@ -34,6 +34,16 @@ const SCHEMA_V1 = `
   CREATE TABLE held (seq INTEGER PRIMARY KEY, user INTEGER NOT NULL, message TEXT NOT NULL);
   CREATE INDEX held_by_user ON held (user, seq);
   CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+// Version 2: the webtalk.v2 replay log. `replay_meta` keeps the epoch and whether the last run closed
+// cleanly; `replay_offsets` the last offset per source; `replay` the window itself.
+const SCHEMA_V2 = `
+  CREATE TABLE replay_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  CREATE TABLE replay_offsets (source TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE replay (source TEXT NOT NULL, offset INTEGER NOT NULL, at INTEGER NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (source, offset));
+  CREATE INDEX replay_by_age ON replay (at);
 `;
 
 /**
@@ -81,9 +91,10 @@ function prepareSchema(db: Database, file: string): void {
   if (version === 0) {
     db.run(SCHEMA_V1);
     db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
-    db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   }
+  if (version < 2) db.run(SCHEMA_V2);
   // Later versions add their upgrade steps here, each `if (version < N)`, inside this transaction.
+  if (version < SCHEMA_VERSION) db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
 }
 
 function quickCheck(db: Database, file: string): void {
