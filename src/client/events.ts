@@ -1,0 +1,25 @@
+// The unsolicited frames a `[listen]`ing control connection receives, as typed values.
+
+export type WebtalkEvent =
+  /** A user's browser logged in (`[online] ID`). */
+  | { type: "online"; user: number }
+  /** A user's last browser went away (`[offline] ID`). */
+  | { type: "offline"; user: number }
+  /** A logged-in browser sent text, with `--upstream` (`[message] ID!TEXT`). */
+  | { type: "message"; user: number; text: string }
+  /** The client reconnected and listens again: events in between were missed, so resynchronise. */
+  | { type: "reconnected" }
+  /** A frame this client does not know yet, kept whole. */
+  | { type: "other"; payload: string };
+
+/** Parses one event frame's payload; anything unexpected becomes `other` rather than an exception. */
+export function parseEvent(payload: string): WebtalkEvent {
+  const match = /^\[(online|offline|message)\] (\d+)(?:!([\s\S]*))?$/.exec(payload);
+  if (!match) return { type: "other", payload };
+  const [, name, id, text] = match;
+  const user = Number(id);
+  if (name === "message" && text !== undefined) return { type: "message", user, text };
+  if (name === "online" && text === undefined) return { type: "online", user };
+  if (name === "offline" && text === undefined) return { type: "offline", user };
+  return { type: "other", payload };
+}
