@@ -4,9 +4,11 @@ import type { TCPSocketListener } from "bun";
 import type { ConsolaInstance } from "consola";
 import { formatAddress, type Address } from "./config/address.ts";
 import type { Config } from "./config/schema.ts";
+import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin } from "./core/login.ts";
 import { CloseCode } from "./protocol/codes.ts";
+import { Metrics } from "./observe/metrics.ts";
 import { MemoryState } from "./state/memory.ts";
 import type { State } from "./state/state.ts";
 import { listenControl } from "./transport/control.ts";
@@ -28,6 +30,8 @@ export class StartupError extends Error {
 
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
   const state: State = new MemoryState();
+  const events = new EventHub();
+  const metrics = new Metrics();
   let pub: PublicServer | undefined;
   let control: TCPSocketListener<unknown> | undefined;
   try {
@@ -41,13 +45,26 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         path: config.path,
         loginTimeoutMs: config.loginTimeout * 1000,
         login: (token) => login(token),
+        upstream: config.upstream,
+        maxMessage: config.maxMessage,
+        events,
+        metrics,
         log: log.withTag("public"),
       }),
     );
     login = createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate });
-    const execute = createExecutor({ state, delivery: pub.delivery, heldLimit: config.queue, log: log.withTag("control") });
+    const controlLog = log.withTag("control");
+    const execute = createExecutor({ state, delivery: pub.delivery, heldLimit: config.queue, events, metrics, log: controlLog });
     control = bind("private", config.private, () =>
-      listenControl({ hostname: config.private.host, port: config.private.port, execute, log: log.withTag("control") }),
+      listenControl({
+        hostname: config.private.host,
+        port: config.private.port,
+        execute,
+        events,
+        listenerBuffer: config.listenerBuffer,
+        metrics,
+        log: controlLog,
+      }),
     ) as TCPSocketListener<unknown>;
   } catch (error) {
     await pub?.stop(CloseCode.shuttingDown);

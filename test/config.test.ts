@@ -30,6 +30,9 @@ describe("loadConfig", () => {
       queue: 1000,
       loginTimeout: 10,
       duplicate: "replace",
+      upstream: false,
+      maxMessage: 4096,
+      listenerBuffer: 8 << 20,
       logLevel: "info",
     });
   });
@@ -70,6 +73,7 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_DUPLICATE: "both" }, 'invalid WEBTALK_DUPLICATE value "both": expected one of replace, reject'],
     [{ "log-level": "loud" }, {}, 'invalid --log-level value "loud"'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
+    [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
   ])("flags %p env %p fail with %p", (flags, env, message) => {
     expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(ConfigError);
@@ -90,7 +94,8 @@ describe("the webtalk command", () => {
   test("--help lists every flag with its variable; --version prints the version", async () => {
     const help = await runToExit(["bun", MAIN, "--help"], { env: env(), cwd: dir });
     expect(help.code).toBe(0);
-    for (const flag of ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--config", "--log-level"]) {
+    const flags = ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--upstream", "--max-message"];
+    for (const flag of [...flags, "--listener-buffer", "--config", "--log-level"]) {
       expect(help.stdout).toContain(flag);
     }
     expect(help.stdout).toContain("WEBTALK_LOGIN_TIMEOUT");

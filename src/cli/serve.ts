@@ -44,11 +44,8 @@ function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
   for (const s of settings) {
     const shown = typeof s.default === "object" ? formatAddress(s.default as never) : String(s.default);
-    args[s.flag] = {
-      type: "string",
-      valueHint: s.valueHint,
-      description: `${s.description} (env ${envName(s.flag)}, default ${shown})`,
-    };
+    const description = `${s.description} (env ${envName(s.flag)}, default ${shown})`;
+    args[s.flag] = s.boolean ? { type: "boolean", description } : { type: "string", valueHint: s.valueHint, description };
   }
   args[CONFIG_FLAG] = {
     type: "string",

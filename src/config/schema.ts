@@ -14,6 +14,9 @@ export interface Config {
   /** Seconds a browser has to send `ID!SALT`. */
   loginTimeout: number;
   duplicate: Duplicate;
+  upstream: boolean;
+  maxMessage: number;
+  listenerBuffer: number;
   logLevel: LogLevel;
 }
 
@@ -28,6 +31,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   default: Config[K];
   valueHint: string;
   description: string;
+  /** A switch: `--flag` alone means true. */
+  boolean?: true;
   parse(raw: RawValue): Config[K];
 }
 
@@ -91,6 +96,34 @@ export const settings: readonly Setting[] = [
     parse: (raw) => oneOf(raw, ["replace", "reject"] as const),
   }),
   define({
+    key: "upstream",
+    flag: "upstream",
+    fileKeys: ["Upstream", "upstream"],
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description: "forward text that logged-in browsers send to listening backends as [message] events",
+    parse: (raw) => flag(raw),
+  }),
+  define({
+    key: "maxMessage",
+    flag: "max-message",
+    fileKeys: ["MaxMessage", "maxMessage"],
+    default: 4096,
+    valueHint: "BYTES",
+    description: "largest message a browser may send; larger closes it with 1009",
+    parse: (raw) => wholeNumber(raw, 256, 65_536),
+  }),
+  define({
+    key: "listenerBuffer",
+    flag: "listener-buffer",
+    fileKeys: ["ListenerBuffer", "listenerBuffer"],
+    default: 8 << 20,
+    valueHint: "BYTES",
+    description: "unsent event bytes a [listen] connection may accumulate before it is disconnected",
+    parse: (raw) => wholeNumber(raw, 1024, 1 << 30),
+  }),
+  define({
     key: "logLevel",
     flag: "log-level",
     fileKeys: ["LogLevel", "logLevel"],
@@ -128,6 +161,14 @@ function seconds(raw: RawValue): number {
     throw new Error("expected seconds, a number above 0 and at most 86400");
   }
   return value;
+}
+
+function flag(raw: RawValue): boolean {
+  if (raw === true || raw === false) return raw;
+  const text = String(raw).toLowerCase();
+  if (["1", "true", "yes", "on"].includes(text)) return true;
+  if (["0", "false", "no", "off"].includes(text)) return false;
+  throw new Error("expected true or false");
 }
 
 function oneOf<T extends string>(raw: RawValue, options: readonly T[]): T {

@@ -1,10 +1,13 @@
 import type { ConsolaInstance } from "consola";
 import { errorReply, okReply, Reply } from "../protocol/codes.ts";
-import { fitsInFrame } from "../protocol/frame.ts";
+import { fitsInFrame, MAX_PAYLOAD } from "../protocol/frame.ts";
 import { parseCommand, parseId, parseIdPair, quote, splitBang, type Parsed } from "../protocol/command.ts";
 import type { JoinResult, Maybe, State } from "../state/state.ts";
 import { CloseCode } from "../protocol/codes.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import type { Delivery } from "./delivery.ts";
+import type { EventHub } from "./events.ts";
+import type { ControlSession } from "./session.ts";
 import { createDropReporter } from "./drop-reporter.ts";
 import { then } from "./maybe.ts";
 import { newSalt } from "./secret.ts";
@@ -14,16 +17,21 @@ export interface ExecutorOptions {
   delivery: Delivery;
   /** Held messages kept per offline user. */
   heldLimit: number;
+  events: EventHub;
+  metrics: Metrics;
   log: ConsolaInstance;
 }
 
 /** Runs one control payload and returns the reply payload. Expected failures are `[error]` replies. */
-export type Execute = (payload: string) => Maybe<string>;
+export type Execute = (payload: string, session: ControlSession) => Maybe<string>;
 
-type Handler = (data: string) => Maybe<string>;
+type Handler = (data: string, session: ControlSession) => Maybe<string>;
+
+// IDs are at most 16 digits and a comma: a page this long always fills one frame.
+const MEMBERS_PAGE = 20_000;
 
 /** The meaning of every control command, free of any transport: the control port and `ctl` share it. */
-export function createExecutor({ state, delivery, heldLimit, log }: ExecutorOptions): Execute {
+export function createExecutor({ state, delivery, heldLimit, events, metrics, log }: ExecutorOptions): Execute {
   const reportDrop = createDropReporter(log);
 
   const withUser = (data: string, fn: (user: number) => Maybe<string>): Maybe<string> => {
@@ -41,10 +49,14 @@ export function createExecutor({ state, delivery, heldLimit, log }: ExecutorOpti
   const whisper = (user: number, message: string): Maybe<string> => {
     if (delivery.isOnline(user)) {
       delivery.toUser(user, message);
+      metrics.delivered++;
       return ok(Reply.messageSent);
     }
     return then(state.hold(user, message, heldLimit), (dropped) => {
-      if (dropped > 0) reportDrop(user, dropped);
+      if (dropped > 0) {
+        metrics.dropped += dropped;
+        reportDrop(user, dropped);
+      }
       return ok(Reply.messageQueued);
     });
   };
@@ -81,7 +93,7 @@ export function createExecutor({ state, delivery, heldLimit, log }: ExecutorOpti
     shout: (data) =>
       withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
         withChannel(id, (channel) => {
-          delivery.toChannel(channel, message);
+          metrics.delivered += delivery.toChannel(channel, message);
           return ok(Reply.messageSent);
         }),
       ),
@@ -111,17 +123,85 @@ export function createExecutor({ state, delivery, heldLimit, log }: ExecutorOpti
     clear: (data) => (data.length === 0 ? errorReply("empty key") : then(state.clear(data), () => ok(`cleared ${data}`))),
 
     retrieve: (data) => (data.length === 0 ? errorReply("empty key") : then(state.retrieve(data), (value) => ok(value))),
+
+    ping: (data) => noData("ping", data) ?? okReply(Reply.pong),
+
+    online: (data) => withUser(data, (user) => okReply(delivery.isOnline(user) ? "1" : "0")),
+
+    count: (data) => {
+      const id = parseId(data, "channel ID");
+      if (!id.ok) return errorReply(id.error);
+      return then(state.memberCount(id.value), (members) =>
+        members === undefined ? noSuchChannel(id.value) : okReply(`${members}!${delivery.onlineIn(id.value)}`),
+      );
+    },
+
+    members: (data) => {
+      const bang = data.indexOf("!");
+      const id = parseId(bang < 0 ? data : data.slice(0, bang), "channel ID");
+      if (!id.ok) return errorReply(id.error);
+      const after = bang < 0 ? ok0 : parseId(data.slice(bang + 1), "AFTER ID");
+      if (!after.ok) return errorReply(after.error);
+      return then(state.members(id.value, after.value, MEMBERS_PAGE), (page) =>
+        page === undefined ? noSuchChannel(id.value) : okReply(fitIds(page)),
+      );
+    },
+
+    kick: (data) =>
+      withUser(data, (user) => {
+        delivery.disconnect(user, CloseCode.kicked);
+        return okReply(Reply.userKicked);
+      }),
+
+    stats: (data) =>
+      noData("stats", data) ??
+      then(state.counts(), (counts) =>
+        okReply(
+          [
+            `uptime_s=${Math.floor((Date.now() - metrics.startedAt) / 1000)}`,
+            `users=${counts.users}`,
+            `online=${delivery.onlineCount()}`,
+            `channels=${counts.channels}`,
+            `held=${counts.held}`,
+            `delivered=${metrics.delivered}`,
+            `dropped=${metrics.dropped}`,
+            `control_connections=${metrics.controlConnections}`,
+            `listeners=${events.listeners}`,
+          ].join(" "),
+        ),
+      ),
+
+    listen: (data, session) => {
+      if (data.length > 0) return errorReply(`[listen] takes no data, got ${quote(data)}`);
+      session.listen();
+      return okReply(Reply.listening);
+    },
   };
 
-  return function execute(payload: string): Maybe<string> {
+  return function execute(payload: string, session: ControlSession): Maybe<string> {
     const command = parseCommand(payload);
     if (!command.ok) return errorReply(command.error);
     const handler = Object.hasOwn(handlers, command.value.name) ? handlers[command.value.name] : undefined;
     if (!handler) return errorReply(`unknown command [${command.value.name}]`);
-    return handler(command.value.data);
+    return handler(command.value.data, session);
   };
 }
 
+const ok0: Parsed<number> = { ok: true, value: 0 };
+
+/** As many IDs as fit in one reply frame, in order: the backend pages on from the last one. */
+function fitIds(ids: number[]): string {
+  const room = MAX_PAYLOAD - "[ok] ".length;
+  let length = -1;
+  let count = 0;
+  for (const id of ids) {
+    const added = String(id).length + 1;
+    if (length + added > room) break;
+    length += added;
+    count++;
+  }
+  return ids.slice(0, count).join(",");
+}
 /** An `[ok]` reply, or an `[error]` when it would not fit in one frame (a huge key echoed back). */
 function ok(data: string): string {
   const reply = okReply(data);

@@ -6,6 +6,7 @@ export const CloseCode = {
   replaced: { code: 4002, reason: "replaced by another login", final: true },
   loginTimeout: { code: 4003, reason: "login timeout", final: false },
   killed: { code: 4004, reason: "user killed", final: true },
+  kicked: { code: 4005, reason: "kicked", final: true },
   tooLarge: { code: 1009, reason: "message too large", final: false },
   shuttingDown: { code: 1001, reason: "server shutting down", final: false },
 } as const;
@@ -21,6 +22,16 @@ export const Reply = {
   channelKilled: "channel killed",
   userJoined: "user joined",
   userLeft: "user leaved",
+  userKicked: "user kicked",
+  pong: "pong",
+  listening: "listening",
+} as const;
+
+/** Unsolicited frames sent to listening control connections; never `[ok]` or `[error]`, so never a reply. */
+export const Event = {
+  online: (user: number) => `[online] ${user}`,
+  offline: (user: number) => `[offline] ${user}`,
+  message: (user: number, text: string) => `[message] ${user}!${text}`,
 } as const;
 
 export function okReply(data: string): string {

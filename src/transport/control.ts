@@ -1,6 +1,9 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { ConsolaInstance } from "consola";
+import type { EventHub } from "../core/events.ts";
 import type { Execute } from "../core/executor.ts";
+import type { ControlSession } from "../core/session.ts";
+import type { Metrics } from "../observe/metrics.ts";
 import { errorReply, okReply, Reply } from "../protocol/codes.ts";
 import { encodeFrames, FrameDecoder, type Frame } from "../protocol/frame.ts";
 import type { Maybe } from "../state/state.ts";
@@ -9,11 +12,19 @@ export interface ControlOptions {
   hostname: string;
   port: number;
   execute: Execute;
+  events: EventHub;
+  /** Unsent bytes a listening connection may accumulate before it is cut off. */
+  listenerBuffer: number;
+  metrics: Metrics;
   log: ConsolaInstance;
 }
 
 /** Per-connection state, set at open: the frame decoder and the replies not yet taken by the kernel. */
 interface Conn {
+  session: ControlSession;
+  /** Replies of the read being handled: events raised meanwhile join them, so they follow the replies before them. */
+  batch: string[] | undefined;
+  unlisten: (() => void) | undefined;
   decoder: FrameDecoder;
   out: Uint8Array[];
   outBytes: number;
@@ -30,15 +41,37 @@ const OUT_HIGH_WATER = 1 << 20;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** The private port: framed commands over plain TCP, one reply per frame, in order. */
-export function listenControl({ hostname, port, execute, log }: ControlOptions): TCPSocketListener<Conn> {
+export function listenControl(options: ControlOptions): TCPSocketListener<Conn> {
+  const { hostname, port, execute, events, listenerBuffer, metrics, log } = options;
+
+  const listen = (socket: Socket<Conn>): void => {
+    const conn = socket.data;
+    if (conn.unlisten) return;
+    conn.unlisten = events.add((event) => {
+      if (conn.batch) return void conn.batch.push(event);
+      send(socket, [event]);
+      if (conn.outBytes > listenerBuffer) {
+        log.warn(`listener ${socket.remoteAddress} is not reading: ${conn.outBytes} bytes of events unsent; disconnecting it`);
+        metrics.listenersDisconnected++;
+        stopListening(conn);
+        socket.terminate();
+      }
+    });
+  };
+
   const run = (socket: Socket<Conn>, frames: Frame[]): void => {
     const conn = socket.data;
     const replies: string[] = [];
+    conn.batch = replies;
     for (let i = 0; i < frames.length; i++) {
       const frame = frames[i]!;
-      const reply = replyTo(frame, execute);
-      if (frame.kind !== "payload") conn.ending = true;
+      const reply = replyTo(frame, execute, conn.session);
+      if (frame.kind !== "payload") {
+        conn.ending = true;
+        stopListening(conn);
+      }
       if (reply instanceof Promise) {
+        conn.batch = undefined;
         send(socket, replies);
         conn.busy = true;
         conn.backlog = frames.slice(i + 1).concat(conn.backlog);
@@ -54,6 +87,7 @@ export function listenControl({ hostname, port, execute, log }: ControlOptions):
       replies.push(reply);
       if (conn.ending) break;
     }
+    conn.batch = undefined;
     send(socket, replies);
     if (conn.ending) endWhenFlushed(socket);
   };
@@ -73,8 +107,20 @@ export function listenControl({ hostname, port, execute, log }: ControlOptions):
     port,
     socket: {
       open(socket) {
-        socket.data = { decoder: new FrameDecoder(), out: [], outBytes: 0, backlog: [], busy: false, ending: false };
+        socket.data = {
+          session: { listen: () => listen(socket) },
+          batch: undefined,
+          unlisten: undefined,
+          decoder: new FrameDecoder(),
+          out: [],
+          outBytes: 0,
+          backlog: [],
+          busy: false,
+          ending: false,
+        };
         socket.setNoDelay(true);
+        socket.setKeepAlive(true, 30_000);
+        metrics.controlConnections++;
         log.debug(`control connection from ${socket.remoteAddress}`);
       },
       data(socket, chunk) {
@@ -88,6 +134,8 @@ export function listenControl({ hostname, port, execute, log }: ControlOptions):
         flush(socket);
       },
       close(socket) {
+        stopListening(socket.data);
+        metrics.controlConnections--;
         log.debug(`control connection from ${socket.remoteAddress} closed`);
       },
       error(socket, error) {
@@ -97,7 +145,12 @@ export function listenControl({ hostname, port, execute, log }: ControlOptions):
   });
 }
 
-function replyTo(frame: Frame, execute: Execute): Maybe<string> {
+function stopListening(conn: Conn): void {
+  conn.unlisten?.();
+  conn.unlisten = undefined;
+}
+
+function replyTo(frame: Frame, execute: Execute, session: ControlSession): Maybe<string> {
   if (frame.kind === "goodbye") return okReply(Reply.goodbye);
   if (frame.kind === "bad-header") {
     return errorReply(`bad frame header ${JSON.stringify(frame.header)}: expected 5 digits; closing`);
@@ -108,7 +161,7 @@ function replyTo(frame: Frame, execute: Execute): Maybe<string> {
   } catch {
     return errorReply("payload is not valid UTF-8");
   }
-  return execute(text);
+  return execute(text, session);
 }
 
 /** Queues replies as one write; what the kernel does not take now is written on `drain`. */

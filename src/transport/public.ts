@@ -1,8 +1,10 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { ConsolaInstance } from "consola";
 import type { Delivery } from "../core/delivery.ts";
+import type { EventHub } from "../core/events.ts";
 import type { LoginDecision } from "../core/login.ts";
-import { CloseCode, type CloseReason } from "../protocol/codes.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import type { Maybe } from "../state/state.ts";
 
 export interface PublicOptions {
@@ -11,6 +13,12 @@ export interface PublicOptions {
   path: string;
   loginTimeoutMs: number;
   login: (token: string) => Maybe<LoginDecision>;
+  /** Forward what logged-in browsers send as `[message]` events (off: ignore it, as the original). */
+  upstream: boolean;
+  /** Largest message a browser may send, in bytes; larger closes with 1009. */
+  maxMessage: number;
+  events: EventHub;
+  metrics: Metrics;
   log: ConsolaInstance;
 }
 
@@ -33,17 +41,23 @@ export interface PublicServer {
 
 /** A browser's first message is `ID!SALT`; nothing longer can be one. */
 const MAX_LOGIN_BYTES = 256;
-/** Browser → server messages larger than this close the socket with 1009. */
-const MAX_MESSAGE_BYTES = 4096;
 /** Bytes queued for one browser before it counts as not reading and is disconnected. */
 const BACKPRESSURE_LIMIT = 4 << 20;
 /** Seconds of silence before Bun pings a browser, and closes it if the ping goes unanswered. */
 const IDLE_TIMEOUT_S = 60;
 
 /** Starts the WebSocket server. Channels and users are native topics, so fan-out never loops in JS. */
-export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }: PublicOptions): PublicServer {
+export function servePublic(options: PublicOptions): PublicServer {
+  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, log } = options;
   const sessions = new Map<number, Browser>();
   const pending = new Set<Browser>();
+
+  /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
+  const release = (user: number, ws: Browser, reason: CloseReason): void => {
+    sessions.delete(user);
+    events.emit(Event.offline(user));
+    close(ws, reason);
+  };
 
   const admit = (ws: Browser, decision: LoginDecision): void => {
     if (!decision.ok) {
@@ -59,16 +73,17 @@ export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }
     const older = sessions.get(user);
     if (older) {
       log.debug(`user ${user}: newer login replaces the connected browser`);
-      sessions.delete(user);
-      close(older, CloseCode.replaced);
+      release(user, older, CloseCode.replaced);
     }
     ws.data.phase = "live";
     ws.data.user = user;
     sessions.set(user, ws);
     // Held messages go out before the subscriptions exist, so nothing newer can overtake them.
     for (const message of decision.held) ws.send(message);
+    metrics.delivered += decision.held.length;
     ws.subscribe(userTopic(user));
     for (const channel of decision.channels) ws.subscribe(channelTopic(channel));
+    events.emit(Event.online(user));
     log.debug(`user ${user}: logged in`);
   };
 
@@ -83,7 +98,7 @@ export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
     },
     websocket: {
-      maxPayloadLength: MAX_MESSAGE_BYTES,
+      maxPayloadLength: maxMessage,
       backpressureLimit: BACKPRESSURE_LIMIT,
       closeOnBackpressureLimit: true,
       idleTimeout: IDLE_TIMEOUT_S,
@@ -93,8 +108,12 @@ export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }
         pending.add(ws);
       },
       message(ws, message) {
+        if (ws.data.phase === "live") {
+          if (upstream && typeof message === "string") events.emit(Event.message(ws.data.user, message));
+          return;
+        }
         if (ws.data.phase !== "pending") {
-          // After login the browser only listens; a second message during login is not allowed.
+          // A second message while the login is being checked is not allowed.
           if (ws.data.phase === "verifying") close(ws, CloseCode.loginFailed);
           return;
         }
@@ -119,6 +138,7 @@ export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }
         const { user } = ws.data;
         if (ws.data.phase === "live" && sessions.get(user) === ws) {
           sessions.delete(user);
+          events.emit(Event.offline(user));
           log.debug(`user ${user}: browser disconnected`);
         }
         ws.data.phase = "closing";
@@ -141,23 +161,27 @@ export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }
 
   const delivery: Delivery = {
     isOnline: (user) => sessions.has(user),
+    onlineCount: () => sessions.size,
+    onlineIn: (channel) => server.subscriberCount(channelTopic(channel)),
     toUser: (user, message) => void server.publish(userTopic(user), message),
-    toChannel: (channel, message) => void server.publish(channelTopic(channel), message),
+    toChannel(channel, message) {
+      const topic = channelTopic(channel);
+      const recipients = server.subscriberCount(topic);
+      if (recipients > 0) server.publish(topic, message);
+      return recipients;
+    },
     subscribe: (user, channel) => void sessions.get(user)?.subscribe(channelTopic(channel)),
     unsubscribe: (user, channel) => void sessions.get(user)?.unsubscribe(channelTopic(channel)),
     disconnect(user, reason) {
       const ws = sessions.get(user);
-      if (!ws) return;
-      sessions.delete(user);
-      close(ws, reason);
+      if (ws) release(user, ws, reason);
     },
   };
 
   async function stop(reason: CloseReason): Promise<void> {
     clearInterval(sweep);
     for (const ws of pending) close(ws, reason);
-    for (const ws of sessions.values()) close(ws, reason);
-    sessions.clear();
+    for (const [user, ws] of sessions) release(user, ws, reason);
     await server.stop(true);
   }
 

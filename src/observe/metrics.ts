@@ -1,0 +1,13 @@
+/**
+ * The server's counters and gauges, plain numbers that call sites bump without asking whether anyone
+ * reads them. `[stats]` reads them; later the admin endpoint renders them for Prometheus.
+ */
+export class Metrics {
+  readonly startedAt = Date.now();
+  /** Messages handed to browsers: whispers, shouts (once per online member), held messages at login. */
+  delivered = 0;
+  /** Held messages dropped because a user's queue was full. */
+  dropped = 0;
+  controlConnections = 0;
+  listenersDisconnected = 0;
+}
