@@ -78,6 +78,81 @@ describe("helpers", () => {
   });
 });
 
+describe("presence", () => {
+  test("ping, online, count, members and stats", async () => {
+    await wt.ping();
+    const [browser, user] = await loggedIn(server, ctl);
+    const offline = await wt.newUser();
+    expect(await wt.online(user.id)).toBe(true);
+    expect(await wt.online(offline.id)).toBe(false);
+    const channel = await wt.newChannel();
+    await wt.join(channel, user.id);
+    await wt.join(channel, offline.id);
+    expect(await wt.count(channel)).toEqual({ members: 2, online: 1 });
+    expect(await wt.members(channel)).toEqual([user.id, offline.id].sort((a, b) => a - b));
+    expect(await wt.members(channel, Math.max(user.id, offline.id))).toEqual([]);
+    const stats = await wt.stats();
+    expect(Number(stats.users)).toBeGreaterThanOrEqual(2);
+    expect(Number(stats.online)).toBeGreaterThanOrEqual(1);
+    browser.close();
+  });
+
+  test("kick closes the browser with 4005 and keeps the user, who logs in again", async () => {
+    const [browser, user] = await loggedIn(server, ctl);
+    await wt.kick(user.id);
+    expect(await browser.closedWithin()).toEqual({ code: 4005, reason: "kicked" });
+    const [again] = await loggedIn(server, ctl, user);
+    again.close();
+  });
+
+  test("events() yields online, message and offline, typed; a second iterator sees them too", async () => {
+    const upstream = await startTestServer({ upstream: true });
+    const client = await connect({ port: upstream.private.port });
+    const c = await ControlClient.connect(upstream.private.port);
+    const events = client.events();
+    const other = client.events();
+    // The first next() waits for [ok] listening, so nothing below can happen before the server listens.
+    const first = events.next();
+    await client.ping();
+    const [browser, user] = await loggedIn(upstream, c);
+    expect((await within(first, "the online event")).value).toEqual({ type: "online", user: user.id });
+    browser.send("hello ! from the page");
+    expect((await within(events.next(), "the message event")).value).toEqual({ type: "message", user: user.id, text: "hello ! from the page" });
+    browser.close();
+    expect((await within(events.next(), "the offline event")).value).toEqual({ type: "offline", user: user.id });
+    expect((await within(other.next(), "the second iterator")).value).toEqual({ type: "online", user: user.id });
+    await other.return!();
+    await client.close();
+    expect((await within(events.next(), "the end of the events")).done).toBe(true);
+    c.close();
+    await upstream.stop();
+  });
+
+  test("after a reconnection events() says so and listens again", async () => {
+    const first = await startTestServer();
+    const port = first.private.port;
+    const client = await connect({ port, reconnect: { minDelayMs: 10, maxDelayMs: 50 } });
+    const events = client.events();
+    const listening = events.next();
+    await client.ping();
+    await first.stop();
+    const second = await startTestServer({ private: { host: "127.0.0.1", port } });
+    try {
+      expect((await within(listening, "the reconnected event")).value).toEqual({ type: "reconnected" });
+      // [listen] is re-sent ahead of anything queued: once this ping is answered, the client listens again.
+      await client.ping();
+      const c = await ControlClient.connect(port);
+      const [browser, user] = await loggedIn(second, c);
+      expect((await within(events.next(), "an event on the new connection")).value).toEqual({ type: "online", user: user.id });
+      browser.close();
+      c.close();
+    } finally {
+      await client.close();
+      await second.stop();
+    }
+  });
+});
+
 describe("errors", () => {
   test("[error] rejects with a WebtalkError carrying the command and the reason", async () => {
     const error = await wt.whisper(999_999, "x").catch((e: unknown) => e);
