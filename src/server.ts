@@ -11,6 +11,8 @@ import { CloseCode } from "./protocol/codes.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { MemoryState } from "./state/memory.ts";
 import type { State } from "./state/state.ts";
+import { browserClientFiles } from "./client/browser/assets.ts";
+import { serveStatic } from "./transport/assets.ts";
 import { listenControl } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 
@@ -49,6 +51,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         maxMessage: config.maxMessage,
         events,
         metrics,
+        http: serveStatic(browserClientFiles()),
         log: log.withTag("public"),
       }),
     );

@@ -6,6 +6,7 @@ import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import type { Maybe } from "../state/state.ts";
+import type { HttpHandler } from "./assets.ts";
 
 export interface PublicOptions {
   hostname: string;
@@ -19,6 +20,8 @@ export interface PublicOptions {
   maxMessage: number;
   events: EventHub;
   metrics: Metrics;
+  /** Plain HTTP requests on other paths (the browser client, the demo); unanswered ones get 404. */
+  http: HttpHandler;
   log: ConsolaInstance;
 }
 
@@ -48,7 +51,7 @@ const IDLE_TIMEOUT_S = 60;
 
 /** Starts the WebSocket server. Channels and users are native topics, so fan-out never loops in JS. */
 export function servePublic(options: PublicOptions): PublicServer {
-  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, log } = options;
+  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, http, log } = options;
   const sessions = new Map<number, Browser>();
   const pending = new Set<Browser>();
 
@@ -92,7 +95,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     port,
     fetch(request, srv) {
       const url = new URL(request.url);
-      if (url.pathname !== path) return new Response("not found\n", { status: 404 });
+      if (url.pathname !== path) return http(request, url) ?? new Response("not found\n", { status: 404 });
       const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs };
       if (srv.upgrade(request, { data })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });

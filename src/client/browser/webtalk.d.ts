@@ -1,0 +1,40 @@
+// Types for webtalk's browser client (/webtalk.js as an ES module; /webtalk.global.js defines `webtalk`).
+
+/** Close codes after which the same ID!SALT cannot log in again: 4001 login failed, 4002 replaced, 4004 killed, 4005 kicked. */
+export declare const FINAL_CODES: readonly number[];
+
+export interface CloseInfo {
+  /** The WebSocket close code: webtalk's 4001…4005, 1001 (server stopping), 1006 (network lost), … */
+  code: number;
+  reason: string;
+  /** True when the client will not reconnect: a final code, or `close()` was called. */
+  final: boolean;
+  /** Milliseconds until the next attempt, when not final. */
+  reconnectIn?: number;
+}
+
+export interface ConnectOptions {
+  /** Each whisper or shout, as the text the backend sent. */
+  onMessage?: (text: string) => void;
+  /** The socket opened and the login was sent (webtalk answers a good login with silence). */
+  onOpen?: () => void;
+  /** The socket closed; `final` says whether it will reconnect. */
+  onClose?: (info: CloseInfo) => void;
+  /** First reconnection delay ceiling in ms (default 500); it doubles per failed attempt. */
+  minDelay?: number;
+  /** Cap on the delay ceiling in ms (default 30000). Each delay is random below the ceiling. */
+  maxDelay?: number;
+  /** A connection open this long (ms, default 5000), or that received a message, resets the backoff. */
+  stableAfter?: number;
+}
+
+export interface Connection {
+  readonly state: "connecting" | "open" | "waiting" | "closed";
+  readonly closeCode: number | undefined;
+  readonly closeReason: string;
+  /** Closes the connection and stops reconnecting. */
+  close(): void;
+}
+
+/** Connects to `url` (ws:, wss:, http:, https: or a path on this page's host) and logs in as "ID!SALT". */
+export declare function connect(url: string, token: string, options?: ConnectOptions): Connection;
