@@ -12,7 +12,8 @@ import { Metrics } from "./observe/metrics.ts";
 import { MemoryState } from "./state/memory.ts";
 import type { State } from "./state/state.ts";
 import { browserClientFiles } from "./client/browser/assets.ts";
-import { serveStatic } from "./transport/assets.ts";
+import { startDemo, type Demo } from "./demo/demo.ts";
+import { firstOf, serveStatic } from "./transport/assets.ts";
 import { listenControl } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 
@@ -36,6 +37,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const metrics = new Metrics();
   let pub: PublicServer | undefined;
   let control: TCPSocketListener<unknown> | undefined;
+  let demo: Demo | undefined;
   try {
     // The login check and the executor both need the public side's Delivery, which exists only once
     // the public server does: the login function is therefore handed over through a late binding.
@@ -51,7 +53,8 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         maxMessage: config.maxMessage,
         events,
         metrics,
-        http: serveStatic(browserClientFiles()),
+        // The demo's pages exist only once it has connected to the control port, which is opened below.
+        http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
         log: log.withTag("public"),
       }),
     );
@@ -69,7 +72,12 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         log: controlLog,
       }),
     ) as TCPSocketListener<unknown>;
+    if (config.demo) {
+      const address = { host: loopback(config.private.host), port: control.port };
+      demo = await startDemo({ control: address, path: config.path, log: log.withTag("demo") });
+    }
   } catch (error) {
+    control?.stop(true);
     await pub?.stop(CloseCode.shuttingDown);
     throw error;
   }
@@ -86,6 +94,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     private: privateAddress,
     publicUrl,
     async stop() {
+      await demo?.stop();
       running.control.stop(true);
       await running.pub.stop(CloseCode.shuttingDown);
       await state.close();
@@ -104,4 +113,11 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     }
     throw error;
   }
+}
+
+/** The address to reach a listener on: loopback when it listens on every interface. */
+function loopback(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "::1";
+  return host;
 }

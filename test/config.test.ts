@@ -33,6 +33,7 @@ describe("loadConfig", () => {
       upstream: false,
       maxMessage: 4096,
       listenerBuffer: 8 << 20,
+      demo: false,
       logLevel: "info",
     });
   });
@@ -95,7 +96,7 @@ describe("the webtalk command", () => {
     const help = await runToExit(["bun", MAIN, "--help"], { env: env(), cwd: dir });
     expect(help.code).toBe(0);
     const flags = ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--upstream", "--max-message"];
-    for (const flag of [...flags, "--listener-buffer", "--config", "--log-level"]) {
+    for (const flag of [...flags, "--listener-buffer", "--demo", "--config", "--log-level"]) {
       expect(help.stdout).toContain(flag);
     }
     expect(help.stdout).toContain("WEBTALK_LOGIN_TIMEOUT");

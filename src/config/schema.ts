@@ -17,6 +17,8 @@ export interface Config {
   upstream: boolean;
   maxMessage: number;
   listenerBuffer: number;
+  /** Serve the demo page at `/` and the demo-only user endpoint. */
+  demo: boolean;
   logLevel: LogLevel;
 }
 
@@ -122,6 +124,16 @@ export const settings: readonly Setting[] = [
     valueHint: "BYTES",
     description: "unsent event bytes a [listen] connection may accumulate before it is disconnected",
     parse: (raw) => wholeNumber(raw, 1024, 1 << 30),
+  }),
+  define({
+    key: "demo",
+    flag: "demo",
+    fileKeys: ["Demo", "demo"],
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description: "serve a live demo page at / whose demo-only endpoint creates users for anyone: to try webtalk, never in production",
+    parse: (raw) => flag(raw),
   }),
   define({
     key: "logLevel",
