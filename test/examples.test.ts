@@ -17,12 +17,12 @@ interface Example {
   missing?: string;
 }
 
-const examples: Example[] = [
+const examples: Example[] = ([
   { language: "Python", file: "examples/python/backend.py", run: (f) => ["python3", f] },
   { language: "bash", file: "examples/shell/backend.sh", run: (f) => ["bash", f] },
   { language: "PHP", file: "examples/php/backend.php", run: (f) => ["php", f] },
   { language: "Go", file: "examples/go/backend.go", run: (f) => ["go", "run", f] },
-].map((e) => {
+] satisfies Example[]).map((e): Example => {
   const tool = e.run("")[0]!;
   return Bun.which(tool) ? e : { ...e, missing: `${tool} is not installed` };
 });
