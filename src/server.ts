@@ -1,20 +1,21 @@
 // The composition root: the one place that knows every part and wires them together.
 
-import type { TCPSocketListener } from "bun";
 import type { ConsolaInstance } from "consola";
-import { formatAddress, type Address } from "./config/address.ts";
+import { formatAddress, isLoopback, type Address } from "./config/address.ts";
 import type { Config } from "./config/schema.ts";
+import { readTls } from "./config/tls.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
-import { createLogin } from "./core/login.ts";
-import { CloseCode } from "./protocol/codes.ts";
+import { createLogin, type LoginDecision } from "./core/login.ts";
+import { ReplayLog } from "./core/replay.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
-import type { State } from "./state/state.ts";
+import type { Maybe, State } from "./state/state.ts";
 import { browserClientFiles } from "./client/browser/assets.ts";
 import { startDemo, type Demo } from "./demo/demo.ts";
 import { firstOf, serveStatic } from "./transport/assets.ts";
-import { listenControl } from "./transport/control.ts";
+import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 
 export interface Webtalk {
@@ -23,6 +24,8 @@ export interface Webtalk {
   private: Address;
   /** e.g. ws://127.0.0.1:12345/webtalk */
   publicUrl: string;
+  metrics: Metrics;
+  /** Graceful: stops accepting, answers pending commands, closes browsers with 1001; bounded by --shutdown-timeout. */
   stop(): Promise<void>;
 }
 
@@ -32,35 +35,49 @@ export class StartupError extends Error {
 }
 
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
-  const state: State = new MemoryState();
+  const tls = readTls(config);
+  const state: State = new MemoryState({ heldBytes: config.queueBytes });
   const events = new EventHub();
   const metrics = new Metrics();
-  let pub: PublicServer | undefined;
-  let control: TCPSocketListener<unknown> | undefined;
+  const replay = new ReplayLog({ count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes });
+  const controlLog = log.withTag("control");
+
+  // The login rules need the public side's Delivery, which exists once the public server does.
+  let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
+  // The demo's pages exist once it has connected to the control port, which opens after the public one.
   let demo: Demo | undefined;
+  const pub: PublicServer = bind("public", config.public, () =>
+    servePublic({
+      hostname: config.public.host,
+      port: config.public.port,
+      path: config.path,
+      loginTimeoutMs: config.loginTimeout * 1000,
+      login: (message, v2) => login(message, v2),
+      upstream: config.upstream,
+      maxMessage: config.maxMessage,
+      backpressure: config.backpressure,
+      rules: { origins: config.origins, maxConnections: config.maxConnections },
+      tls,
+      events,
+      metrics,
+      http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
+      log: log.withTag("public"),
+    }),
+  );
+  login = createLogin({ state, delivery: pub.delivery, replay, duplicate: config.duplicate });
+  const execute = createExecutor({
+    state,
+    delivery: pub.delivery,
+    heldLimit: config.queue,
+    replay,
+    secret: config.secret,
+    events,
+    metrics,
+    log: controlLog,
+  });
+
+  let control: ControlServer | undefined;
   try {
-    // The login check and the executor both need the public side's Delivery, which exists only once
-    // the public server does: the login function is therefore handed over through a late binding.
-    let login: ReturnType<typeof createLogin> = () => ({ ok: false, why: "unknown" });
-    pub = bind("public", config.public, () =>
-      servePublic({
-        hostname: config.public.host,
-        port: config.public.port,
-        path: config.path,
-        loginTimeoutMs: config.loginTimeout * 1000,
-        login: (token) => login(token),
-        upstream: config.upstream,
-        maxMessage: config.maxMessage,
-        events,
-        metrics,
-        // The demo's pages exist only once it has connected to the control port, which is opened below.
-        http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
-        log: log.withTag("public"),
-      }),
-    );
-    login = createLogin({ state, delivery: pub.delivery, duplicate: config.duplicate });
-    const controlLog = log.withTag("control");
-    const execute = createExecutor({ state, delivery: pub.delivery, heldLimit: config.queue, events, metrics, log: controlLog });
     control = bind("private", config.private, () =>
       listenControl({
         hostname: config.private.host,
@@ -68,36 +85,52 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         execute,
         events,
         listenerBuffer: config.listenerBuffer,
+        authRequired: config.secret !== "",
+        maxConnections: config.maxControlConnections,
+        tls: config.privateTls ? tls : undefined,
         metrics,
         log: controlLog,
       }),
-    ) as TCPSocketListener<unknown>;
+    );
     if (config.demo) {
-      const address = { host: loopback(config.private.host), port: control.port };
-      demo = await startDemo({ control: address, path: config.path, log: log.withTag("demo") });
+      demo = await startDemo({
+        control: { host: loopback(config.private.host), port: control.port },
+        secret: config.secret,
+        // Over TLS the demo trusts exactly this server's own certificate, whatever name it carries.
+        tls: config.privateTls && tls ? { ca: tls.cert, checkServerIdentity: () => undefined } : undefined,
+        path: config.path,
+        log: log.withTag("demo"),
+      });
     }
   } catch (error) {
-    control?.stop(true);
-    await pub?.stop(CloseCode.shuttingDown);
+    await control?.stop(Date.now());
+    await pub.stop(CloseCode.shuttingDown, Date.now());
     throw error;
   }
 
   const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
   const privateAddress = { host: config.private.host, port: control.port };
-  const publicUrl = `ws://${formatAddress(publicAddress)}${config.path}`;
+  const publicUrl = `${tls ? "wss" : "ws"}://${formatAddress(publicAddress)}${config.path}`;
   log.info(`public  ${publicUrl}`);
-  log.info(`private tcp://${formatAddress(privateAddress)}`);
+  log.info(`private ${config.privateTls ? "tls" : "tcp"}://${formatAddress(privateAddress)}`);
+  if (config.secret === "" && !isLoopback(config.private.host)) {
+    log.warn(`the control port listens on ${config.private.host} without --secret: anyone who reaches it controls webtalk`);
+  }
 
-  const running = { pub, control };
   return {
     public: publicAddress,
     private: privateAddress,
     publicUrl,
+    metrics,
     async stop() {
-      await demo?.stop();
-      running.control.stop(true);
-      await running.pub.stop(CloseCode.shuttingDown);
-      await state.close();
+      const deadline = Date.now() + config.shutdownTimeout * 1000;
+      try {
+        await demo?.stop();
+        await control.stop(deadline);
+        await pub.stop(CloseCode.shuttingDown, deadline);
+      } finally {
+        await state.close();
+      }
     },
   };
 }

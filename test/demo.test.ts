@@ -2,8 +2,12 @@
 // (the backend client over the control port) relaying chat and presence as shouts.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, loggedIn, startTestServer } from "./helpers.ts";
+import { runToExit } from "./process.ts";
 
 describe("without --demo", () => {
   test("there is no page and no endpoint; the browser client is still served", async () => {
@@ -86,5 +90,22 @@ describe("with --demo", () => {
       if (!m.online.includes(b.id)) break;
     }
     first.close();
+  });
+});
+
+describe("with --demo behind --secret and --private-tls", () => {
+  test("the demo's backend authenticates and trusts the server's own certificate", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "webtalk-demo-tls-"));
+    try {
+      const [cert, key] = [join(dir, "cert.pem"), join(dir, "key.pem")];
+      const args = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=example.test"];
+      expect((await runToExit(["openssl", ...args], { cwd: dir })).code).toBe(0);
+      const server = await startTestServer({ demo: true, secret: "s3cret", tlsCert: cert, tlsKey: key, privateTls: true });
+      const response = await fetch(`https://127.0.0.1:${server.public.port}/demo/login`, { method: "POST", tls: { rejectUnauthorized: false } });
+      expect(((await response.json()) as { token: string }).token).toMatch(/^1!/);
+      await server.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,7 @@
 // The backend client: `import { connect } from "webtalk/client"`, on Bun or Node.js.
 // One control connection; every command is a promise, and commands are pipelined.
 
+import type { ConnectionOptions as TlsOptions } from "node:tls";
 import { parseAddress, type Address } from "../config/address.ts";
 import { ControlConnection, type ReconnectOptions } from "./connection.ts";
 import { parseEvent, type WebtalkEvent } from "./events.ts";
@@ -13,8 +14,10 @@ export interface ConnectOptions {
   host?: string;
   /** Default: the port of `WEBTALK_PRIVATE`, else 12344. */
   port?: number;
-  /** Sent as `[auth] SECRET` ahead of everything else on every connection, for a control port that requires one. */
+  /** Sent as `[auth] SECRET` ahead of everything else on every connection (the server's `--secret`). */
   secret?: string;
+  /** Connect with TLS (the server's `--private-tls`): true, or node:tls options such as `{ ca }`. */
+  tls?: boolean | TlsOptions;
   /** Reconnect after the connection drops (the default), with jittered exponential delays; false to stay dropped. */
   reconnect?: false | ReconnectOptions;
   /** Told when the connection drops (to log it, say); commands asked for meanwhile wait for the reconnection. */
@@ -55,6 +58,7 @@ export async function connect(options: ConnectOptions = {}): Promise<WebtalkClie
   const connection: ControlConnection = new ControlConnection({
     host,
     port,
+    tls: options.tls === true ? {} : options.tls || undefined,
     reconnect: options.reconnect ?? {},
     onEvent: (payload) => client.dispatch(parseEvent(payload)),
     onConnect: (reconnected) => {

@@ -3,6 +3,7 @@
 // Built on node:net so the same code runs on Bun and on Node.js.
 
 import { createConnection, type Socket } from "node:net";
+import { connect as connectTls, type ConnectionOptions as TlsOptions } from "node:tls";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 
 export interface ReconnectOptions {
@@ -15,6 +16,8 @@ export interface ReconnectOptions {
 export interface ConnectionOptions {
   host: string;
   port: number;
+  /** TLS options when the control port uses TLS (`--private-tls`); undefined for plain TCP. */
+  tls: TlsOptions | undefined;
   /** false: a dropped connection stays dropped, and every later command rejects. */
   reconnect: false | ReconnectOptions;
   /** Frames that are not replies (`[online] 5`, …), in arrival order. */
@@ -97,11 +100,11 @@ export class ControlConnection {
 
   /** Opens the connection; rejects when this attempt fails (drops after it are reconnected). */
   dial(): Promise<void> {
-    const { host, port } = this.#options;
+    const { host, port, tls } = this.#options;
     return new Promise<void>((resolve, reject) => {
-      const socket = createConnection({ host, port });
+      const socket = tls ? connectTls({ host, port, ...tls }) : createConnection({ host, port });
       socket.setNoDelay(true);
-      socket.once("connect", () => {
+      socket.once(tls ? "secureConnect" : "connect", () => {
         socket.off("error", reject);
         this.#attach(socket);
         resolve();

@@ -10,10 +10,10 @@ export interface Delivery {
   onlineCount(): number;
   /** How many of the channel's members have a browser connected. */
   onlineIn(channel: number): number;
-  /** Sends to the user's browser. Messages from one caller arrive in call order. */
-  toUser(user: number, message: string): void;
+  /** Sends to the user's browser; `offset` numbers it for v2 browsers. Messages arrive in call order. */
+  toUser(user: number, message: string, offset: number): void;
   /** Sends to every connected member of the channel, in call order with toUser; returns how many. */
-  toChannel(channel: number, message: string): number;
+  toChannel(channel: number, message: string, offset: number): number;
   subscribe(user: number, channel: number): void;
   unsubscribe(user: number, channel: number): void;
   /** Closes the user's browser with this code; the user itself stays unless the caller deletes it. */

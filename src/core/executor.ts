@@ -7,16 +7,21 @@ import { CloseCode } from "../protocol/codes.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import type { Delivery } from "./delivery.ts";
 import type { EventHub } from "./events.ts";
+import { heldEntry } from "./catch-up.ts";
+import { channelStream, userStream, type ReplayLog } from "./replay.ts";
 import type { ControlSession } from "./session.ts";
 import { createDropReporter } from "./drop-reporter.ts";
 import { then } from "./maybe.ts";
-import { newSalt } from "./secret.ts";
+import { newSalt, sameSecret } from "./secret.ts";
 
 export interface ExecutorOptions {
   state: State;
   delivery: Delivery;
   /** Held messages kept per offline user. */
   heldLimit: number;
+  replay: ReplayLog;
+  /** The `[auth]` secret; "" when none is required (then `[auth]` always succeeds). */
+  secret: string;
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
@@ -31,7 +36,8 @@ type Handler = (data: string, session: ControlSession) => Maybe<string>;
 const MEMBERS_PAGE = 20_000;
 
 /** The meaning of every control command, free of any transport: the control port and `ctl` share it. */
-export function createExecutor({ state, delivery, heldLimit, events, metrics, log }: ExecutorOptions): Execute {
+export function createExecutor(options: ExecutorOptions): Execute {
+  const { state, delivery, heldLimit, replay, secret, events, metrics, log } = options;
   const reportDrop = createDropReporter(log);
 
   const withUser = (data: string, fn: (user: number) => Maybe<string>): Maybe<string> => {
@@ -47,12 +53,13 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
   };
 
   const whisper = (user: number, message: string): Maybe<string> => {
+    const offset = replay.append(userStream(user), message);
     if (delivery.isOnline(user)) {
-      delivery.toUser(user, message);
+      delivery.toUser(user, message, offset);
       metrics.delivered++;
       return ok(Reply.messageSent);
     }
-    return then(state.hold(user, message, heldLimit), (dropped) => {
+    return then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
       if (dropped > 0) {
         metrics.dropped += dropped;
         reportDrop(user, dropped);
@@ -70,6 +77,7 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
     killuser: (data) =>
       withUser(data, (user) =>
         then(state.deleteUser(user), () => {
+          replay.drop(userStream(user));
           delivery.disconnect(user, CloseCode.killed);
           return ok(Reply.userKilled);
         }),
@@ -85,6 +93,7 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
       if (!id.ok) return errorReply(id.error);
       return then(state.deleteChannel(id.value), (members) => {
         if (!members) return noSuchChannel(id.value);
+        replay.drop(channelStream(id.value));
         for (const user of members) delivery.unsubscribe(user, id.value);
         return ok(Reply.channelKilled);
       });
@@ -93,7 +102,7 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
     shout: (data) =>
       withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
         withChannel(id, (channel) => {
-          metrics.delivered += delivery.toChannel(channel, message);
+          metrics.delivered += delivery.toChannel(channel, message, replay.append(channelStream(channel), message));
           return ok(Reply.messageSent);
         }),
       ),
@@ -167,9 +176,16 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
             `dropped=${metrics.dropped}`,
             `control_connections=${metrics.controlConnections}`,
             `listeners=${events.listeners}`,
+            `slow_consumers=${metrics.slowConsumersDisconnected}`,
+            `replayed=${metrics.replayed}`,
+            `gaps=${metrics.gaps}`,
           ].join(" "),
         ),
       ),
+
+    // Answered synchronously: the control transport relies on it for a connection's first frame.
+    auth: (data) =>
+      secret === "" || sameSecret(data, secret) ? okReply(Reply.authenticated) : errorReply("authentication failed"),
 
     listen: (data, session) => {
       if (data.length > 0) return errorReply(`[listen] takes no data, got ${quote(data)}`);

@@ -2,6 +2,7 @@
 // backend client, connected to this server's control port like any other backend would be.
 // DEMO ONLY: `POST /demo/login` creates a user for whoever asks, so it is off unless --demo.
 
+import type { ConnectionOptions as TlsOptions } from "node:tls";
 import type { ConsolaInstance } from "consola";
 import { connect, type WebtalkClient } from "../client/backend.ts";
 import { formatAddress, type Address } from "../config/address.ts";
@@ -24,14 +25,18 @@ const MAX_SAY = 500;
 export interface DemoOptions {
   /** The control port to connect to (a loopback address when the server listens on every interface). */
   control: Address;
+  /** The server's --secret, "" for none. */
+  secret: string;
+  /** TLS options when the control port uses TLS. */
+  tls: TlsOptions | undefined;
   /** The WebSocket path pages connect to. */
   path: string;
   log: ConsolaInstance;
 }
 
 /** Starts the demo's backend on the control port; its pages are served by the returned handler. */
-export async function startDemo({ control, path, log }: DemoOptions): Promise<Demo> {
-  const wt = await connect({ host: control.host, port: control.port });
+export async function startDemo({ control, secret, tls, path, log }: DemoOptions): Promise<Demo> {
+  const wt = await connect({ host: control.host, port: control.port, secret: secret || undefined, tls });
   // Salts of the users this demo created, so only a page's own token can speak as that user.
   const salts = new Map<number, string>();
   const online = new Set<number>();

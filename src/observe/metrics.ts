@@ -10,4 +10,10 @@ export class Metrics {
   dropped = 0;
   controlConnections = 0;
   listenersDisconnected = 0;
+  /** Browsers closed with 4006 because they stopped reading. */
+  slowConsumersDisconnected = 0;
+  /** Messages sent again to v2 browsers that resumed from a position. */
+  replayed = 0;
+  /** `#gap` notices sent: positions the replay window no longer covered. */
+  gaps = 0;
 }
