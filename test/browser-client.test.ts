@@ -4,7 +4,14 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { classicScript } from "../src/client/browser/assets.ts";
-import { connect, FINAL_CODES, type CloseInfo, type Connection } from "../src/client/browser/webtalk.js";
+import {
+  connect,
+  FINAL_CODES,
+  type CloseInfo,
+  type Connection,
+  type ConnectOptions,
+  type MessageMeta,
+} from "../src/client/browser/webtalk.js";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, Inbox, newUser, startTestServer, type User } from "./helpers.ts";
 import { TcpProxy } from "./proxy.ts";
@@ -74,18 +81,24 @@ describe("served by the public port", () => {
   });
 });
 
-/** A page's view of one connection: its messages, opens and closes in inboxes. */
-function open(url: string, user: User, options: { minDelay?: number; maxDelay?: number } = {}) {
+/** A page's view of one connection: messages, gaps, opens and closes in inboxes; `log` keeps each message with its v2 position. */
+function open(url: string, user: User, options: Omit<ConnectOptions, "onMessage" | "onOpen" | "onClose" | "onGap"> = {}) {
   const messages = new Inbox<string>();
+  const log: [string, MessageMeta | undefined][] = [];
+  const gaps = new Inbox<string>();
   const opens = new Inbox<true>();
   const closes = new Inbox<CloseInfo>();
   const connection: Connection = connect(url, user.token, {
     ...options,
-    onMessage: (text) => messages.push(text),
+    onMessage: (text, meta) => {
+      log.push([text, meta]);
+      messages.push(text);
+    },
+    onGap: (source) => gaps.push(source),
     onOpen: () => opens.push(true),
     onClose: (info) => closes.push(info),
   });
-  return { connection, messages, opens, closes };
+  return { connection, messages, log, gaps, opens, closes };
 }
 
 /** Waits until the server has the user online, proven by a whisper reporting "sent". */
@@ -118,6 +131,122 @@ describe("login and messages", () => {
     const page = open(server.publicUrl.replace("ws://", "http://"), user);
     await untilOnline(ctl, user, page);
     page.connection.close();
+  });
+});
+
+describe("webtalk.v2", () => {
+  test("is spoken by default: each message comes with its source and offset", async () => {
+    const user = await newUser(ctl);
+    const channel = Number(await ctl.ok("[newchannel]"));
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    const page = open(server.publicUrl, user);
+    await untilOnline(ctl, user, page);
+    expect(page.connection.protocol).toBe("webtalk.v2");
+    await ctl.ok(`[whisper] ${user.id}!a whisper`);
+    await ctl.ok(`[shout] ${channel}!a shout`);
+    await ctl.ok(`[shout] ${channel}!another`);
+    await page.messages.take(3);
+    expect(page.log.slice(-3)).toEqual([
+      ["a whisper", { source: "u", offset: 2 }],
+      ["a shout", { source: String(channel), offset: 1 }],
+      ["another", { source: String(channel), offset: 2 }],
+    ]);
+    expect(page.connection.resume).toEqual({ epoch: expect.any(String), positions: { u: 2, [channel]: 2 } });
+    page.connection.close();
+  });
+
+  test('protocol "v1" keeps the original plain text', async () => {
+    const user = await newUser(ctl);
+    const page = open(server.publicUrl, user, { protocol: "v1" });
+    await untilOnline(ctl, user, page);
+    expect(page.connection.protocol).toBe("");
+    await ctl.ok(`[whisper] ${user.id}!plain`);
+    expect(await page.messages.next()).toBe("plain");
+    expect(page.log.at(-1)).toEqual(["plain", undefined]);
+    expect(page.connection.resume).toBeUndefined();
+    page.connection.close();
+  });
+
+  test("after network loss it resumes: what was whispered and shouted meanwhile arrives once, in order", async () => {
+    const proxy = new TcpProxy(server.public.port);
+    proxy.up();
+    const user = await newUser(ctl);
+    const channel = Number(await ctl.ok("[newchannel]"));
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    const page = open(`ws://127.0.0.1:${proxy.port}/webtalk`, user, { minDelay: 10, maxDelay: 40 });
+    try {
+      await untilOnline(ctl, user, page);
+      await ctl.ok(`[shout] ${channel}!s0`);
+      expect(await page.messages.next()).toBe("s0");
+
+      proxy.down();
+      proxy.cut();
+      await page.closes.next("the drop");
+      for (let i = 1; i <= 3; i++) {
+        await ctl.ok(`[shout] ${channel}!s${i}`);
+        await ctl.ok(`[whisper] ${user.id}!w${i}`);
+      }
+      proxy.up();
+      await page.messages.take(6, "the missed messages");
+      const missed = page.log.slice(-6);
+      const bySource = (source: string) => missed.filter(([, meta]) => meta?.source === source).map(([text]) => text);
+      expect(bySource(String(channel))).toEqual(["s1", "s2", "s3"]);
+      expect(bySource("u")).toEqual(["w1", "w2", "w3"]);
+      // Nothing twice, nothing lost: the next message is a live one.
+      await ctl.ok(`[shout] ${channel}!live`);
+      expect(await page.messages.next()).toBe("live");
+      expect(page.gaps.size).toBe(0);
+    } finally {
+      page.connection.close();
+      proxy.stop();
+    }
+  });
+
+  test("what the replay window no longer holds is reported to onGap, then it goes on live", async () => {
+    const small = await startTestServer({ replayCount: 2 });
+    const c = await ControlClient.connect(small.private.port);
+    const proxy = new TcpProxy(small.public.port);
+    proxy.up();
+    const user = await newUser(c);
+    const page = open(`ws://127.0.0.1:${proxy.port}/webtalk`, user, { minDelay: 10, maxDelay: 40 });
+    try {
+      await untilOnline(c, user, page);
+      await c.ok("[shout] 1!seen");
+      expect(await page.messages.next()).toBe("seen");
+      proxy.down();
+      proxy.cut();
+      await page.closes.next("the drop");
+      for (let i = 1; i <= 5; i++) await c.ok(`[shout] 1!missed ${i}`);
+      proxy.up();
+      expect(await page.gaps.next("the gap")).toBe("1");
+      await untilOnline(c, user, page);
+      await c.ok("[shout] 1!after the gap");
+      expect(await page.messages.next()).toBe("after the gap");
+      expect(page.log.at(-1)).toEqual(["after the gap", { source: "1", offset: 7 }]);
+    } finally {
+      page.connection.close();
+      proxy.stop();
+      c.close();
+      await small.stop();
+    }
+  });
+
+  test("resume: a new connection (a reloaded page) picks up where a saved point left off", async () => {
+    const user = await newUser(ctl);
+    const channel = Number(await ctl.ok("[newchannel]"));
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    const first = open(server.publicUrl, user);
+    await untilOnline(ctl, user, first);
+    await ctl.ok(`[shout] ${channel}!before the reload`);
+    expect(await first.messages.next()).toBe("before the reload");
+    const saved = first.connection.resume!;
+    first.connection.close();
+    await first.closes.next();
+    await ctl.ok(`[shout] ${channel}!during the reload`);
+    const second = open(server.publicUrl, user, { resume: saved });
+    expect(await second.messages.next("the replayed shout")).toBe("during the reload");
+    expect(second.log).toEqual([["during the reload", { source: String(channel), offset: 2 }]]);
+    second.connection.close();
   });
 });
 

@@ -70,6 +70,9 @@ describe.skipIf(Boolean(skip))("the demo in Chromium", () => {
     expect(await texts(a)).toEqual([`only for user ${idA}`, "for every page"]);
     // B's messages arrive in command order: had the whisper reached B, it would be here before the shout.
     expect(await texts(b)).toEqual(["for every page"]);
+    // webtalk.v2 tells the page where each message came from.
+    const labels = await a.$$eval(".message .from", (items) => items.map((item) => item.textContent?.split(" · ")[0]));
+    expect(labels).toEqual(["whisper to you", "shout to channel 1"]);
 
     await b.fill("#text", `hello from user ${idB}`);
     await b.click("#say button");
@@ -118,20 +121,36 @@ describe.skipIf(Boolean(skip))("/webtalk.js in Chromium, loaded by a page on ano
     await page.context().close();
   });
 
-  test("after the network drops, Chromium reconnects and logs in again", async () => {
+  test("after the network drops, Chromium reconnects and resumes (webtalk.v2): what it missed arrives once", async () => {
     const proxy = new TcpProxy(server.public.port);
     proxy.up();
     try {
       const user = await newUser(ctl);
+      const channel = Number(await ctl.ok("[newchannel]"));
+      await ctl.ok(`[join] ${channel}!${user.id}`);
       const page = await openPage(pageUrl("module", `ws://127.0.0.1:${proxy.port}/webtalk`, user.token));
       await ctl.ok(`[whisper] ${user.id}!before`);
       await received(page, "before");
+      await ctl.ok(`[shout] ${channel}!shout before`);
+      await received(page, "shout before");
+
+      proxy.down();
       proxy.cut();
       await page.waitForFunction(() => (globalThis as unknown as { closes: number[] }).closes.length > 0);
-      expect(await page.evaluate(() => (globalThis as unknown as { closes: number[] }).closes)).toEqual([1006]);
-      // The whisper is held while the page is away, or sent once it is back: either way it arrives.
+      // 1006 (abnormal closure) for the cut, and again for each attempt refused while the network is down.
+      const closes = await page.evaluate(() => (globalThis as unknown as { closes: number[] }).closes);
+      expect(closes.every((code) => code === 1006)).toBe(true);
+      await ctl.ok(`[shout] ${channel}!shout while away`);
+      await ctl.ok(`[whisper] ${user.id}!whisper while away`);
+      proxy.up();
       await ctl.ok(`[whisper] ${user.id}!after`);
       await received(page, "after");
+      await received(page, "shout while away");
+      // This server runs the demo, whose backend shouts who is online to channel 1: those are left out.
+      const all = await page.evaluate(() => (globalThis as unknown as { got: string[] }).got);
+      const got = all.filter((m) => !m.startsWith('{"demo":'));
+      expect(got.toSorted()).toEqual(["after", "before", "shout before", "shout while away", "whisper while away"]);
+      expect(got.indexOf("whisper while away")).toBeLessThan(got.indexOf("after"));
       await page.context().close();
     } finally {
       proxy.stop();

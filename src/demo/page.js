@@ -18,12 +18,16 @@ showCommands(login);
 
 connect(login.path, login.token, {
   onOpen: () => status("connected", "open"),
-  onMessage: (text) => {
+  // With webtalk.v2 each message says where it came from: "u" is a whisper to this user, else a channel.
+  onMessage: (text, meta) => {
     const demo = parse(text);
     if (demo?.demo === "presence") return showOnline(demo.online);
     if (demo?.demo === "chat") return add(demo.from === login.id ? "you" : `user ${demo.from}`, demo.text, "chat");
-    add("from the backend", text);
+    if (!meta) return add("from the backend", text);
+    add(meta.source === "u" ? "whisper to you" : `shout to channel ${meta.source}`, text, meta.source === "u" ? "whisper" : "");
   },
+  onGap: (source) =>
+    add("webtalk", `Some ${source === "u" ? "whispers" : `messages of channel ${source}`} were missed while away.`, "notice"),
   onClose: ({ code, final, reconnectIn }) => {
     const why = `${REASONS[code] ?? "closed"} (${code})`;
     if (final) {

@@ -1,20 +1,25 @@
 // webtalk browser client: logs in with ID!SALT, hands each message to the page, and reconnects after
 // network loss with jittered exponential backoff, except after a close code that makes retrying pointless.
+// It speaks webtalk.v2 when the server offers it: messages are numbered per source, a reconnection
+// resumes after the last one seen, and what could not be recovered is reported as a gap.
 // No dependencies. Served by webtalk as an ES module at /webtalk.js and as a classic script at
 // /webtalk.global.js (which defines `webtalk.connect`). Types: /webtalk.d.ts.
 
 /** Close codes after which the same ID!SALT cannot log in again: login failed, replaced, killed, kicked. */
 export const FINAL_CODES = Object.freeze([4001, 4002, 4004, 4005]);
 
+const V2 = "webtalk.v2";
+
 /**
  * Connects to webtalk's WebSocket endpoint and logs in as `token` ("ID!SALT").
  * `url` may be absolute (ws:, wss:, http:, https:) or a path on the page's own host ("/webtalk").
  */
 export function connect(url, token, options = {}) {
-  const { onMessage, onOpen, onClose } = options;
+  const { onMessage, onOpen, onClose, onGap } = options;
   const minDelay = options.minDelay ?? 500;
   const maxDelay = options.maxDelay ?? 30000;
   const stableAfter = options.stableAfter ?? 5000;
+  const protocols = options.protocol === "v1" ? [] : [V2];
   const target = toWebSocketUrl(url);
 
   let ws;
@@ -22,23 +27,61 @@ export function connect(url, token, options = {}) {
   let attempt = 0;
   let openedAt = 0;
   let stopped = false;
-  const status = { state: "connecting", closeCode: undefined, closeReason: "" };
+  const status = { state: "connecting", closeCode: undefined, closeReason: "", protocol: "" };
+  // v2 resume point: the server's epoch and the last offset seen per source ("u" or a channel ID).
+  let epoch = options.resume?.epoch;
+  const positions = new Map(Object.entries(options.resume?.positions ?? {}));
+
+  const receive = (text) => {
+    if (status.protocol !== V2) return onMessage?.(text, undefined);
+    if (text.startsWith("#")) return notice(text);
+    const match = /^(u|\d+):(\d+)!/.exec(text);
+    if (!match) return;
+    const [head, source, digits] = match;
+    const offset = Number(digits);
+    // The server resumes with no duplicate; this guard keeps that promise to the page whatever happens.
+    if (offset <= (positions.get(source) ?? 0)) return;
+    positions.set(source, offset);
+    onMessage?.(text.slice(head.length), { source, offset });
+  };
+
+  const notice = (text) => {
+    const space = text.indexOf(" ");
+    const name = text.slice(1, space);
+    const value = text.slice(space + 1);
+    if (name === "epoch") {
+      // A new epoch means the server restarted: offsets start again, old positions mean nothing.
+      if (epoch !== undefined && value !== epoch) positions.clear();
+      epoch = value;
+    } else if (name === "gap") {
+      positions.delete(value);
+      onGap?.(value);
+    }
+  };
+
+  const login = () => {
+    if (status.protocol !== V2 || epoch === undefined || positions.size === 0) return token;
+    const list = [...positions].map(([source, offset]) => `${source}:${offset}`).join(",");
+    return `${token}!${epoch}!${list}`;
+  };
 
   const open = () => {
     timer = undefined;
     status.state = "connecting";
-    ws = new WebSocket(target);
+    ws = new WebSocket(target, protocols);
     ws.onopen = () => {
       openedAt = Date.now();
-      ws.send(token);
-      // webtalk answers a good login with silence: the page is "open" once the login is sent.
+      // An older server that does not offer v2 answers without a subprotocol: speak v1 to it.
+      status.protocol = ws.protocol;
+      ws.send(login());
+      // webtalk answers a good login with silence (v1) or #epoch (v2): the page is "open" once it is sent.
       status.state = "open";
-      if (onOpen) onOpen();
+      onOpen?.();
     };
     ws.onmessage = (event) => {
       // A message proves the login worked: the next loss starts the backoff from the beginning.
       attempt = 0;
-      if (typeof event.data === "string" && onMessage) onMessage(event.data);
+      if (typeof event.data === "string") receive(event.data);
     };
     ws.onclose = (event) => {
       ws = undefined;
@@ -59,7 +102,7 @@ export function connect(url, token, options = {}) {
         status.state = "waiting";
         timer = setTimeout(open, reconnectIn);
       }
-      if (onClose) onClose({ code: event.code, reason: event.reason, final, reconnectIn });
+      onClose?.({ code: event.code, reason: event.reason, final, reconnectIn });
     };
   };
 
@@ -82,12 +125,20 @@ export function connect(url, token, options = {}) {
     get state() {
       return status.state;
     },
-    /** The code of the last close, if any (4001…4005 are webtalk's; see FINAL_CODES). */
+    /** "webtalk.v2" when the server numbers messages, "" for the original plain protocol. */
+    get protocol() {
+      return status.protocol;
+    },
+    /** The code of the last close, if any (4001…4006 are webtalk's; see FINAL_CODES). */
     get closeCode() {
       return status.closeCode;
     },
     get closeReason() {
       return status.closeReason;
+    },
+    /** Where a v2 connection would resume: keep it (sessionStorage) to resume after a page reload too. */
+    get resume() {
+      return epoch === undefined ? undefined : { epoch, positions: Object.fromEntries(positions) };
     },
     /** Closes the connection and stops reconnecting. */
     close() {
