@@ -129,6 +129,23 @@ describe("presence", () => {
     await upstream.stop();
   });
 
+  test("events() reports a gap when a resuming webtalk.v2 browser cannot get its messages back", async () => {
+    const client = await connect({ port: server.private.port });
+    const events = client.events();
+    const first = events.next();
+    await client.ping();
+    const user = await client.newUser();
+    const browser = await Browser.open(server.publicUrl, "webtalk.v2");
+    // An epoch that is not the server's: nothing after that position can be recovered.
+    browser.send(`${user.token}!notTheEpoch!1:5`);
+    expect(await browser.messages.take(2)).toEqual([expect.stringMatching(/^#epoch /), "#gap 1"]);
+    const seen: unknown[] = [(await within(first, "the first event")).value];
+    while (seen.length < 2) seen.push((await within(events.next(), "the gap event")).value);
+    expect(seen).toContainEqual({ type: "gap", user: user.id, source: "1" });
+    browser.close();
+    await client.close();
+  });
+
   test("after a reconnection events() says so and listens again", async () => {
     const first = await startTestServer();
     const port = first.private.port;

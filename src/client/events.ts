@@ -7,6 +7,8 @@ export type WebtalkEvent =
   | { type: "offline"; user: number }
   /** A logged-in browser sent text, with `--upstream` (`[message] ID!TEXT`). */
   | { type: "message"; user: number; text: string }
+  /** A resuming webtalk.v2 browser could not get back what SOURCE ("u" or a channel ID) sent while it was away (`[gap] ID!SOURCE`). */
+  | { type: "gap"; user: number; source: string }
   /** The client reconnected and listens again: events in between were missed, so resynchronise. */
   | { type: "reconnected" }
   /** A frame this client does not know yet, kept whole. */
@@ -14,11 +16,12 @@ export type WebtalkEvent =
 
 /** Parses one event frame's payload; anything unexpected becomes `other` rather than an exception. */
 export function parseEvent(payload: string): WebtalkEvent {
-  const match = /^\[(online|offline|message)\] (\d+)(?:!([\s\S]*))?$/.exec(payload);
+  const match = /^\[(online|offline|message|gap)\] (\d+)(?:!([\s\S]*))?$/.exec(payload);
   if (!match) return { type: "other", payload };
   const [, name, id, text] = match;
   const user = Number(id);
   if (name === "message" && text !== undefined) return { type: "message", user, text };
+  if (name === "gap" && text !== undefined) return { type: "gap", user, source: text };
   if (name === "online" && text === undefined) return { type: "online", user };
   if (name === "offline" && text === undefined) return { type: "offline", user };
   return { type: "other", payload };
