@@ -1,19 +1,29 @@
 // The composition root: the one place that knows every part and wires them together.
 
 import type { ConsolaInstance } from "consola";
+import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
+import { RedisPresence } from "./cluster/presence.ts";
 import { formatAddress, isLoopback, type Address } from "./config/address.ts";
+import { ConfigError } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { readTls } from "./config/tls.ts";
+import type { Delivery } from "./core/delivery.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin, type LoginDecision } from "./core/login.ts";
-import { ReplayLog } from "./core/replay.ts";
-import { Metrics } from "./observe/metrics.ts";
+import { rejectingThrows } from "./core/maybe.ts";
+import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.ts";
+import { newSalt } from "./core/secret.ts";
+import { Metrics, sumCounters } from "./observe/metrics.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
-import type { Maybe, State } from "./state/state.ts";
 import { browserClientFiles } from "./client/browser/assets.ts";
 import { startDemo, type Demo } from "./demo/demo.ts";
+import { RedisLink } from "./state/redis-link.ts";
+import { RedisState } from "./state/redis.ts";
+import { RedisReplay } from "./state/replay-redis.ts";
+import { openSqliteState } from "./state/sqlite.ts";
+import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
 import { firstOf, serveStatic } from "./transport/assets.ts";
 import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
@@ -34,18 +44,32 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
+/** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
+interface Backends {
+  state: State;
+  replay: ReplayLog;
+  delivery: Delivery;
+  counters: () => Maybe<Record<string, number>>;
+  /** Starts what must run once the public server exists (the cluster bus, the node's lease). */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
+  if (config.data && config.redis) throw new ConfigError("invalid settings: --data and --redis exclude each other (Redis is the durable store of a cluster)");
   const tls = readTls(config);
-  const state: State = new MemoryState({ heldBytes: config.queueBytes });
   const events = new EventHub();
   const metrics = new Metrics();
-  const replay = new ReplayLog({ count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes });
   const controlLog = log.withTag("control");
+  const limits: ReplayLimits = { count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes };
+  const redis = config.redis ? await openRedis(config, log) : undefined;
 
-  // The login rules need the public side's Delivery, which exists once the public server does.
+  // The login rules and the cluster need the public side's Delivery, which exists once the public
+  // server does; the session hooks likewise exist only in a cluster.
   let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
   // The demo's pages exist once it has connected to the control port, which opens after the public one.
   let demo: Demo | undefined;
+  let cluster: ClusterDelivery | undefined;
   const pub: PublicServer = bind("public", config.public, () =>
     servePublic({
       hostname: config.public.host,
@@ -62,19 +86,37 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       metrics,
       http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
       log: log.withTag("public"),
+      sessions: { settled: (user) => cluster?.settled(user), released: (user) => cluster?.released(user) },
     }),
   );
-  login = createLogin({ state, delivery: pub.delivery, replay, duplicate: config.duplicate });
-  const execute = createExecutor({
+
+  let backends: Backends;
+  try {
+    if (redis) {
+      backends = await clusterBackends(redis, config, limits, pub, events, metrics, log);
+      cluster = backends.delivery as ClusterDelivery;
+    } else {
+      backends = localBackends(config, limits, pub, events, metrics, log);
+    }
+    await backends.start();
+  } catch (error) {
+    await pub.stop(CloseCode.shuttingDown, Date.now());
+    redis?.close();
+    throw error instanceof BackendUnavailable ? new StartupError(error.message) : error;
+  }
+  const { state, replay, delivery } = backends;
+  // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
+  login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate }));
+  const execute = rejectingThrows(createExecutor({
     state,
-    delivery: pub.delivery,
+    delivery,
     heldLimit: config.queue,
     replay,
+    counters: backends.counters,
     secret: config.secret,
-    events,
     metrics,
     log: controlLog,
-  });
+  }));
 
   let control: ControlServer | undefined;
   try {
@@ -105,6 +147,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   } catch (error) {
     await control?.stop(Date.now());
     await pub.stop(CloseCode.shuttingDown, Date.now());
+    await backends.close();
     throw error;
   }
 
@@ -129,10 +172,74 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         await control.stop(deadline);
         await pub.stop(CloseCode.shuttingDown, deadline);
       } finally {
-        await state.close();
+        await backends.close();
       }
     },
   };
+}
+
+/** One process alone: state in memory, or in a SQLite file with --data. */
+function localBackends(
+  config: Config,
+  limits: ReplayLimits,
+  pub: PublicServer,
+  events: EventHub,
+  metrics: Metrics,
+  log: ConsolaInstance,
+): Backends {
+  const state = openState(config, log);
+  return {
+    state,
+    replay: new MemoryReplay(limits),
+    delivery: pub.delivery,
+    counters: () => metrics.counters(events.listeners),
+    start: async () => {},
+    close: async () => state.close(),
+  };
+}
+
+async function clusterBackends(
+  redis: RedisLink,
+  config: Config,
+  limits: ReplayLimits,
+  pub: PublicServer,
+  events: EventHub,
+  metrics: Metrics,
+  log: ConsolaInstance,
+): Promise<Backends> {
+  const prefix = config.redisPrefix;
+  const state = await RedisState.open(redis, prefix);
+  const replay = await RedisReplay.open(redis, prefix, limits);
+  const presence = new RedisPresence(redis, prefix, newSalt().slice(0, 12), config.lease * 1000, {
+    users: () => pub.users(),
+    stats: () => metrics.counters(events.listeners),
+  });
+  const delivery = new ClusterDelivery({ redis, prefix, presence, local: pub.delivery, events, metrics, log: log.withTag("cluster") });
+  return {
+    state,
+    replay,
+    delivery,
+    counters: async () => sumCounters(await presence.nodeStats()),
+    async start() {
+      await delivery.start();
+      await presence.start();
+      log.info(`cluster node ${presence.nodeId} on Redis, key prefix ${prefix}`);
+    },
+    async close() {
+      await presence.stop();
+      redis.close();
+    },
+  };
+}
+
+async function openRedis(config: Config, log: ConsolaInstance): Promise<RedisLink> {
+  const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
+  try {
+    await redis.open();
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+  return redis;
 }
 
 function bind<T>(name: string, address: Address, start: () => T): T {
@@ -146,6 +253,17 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     }
     throw error;
   }
+}
+
+/** The in-memory state, or the durable one when `--data` names a file (StateOpenError when it cannot be used). */
+function openState(config: Config, log: ConsolaInstance): State {
+  if (!config.data) return new MemoryState({ heldBytes: config.queueBytes });
+  const started = performance.now();
+  const state = openSqliteState(config.data, { sync: config.dataSync, log: log.withTag("data") });
+  const { users, channels, held } = state.counts();
+  const ms = (performance.now() - started).toFixed(0);
+  log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);
+  return state;
 }
 
 /** The address to reach a listener on: loopback when it listens on every interface. */

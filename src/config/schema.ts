@@ -5,6 +5,7 @@ import { parseAddress, type Address } from "./address.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
+export type DataSync = "full" | "normal";
 
 export interface Config {
   public: Address;
@@ -37,9 +38,18 @@ export interface Config {
   replayCount: number;
   replayAge: number;
   replayBytes: number;
+  /** redis:// URL: state and fan-out shared by every node; "" for this process alone. */
+  redis: string;
+  redisPrefix: string;
+  /** Seconds a dead node's users stay online before they may log in elsewhere. */
+  lease: number;
   /** Serve the demo page at `/` and the demo-only user endpoint. */
   demo: boolean;
   logLevel: LogLevel;
+  /** SQLite file holding users, channels, held messages and the store; "" keeps everything in memory. */
+  data: string;
+  /** When a write reaches the disk: before each `[ok]` (full), or at WAL checkpoints (normal). */
+  dataSync: DataSync;
 }
 
 export type RawValue = string | number | boolean;
@@ -55,6 +65,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   description: string;
   /** A switch: `--flag` alone means true. */
   boolean?: true;
+  /** How --help shows the default, when its value says nothing by itself (an empty string). */
+  shownDefault?: string;
   parse(raw: RawValue): Config[K];
 }
 
@@ -264,6 +276,41 @@ export const settings: readonly Setting[] = [
     parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
   }),
   define({
+    key: "redis",
+    flag: "redis",
+    fileKeys: ["Redis", "redis"],
+    default: "",
+    valueHint: "URL",
+    description: "run as one node of a cluster: state and fan-out in Redis, e.g. redis://127.0.0.1:6379/0",
+    parse: (raw) => {
+      const url = String(raw);
+      if (url !== "" && !/^(redis|rediss|valkey|valkeys):\/\/\S+$/.test(url)) throw new Error("expected a redis:// URL");
+      return url;
+    },
+  }),
+  define({
+    key: "redisPrefix",
+    flag: "redis-prefix",
+    fileKeys: ["RedisPrefix", "redisPrefix"],
+    default: "webtalk:",
+    valueHint: "PREFIX",
+    description: "namespace for every Redis key and channel, so deployments can share a Redis",
+    parse: (raw) => {
+      const prefix = String(raw);
+      if (!/^[\x21-\x7e]{1,64}$/.test(prefix)) throw new Error("expected 1 to 64 printable characters without spaces");
+      return prefix;
+    },
+  }),
+  define({
+    key: "lease",
+    flag: "lease",
+    fileKeys: ["Lease", "lease"],
+    default: 15,
+    valueHint: "SECONDS",
+    description: "with --redis: how long a dead node's users stay online before they can log in on another node",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
     key: "demo",
     flag: "demo",
     fileKeys: ["Demo", "demo"],
@@ -281,6 +328,31 @@ export const settings: readonly Setting[] = [
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
     parse: (raw) => oneOf(raw, ["silent", "error", "warn", "info", "debug"] as const),
+  }),
+  define({
+    key: "data",
+    flag: "data",
+    fileKeys: ["Data", "data"],
+    default: "",
+    shownDefault: "none: in memory, empty at each start",
+    valueHint: "FILE",
+    description: "SQLite file that keeps users, channels, held messages and the store across restarts",
+    parse: (raw) => {
+      const path = String(raw);
+      if (path.trim() === "" || path.includes("\0")) throw new Error("expected a file name");
+      // SQLite would take these as a database in memory: durable in name only.
+      if (path === ":memory:" || path.startsWith("file:")) throw new Error("expected a file name, not a SQLite URI");
+      return path;
+    },
+  }),
+  define({
+    key: "dataSync",
+    flag: "data-sync",
+    fileKeys: ["DataSync", "dataSync"],
+    default: "full",
+    valueHint: "full|normal",
+    description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
+    parse: (raw) => oneOf(raw, ["full", "normal"] as const),
   }),
 ];
 

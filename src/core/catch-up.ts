@@ -1,5 +1,7 @@
 import { epochNotice, gapNotice, numbered, WHISPER_SOURCE, type V2Login } from "../protocol/resume.ts";
-import { channelStream, userStream, type ReplayLog } from "./replay.ts";
+import type { Maybe } from "../state/state.ts";
+import { all, then } from "./maybe.ts";
+import { channelStream, userStream, type ReplayLog, type Since } from "./replay.ts";
 
 /** What a browser is sent at login, before anything live, and what the backend is told about it. */
 export interface CatchUp {
@@ -28,25 +30,30 @@ export function catchUpV1(held: string[]): CatchUp {
  * the held queue does (and those lost in flight), so the held queue is then dropped; an unlisted one is
  * live from now, after the held whispers.
  */
-export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], held: string[]): CatchUp {
-  const messages = [epochNotice(replay.epoch)];
-  let replayed = 0;
-  const gaps: string[] = [];
+export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], held: string[]): Maybe<CatchUp> {
   const member = new Set(channels.map(String));
-  for (const [source, offset] of login.positions) {
-    if (source !== WHISPER_SOURCE && !member.has(source)) continue;
-    const key = source === WHISPER_SOURCE ? userStream(user) : channelStream(Number(source));
-    const since = login.epoch === replay.epoch ? replay.since(key, offset) : ({ gap: true } as const);
-    if (since.gap) {
-      messages.push(gapNotice(source));
-      gaps.push(source);
-      continue;
+  const sources = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
+  const lookups = sources.map(([source, offset]): Maybe<Since> => {
+    if (login.epoch !== replay.epoch) return { gap: true };
+    return replay.since(source === WHISPER_SOURCE ? userStream(user) : channelStream(Number(source)), offset);
+  });
+  return then(all(lookups), (found) => {
+    const messages = [epochNotice(replay.epoch)];
+    let replayed = 0;
+    const gaps: string[] = [];
+    found.forEach((since, i) => {
+      const source = sources[i]![0];
+      if (since.gap) {
+        messages.push(gapNotice(source));
+        gaps.push(source);
+        return;
+      }
+      for (const entry of since.entries) messages.push(numbered(source, entry.offset, entry.text));
+      replayed += since.entries.length;
+    });
+    if (!login.positions.has(WHISPER_SOURCE)) {
+      for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
-    for (const entry of since.entries) messages.push(numbered(source, entry.offset, entry.text));
-    replayed += since.entries.length;
-  }
-  if (!login.positions.has(WHISPER_SOURCE)) {
-    for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
-  }
-  return { messages, replayed, gaps };
+    return { messages, replayed, gaps };
+  });
 }

@@ -35,14 +35,22 @@ export function createLogin({ state, delivery, replay, duplicate }: LoginOptions
     return then(state.userSalt(user), (expected): Maybe<LoginDecision> => {
       if (expected === undefined) return { ok: false, why: "unknown" };
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
-      const online = delivery.isOnline(user);
-      if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
-      return then(state.channelsOf(user), (channels) =>
-        then(state.takeHeld(user), (held) => {
-          const catchUp = resume ? catchUpV2(replay, resume, user, channels, held) : catchUpV1(held);
-          return { ok: true, user, channels, catchUp, replaces: online };
-        }),
-      );
+      return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
+        if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
+        return then(delivery.claim(user), () =>
+          then(state.channelsOf(user), (channels) =>
+            then(state.takeHeld(user), (held) =>
+              then(resume ? catchUpV2(replay, resume, user, channels, held) : catchUpV1(held), (catchUp) => ({
+                ok: true as const,
+                user,
+                channels,
+                catchUp,
+                replaces: online,
+              })),
+            ),
+          ),
+        );
+      });
     });
   };
 }

@@ -1,3 +1,4 @@
+import type { Maybe } from "../state/state.ts";
 import { KeyedFifo } from "../util/keyed-fifo.ts";
 import { newSalt } from "./secret.ts";
 
@@ -23,9 +24,20 @@ export type Since = { gap: false; entries: { offset: number; text: string }[] } 
  * Numbers every message per source (a channel, or a user's whisper stream) and keeps a bounded window
  * of recent ones, so a browser that reconnects can be sent what it missed. The epoch changes whenever
  * the numbering starts over (a restart of an in-memory server), so old positions are never mistaken
- * for new ones.
+ * for new ones. Offsets of one source increase by exactly one per append, in call order.
  */
-export class ReplayLog {
+export interface ReplayLog {
+  readonly epoch: string;
+  /** Appends a message to a source and returns its offset. */
+  append(key: string, text: string): Maybe<number>;
+  /** The messages of a source after `offset`, or a gap when the window no longer reaches back that far. */
+  since(key: string, offset: number): Maybe<Since>;
+  /** Forgets a source (a killed channel or user). */
+  drop(key: string): Maybe<void>;
+}
+
+/** The replay log of a single in-memory server: a new epoch at every start. */
+export class MemoryReplay implements ReplayLog {
   readonly epoch: string;
   /** The last offset given out per source; offsets start at 1 and never repeat within an epoch. */
   #last = new Map<string, number>();
