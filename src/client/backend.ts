@@ -4,7 +4,7 @@
 import type { ConnectionOptions as TlsOptions } from "node:tls";
 import { parseAddress, type Address } from "../config/address.ts";
 import { ControlConnection, type ReconnectOptions } from "./connection.ts";
-import { parseEvent, type WebtalkEvent } from "./events.ts";
+import { eventIterator, parseEvent, type EventStream, type WebtalkEvent } from "./events.ts";
 
 export { WebtalkConnectionError, type ReconnectOptions } from "./connection.ts";
 export type { WebtalkEvent } from "./events.ts";
@@ -78,7 +78,13 @@ export async function connect(options: ConnectOptions = {}): Promise<WebtalkClie
   });
   const client = new WebtalkClient(connection);
   await connection.dial();
-  if (auth) expectOk("[auth]", await auth);
+  try {
+    if (auth) expectOk("[auth]", await auth);
+  } catch (error) {
+    // Nobody holds this client: without closing it, it would go on reconnecting with the wrong secret.
+    await connection.close();
+    throw error;
+  }
   return client;
 }
 
@@ -193,46 +199,12 @@ export class WebtalkClient {
   events(): AsyncIterableIterator<WebtalkEvent> {
     this.#listen ??= this.#connection.request("[listen]");
     const listen = this.#listen;
-    let confirmed = false;
-    const queue: WebtalkEvent[] = [];
-    let wake: (() => void) | undefined;
-    let ended = false;
-    const stream: EventStream = {
-      push(event) {
-        queue.push(event);
-        wake?.();
-      },
-      end() {
-        ended = true;
-        wake?.();
-      },
-    };
+    const { iterator, stream } = eventIterator(
+      listen.then((reply) => void expectOk("[listen]", reply)),
+      () => this.#streams.delete(stream),
+    );
     this.#streams.add(stream);
-    const finish = (): IteratorReturnResult<undefined> => {
-      this.#streams.delete(stream);
-      stream.end();
-      return { done: true, value: undefined };
-    };
-    return {
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-      async next(): Promise<IteratorResult<WebtalkEvent>> {
-        if (!confirmed) {
-          confirmed = true;
-          try {
-            expectOk("[listen]", await listen);
-          } catch (error) {
-            finish();
-            throw error;
-          }
-        }
-        while (queue.length === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve));
-        const event = queue.shift();
-        return event ? { done: false, value: event } : finish();
-      },
-      return: async () => finish(),
-    };
+    return iterator;
   }
 
   /** Waits for the replies to every command already sent, says goodbye and closes; ends every `events()`. */
@@ -250,11 +222,6 @@ export class WebtalkClient {
   dispatch(event: WebtalkEvent): void {
     for (const stream of this.#streams) stream.push(event);
   }
-}
-
-interface EventStream {
-  push(event: WebtalkEvent): void;
-  end(): void;
 }
 
 function expectOk(command: string, reply: string): string {

@@ -26,3 +26,56 @@ export function parseEvent(payload: string): WebtalkEvent {
   if (name === "offline" && text === undefined) return { type: "offline", user };
   return { type: "other", payload };
 }
+
+/** Where a connection hands events to one iterator. */
+export interface EventStream {
+  push(event: WebtalkEvent): void;
+  end(): void;
+}
+
+/**
+ * An async iterator fed through `stream`: its first `next()` waits for `ready` (and throws what it
+ * throws), it buffers what has not been read, and it ends on `stream.end()` or `return()`, calling `detach`.
+ */
+export function eventIterator(ready: Promise<void>, detach: () => void): { iterator: AsyncIterableIterator<WebtalkEvent>; stream: EventStream } {
+  // Marked handled now: a failure surfaces at the first next(), not as an unhandled rejection before it.
+  ready.catch(() => undefined);
+  const queue: WebtalkEvent[] = [];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  let confirmed = false;
+  const stream: EventStream = {
+    push(event) {
+      queue.push(event);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+  };
+  const finish = (): IteratorReturnResult<undefined> => {
+    detach();
+    stream.end();
+    return { done: true, value: undefined };
+  };
+  const iterator: AsyncIterableIterator<WebtalkEvent> = {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    async next() {
+      if (!confirmed) {
+        confirmed = true;
+        await ready.catch((error: unknown) => {
+          finish();
+          throw error;
+        });
+      }
+      while (queue.length === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve));
+      const event = queue.shift();
+      return event ? { done: false, value: event } : finish();
+    },
+    return: async () => finish(),
+  };
+  return { iterator, stream };
+}
