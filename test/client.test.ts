@@ -180,6 +180,13 @@ describe("errors", () => {
     await expect(wt.command("[nonsense]")).rejects.toThrow("unknown command [nonsense]");
   });
 
+  test("a command too large for one frame rejects alone; the others in its batch go through", async () => {
+    const big = wt.store("big", "x".repeat(100_000));
+    const small = wt.newChannel();
+    await expect(big).rejects.toThrow(RangeError);
+    expect(await small).toBeGreaterThan(1);
+  });
+
   test("the connection stays usable after an error", async () => {
     await wt.join(999_999, 1).catch(() => undefined);
     expect(await wt.newChannel()).toBeGreaterThan(1);

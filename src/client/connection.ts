@@ -4,7 +4,7 @@
 
 import { createConnection, type Socket } from "node:net";
 import { connect as connectTls, type ConnectionOptions as TlsOptions } from "node:tls";
-import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+import { encodeFrames, fitsInFrame, FrameDecoder, MAX_PAYLOAD } from "../protocol/frame.ts";
 
 export interface ReconnectOptions {
   /** First delay before reconnecting; each failed attempt doubles it (default 100 ms). */
@@ -88,8 +88,8 @@ export class ControlConnection {
     const entries: Pending[] = [];
     const promises = payloads.map((payload) => {
       if (this.#closed) return Promise.reject(new WebtalkConnectionError("the client is closed"));
-      // Encoding now makes an oversized payload fail at the call, not later inside a flush.
-      encodeFrame(payload);
+      // Checked now, so an oversized payload fails at its call rather than the whole batch at the flush.
+      if (!fitsInFrame(payload)) return Promise.reject(new RangeError(`a payload over ${MAX_PAYLOAD} bytes does not fit in a frame`));
       return new Promise<string>((resolve, reject) => entries.push({ payload, resolve, reject }));
     });
     if (first) this.#outbox.unshift(...entries);
@@ -175,22 +175,8 @@ export class ControlConnection {
       const socket = this.#socket;
       if (!socket || this.#outbox.length === 0) return;
       const batch = this.#outbox.splice(0);
-      const frames = batch.map((p) => encodeFrame(p.payload));
       this.#inFlight.push(...batch);
-      socket.write(concat(frames));
+      socket.write(encodeFrames(batch.map((p) => p.payload)));
     });
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let pos = 0;
-  for (const part of parts) {
-    out.set(part, pos);
-    pos += part.length;
-  }
-  return out;
 }
