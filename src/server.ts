@@ -17,6 +17,8 @@ import { newSalt } from "./core/secret.ts";
 import { Metrics, sumCounters } from "./observe/metrics.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
+import { browserClientFiles } from "./client/browser/assets.ts";
+import { startDemo, type Demo } from "./demo/demo.ts";
 import { RedisLink } from "./state/redis-link.ts";
 import { RedisState } from "./state/redis.ts";
 import { RedisReplay } from "./state/replay-redis.ts";
@@ -24,6 +26,7 @@ import { SqliteReplay } from "./state/replay-sqlite.ts";
 import { openDataFile } from "./state/sqlite-file.ts";
 import { SqliteState } from "./state/sqlite.ts";
 import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
+import { firstOf, serveStatic } from "./transport/assets.ts";
 import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 
@@ -66,6 +69,8 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   // The login rules and the cluster need the public side's Delivery, which exists once the public
   // server does; the session hooks likewise exist only in a cluster.
   let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
+  // The demo's pages exist once it has connected to the control port, which opens after the public one.
+  let demo: Demo | undefined;
   let cluster: ClusterDelivery | undefined;
   const pub: PublicServer = bind("public", config.public, () =>
     servePublic({
@@ -81,6 +86,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       tls,
       events,
       metrics,
+      http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
       log: log.withTag("public"),
       sessions: { settled: (user) => cluster?.settled(user), released: (user) => cluster?.released(user) },
     }),
@@ -114,7 +120,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     log: controlLog,
   }));
 
-  let control: ControlServer;
+  let control: ControlServer | undefined;
   try {
     control = bind("private", config.private, () =>
       listenControl({
@@ -130,7 +136,18 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         log: controlLog,
       }),
     );
+    if (config.demo) {
+      demo = await startDemo({
+        control: { host: loopback(config.private.host), port: control.port },
+        secret: config.secret,
+        // Over TLS the demo trusts exactly this server's own certificate, whatever name it carries.
+        tls: config.privateTls && tls ? { ca: tls.cert, checkServerIdentity: () => undefined } : undefined,
+        path: config.path,
+        log: log.withTag("demo"),
+      });
+    }
   } catch (error) {
+    await control?.stop(Date.now());
     await pub.stop(CloseCode.shuttingDown, Date.now());
     await backends.close();
     throw error;
@@ -153,6 +170,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     async stop() {
       const deadline = Date.now() + config.shutdownTimeout * 1000;
       try {
+        await demo?.stop();
         await control.stop(deadline);
         await pub.stop(CloseCode.shuttingDown, deadline);
       } finally {
@@ -257,4 +275,11 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     }
     throw error;
   }
+}
+
+/** The address to reach a listener on: loopback when it listens on every interface. */
+function loopback(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "::1";
+  return host;
 }

@@ -34,6 +34,7 @@ describe("loadConfig", () => {
       upstream: false,
       secret: "",
       origins: [],
+      demo: false,
       logLevel: "info",
       data: "",
       dataSync: "full",

@@ -127,6 +127,9 @@ describe("resuming", () => {
     };
     let page = await V2Page.login(server, user);
     const epoch = page.epoch;
+    // The page knows its sources from the start: position 0 asks for everything from the first message.
+    positions.set("u", 0);
+    positions.set(channel, 0);
     const collect = () => {
       for (const [source, offsets] of page.received) seen.get(source)!.push(...offsets);
       for (const [source, offset] of page.positions) positions.set(source, offset);

@@ -43,6 +43,8 @@ export interface Config {
   redisPrefix: string;
   /** Seconds a dead node's users stay online before they may log in elsewhere. */
   lease: number;
+  /** Serve the demo page at `/` and the demo-only user endpoint. */
+  demo: boolean;
   logLevel: LogLevel;
   /** SQLite file holding users, channels, held messages and the store; "" keeps everything in memory. */
   data: string;
@@ -307,6 +309,16 @@ export const settings: readonly Setting[] = [
     valueHint: "SECONDS",
     description: "with --redis: how long a dead node's users stay online before they can log in on another node",
     parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "demo",
+    flag: "demo",
+    fileKeys: ["Demo", "demo"],
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description: "serve a live demo page at / whose demo-only endpoint creates users for anyone: to try webtalk, never in production",
+    parse: (raw) => flag(raw),
   }),
   define({
     key: "logLevel",

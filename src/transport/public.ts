@@ -7,6 +7,7 @@ import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { numbered, V2_PROTOCOL, WHISPER_SOURCE } from "../protocol/resume.ts";
 import { BackendUnavailable, type Maybe } from "../state/state.ts";
+import type { HttpHandler } from "./assets.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { createWatchdog } from "./watchdog.ts";
 
@@ -27,6 +28,8 @@ export interface PublicOptions {
   tls?: { cert: string; key: string };
   events: EventHub;
   metrics: Metrics;
+  /** Plain HTTP requests on other paths (the browser client, the demo); unanswered ones get 404. */
+  http?: HttpHandler;
   log: ConsolaInstance;
   /** Told when a login is decided (admitted or not) and when a user's browser here goes away. */
   sessions?: { settled(user: number): void; released(user: number): void };
@@ -65,7 +68,7 @@ const IDLE_TIMEOUT_S = 60;
 
 /** Starts the WebSocket server. Channels and users are native topics, so fan-out never loops in JS. */
 export function servePublic(options: PublicOptions): PublicServer {
-  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, log } = options;
+  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, http, log } = options;
   const sessions = new Map<number, Browser>();
   const pending = new Set<Browser>();
   let open = 0;
@@ -145,7 +148,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     tls: options.tls,
     fetch(request, srv) {
       const url = new URL(request.url);
-      if (url.pathname !== path) return new Response("not found\n", { status: 404 });
+      if (url.pathname !== path) return http?.(request, url) ?? new Response("not found\n", { status: 404 });
       const refusal = refuseUpgrade(request, open, options.rules);
       if (refusal) return refusal;
       const v2 = wantsV2(request);
