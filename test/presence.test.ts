@@ -1,10 +1,9 @@
 // Presence and events over real sockets: who is online, channel sizes, kick, stats, and [listen].
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { encodeFrame, encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, Inbox, loggedIn, newUser, startTestServer, within } from "./helpers.ts";
+import { Browser, ControlClient, loggedIn, newUser, rawWebSocket, startTestServer, within } from "./helpers.ts";
 
 let server: Webtalk;
 let ctl: ControlClient;
@@ -26,11 +25,16 @@ async function listener(s: Webtalk = server): Promise<ControlClient> {
   return c;
 }
 
-/** Waits for the next frame that is an event (not a reply) and returns it. */
-async function nextEvent(c: ControlClient): Promise<string> {
+/**
+ * Waits for the next event (not a reply) about one of `users`, skipping events about others: a browser
+ * an earlier test closed may be reported after this test's listener started.
+ */
+async function nextEvent(c: ControlClient, ...users: number[]): Promise<string> {
   for (let i = 0; i < 10_000; i++) {
     const frame = await c.replies.next("an event");
-    if (!frame.startsWith("[ok]") && !frame.startsWith("[error]")) return frame;
+    if (frame.startsWith("[ok]") || frame.startsWith("[error]")) continue;
+    const about = Number(/^\[\w+\] (\d+)/.exec(frame)?.[1]);
+    if (users.length === 0 || users.includes(about)) return frame;
   }
   throw new Error("no event among 10,000 frames");
 }
@@ -141,9 +145,9 @@ describe("events", () => {
   test("a listener hears [online] at login and [offline] when the browser closes", async () => {
     const l = await listener();
     const [browser, user] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     browser.close();
-    expect(await nextEvent(l)).toBe(`[offline] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[offline] ${user.id}`);
     expect(await ctl.call(`[online] ${user.id}`)).toBe("[ok] 0");
     l.close();
   });
@@ -152,39 +156,40 @@ describe("events", () => {
     const l = await listener();
     const user = await newUser(ctl);
     const raw = await rawWebSocket(server.public.port, "/webtalk");
+    expect(raw.status).toStartWith("HTTP/1.1 101");
     raw.sendText(user.token);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     raw.socket.terminate(); // no close frame, no goodbye: the TCP connection just ends
-    expect(await nextEvent(l)).toBe(`[offline] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[offline] ${user.id}`);
     l.close();
   });
 
   test("kill, kick and a replacing login all tell the listener", async () => {
     const l = await listener();
     const [a, userA] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${userA.id}`);
+    expect(await nextEvent(l, userA.id)).toBe(`[online] ${userA.id}`);
     await ctl.ok(`[kick] ${userA.id}`);
-    expect(await nextEvent(l)).toBe(`[offline] ${userA.id}`);
+    expect(await nextEvent(l, userA.id)).toBe(`[offline] ${userA.id}`);
     await a.closedWithin();
     const [, userB] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[online] ${userB.id}`);
     const newer = await Browser.open(server.publicUrl);
     newer.send(userB.token);
-    expect(await nextEvent(l)).toBe(`[offline] ${userB.id}`);
-    expect(await nextEvent(l)).toBe(`[online] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[offline] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[online] ${userB.id}`);
     await ctl.ok(`[killuser] ${userB.id}`);
-    expect(await nextEvent(l)).toBe(`[offline] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[offline] ${userB.id}`);
     l.close();
   });
 
   test("with --upstream, a listener hears [message] ID!TEXT for each text a logged-in browser sends", async () => {
     const l = await listener();
     const [browser, user] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     browser.send("hello from the page!");
     browser.send("ünïcødé\nline");
-    expect(await nextEvent(l)).toBe(`[message] ${user.id}!hello from the page!`);
-    expect(await nextEvent(l)).toBe(`[message] ${user.id}!ünïcødé\nline`);
+    expect(await nextEvent(l, user.id)).toBe(`[message] ${user.id}!hello from the page!`);
+    expect(await nextEvent(l, user.id)).toBe(`[message] ${user.id}!ünïcødé\nline`);
     browser.close();
     l.close();
   });
@@ -194,10 +199,10 @@ describe("events", () => {
     const c = await ControlClient.connect(quiet.private.port);
     const l = await listener(quiet);
     const [browser, user] = await loggedIn(quiet, c);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     browser.send("nobody hears this");
     browser.close();
-    expect(await nextEvent(l)).toBe(`[offline] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[offline] ${user.id}`);
     l.close();
     c.close();
     await quiet.stop();
@@ -228,14 +233,15 @@ describe("events", () => {
       // Wait for this step's events so the expected order is the order they happened in.
       await within(
         (async () => {
-          const events = [await nextEvent(l1), await nextEvent(l1)];
+          const events = [await nextEvent(l1, user.id), await nextEvent(l1, user.id)];
           expect(events).toEqual(expected.slice(-2));
         })(),
         "events of one step",
       );
     }
     const fromL2: string[] = [];
-    for (let i = 0; i < expected.length; i++) fromL2.push(await nextEvent(l2));
+    const ids = expected.map((event) => Number(/ (\d+)/.exec(event)![1]));
+    for (let i = 0; i < expected.length; i++) fromL2.push(await nextEvent(l2, ...ids));
     expect(fromL2).toEqual(expected);
     for (const b of browsers) b.close();
     l1.close();
@@ -248,14 +254,14 @@ describe("events", () => {
     const reader = await listener(s);
     const stalled = await stalledListener(s.private.port);
     const [browser, user] = await loggedIn(s, c);
-    expect(await nextEvent(reader)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(reader, user.id)).toBe(`[online] ${user.id}`);
     const text = "y".repeat(4000);
     // Paced in steps the reading listener keeps up with, while the stalled one falls ever further
     // behind: 1 MiB allowed, plus whatever the kernel buffers, is passed well before 40 MB.
     let sent = 0;
     for (let step = 0; step < 200 && !stalled.isClosed(); step++) {
       for (let i = 0; i < 50; i++) browser.send(`${sent + i}:${text}`);
-      for (let i = 0; i < 50; i++) expect(await nextEvent(reader)).toBe(`[message] ${user.id}!${sent + i}:${text}`);
+      for (let i = 0; i < 50; i++) expect(await nextEvent(reader, user.id)).toBe(`[message] ${user.id}!${sent + i}:${text}`);
       sent += 50;
     }
     await within(stalled.closed, "the stalled listener to be disconnected");
@@ -263,7 +269,7 @@ describe("events", () => {
     expect(await browser.messages.next()).toBe("still fine");
     expect(stats(await c.call("[stats]")).listeners).toBe(1);
     browser.send("after the cut");
-    expect(await nextEvent(reader)).toBe(`[message] ${user.id}!after the cut`);
+    expect(await nextEvent(reader, user.id)).toBe(`[message] ${user.id}!after the cut`);
     browser.close();
     reader.close();
     c.close();
@@ -286,35 +292,5 @@ async function stalledListener(port: number): Promise<{ closed: Promise<void>; i
   });
   socket.write(encodeFrame("[listen]"));
   return { closed: promise, isClosed: () => closed };
-}
-
-/** A WebSocket client at the TCP level, so a test can drop the connection without a close frame. */
-async function rawWebSocket(port: number, path: string): Promise<{ socket: Socket<undefined>; sendText(text: string): void }> {
-  const upgraded = new Inbox<string>();
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: { data: (_s, chunk) => upgraded.push(new TextDecoder().decode(chunk)) },
-  });
-  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
-  socket.write(
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  );
-  expect(await upgraded.next("the 101 response")).toStartWith("HTTP/1.1 101");
-  return {
-    socket,
-    sendText(text: string) {
-      const payload = new TextEncoder().encode(text);
-      if (payload.length > 125) throw new Error("short frames only");
-      const mask = crypto.getRandomValues(new Uint8Array(4));
-      const frame = new Uint8Array(6 + payload.length);
-      frame[0] = 0x81;
-      frame[1] = 0x80 | payload.length;
-      frame.set(mask, 2);
-      payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]!));
-      socket.write(frame);
-    },
-  };
 }
 

@@ -22,14 +22,17 @@ process.on("exit", () => {
 });
 
 /** Runs a command to completion (bounded) and returns its exit code and output. */
-export async function runToExit(cmd: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+export async function runToExit(
+  cmd: string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {},
+) {
   const proc = Bun.spawn(cmd, { env: options.env ?? process.env, cwd: options.cwd ?? ROOT, stdout: "pipe", stderr: "pipe" });
   running.add(proc);
   try {
     const [stdout, stderr, code] = await within(
       Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]),
       `${cmd.join(" ")} to exit`,
-      20_000,
+      options.timeoutMs ?? 20_000,
     );
     return { code, stdout, stderr };
   } finally {

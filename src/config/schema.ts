@@ -5,6 +5,7 @@ import { parseAddress, type Address } from "./address.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
+export type DataSync = "full" | "normal";
 
 export interface Config {
   public: Address;
@@ -17,7 +18,38 @@ export interface Config {
   upstream: boolean;
   maxMessage: number;
   listenerBuffer: number;
+  /** Shared secret a control connection must present with `[auth]`; "" for none. */
+  secret: string;
+  /** PEM files; both set means TLS on the public port. */
+  tlsCert: string;
+  tlsKey: string;
+  privateTls: boolean;
+  /** Allowed `Origin` values for WebSocket upgrades; empty allows any. */
+  origins: string[];
+  maxConnections: number;
+  maxControlConnections: number;
+  /** Bytes queued for one browser before it counts as a slow consumer and is closed with 4006. */
+  backpressure: number;
+  /** Bytes of held messages across all users; past it the oldest held messages are dropped. */
+  queueBytes: number;
+  /** Seconds a graceful shutdown may take. */
+  shutdownTimeout: number;
+  /** Replay window for webtalk.v2 browsers: messages per source, seconds, and bytes in total. */
+  replayCount: number;
+  replayAge: number;
+  replayBytes: number;
+  /** redis:// URL: state and fan-out shared by every node; "" for this process alone. */
+  redis: string;
+  redisPrefix: string;
+  /** Seconds a dead node's users stay online before they may log in elsewhere. */
+  lease: number;
+  /** Serve the demo page at `/` and the demo-only user endpoint. */
+  demo: boolean;
   logLevel: LogLevel;
+  /** SQLite file holding users, channels, held messages and the store; "" keeps everything in memory. */
+  data: string;
+  /** When a write reaches the disk: before each `[ok]` (full), or at WAL checkpoints (normal). */
+  dataSync: DataSync;
 }
 
 export type RawValue = string | number | boolean;
@@ -33,6 +65,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   description: string;
   /** A switch: `--flag` alone means true. */
   boolean?: true;
+  /** How --help shows the default, when its value says nothing by itself (an empty string). */
+  shownDefault?: string;
   parse(raw: RawValue): Config[K];
 }
 
@@ -124,6 +158,169 @@ export const settings: readonly Setting[] = [
     parse: (raw) => wholeNumber(raw, 1024, 1 << 30),
   }),
   define({
+    key: "secret",
+    flag: "secret",
+    fileKeys: ["Secret", "secret"],
+    default: "",
+    valueHint: "SECRET",
+    description: "control connections must first send [auth] SECRET (unset: none, and the control port should stay on loopback)",
+    parse: (raw) => String(raw),
+  }),
+  define({
+    key: "tlsCert",
+    flag: "tls-cert",
+    fileKeys: ["TlsCert", "tlsCert"],
+    default: "",
+    valueHint: "FILE",
+    description: "PEM certificate: with --tls-key, the public port serves wss:// and https://",
+    parse: (raw) => String(raw),
+  }),
+  define({
+    key: "tlsKey",
+    flag: "tls-key",
+    fileKeys: ["TlsKey", "tlsKey"],
+    default: "",
+    valueHint: "FILE",
+    description: "PEM private key for --tls-cert",
+    parse: (raw) => String(raw),
+  }),
+  define({
+    key: "privateTls",
+    flag: "private-tls",
+    fileKeys: ["PrivateTls", "privateTls"],
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description: "the control port uses TLS too, with the same certificate and key",
+    parse: (raw) => flag(raw),
+  }),
+  define({
+    key: "origins",
+    flag: "origins",
+    fileKeys: ["Origins", "origins"],
+    default: [],
+    valueHint: "ORIGIN,ORIGIN",
+    description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
+    parse: (raw) => origins(raw),
+  }),
+  define({
+    key: "maxConnections",
+    flag: "max-connections",
+    fileKeys: ["MaxConnections", "maxConnections"],
+    default: 100_000,
+    valueHint: "COUNT",
+    description: "browsers beyond this many are refused with 503",
+    parse: (raw) => wholeNumber(raw, 1, 10_000_000),
+  }),
+  define({
+    key: "maxControlConnections",
+    flag: "max-control-connections",
+    fileKeys: ["MaxControlConnections", "maxControlConnections"],
+    default: 1000,
+    valueHint: "COUNT",
+    description: "control connections beyond this many are refused",
+    parse: (raw) => wholeNumber(raw, 1, 1_000_000),
+  }),
+  define({
+    key: "backpressure",
+    flag: "backpressure",
+    fileKeys: ["Backpressure", "backpressure"],
+    default: 4 << 20,
+    valueHint: "BYTES",
+    description: "bytes queued for a browser that is not reading before it is closed with 4006",
+    parse: (raw) => wholeNumber(raw, 16 * 1024, 1 << 30),
+  }),
+  define({
+    key: "queueBytes",
+    flag: "queue-bytes",
+    fileKeys: ["QueueBytes", "queueBytes"],
+    default: 64 << 20,
+    valueHint: "BYTES",
+    description: "held-message bytes across all users; past it the oldest held messages are dropped",
+    parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
+  }),
+  define({
+    key: "shutdownTimeout",
+    flag: "shutdown-timeout",
+    fileKeys: ["ShutdownTimeout", "shutdownTimeout"],
+    default: 10,
+    valueHint: "SECONDS",
+    description: "on SIGTERM/SIGINT, time allowed to answer pending commands and close connections",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "replayCount",
+    flag: "replay-count",
+    fileKeys: ["ReplayCount", "replayCount"],
+    default: 1000,
+    valueHint: "COUNT",
+    description: "messages kept per channel and per user for webtalk.v2 browsers to resume from (0: none)",
+    parse: (raw) => wholeNumber(raw, 0, 1_000_000),
+  }),
+  define({
+    key: "replayAge",
+    flag: "replay-age",
+    fileKeys: ["ReplayAge", "replayAge"],
+    default: 300,
+    valueHint: "SECONDS",
+    description: "how long a message stays in the replay window",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "replayBytes",
+    flag: "replay-bytes",
+    fileKeys: ["ReplayBytes", "replayBytes"],
+    default: 64 << 20,
+    valueHint: "BYTES",
+    description: "memory for replay windows across all sources; past it the oldest messages go first",
+    parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
+  }),
+  define({
+    key: "redis",
+    flag: "redis",
+    fileKeys: ["Redis", "redis"],
+    default: "",
+    valueHint: "URL",
+    description: "run as one node of a cluster: state and fan-out in Redis, e.g. redis://127.0.0.1:6379/0",
+    parse: (raw) => {
+      const url = String(raw);
+      if (url !== "" && !/^(redis|rediss|valkey|valkeys):\/\/\S+$/.test(url)) throw new Error("expected a redis:// URL");
+      return url;
+    },
+  }),
+  define({
+    key: "redisPrefix",
+    flag: "redis-prefix",
+    fileKeys: ["RedisPrefix", "redisPrefix"],
+    default: "webtalk:",
+    valueHint: "PREFIX",
+    description: "namespace for every Redis key and channel, so deployments can share a Redis",
+    parse: (raw) => {
+      const prefix = String(raw);
+      if (!/^[\x21-\x7e]{1,64}$/.test(prefix)) throw new Error("expected 1 to 64 printable characters without spaces");
+      return prefix;
+    },
+  }),
+  define({
+    key: "lease",
+    flag: "lease",
+    fileKeys: ["Lease", "lease"],
+    default: 15,
+    valueHint: "SECONDS",
+    description: "with --redis: how long a dead node's users stay online before they can log in on another node",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "demo",
+    flag: "demo",
+    fileKeys: ["Demo", "demo"],
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description: "serve a live demo page at / whose demo-only endpoint creates users for anyone: to try webtalk, never in production",
+    parse: (raw) => flag(raw),
+  }),
+  define({
     key: "logLevel",
     flag: "log-level",
     fileKeys: ["LogLevel", "logLevel"],
@@ -131,6 +328,31 @@ export const settings: readonly Setting[] = [
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
     parse: (raw) => oneOf(raw, ["silent", "error", "warn", "info", "debug"] as const),
+  }),
+  define({
+    key: "data",
+    flag: "data",
+    fileKeys: ["Data", "data"],
+    default: "",
+    shownDefault: "none: in memory, empty at each start",
+    valueHint: "FILE",
+    description: "SQLite file that keeps users, channels, held messages and the store across restarts",
+    parse: (raw) => {
+      const path = String(raw);
+      if (path.trim() === "" || path.includes("\0")) throw new Error("expected a file name");
+      // SQLite would take these as a database in memory: durable in name only.
+      if (path === ":memory:" || path.startsWith("file:")) throw new Error("expected a file name, not a SQLite URI");
+      return path;
+    },
+  }),
+  define({
+    key: "dataSync",
+    flag: "data-sync",
+    fileKeys: ["DataSync", "dataSync"],
+    default: "full",
+    valueHint: "full|normal",
+    description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
+    parse: (raw) => oneOf(raw, ["full", "normal"] as const),
   }),
 ];
 
@@ -161,6 +383,17 @@ function seconds(raw: RawValue): number {
     throw new Error("expected seconds, a number above 0 and at most 86400");
   }
   return value;
+}
+
+function origins(raw: RawValue): string[] {
+  const list = String(raw)
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of list) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new Error(`expected origins like https://example.com, got ${origin}`);
+  }
+  return list;
 }
 
 function flag(raw: RawValue): boolean {

@@ -1,0 +1,161 @@
+// webtalk browser client: logs in with ID!SALT, hands each message to the page, and reconnects after
+// network loss with jittered exponential backoff, except after a close code that makes retrying pointless.
+// It speaks webtalk.v2 when the server offers it: messages are numbered per source, a reconnection
+// resumes after the last one seen, and what could not be recovered is reported as a gap.
+// No dependencies. Served by webtalk as an ES module at /webtalk.js and as a classic script at
+// /webtalk.global.js (which defines `webtalk.connect`). Types: /webtalk.d.ts.
+
+/** Close codes after which the same ID!SALT cannot log in again: login failed, replaced, killed, kicked. */
+export const FINAL_CODES = Object.freeze([4001, 4002, 4004, 4005]);
+
+const V2 = "webtalk.v2";
+
+/**
+ * Connects to webtalk's WebSocket endpoint and logs in as `token` ("ID!SALT").
+ * `url` may be absolute (ws:, wss:, http:, https:) or a path on the page's own host ("/webtalk").
+ */
+export function connect(url, token, options = {}) {
+  const { onMessage, onOpen, onClose, onGap } = options;
+  const minDelay = options.minDelay ?? 500;
+  const maxDelay = options.maxDelay ?? 30000;
+  const stableAfter = options.stableAfter ?? 5000;
+  const protocols = options.protocol === "v1" ? [] : [V2];
+  const target = toWebSocketUrl(url);
+
+  let ws;
+  let timer;
+  let attempt = 0;
+  let openedAt = 0;
+  let stopped = false;
+  const status = { state: "connecting", closeCode: undefined, closeReason: "", protocol: "" };
+  // v2 resume point: the server's epoch and the last offset seen per source ("u" or a channel ID).
+  let epoch = options.resume?.epoch;
+  const positions = new Map(Object.entries(options.resume?.positions ?? {}));
+
+  const receive = (text) => {
+    if (status.protocol !== V2) return onMessage?.(text, undefined);
+    if (text.startsWith("#")) return notice(text);
+    const match = /^(u|\d+):(\d+)!/.exec(text);
+    if (!match) return;
+    const [head, source, digits] = match;
+    const offset = Number(digits);
+    // The server resumes with no duplicate; this guard keeps that promise to the page whatever happens.
+    if (offset <= (positions.get(source) ?? 0)) return;
+    positions.set(source, offset);
+    onMessage?.(text.slice(head.length), { source, offset });
+  };
+
+  const notice = (text) => {
+    const space = text.indexOf(" ");
+    const name = text.slice(1, space);
+    const value = text.slice(space + 1);
+    if (name === "epoch") {
+      // A new epoch means the server restarted: offsets start again, old positions mean nothing.
+      if (epoch !== undefined && value !== epoch) positions.clear();
+      epoch = value;
+    } else if (name === "gap") {
+      positions.delete(value);
+      onGap?.(value);
+    }
+  };
+
+  const login = () => {
+    if (status.protocol !== V2 || epoch === undefined || positions.size === 0) return token;
+    const list = [...positions].map(([source, offset]) => `${source}:${offset}`).join(",");
+    return `${token}!${epoch}!${list}`;
+  };
+
+  const open = () => {
+    timer = undefined;
+    status.state = "connecting";
+    ws = new WebSocket(target, protocols);
+    ws.onopen = () => {
+      openedAt = Date.now();
+      // An older server that does not offer v2 answers without a subprotocol: speak v1 to it.
+      status.protocol = ws.protocol;
+      ws.send(login());
+      // webtalk answers a good login with silence (v1) or #epoch (v2): the page is "open" once it is sent.
+      status.state = "open";
+      onOpen?.();
+    };
+    ws.onmessage = (event) => {
+      // A message proves the login worked: the next loss starts the backoff from the beginning.
+      attempt = 0;
+      if (typeof event.data === "string") receive(event.data);
+    };
+    ws.onclose = (event) => {
+      ws = undefined;
+      status.closeCode = event.code;
+      status.closeReason = event.reason;
+      if (openedAt !== 0 && Date.now() - openedAt >= stableAfter) attempt = 0;
+      openedAt = 0;
+      const final = stopped || FINAL_CODES.includes(event.code);
+      let reconnectIn;
+      if (final) {
+        status.state = "closed";
+        removeOnlineListener();
+      } else {
+        // Full jitter: a random delay up to a ceiling that doubles per failed attempt, up to maxDelay,
+        // so a restarted server is not hit by every browser at the same instant.
+        reconnectIn = Math.round(Math.random() * Math.min(maxDelay, minDelay * 2 ** attempt));
+        attempt++;
+        status.state = "waiting";
+        timer = setTimeout(open, reconnectIn);
+      }
+      onClose?.({ code: event.code, reason: event.reason, final, reconnectIn });
+    };
+  };
+
+  // When the browser says the network is back, retry now rather than at the end of a long wait.
+  const retryNow = () => {
+    if (status.state !== "waiting") return;
+    clearTimeout(timer);
+    open();
+  };
+  const canListen = typeof addEventListener === "function" && typeof removeEventListener === "function";
+  if (canListen) addEventListener("online", retryNow);
+  const removeOnlineListener = () => {
+    if (canListen) removeEventListener("online", retryNow);
+  };
+
+  open();
+
+  return {
+    /** "connecting", "open", "waiting" (to reconnect) or "closed" (for good). */
+    get state() {
+      return status.state;
+    },
+    /** "webtalk.v2" when the server numbers messages, "" for the original plain protocol. */
+    get protocol() {
+      return status.protocol;
+    },
+    /** The code of the last close, if any (4001…4006 are webtalk's; see FINAL_CODES). */
+    get closeCode() {
+      return status.closeCode;
+    },
+    get closeReason() {
+      return status.closeReason;
+    },
+    /** Where a v2 connection would resume: keep it (sessionStorage) to resume after a page reload too. */
+    get resume() {
+      return epoch === undefined ? undefined : { epoch, positions: Object.fromEntries(positions) };
+    },
+    /** Closes the connection and stops reconnecting. */
+    close() {
+      stopped = true;
+      removeOnlineListener();
+      clearTimeout(timer);
+      if (ws) ws.close(1000, "closed by the page");
+      else status.state = "closed";
+    },
+  };
+}
+
+function toWebSocketUrl(url) {
+  if (/^wss?:\/\//i.test(url)) return url;
+  if (/^https?:\/\//i.test(url)) return url.replace(/^http/i, "ws");
+  if (typeof location === "undefined") throw new TypeError(`webtalk: ${url} is not an absolute ws:// or wss:// URL`);
+  const absolute = new URL(url, location.href);
+  absolute.protocol = absolute.protocol === "https:" ? "wss:" : "ws:";
+  return absolute.href;
+}
