@@ -9,7 +9,7 @@ import { encodeFrames } from "../src/protocol/frame.ts";
 import { fuzzControlOnce } from "./fuzz/control.ts";
 import { fuzzPublicOnce } from "./fuzz/public.ts";
 import { createGuard, Tally, type FuzzTarget } from "./fuzz/target.ts";
-import { ControlClient, expectNothingMore, loggedIn, newUser, type Browser } from "./helpers.ts";
+import { Browser, ControlClient, expectNothingMore, loggedIn, newUser, type User } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import { chooseSeed, createRandom, type Random } from "./random.ts";
 
@@ -34,6 +34,8 @@ test(`hostile traffic on both ports never disturbs a well-behaved backend and br
     const ctl = await ControlClient.connect(server.privatePort);
     const setup = await prepare(ctl, server, r, tally);
     const [browser] = await loggedIn(server, ctl, setup.good);
+    const [browserV2, epoch] = await loggedInV2(server, ctl, setup.goodV2);
+    setup.target.epoch = epoch;
     const rssBefore = rssMb(server);
     let rssPeak = rssBefore;
     const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, rssMb(server))), 100);
@@ -45,7 +47,7 @@ test(`hostile traffic on both ports never disturbs a well-behaved backend and br
     let good: { rounds: number; messages: number };
     try {
       [good] = await Promise.all([
-        wellBehaved(ctl, browser, setup, until),
+        wellBehaved(ctl, browser, browserV2, setup, until),
         ...Array.from({ length: CONTROL_CLIENTS }, () => hostile(fuzzControlOnce, r.fork())),
         ...Array.from({ length: PUBLIC_CLIENTS }, () => hostile(fuzzPublicOnce, r.fork())),
       ]);
@@ -57,19 +59,23 @@ test(`hostile traffic on both ports never disturbs a well-behaved backend and br
     const fresh = await ControlClient.connect(server.privatePort);
     expect(await fresh.call("[ping]")).toBe("[ok] pong");
     await expectNothingMore(ctl, browser, setup.good.id);
+    await ctl.ok(`[whisper] ${setup.goodV2.id}!last`);
+    expect(await browserV2.messages.next("the v2 browser's last whisper")).toBe(`u:${good.rounds * 20 + 2}!last`);
     // Every hostile connection has gone (pending logins time out after 1 s): only the good ones remain.
-    const settled = await statsUntil(fresh, (s) => s.online === 1 && s.control_connections === 2, 5_000);
+    const settled = await statsUntil(fresh, (s) => s.online === 2 && s.control_connections === 2, 5_000);
     const rssAfter = rssMb(server);
     console.log(
       `fuzz seed ${SEED}: ${FUZZ_MS} ms, ${tally.connections} hostile connections, ${tally.replies} replies checked, ` +
         `${tally.guarded} inputs skipped by the guard; well-behaved ${good.rounds} rounds, ${good.messages} messages; ` +
-        `rss ${rssBefore} MB before, ${rssPeak} MB peak, ${rssAfter} MB after (limit ${RSS_LIMIT_MB} MB)`,
+        `rss ${rssBefore} MB before, ${rssPeak} MB peak, ${rssAfter} MB after (limit ${RSS_LIMIT_MB} MB), ` +
+        `holding users=${settled.users} channels=${settled.channels} held=${settled.held}`,
     );
     console.log(`fuzz scenarios: ${[...tally.scenarios].map(([name, n]) => `${name} ${n}`).join(", ")}`);
     expect(tally.violations).toEqual([]);
-    expect(settled).toMatchObject({ online: 1, control_connections: 2 });
+    expect(settled).toMatchObject({ online: 2, control_connections: 2 });
     expect(rssPeak).toBeLessThan(RSS_LIMIT_MB);
     browser.close();
+    browserV2.close();
     fresh.close();
     ctl.close();
   } catch (error) {
@@ -86,7 +92,9 @@ test(`hostile traffic on both ports never disturbs a well-behaved backend and br
 
 interface Setup {
   target: FuzzTarget;
-  good: Awaited<ReturnType<typeof newUser>>;
+  /** The well-behaved users: one with a plain browser, one with a webtalk.v2 browser. */
+  good: User;
+  goodV2: User;
   channel: string;
   key: string;
   value: string;
@@ -100,10 +108,13 @@ async function prepare(ctl: ControlClient, server: Spawned, r: Random, tally: Ta
   await pipeline(ctl, [...deadUsers.map((id) => `[killuser] ${id}`), ...deadChannels.map((id) => `[killchannel] ${id.slice(5)}`)]);
 
   const good = await newUser(ctl);
+  const goodV2 = await newUser(ctl);
   const channel = await ctl.ok("[newchannel]");
-  // Off the global channel, which hostile backends may shout to; onto its own, which they cannot name.
-  await ctl.ok(`[leave] 1!${good.id}`);
-  await ctl.ok(`[join] ${channel}!${good.id}`);
+  // Off the global channel, which hostile backends may shout to; onto their own, which they cannot name.
+  for (const user of [good, goodV2]) {
+    await ctl.ok(`[leave] 1!${user.id}`);
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+  }
   const key = `good-${r.int(1e9)}-${r.int(1e9)}`;
   const value = `value with ! and ünïcode ${r.int(1e9)}`;
   await ctl.ok(`[store] ${key}!${value}`);
@@ -123,36 +134,53 @@ async function prepare(ctl: ControlClient, server: Spawned, r: Random, tally: Ta
     tokens: fuzzUsers,
     deadUsers,
     channels,
-    goodUser: good.id,
-    guard: createGuard([good.id, Number(channel)], tally),
+    goodUsers: [good.id, goodV2.id],
+    epoch: "", // learnt from the well-behaved v2 browser's login
+    guard: createGuard([good.id, goodV2.id, Number(channel)], tally),
   };
-  return { target, good, channel, key, value };
+  return { target, good, goodV2, channel, key, value };
 }
 
 /**
- * The well-behaved pair: batches of whispers and shouts numbered in sequence, with presence checks;
- * every reply must be exact and the browser must get every message once, in order, nothing else.
+ * The well-behaved backend and browsers: batches of whispers and shouts numbered in sequence, with
+ * presence checks; every reply must be exact and each browser must get every message once, in order,
+ * nothing else. The v2 browser's offsets must go up by exactly one per message of each source.
  */
-async function wellBehaved(ctl: ControlClient, browser: Browser, setup: Setup, until: number) {
-  const { good, channel, key, value } = setup;
+async function wellBehaved(ctl: ControlClient, browser: Browser, browserV2: Browser, setup: Setup, until: number) {
+  const { good, goodV2, channel, key, value } = setup;
   let seq = 0;
   let rounds = 0;
   while (Date.now() < until) {
-    const payloads = ["[ping]", `[online] ${good.id}`, `[count] ${channel}`, `[retrieve] ${key}`];
-    const replies = ["[ok] pong", "[ok] 1", "[ok] 1!1", `[ok] ${value}`];
+    const payloads = ["[ping]", `[online] ${good.id}`, `[online] ${goodV2.id}`, `[count] ${channel}`, `[retrieve] ${key}`];
+    const replies = ["[ok] pong", "[ok] 1", "[ok] 1", "[ok] 2!2", `[ok] ${value}`];
     const messages: string[] = [];
+    const messagesV2: string[] = [];
     for (let i = 0; i < 20; i++) {
       seq++;
-      payloads.push(`[whisper] ${good.id}!w${seq}`, `[shout] ${channel}!s${seq}`);
-      replies.push("[ok] message sent", "[ok] message sent");
+      payloads.push(`[whisper] ${good.id}!w${seq}`, `[shout] ${channel}!s${seq}`, `[whisper] ${goodV2.id}!v${seq}`);
+      replies.push("[ok] message sent", "[ok] message sent", "[ok] message sent");
       messages.push(`w${seq}`, `s${seq}`);
+      // The login marker was the v2 user's first whisper (u:1); no shout reached the channel before.
+      messagesV2.push(`${channel}:${seq}!s${seq}`, `u:${seq + 1}!v${seq}`);
     }
     ctl.write(encodeFrames(payloads));
     expect(await ctl.replies.take(payloads.length, `well-behaved replies, round ${rounds}`)).toEqual(replies);
     expect(await browser.messages.take(messages.length, `well-behaved messages, round ${rounds}`)).toEqual(messages);
+    expect(await browserV2.messages.take(messagesV2.length, `well-behaved v2 messages, round ${rounds}`)).toEqual(messagesV2);
     rounds++;
   }
-  return { rounds, messages: 2 * seq };
+  return { rounds, messages: 4 * seq };
+}
+
+/** A webtalk.v2 browser logged in (`#epoch`, then a marker whispered while it was offline, as `u:1`), and the epoch. */
+async function loggedInV2(server: Spawned, ctl: ControlClient, user: User): Promise<[Browser, string]> {
+  expect(await ctl.call(`[whisper] ${user.id}!ready`)).toBe("[ok] message queued");
+  const browser = await Browser.open(server.publicUrl, "webtalk.v2");
+  browser.send(user.token);
+  const notice = await browser.messages.next("the v2 epoch notice");
+  expect(notice).toStartWith("#epoch ");
+  expect(await browser.messages.next("the v2 login marker")).toBe("u:1!ready");
+  return [browser, notice.slice("#epoch ".length)];
 }
 
 /** Sends payloads in one write and returns their replies, failing on any `[error]`. */

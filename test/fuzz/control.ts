@@ -10,7 +10,7 @@ import type { FuzzTarget, Tally } from "./target.ts";
 const REPLY_WAIT_MS = 8_000;
 const COMMANDS = [
   "newuser", "killuser", "whisper", "newchannel", "killchannel", "shout", "join", "leave", "store", "clear",
-  "retrieve", "ping", "online", "count", "members", "kick", "stats", "listen", "ok", "error", "WHISPER", "",
+  "retrieve", "ping", "online", "count", "members", "kick", "stats", "listen", "auth", "ok", "error", "WHISPER", "",
 ];
 /** Few keys, so the shared store stays bounded however long the fuzz runs (it has no limit of its own). */
 const KEYS = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "", "k!x", "ключ", "k\n"];

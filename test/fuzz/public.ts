@@ -8,6 +8,7 @@ import { RawConnection } from "../raw.ts";
 import type { FuzzTarget, Tally } from "./target.ts";
 
 const CLOSE_WAIT_MS = 5_000;
+const V2 = "webtalk.v2";
 /** Close codes a browser may see: the README's table, plus the WebSocket layer's own. */
 const KNOWN_CLOSE_CODES = new Set([1000, 1002, 1005, 1006, 1007, 1009, 4001, 4002, 4003, 4004, 4005]);
 
@@ -81,18 +82,24 @@ async function rawFrames(target: FuzzTarget, r: Random, tally: Tally): Promise<v
   await finish(conn, r, tally);
 }
 
-/** A real WebSocket client: a random login, then random text and binary, some over --max-message. */
+/**
+ * A real WebSocket client, plain or webtalk.v2: a random login (with v2, often a resume with hostile
+ * positions), then random text and binary, some over --max-message.
+ */
 async function websocketClient(target: FuzzTarget, r: Random, tally: Tally): Promise<void> {
+  const v2 = r.chance(0.5);
   let browser: Browser;
   try {
-    browser = await Browser.open(target.publicUrl);
+    browser = await Browser.open(target.publicUrl, v2 ? r.pick([V2, [V2, "chat"], ["chat", V2]]) : undefined);
   } catch {
     return tally.count("public websocket open failed");
   }
   tally.connections++;
-  const token = r.pick([
+  const resume = v2 && r.chance(0.6);
+  if (resume) tally.count("public v2 resume login");
+  const token = resume ? resumeToken(target, r) : r.pick([
     r.pick(target.tokens),
-    `${target.goodUser}!${"A".repeat(24)}`, // the well-behaved user with a wrong salt: must not disturb it
+    `${r.pick(target.goodUsers)}!${"A".repeat(24)}`, // a well-behaved user with a wrong salt: must not disturb it
     `${r.pick(target.users)}!wrong`,
     `${r.pick(target.deadUsers)}!x`,
     randomToken(r),
@@ -112,6 +119,16 @@ async function websocketClient(target: FuzzTarget, r: Random, tally: Tally): Pro
   } catch (error) {
     tally.violation((error as Error).message);
   }
+}
+
+/** `ID!SALT!EPOCH!POSITIONS` with a real or made-up token and epoch, and positions from plausible to absurd. */
+function resumeToken(target: FuzzTarget, r: Random): string {
+  const source = () => r.pick(["u", "u", String(r.pick(target.channels)), "1", String(r.int(1e6)), "9".repeat(16), "x", "", "-1", "u1"]);
+  const offset = () => r.pick(["0", "1", String(r.int(100)), String(r.int(5000)), "9".repeat(16), "99999999999999999", "-1", "", "1.5", "00000000000000001"]);
+  const positions = Array.from({ length: r.int(8) }, () => (r.chance(0.9) ? `${source()}:${offset()}` : r.pick([":", "u", "u::1", ",", "u:1:2"])));
+  const epoch = r.pick([target.epoch, target.epoch, target.epoch, "", "x", "!", "é", "A".repeat(60)]);
+  const token = r.chance(0.8) ? r.pick(target.tokens) : `${r.pick(target.goodUsers)}!${"B".repeat(24)}`;
+  return `${token}!${epoch}!${positions.join(r.chance(0.9) ? "," : ";")}${r.chance(0.1) ? "!extra" : ""}`;
 }
 
 /** Connects and goes away: at once, mid-request, or mid-frame. */
@@ -138,6 +155,7 @@ function handshakeLines(target: FuzzTarget, r: Random): string[] {
     "Connection: Upgrade",
     `Sec-WebSocket-Key: ${Buffer.from(r.bytes(16)).toString("base64")}`,
     "Sec-WebSocket-Version: 13",
+    ...(r.chance(0.3) ? [`Sec-WebSocket-Protocol: ${r.pick([V2, `chat, ${V2}`, `${V2},${V2}`, "webtalk.v3", " , ,", V2.toUpperCase()])}`] : []),
   ];
 }
 

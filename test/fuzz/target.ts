@@ -12,8 +12,10 @@ export interface FuzzTarget {
   /** Users killed at setup: every command naming them is an `[error] no such user`. */
   deadUsers: number[];
   channels: number[];
-  /** The well-behaved user's ID, for logins with a wrong salt (which must not disturb it). */
-  goodUser: number;
+  /** The well-behaved users' IDs, for logins with a wrong salt (which must not disturb them). */
+  goodUsers: number[];
+  /** The server's webtalk.v2 epoch, so resume logins reach the replay window. */
+  epoch: string;
   /**
    * False when `bytes` could name the well-behaved user or channel (their ID appears in them anywhere,
    * as a prefix or after a desynchronised header too): such input is skipped, since killing or kicking
