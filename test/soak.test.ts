@@ -7,8 +7,8 @@ import { within } from "./helpers.ts";
 import { ROOT } from "./process.ts";
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 12);
-/** Setup, warm-up checks, reconnecting everyone, killing everything and verifying, on a busy CI machine. */
-const SLACK_MS = 40_000;
+/** Setup, reconnecting everyone, killing everything, verifying and up to 30 s for memory to settle, on a busy CI machine. */
+const SLACK_MS = 50_000;
 
 test(`soak: ${SECONDS} s, 200 browsers, 4 backends, nothing lost, duplicated, reordered or misdelivered`, async () => {
   const cmd = [process.execPath, resolve(ROOT, "scripts/soak.ts"), "--duration", String(SECONDS), "--browsers", "200", "--backends", "4"];
