@@ -1,6 +1,6 @@
 // The composition root: the one place that knows every part and wires them together.
 
-import type { TCPSocketListener } from "bun";
+import type { Server, TCPSocketListener } from "bun";
 import type { ConsolaInstance } from "consola";
 import { formatAddress, type Address } from "./config/address.ts";
 import type { Config } from "./config/schema.ts";
@@ -8,16 +8,22 @@ import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin } from "./core/login.ts";
 import { CloseCode } from "./protocol/codes.ts";
+import { checkHealth } from "./observe/health.ts";
 import { Metrics } from "./observe/metrics.ts";
+import { renderPrometheus } from "./observe/prometheus.ts";
 import { MemoryState } from "./state/memory.ts";
 import type { State } from "./state/state.ts";
 import { listenControl } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
+import { serveAdmin } from "./transport/admin.ts";
+import pkg from "../package.json" with { type: "json" };
 
 export interface Webtalk {
   /** The addresses actually bound (port 0 resolved). */
   public: Address;
   private: Address;
+  /** The /healthz and /metrics address; undefined with `--admin off`. */
+  admin: Address | undefined;
   /** e.g. ws://127.0.0.1:12345/webtalk */
   publicUrl: string;
   stop(): Promise<void>;
@@ -34,6 +40,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const metrics = new Metrics();
   let pub: PublicServer | undefined;
   let control: TCPSocketListener<unknown> | undefined;
+  let admin: Server<undefined> | undefined;
   try {
     // The login check and the executor both need the public side's Delivery, which exists only once
     // the public server does: the login function is therefore handed over through a late binding.
@@ -66,7 +73,29 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         log: controlLog,
       }),
     ) as TCPSocketListener<unknown>;
+    const { delivery, server: publicServer } = pub;
+    const adminAt = config.admin;
+    if (adminAt !== "off") {
+      admin = bind("admin", adminAt, () =>
+        serveAdmin({
+          hostname: adminAt.host,
+          port: adminAt.port,
+          health: () => checkHealth({ state, version: pkg.version, startedAt: metrics.startedAt }),
+          metrics: async () =>
+            renderPrometheus({
+              metrics,
+              version: pkg.version,
+              browsersConnected: publicServer.pendingWebSockets,
+              usersOnline: delivery.onlineCount(),
+              counts: await state.counts(),
+              listeners: events.listeners,
+            }),
+          log: log.withTag("admin"),
+        }),
+      );
+    }
   } catch (error) {
+    control?.stop(true);
     await pub?.stop(CloseCode.shuttingDown);
     throw error;
   }
@@ -74,16 +103,21 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
   const privateAddress = { host: config.private.host, port: control.port };
   const publicUrl = `ws://${formatAddress(publicAddress)}${config.path}`;
+  const adminAddress = admin && config.admin !== "off" ? { host: config.admin.host, port: admin.port ?? 0 } : undefined;
+  // Logged before the other two: test/process.ts takes the private line as "all addresses are known".
+  if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/healthz, /metrics)`);
   log.info(`public  ${publicUrl}`);
   log.info(`private tcp://${formatAddress(privateAddress)}`);
 
-  const running = { pub, control };
+  const running = { pub, control, admin };
   return {
     public: publicAddress,
     private: privateAddress,
+    admin: adminAddress,
     publicUrl,
     async stop() {
       running.control.stop(true);
+      void running.admin?.stop(true);
       await running.pub.stop(CloseCode.shuttingDown);
       await state.close();
     },

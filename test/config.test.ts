@@ -34,6 +34,8 @@ describe("loadConfig", () => {
       maxMessage: 4096,
       listenerBuffer: 8 << 20,
       logLevel: "info",
+      logFormat: "pretty",
+      admin: { host: "127.0.0.1", port: 12346 },
     });
   });
 
@@ -72,6 +74,8 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_LOGIN_TIMEOUT: "soon" }, 'invalid WEBTALK_LOGIN_TIMEOUT value "soon"'],
     [{}, { WEBTALK_DUPLICATE: "both" }, 'invalid WEBTALK_DUPLICATE value "both": expected one of replace, reject'],
     [{ "log-level": "loud" }, {}, 'invalid --log-level value "loud"'],
+    [{ "log-format": "xml" }, {}, 'invalid --log-format value "xml": expected one of pretty, json'],
+    [{}, { WEBTALK_ADMIN: "on" }, 'invalid WEBTALK_ADMIN value "on": expected HOST:PORT'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
     [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],

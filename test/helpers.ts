@@ -23,6 +23,7 @@ export function defaultConfig(overrides: Partial<Config> = {}): Config {
     ...config,
     public: { host: "127.0.0.1", port: 0 },
     private: { host: "127.0.0.1", port: 0 },
+    admin: { host: "127.0.0.1", port: 0 },
     logLevel: "silent",
     ...overrides,
   };
@@ -31,7 +32,7 @@ export function defaultConfig(overrides: Partial<Config> = {}): Config {
 /** Starts a server in this process on free loopback ports. */
 export function startTestServer(overrides: Partial<Config> = {}): Promise<Webtalk> {
   const config = defaultConfig(overrides);
-  return startServer(config, createLog(config.logLevel));
+  return startServer(config, createLog(config.logLevel, config.logFormat));
 }
 
 /** An async queue: items pushed by event handlers, taken in order by the test with a bounded wait. */

@@ -5,6 +5,7 @@ import { parseAddress, type Address } from "./address.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
+export type LogFormat = "pretty" | "json";
 
 export interface Config {
   public: Address;
@@ -18,6 +19,9 @@ export interface Config {
   maxMessage: number;
   listenerBuffer: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** Where /healthz and /metrics are served, or "off". */
+  admin: Address | "off";
 }
 
 export type RawValue = string | number | boolean;
@@ -131,6 +135,24 @@ export const settings: readonly Setting[] = [
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
     parse: (raw) => oneOf(raw, ["silent", "error", "warn", "info", "debug"] as const),
+  }),
+  define({
+    key: "logFormat",
+    flag: "log-format",
+    fileKeys: ["LogFormat", "logFormat"],
+    default: "pretty",
+    valueHint: "pretty|json",
+    description: "log lines for people, or one JSON object per line for log shippers",
+    parse: (raw) => oneOf(raw, ["pretty", "json"] as const),
+  }),
+  define({
+    key: "admin",
+    flag: "admin",
+    fileKeys: ["Admin", "admin"],
+    default: { host: "127.0.0.1", port: 12346 },
+    valueHint: "HOST:PORT|off",
+    description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
+    parse: (raw) => (raw === false || String(raw) === "off" ? "off" : parseAddress(String(raw))),
   }),
 ];
 

@@ -60,16 +60,16 @@ export function servePublic(options: PublicOptions): PublicServer {
   };
 
   const admit = (ws: Browser, decision: LoginDecision): void => {
+    // Not verifying any more: the browser left, or broke the rules and was closed (and counted) then.
+    if (ws.data.phase !== "verifying") return void log.debug(`browser ${ws.remoteAddress} closed during login`);
     if (!decision.ok) {
-      log.debug(`login refused (${decision.why})`);
+      metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
+      log.debug(`browser ${ws.remoteAddress}: login refused (${decision.why})`);
       const reason = decision.why === "duplicate" ? CloseCode.replaced : CloseCode.loginFailed;
       return close(ws, reason);
     }
     const { user } = decision;
-    if (ws.data.phase !== "verifying") {
-      log.debug(`user ${user}: browser left during login`);
-      return;
-    }
+    metrics.logins.ok++;
     const older = sessions.get(user);
     if (older) {
       log.debug(`user ${user}: newer login replaces the connected browser`);
@@ -85,6 +85,12 @@ export function servePublic(options: PublicOptions): PublicServer {
     for (const channel of decision.channels) ws.subscribe(channelTopic(channel));
     events.emit(Event.online(user));
     log.debug(`user ${user}: logged in`);
+  };
+
+  const refuse = (ws: Browser, why: string): void => {
+    metrics.logins.failed++;
+    log.debug(`browser ${ws.remoteAddress}: login refused (${why})`);
+    close(ws, CloseCode.loginFailed);
   };
 
   const server = Bun.serve<Peer>({
@@ -106,6 +112,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       perMessageDeflate: false,
       open(ws) {
         pending.add(ws);
+        log.debug(`browser ${ws.remoteAddress} connected`);
       },
       message(ws, message) {
         if (ws.data.phase === "live") {
@@ -114,12 +121,12 @@ export function servePublic(options: PublicOptions): PublicServer {
         }
         if (ws.data.phase !== "pending") {
           // A second message while the login is being checked is not allowed.
-          if (ws.data.phase === "verifying") close(ws, CloseCode.loginFailed);
+          if (ws.data.phase === "verifying") refuse(ws, "second message during login");
           return;
         }
         pending.delete(ws);
         if (typeof message !== "string" || Buffer.byteLength(message) > MAX_LOGIN_BYTES) {
-          return close(ws, CloseCode.loginFailed);
+          return refuse(ws, "not a login message");
         }
         ws.data.phase = "verifying";
         const decision = login(message);
@@ -140,7 +147,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           sessions.delete(user);
           events.emit(Event.offline(user));
           log.debug(`user ${user}: browser disconnected`);
-        }
+        } else log.debug(`browser ${ws.remoteAddress} disconnected`);
         ws.data.phase = "closing";
       },
     },
@@ -152,6 +159,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       for (const ws of pending) {
         if (ws.data.deadline <= now) {
           pending.delete(ws);
+          metrics.logins.timeout++;
+          log.debug(`browser ${ws.remoteAddress}: login timeout`);
           close(ws, CloseCode.loginTimeout);
         }
       }
