@@ -1,0 +1,94 @@
+// `webtalk ctl`'s one control connection: framed payloads out, replies back in order, and the
+// unsolicited event frames of a `[listen]`ing connection handed aside.
+
+import { createConnection, type Socket } from "node:net";
+import { formatAddress, type Address } from "../config/address.ts";
+import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
+
+/** Something went wrong that the operator must hear about: ctl prints the message and exits 1. */
+export class CtlFailure extends Error {
+  override name = "CtlFailure";
+}
+
+interface Waiter {
+  resolve: (reply: string) => void;
+  reject: (error: Error) => void;
+}
+
+export class CtlConnection {
+  /** Resolves when the connection has ended, with why when the server (or the network) ended it. */
+  readonly closed: Promise<CtlFailure | undefined>;
+  /** Frames that are not replies (`[online] 5`, …), in arrival order. */
+  onEvent: (payload: string) => void = () => {};
+  #socket: Socket;
+  #decoder = new FrameDecoder();
+  #text = new TextDecoder();
+  #waiting: Waiter[] = [];
+  #closing = false;
+  #failure: CtlFailure | undefined;
+  #ended: (why: CtlFailure | undefined) => void = () => {};
+
+  private constructor(socket: Socket) {
+    this.#socket = socket;
+    this.closed = new Promise((resolve) => (this.#ended = resolve));
+    socket.on("data", (chunk: Buffer) => this.#receive(chunk));
+    socket.on("error", (error) => this.#end(new CtlFailure(`connection failed: ${error.message}`)));
+    socket.on("close", () => this.#end(new CtlFailure("the server closed the connection")));
+  }
+
+  /** Connects, or rejects with a CtlFailure that says where it tried and why it could not. */
+  static open(address: Address, timeoutMs: number): Promise<CtlConnection> {
+    const where = formatAddress(address);
+    return new Promise((resolve, reject) => {
+      const socket = createConnection({ host: address.host, port: address.port });
+      const fail = (why: string) => {
+        socket.destroy();
+        reject(new CtlFailure(`cannot connect to webtalk at ${where}: ${why} (is it running? see --private)`));
+      };
+      const timer = setTimeout(() => fail(`no answer within ${timeoutMs / 1000} s`), timeoutMs);
+      socket.once("error", (error: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        fail(error.code === "ECONNREFUSED" ? "connection refused" : error.message);
+      });
+      socket.once("connect", () => {
+        clearTimeout(timer);
+        socket.removeAllListeners("error");
+        socket.setNoDelay(true);
+        resolve(new CtlConnection(socket));
+      });
+    });
+  }
+
+  /** Sends one payload and resolves with its whole reply (`[ok] …` or `[error] …`). */
+  request(payload: string, timeoutMs: number): Promise<string> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const { promise, resolve, reject } = Promise.withResolvers<string>();
+    const timer = setTimeout(() => reject(new CtlFailure(`no reply within ${timeoutMs / 1000} s`)), timeoutMs);
+    this.#waiting.push({ resolve, reject });
+    this.#socket.write(encodeFrame(payload));
+    return promise.finally(() => clearTimeout(timer));
+  }
+
+  close(): void {
+    this.#closing = true;
+    this.#socket.end();
+  }
+
+  #receive(chunk: Buffer): void {
+    for (const frame of this.#decoder.push(chunk)) {
+      if (frame.kind !== "payload") return this.#end(new CtlFailure(`unexpected ${frame.kind} frame from the server`));
+      const payload = this.#text.decode(frame.bytes);
+      // A reply always starts with [ok] or [error]; an event never does.
+      if (payload.startsWith("[ok]") || payload.startsWith("[error]")) this.#waiting.shift()?.resolve(payload);
+      else this.onEvent(payload);
+    }
+  }
+
+  #end(why: CtlFailure): void {
+    if (this.#failure) return;
+    this.#failure = why;
+    this.#socket.destroy();
+    for (const waiter of this.#waiting.splice(0)) waiter.reject(why);
+    this.#ended(this.#closing ? undefined : why);
+  }
+}
