@@ -17,13 +17,15 @@ export interface HealthOptions {
   state: State;
   version: string;
   startedAt: number;
+  /** How long the backend has to answer (STATE_CHECK_MS). */
+  timeoutMs?: number;
 }
 
 /** Checks the state backend's reachability (when it can tell) and reports it with version and uptime. */
-export async function checkHealth({ state, version, startedAt }: HealthOptions): Promise<Health> {
+export async function checkHealth({ state, version, startedAt, timeoutMs = STATE_CHECK_MS }: HealthOptions): Promise<Health> {
   const base = { version, uptime_s: Math.floor((Date.now() - startedAt) / 1000) };
   if (!state.healthy) return { status: "ok", ...base };
-  const reachable = await within(STATE_CHECK_MS, () => state.healthy!());
+  const reachable = await within(timeoutMs, () => state.healthy!());
   return { status: reachable ? "ok" : "unavailable", ...base, state: reachable ? "reachable" : "unreachable" };
 }
 
