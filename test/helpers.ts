@@ -184,7 +184,7 @@ export async function newUser(ctl: ControlClient): Promise<User> {
  * while the user is offline is held, and its arrival proves the server has admitted the browser.
  * Also returns the held messages that arrived before the marker.
  */
-export async function loggedIn(server: Webtalk, ctl: ControlClient, user?: User): Promise<[Browser, User, string[]]> {
+export async function loggedIn(server: Pick<Webtalk, "publicUrl">, ctl: ControlClient, user?: User): Promise<[Browser, User, string[]]> {
   const who = user ?? (await newUser(ctl));
   const marker = `ready-${who.id}-${Math.random()}`;
   const held = await ctl.call(`[whisper] ${who.id}!${marker}`);

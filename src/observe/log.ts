@@ -41,19 +41,18 @@ export function formatJsonLine(logObj: Pick<LogObject, "date" | "level" | "type"
     ...(logObj.tag ? { tag: logObj.tag } : {}),
     message: words.join(" "),
   };
-  const extra = Object.keys(fields).filter((key) => !(key in line));
-  try {
-    return JSON.stringify(withFields(line, fields, extra, (value) => value));
-  } catch {
-    // A field JSON cannot hold (a BigInt, a cycle): keep the line, describe the fields instead.
-    return JSON.stringify(withFields(line, fields, extra, (value) => inspect(value, { breakLength: Infinity })));
-  }
+  for (const [key, value] of Object.entries(fields)) if (!(key in line)) line[key] = jsonable(value);
+  return JSON.stringify(line);
 }
 
-function withFields(line: Record<string, unknown>, fields: Record<string, unknown>, keys: string[], as: (value: unknown) => unknown) {
-  const all = { ...line };
-  for (const key of keys) all[key] = as(fields[key]);
-  return all;
+/** The value itself, or its description when JSON cannot hold it (a BigInt, a cycle). */
+function jsonable(value: unknown): unknown {
+  try {
+    JSON.stringify(value);
+    return value;
+  } catch {
+    return inspect(value, { breakLength: Infinity });
+  }
 }
 
 function levelName(level: number, type: string): string {
