@@ -201,6 +201,8 @@ const EXPECTED = [
   "webtalk_messages_delivered_total",
   "webtalk_messages_held_total",
   "webtalk_messages_dropped_total",
+  "webtalk_messages_replayed_total",
+  "webtalk_replay_gaps_total",
   "webtalk_held_messages",
   "webtalk_control_commands_total",
   "webtalk_control_connections",

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../src/config/load.ts";
+import { envName, settings } from "../src/config/schema.ts";
 import { ControlClient } from "./helpers.ts";
 import { MAIN, runToExit, spawnServer } from "./process.ts";
 
@@ -23,7 +24,7 @@ describe("loadConfig", () => {
 
   test("defaults", () => {
     const { config } = loadConfig({ flags: {}, env: {}, cwd: empty });
-    expect(config).toEqual({
+    expect(config).toMatchObject({
       public: { host: "0.0.0.0", port: 12345 },
       private: { host: "127.0.0.1", port: 12344 },
       path: "/webtalk",
@@ -31,12 +32,14 @@ describe("loadConfig", () => {
       loginTimeout: 10,
       duplicate: "replace",
       upstream: false,
-      maxMessage: 4096,
-      listenerBuffer: 8 << 20,
+      secret: "",
+      origins: [],
       logLevel: "info",
       logFormat: "pretty",
       admin: { host: "127.0.0.1", port: 12346 },
     });
+    // Every setting resolves to its documented default.
+    for (const setting of settings) expect(config[setting.key]).toEqual(setting.default);
   });
 
   test("flag beats env beats file beats default, for every source", () => {
@@ -78,6 +81,7 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_ADMIN: "on" }, 'invalid WEBTALK_ADMIN value "on": expected HOST:PORT'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
     [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false'],
+    [{ origins: "example.com" }, {}, 'invalid --origins value "example.com": expected origins like https://example.com'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
   ])("flags %p env %p fail with %p", (flags, env, message) => {
     expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(ConfigError);
@@ -98,10 +102,11 @@ describe("the webtalk command", () => {
   test("--help lists every flag with its variable; --version prints the version", async () => {
     const help = await runToExit(["bun", MAIN, "--help"], { env: env(), cwd: dir });
     expect(help.code).toBe(0);
-    const flags = ["--public", "--private", "--path", "--queue", "--login-timeout", "--duplicate", "--upstream", "--max-message"];
-    for (const flag of [...flags, "--listener-buffer", "--config", "--log-level"]) {
-      expect(help.stdout).toContain(flag);
+    for (const setting of settings) {
+      expect(help.stdout).toContain(`--${setting.flag}`);
+      expect(help.stdout).toContain(envName(setting.flag));
     }
+    expect(help.stdout).toContain("--config");
     expect(help.stdout).toContain("WEBTALK_LOGIN_TIMEOUT");
     const version = await runToExit(["bun", MAIN, "--version"], { env: env(), cwd: dir });
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);

@@ -177,8 +177,7 @@ describe("listen", () => {
 });
 
 describe("--secret", () => {
-  // The server's [auth] is being added elsewhere. Until it lands, a peer on a real socket that
-  // speaks the protocol shows what ctl sends; the case against the real server is the todo below.
+  // A peer on a real socket that records what ctl sends: the frames on the wire, in order.
   test("sends [auth] SECRET first, then the command; the flag beats WEBTALK_SECRET", async () => {
     const peer = recordingPeer({ "[auth] s3cret": "[ok] authenticated", "[ping]": "[ok] pong" });
     const flag = await ctl(["ping", "--private", `127.0.0.1:${peer.port}`, "--secret", "s3cret"], { WEBTALK_SECRET: "other" });
@@ -199,7 +198,47 @@ describe("--secret", () => {
     peer.stop();
   });
 
-  test.todo("against a server started with --secret: ctl --secret authenticates and runs the command (needs the server's [auth])");
+  test("against a server started with --secret: the right secret runs the command; none or a wrong one exits 1", async () => {
+    const guarded = await startTestServer({ secret: "s3cret" });
+    const at = ["--private", `127.0.0.1:${guarded.private.port}`];
+    try {
+      expect(await ctl(["ping", ...at, "--secret", "s3cret"])).toEqual({ code: 0, stdout: "pong\n", stderr: "" });
+      expect(await ctl(["newchannel", ...at], { WEBTALK_SECRET: "s3cret" })).toEqual({ code: 0, stdout: "2\n", stderr: "" });
+      const none = await ctl(["ping", ...at]);
+      expect(none).toEqual({ code: 1, stdout: "", stderr: "[error] authentication required\n" });
+      const wrong = await ctl(["ping", ...at, "--secret", "guess"]);
+      expect(wrong).toEqual({ code: 1, stdout: "", stderr: "[error] authentication failed: authentication failed\n" });
+    } finally {
+      await guarded.stop();
+    }
+  });
+});
+
+describe("--tls", () => {
+  test("talks to a control port behind --private-tls, verifying its certificate", async () => {
+    const cert = join(dir, "cert.pem");
+    const key = join(dir, "key.pem");
+    const made = await runToExit(
+      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"],
+      { cwd: dir },
+    );
+    expect(made.code).toBe(0);
+    const secured = await startTestServer({ tlsCert: cert, tlsKey: key, privateTls: true });
+    const at = ["--private", `127.0.0.1:${secured.private.port}`, "--tls"];
+    try {
+      expect(await ctl(["ping", ...at, "--tls-ca", cert, "--tls-name", "localhost"])).toEqual({ code: 0, stdout: "pong\n", stderr: "" });
+      expect(await ctl(["ping", ...at, "--tls-name", "localhost"], { WEBTALK_TLS_CA: cert })).toEqual({ code: 0, stdout: "pong\n", stderr: "" });
+      // A self-signed certificate nobody said to trust, or one for another name, is refused.
+      const untrusted = await ctl(["ping", ...at, "--tls-name", "localhost"]);
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toContain("cannot connect to webtalk");
+      const otherName = await ctl(["ping", ...at, "--tls-ca", cert]);
+      expect(otherName.code).toBe(1);
+      expect(otherName.stderr).toContain("cannot connect to webtalk");
+    } finally {
+      await secured.stop();
+    }
+  }, 20_000);
 });
 
 /** A ctl process whose output lines arrive in inboxes, for commands that run until stopped. */

@@ -217,3 +217,49 @@ export function frame(payload: string): Uint8Array {
 export function frameText(payload: string): string {
   return new TextDecoder().decode(encodeFrame(payload));
 }
+
+/** A WebSocket client at the TCP level, so a test can drop the connection without a close frame. */
+export async function rawWebSocket(
+  port: number,
+  path: string,
+  options: { headers?: Record<string, string>; read?: boolean } = {},
+): Promise<{ socket: Socket<undefined>; status: string; sendText(text: string): void }> {
+  const upgraded = new Inbox<string>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data: (s, chunk) => {
+        upgraded.push(new TextDecoder().decode(chunk));
+        // A client that never reads: after the handshake response it stops taking bytes off the socket.
+        if (options.read === false) s.pause();
+      },
+    },
+  });
+  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+  const extra = Object.entries(options.headers ?? {})
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join("");
+  socket.write(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  const status = (await upgraded.next("the upgrade response")).split("\r\n")[0]!;
+  return {
+    status,
+    socket,
+    sendText(text: string) {
+      const payload = new TextEncoder().encode(text);
+      if (payload.length > 125) throw new Error("short frames only");
+      if (!status.startsWith("HTTP/1.1 101")) throw new Error(`not upgraded: ${status}`);
+      const mask = crypto.getRandomValues(new Uint8Array(4));
+      const frame = new Uint8Array(6 + payload.length);
+      frame[0] = 0x81;
+      frame[1] = 0x80 | payload.length;
+      frame.set(mask, 2);
+      payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]!));
+      socket.write(frame);
+    },
+  };
+}
+

@@ -1,10 +1,9 @@
 // Presence and events over real sockets: who is online, channel sizes, kick, stats, and [listen].
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Socket } from "bun";
 import { encodeFrame, encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, Inbox, loggedIn, newUser, startTestServer, within } from "./helpers.ts";
+import { Browser, ControlClient, loggedIn, newUser, rawWebSocket, startTestServer, within } from "./helpers.ts";
 
 let server: Webtalk;
 let ctl: ControlClient;
@@ -152,6 +151,7 @@ describe("events", () => {
     const l = await listener();
     const user = await newUser(ctl);
     const raw = await rawWebSocket(server.public.port, "/webtalk");
+    expect(raw.status).toStartWith("HTTP/1.1 101");
     raw.sendText(user.token);
     expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
     raw.socket.terminate(); // no close frame, no goodbye: the TCP connection just ends
@@ -286,35 +286,5 @@ async function stalledListener(port: number): Promise<{ closed: Promise<void>; i
   });
   socket.write(encodeFrame("[listen]"));
   return { closed: promise, isClosed: () => closed };
-}
-
-/** A WebSocket client at the TCP level, so a test can drop the connection without a close frame. */
-async function rawWebSocket(port: number, path: string): Promise<{ socket: Socket<undefined>; sendText(text: string): void }> {
-  const upgraded = new Inbox<string>();
-  const socket = await Bun.connect({
-    hostname: "127.0.0.1",
-    port,
-    socket: { data: (_s, chunk) => upgraded.push(new TextDecoder().decode(chunk)) },
-  });
-  const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
-  socket.write(
-    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  );
-  expect(await upgraded.next("the 101 response")).toStartWith("HTTP/1.1 101");
-  return {
-    socket,
-    sendText(text: string) {
-      const payload = new TextEncoder().encode(text);
-      if (payload.length > 125) throw new Error("short frames only");
-      const mask = crypto.getRandomValues(new Uint8Array(4));
-      const frame = new Uint8Array(6 + payload.length);
-      frame[0] = 0x81;
-      frame[1] = 0x80 | payload.length;
-      frame.set(mask, 2);
-      payload.forEach((b, i) => (frame[6 + i] = b ^ mask[i % 4]!));
-      socket.write(frame);
-    },
-  };
 }
 

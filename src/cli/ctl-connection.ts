@@ -1,13 +1,22 @@
 // `webtalk ctl`'s one control connection: framed payloads out, replies back in order, and the
 // unsolicited event frames of a `[listen]`ing connection handed aside.
 
-import { createConnection, type Socket } from "node:net";
+import { createConnection, isIP, type Socket } from "node:net";
+import { connect as connectTls } from "node:tls";
 import { formatAddress, type Address } from "../config/address.ts";
 import { encodeFrame, FrameDecoder } from "../protocol/frame.ts";
 
 /** Something went wrong that the operator must hear about: ctl prints the message and exits 1. */
 export class CtlFailure extends Error {
   override name = "CtlFailure";
+}
+
+/** TLS for a control port started with --private-tls. */
+export interface CtlTls {
+  /** PEM certificates to trust instead of the system's (a self-signed server's own --tls-cert). */
+  ca: string | undefined;
+  /** The name the certificate must carry; defaults to the host connected to. */
+  serverName: string | undefined;
 }
 
 interface Waiter {
@@ -37,20 +46,23 @@ export class CtlConnection {
   }
 
   /** Connects, or rejects with a CtlFailure that says where it tried and why it could not. */
-  static open(address: Address, timeoutMs: number): Promise<CtlConnection> {
+  static open(address: Address, timeoutMs: number, tls?: CtlTls): Promise<CtlConnection> {
     const where = formatAddress(address);
     return new Promise((resolve, reject) => {
-      const socket = createConnection({ host: address.host, port: address.port });
+      const { host, port } = address;
+      const socket = tls
+        ? connectTls({ host, port, ca: tls.ca, servername: tls.serverName ?? (isIP(host) ? undefined : host) })
+        : createConnection({ host, port });
       const fail = (why: string) => {
         socket.destroy();
-        reject(new CtlFailure(`cannot connect to webtalk at ${where}: ${why} (is it running? see --private)`));
+        reject(new CtlFailure(`cannot connect to webtalk at ${where}: ${why}`));
       };
-      const timer = setTimeout(() => fail(`no answer within ${timeoutMs / 1000} s`), timeoutMs);
+      const timer = setTimeout(() => fail(`no answer within ${timeoutMs / 1000} s (is it running? see --private)`), timeoutMs);
       socket.once("error", (error: NodeJS.ErrnoException) => {
         clearTimeout(timer);
-        fail(error.code === "ECONNREFUSED" ? "connection refused" : error.message);
+        fail(error.code === "ECONNREFUSED" ? "connection refused (is it running? see --private)" : error.message);
       });
-      socket.once("connect", () => {
+      socket.once(tls ? "secureConnect" : "connect", () => {
         clearTimeout(timer);
         socket.removeAllListeners("error");
         socket.setNoDelay(true);
@@ -76,7 +88,10 @@ export class CtlConnection {
 
   #receive(chunk: Buffer): void {
     for (const frame of this.#decoder.push(chunk)) {
-      if (frame.kind !== "payload") return this.#end(new CtlFailure(`unexpected ${frame.kind} frame from the server`));
+      if (frame.kind !== "payload") {
+        // Bytes that are not webtalk frames: most likely a TLS handshake answering plain text.
+        return this.#end(new CtlFailure("the server did not answer in webtalk frames (a control port with TLS needs --tls)"));
+      }
       const payload = this.#text.decode(frame.bytes);
       // A reply always starts with [ok] or [error]; an event never does.
       if (payload.startsWith("[ok]") || payload.startsWith("[error]")) this.#waiting.shift()?.resolve(payload);

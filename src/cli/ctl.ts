@@ -1,10 +1,11 @@
 import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from "citty";
+import { readFileSync } from "node:fs";
 import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
 import { formatAddress, parseAddress, type Address } from "../config/address.ts";
 import { fitsInFrame } from "../protocol/frame.ts";
-import { CtlConnection, CtlFailure } from "./ctl-connection.ts";
+import { CtlConnection, CtlFailure, type CtlTls } from "./ctl-connection.ts";
 import { createProgress } from "./progress.ts";
 
 /** `webtalk ctl …` from the command line: exit 0 on `[ok]`, 1 on `[error]` or no server, 2 on a usage error. */
@@ -68,14 +69,24 @@ const connectionArgs = {
     description: "sent as [auth] SECRET before anything else (env WEBTALK_SECRET, which ps cannot show)",
   },
   timeout: { type: "string", valueHint: "SECONDS", description: "wait this long to connect and for each reply (default 10)" },
+  tls: { type: "boolean", description: "connect with TLS, to a server run with --private-tls (env WEBTALK_PRIVATE_TLS)" },
+  "tls-ca": {
+    type: "string",
+    valueHint: "FILE",
+    description: "PEM certificate(s) to trust instead of the system's, e.g. a self-signed server's --tls-cert (env WEBTALK_TLS_CA)",
+  },
+  "tls-name": { type: "string", valueHint: "NAME", description: "the name the server's certificate must carry (default the host)" },
 } as const satisfies ArgsDef;
 
-type ConnectionFlags = { private?: string; secret?: string; timeout?: string };
+const VALUE_FLAGS = ["private", "secret", "timeout", "tls-ca", "tls-name"] as const;
+
+type ConnectionFlags = { [K in (typeof VALUE_FLAGS)[number]]?: string } & { tls?: boolean };
 
 interface Target {
   address: Address;
   secret: string | undefined;
   timeoutMs: number;
+  tls: CtlTls | undefined;
 }
 
 /** The `ctl` command tree. The parent parses the connection flags wherever they stand on the line. */
@@ -205,7 +216,7 @@ async function listenForEvents(target: Target): Promise<void> {
 }
 
 async function connect(target: Target): Promise<CtlConnection> {
-  const conn = await CtlConnection.open(target.address, target.timeoutMs);
+  const conn = await CtlConnection.open(target.address, target.timeoutMs, target.tls);
   if (target.secret === undefined) return conn;
   const reply = await conn.request(`[auth] ${target.secret}`, target.timeoutMs);
   if (reply === "[ok] authenticated") return conn;
@@ -233,7 +244,19 @@ function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv): Target {
   if (address.host === "::") address = { ...address, host: "::1" };
   const seconds = Number(flags.timeout ?? 10);
   if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`invalid --timeout value ${JSON.stringify(flags.timeout)}: expected seconds`);
-  return { address, secret: flags.secret ?? (env.WEBTALK_SECRET || undefined), timeoutMs: seconds * 1000 };
+  const secret = flags.secret ?? (env.WEBTALK_SECRET || undefined);
+  const useTls = flags.tls ?? /^(1|true|yes|on)$/i.test(env.WEBTALK_PRIVATE_TLS ?? "");
+  const caFile = flags["tls-ca"] ?? (env.WEBTALK_TLS_CA || undefined);
+  const tls = useTls ? { ca: caFile === undefined ? undefined : readCa(caFile), serverName: flags["tls-name"] } : undefined;
+  return { address, secret, timeoutMs: seconds * 1000, tls };
+}
+
+function readCa(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`invalid --tls-ca value ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
+  }
 }
 
 /**
@@ -248,7 +271,7 @@ function refuseUnknownFlags(rawArgs: string[]): void {
     if (!Object.hasOwn(connectionArgs, name)) {
       throw new UsageError(`unknown flag ${arg} (a value that starts with - goes after --)`);
     }
-    if (!arg.includes("=")) i++; // its value
+    if (!arg.includes("=") && (VALUE_FLAGS as readonly string[]).includes(name)) i++; // its value
   }
 }
 
@@ -261,9 +284,8 @@ function positionals(values: unknown[], count: number): string[] {
 
 function defined(args: Record<string, unknown>): ConnectionFlags {
   const flags: ConnectionFlags = {};
-  for (const key of ["private", "secret", "timeout"] as const) {
-    if (typeof args[key] === "string") flags[key] = args[key];
-  }
+  for (const key of VALUE_FLAGS) if (typeof args[key] === "string") flags[key] = args[key];
+  if (typeof args.tls === "boolean") flags.tls = args.tls;
   return flags;
 }
 

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from "../config/load.ts";
 import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
 import { startServer, StartupError } from "../server.ts";
-import { formatAddress } from "../config/address.ts";
+import { formatAddress, type Address } from "../config/address.ts";
 
 /** `webtalk [flags]`: loads the configuration and runs the server until SIGINT or SIGTERM. */
 export const serveCommand = defineCommand({
@@ -27,6 +27,7 @@ export const serveCommand = defineCommand({
     try {
       server = await startServer(loaded.config, log);
     } catch (error) {
+      if (error instanceof ConfigError) return fail(2, error.message);
       if (error instanceof StartupError) return fail(1, error.message);
       throw error;
     }
@@ -43,7 +44,7 @@ export const serveCommand = defineCommand({
 function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
   for (const s of settings) {
-    const shown = typeof s.default === "object" ? formatAddress(s.default as never) : String(s.default);
+    const shown = showDefault(s.default);
     const description = `${s.description} (env ${envName(s.flag)}, default ${shown})`;
     args[s.flag] = s.boolean ? { type: "boolean", description } : { type: "string", valueHint: s.valueHint, description };
   }
@@ -53,6 +54,12 @@ function serveArgs(): ArgsDef {
     description: `JSON config file, e.g. {"Public": ":12345", "Private": "127.0.0.1:12344"} (env ${envName(CONFIG_FLAG)}, default ./webtalk.ini when present)`,
   };
   return args;
+}
+
+function showDefault(value: unknown): string {
+  if (Array.isArray(value)) return value.length === 0 ? "none" : value.join(",");
+  if (typeof value === "object" && value !== null) return formatAddress(value as Address);
+  return value === "" ? "none" : String(value);
 }
 
 function unknownFlags(rawArgs: string[]): string[] {

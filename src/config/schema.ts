@@ -18,6 +18,26 @@ export interface Config {
   upstream: boolean;
   maxMessage: number;
   listenerBuffer: number;
+  /** Shared secret a control connection must present with `[auth]`; "" for none. */
+  secret: string;
+  /** PEM files; both set means TLS on the public port. */
+  tlsCert: string;
+  tlsKey: string;
+  privateTls: boolean;
+  /** Allowed `Origin` values for WebSocket upgrades; empty allows any. */
+  origins: string[];
+  maxConnections: number;
+  maxControlConnections: number;
+  /** Bytes queued for one browser before it counts as a slow consumer and is closed with 4006. */
+  backpressure: number;
+  /** Bytes of held messages across all users; past it the oldest held messages are dropped. */
+  queueBytes: number;
+  /** Seconds a graceful shutdown may take. */
+  shutdownTimeout: number;
+  /** Replay window for webtalk.v2 browsers: messages per source, seconds, and bytes in total. */
+  replayCount: number;
+  replayAge: number;
+  replayBytes: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** Where /healthz and /metrics are served, or "off". */
@@ -128,6 +148,124 @@ export const settings: readonly Setting[] = [
     parse: (raw) => wholeNumber(raw, 1024, 1 << 30),
   }),
   define({
+    key: "secret",
+    flag: "secret",
+    fileKeys: ["Secret", "secret"],
+    default: "",
+    valueHint: "SECRET",
+    description: "control connections must first send [auth] SECRET (unset: none, and the control port should stay on loopback)",
+    parse: (raw) => String(raw),
+  }),
+  define({
+    key: "tlsCert",
+    flag: "tls-cert",
+    fileKeys: ["TlsCert", "tlsCert"],
+    default: "",
+    valueHint: "FILE",
+    description: "PEM certificate: with --tls-key, the public port serves wss:// and https://",
+    parse: (raw) => String(raw),
+  }),
+  define({
+    key: "tlsKey",
+    flag: "tls-key",
+    fileKeys: ["TlsKey", "tlsKey"],
+    default: "",
+    valueHint: "FILE",
+    description: "PEM private key for --tls-cert",
+    parse: (raw) => String(raw),
+  }),
+  define({
+    key: "privateTls",
+    flag: "private-tls",
+    fileKeys: ["PrivateTls", "privateTls"],
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description: "the control port uses TLS too, with the same certificate and key",
+    parse: (raw) => flag(raw),
+  }),
+  define({
+    key: "origins",
+    flag: "origins",
+    fileKeys: ["Origins", "origins"],
+    default: [],
+    valueHint: "ORIGIN,ORIGIN",
+    description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
+    parse: (raw) => origins(raw),
+  }),
+  define({
+    key: "maxConnections",
+    flag: "max-connections",
+    fileKeys: ["MaxConnections", "maxConnections"],
+    default: 100_000,
+    valueHint: "COUNT",
+    description: "browsers beyond this many are refused with 503",
+    parse: (raw) => wholeNumber(raw, 1, 10_000_000),
+  }),
+  define({
+    key: "maxControlConnections",
+    flag: "max-control-connections",
+    fileKeys: ["MaxControlConnections", "maxControlConnections"],
+    default: 1000,
+    valueHint: "COUNT",
+    description: "control connections beyond this many are refused",
+    parse: (raw) => wholeNumber(raw, 1, 1_000_000),
+  }),
+  define({
+    key: "backpressure",
+    flag: "backpressure",
+    fileKeys: ["Backpressure", "backpressure"],
+    default: 4 << 20,
+    valueHint: "BYTES",
+    description: "bytes queued for a browser that is not reading before it is closed with 4006",
+    parse: (raw) => wholeNumber(raw, 16 * 1024, 1 << 30),
+  }),
+  define({
+    key: "queueBytes",
+    flag: "queue-bytes",
+    fileKeys: ["QueueBytes", "queueBytes"],
+    default: 64 << 20,
+    valueHint: "BYTES",
+    description: "held-message bytes across all users; past it the oldest held messages are dropped",
+    parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
+  }),
+  define({
+    key: "shutdownTimeout",
+    flag: "shutdown-timeout",
+    fileKeys: ["ShutdownTimeout", "shutdownTimeout"],
+    default: 10,
+    valueHint: "SECONDS",
+    description: "on SIGTERM/SIGINT, time allowed to answer pending commands and close connections",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "replayCount",
+    flag: "replay-count",
+    fileKeys: ["ReplayCount", "replayCount"],
+    default: 1000,
+    valueHint: "COUNT",
+    description: "messages kept per channel and per user for webtalk.v2 browsers to resume from (0: none)",
+    parse: (raw) => wholeNumber(raw, 0, 1_000_000),
+  }),
+  define({
+    key: "replayAge",
+    flag: "replay-age",
+    fileKeys: ["ReplayAge", "replayAge"],
+    default: 300,
+    valueHint: "SECONDS",
+    description: "how long a message stays in the replay window",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "replayBytes",
+    flag: "replay-bytes",
+    fileKeys: ["ReplayBytes", "replayBytes"],
+    default: 64 << 20,
+    valueHint: "BYTES",
+    description: "memory for replay windows across all sources; past it the oldest messages go first",
+    parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
+  }),
+  define({
     key: "logLevel",
     flag: "log-level",
     fileKeys: ["LogLevel", "logLevel"],
@@ -183,6 +321,17 @@ function seconds(raw: RawValue): number {
     throw new Error("expected seconds, a number above 0 and at most 86400");
   }
   return value;
+}
+
+function origins(raw: RawValue): string[] {
+  const list = String(raw)
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of list) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new Error(`expected origins like https://example.com, got ${origin}`);
+  }
+  return list;
 }
 
 function flag(raw: RawValue): boolean {

@@ -1,21 +1,28 @@
 import type { CloseReason } from "../protocol/codes.ts";
+import type { Maybe } from "../state/state.ts";
 
 /**
- * What the executor needs from the public transport: who is connected, and ways to reach them.
- * Implemented over Bun's WebSocket topics; every method is a no-op for users with no browser.
+ * What the executor and the login rules need from the browsers' side: who is connected, and ways to
+ * reach them. One node: Bun's WebSocket topics in this process. Several nodes: the same, reached through
+ * the cluster bus, with presence kept in Redis. Every method is a no-op for users with no browser.
  */
 export interface Delivery {
-  isOnline(user: number): boolean;
+  isOnline(user: number): Maybe<boolean>;
   /** How many users have a browser connected. */
-  onlineCount(): number;
+  onlineCount(): Maybe<number>;
   /** How many of the channel's members have a browser connected. */
-  onlineIn(channel: number): number;
-  /** Sends to the user's browser. Messages from one caller arrive in call order. */
-  toUser(user: number, message: string): void;
+  onlineIn(channel: number): Maybe<number>;
+  /** Sends to the user's browser; `offset` numbers it for v2 browsers. Messages arrive in call order. */
+  toUser(user: number, message: string, offset: number): Maybe<void>;
   /** Sends to every connected member of the channel, in call order with toUser; returns how many. */
-  toChannel(channel: number, message: string): number;
-  subscribe(user: number, channel: number): void;
-  unsubscribe(user: number, channel: number): void;
+  toChannel(channel: number, message: string, offset: number): Maybe<number>;
+  subscribe(user: number, channel: number): Maybe<void>;
+  unsubscribe(user: number, channel: number): Maybe<void>;
   /** Closes the user's browser with this code; the user itself stays unless the caller deletes it. */
-  disconnect(user: number, reason: CloseReason): void;
+  disconnect(user: number, reason: CloseReason): Maybe<void>;
+  /**
+   * A browser of this node has just proved it is the user: from now on the user is online here, and a
+   * browser of theirs elsewhere is closed (4002). Called before the held messages are taken.
+   */
+  claim(user: number): Maybe<void>;
 }

@@ -7,16 +7,21 @@ import { CloseCode } from "../protocol/codes.ts";
 import type { CommandResult, Metrics } from "../observe/metrics.ts";
 import type { Delivery } from "./delivery.ts";
 import type { EventHub } from "./events.ts";
+import { heldEntry } from "./catch-up.ts";
+import { channelStream, userStream, type ReplayLog } from "./replay.ts";
 import type { ControlSession } from "./session.ts";
 import { createDropReporter } from "./drop-reporter.ts";
-import { then } from "./maybe.ts";
-import { newSalt } from "./secret.ts";
+import { all, then } from "./maybe.ts";
+import { newSalt, sameSecret } from "./secret.ts";
 
 export interface ExecutorOptions {
   state: State;
   delivery: Delivery;
   /** Held messages kept per offline user. */
   heldLimit: number;
+  replay: ReplayLog;
+  /** The `[auth]` secret; "" when none is required (then `[auth]` always succeeds). */
+  secret: string;
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
@@ -31,7 +36,8 @@ type Handler = (data: string, session: ControlSession) => Maybe<string>;
 const MEMBERS_PAGE = 20_000;
 
 /** The meaning of every control command, free of any transport: the control port and `ctl` share it. */
-export function createExecutor({ state, delivery, heldLimit, events, metrics, log }: ExecutorOptions): Execute {
+export function createExecutor(options: ExecutorOptions): Execute {
+  const { state, delivery, heldLimit, replay, secret, events, metrics, log } = options;
   const reportDrop = createDropReporter(log);
 
   const withUser = (data: string, fn: (user: number) => Maybe<string>): Maybe<string> => {
@@ -47,19 +53,24 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
   };
 
   const whisper = (user: number, message: string): Maybe<string> => {
-    if (delivery.isOnline(user)) {
-      delivery.toUser(user, message);
-      metrics.delivered++;
-      return ok(Reply.messageSent);
-    }
-    return then(state.hold(user, message, heldLimit), (dropped) => {
-      metrics.held++;
-      if (dropped > 0) {
-        metrics.dropped += dropped;
-        reportDrop(user, dropped);
-      }
-      return ok(Reply.messageQueued);
-    });
+    return then(replay.append(userStream(user), message), (offset) =>
+      then(delivery.isOnline(user), (online) => {
+        if (online) {
+          return then(delivery.toUser(user, message, offset), () => {
+            metrics.delivered++;
+            return ok(Reply.messageSent);
+          });
+        }
+        return then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
+          metrics.held++;
+          if (dropped > 0) {
+            metrics.dropped += dropped;
+            reportDrop(user, dropped);
+          }
+          return ok(Reply.messageQueued);
+        });
+      }),
+    );
   };
 
   const handlers: Record<string, Handler> = {
@@ -70,10 +81,11 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
 
     killuser: (data) =>
       withUser(data, (user) =>
-        then(state.deleteUser(user), () => {
-          delivery.disconnect(user, CloseCode.killed);
-          return ok(Reply.userKilled);
-        }),
+        then(state.deleteUser(user), () =>
+          then(replay.drop(userStream(user)), () =>
+            then(delivery.disconnect(user, CloseCode.killed), () => ok(Reply.userKilled)),
+          ),
+        ),
       ),
 
     whisper: (data) =>
@@ -86,33 +98,40 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
       if (!id.ok) return errorReply(id.error);
       return then(state.deleteChannel(id.value), (members) => {
         if (!members) return noSuchChannel(id.value);
-        for (const user of members) delivery.unsubscribe(user, id.value);
-        return ok(Reply.channelKilled);
+        return then(replay.drop(channelStream(id.value)), () =>
+          then(all(members.map((user) => delivery.unsubscribe(user, id.value))), () => ok(Reply.channelKilled)),
+        );
       });
     },
 
     shout: (data) =>
       withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
-        withChannel(id, (channel) => {
-          metrics.delivered += delivery.toChannel(channel, message);
-          return ok(Reply.messageSent);
-        }),
+        withChannel(id, (channel) =>
+          then(replay.append(channelStream(channel), message), (offset) =>
+            then(delivery.toChannel(channel, message, offset), (recipients) => {
+              metrics.delivered += recipients;
+              return ok(Reply.messageSent);
+            }),
+          ),
+        ),
       ),
 
     join: (data) =>
       withPair(data, ([channel, user]) =>
-        then(state.join(channel, user), (result) => {
-          if (result === "ok") delivery.subscribe(user, channel);
-          return membership(result, channel, user, Reply.userJoined);
-        }),
+        then(state.join(channel, user), (result) =>
+          then(result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
+            membership(result, channel, user, Reply.userJoined),
+          ),
+        ),
       ),
 
     leave: (data) =>
       withPair(data, ([channel, user]) =>
-        then(state.leave(channel, user), (result) => {
-          if (result === "ok") delivery.unsubscribe(user, channel);
-          return membership(result, channel, user, Reply.userLeft);
-        }),
+        then(state.leave(channel, user), (result) =>
+          then(result === "ok" ? delivery.unsubscribe(user, channel) : undefined, () =>
+            membership(result, channel, user, Reply.userLeft),
+          ),
+        ),
       ),
 
     store: (data) =>
@@ -127,13 +146,15 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
 
     ping: (data) => noData("ping", data) ?? okReply(Reply.pong),
 
-    online: (data) => withUser(data, (user) => okReply(delivery.isOnline(user) ? "1" : "0")),
+    online: (data) => withUser(data, (user) => then(delivery.isOnline(user), (online) => okReply(online ? "1" : "0"))),
 
     count: (data) => {
       const id = parseId(data, "channel ID");
       if (!id.ok) return errorReply(id.error);
       return then(state.memberCount(id.value), (members) =>
-        members === undefined ? noSuchChannel(id.value) : okReply(`${members}!${delivery.onlineIn(id.value)}`),
+        members === undefined
+          ? noSuchChannel(id.value)
+          : then(delivery.onlineIn(id.value), (online) => okReply(`${members}!${online}`)),
       );
     },
 
@@ -149,28 +170,34 @@ export function createExecutor({ state, delivery, heldLimit, events, metrics, lo
     },
 
     kick: (data) =>
-      withUser(data, (user) => {
-        delivery.disconnect(user, CloseCode.kicked);
-        return okReply(Reply.userKicked);
-      }),
+      withUser(data, (user) => then(delivery.disconnect(user, CloseCode.kicked), () => okReply(Reply.userKicked))),
 
     stats: (data) =>
       noData("stats", data) ??
       then(state.counts(), (counts) =>
+        then(delivery.onlineCount(), (online) =>
         okReply(
           [
             `uptime_s=${Math.floor((Date.now() - metrics.startedAt) / 1000)}`,
             `users=${counts.users}`,
-            `online=${delivery.onlineCount()}`,
+            `online=${online}`,
             `channels=${counts.channels}`,
             `held=${counts.held}`,
             `delivered=${metrics.delivered}`,
             `dropped=${metrics.dropped}`,
             `control_connections=${metrics.controlConnections}`,
             `listeners=${events.listeners}`,
+            `slow_consumers=${metrics.slowConsumersDisconnected}`,
+            `replayed=${metrics.replayed}`,
+            `gaps=${metrics.gaps}`,
           ].join(" "),
         ),
+        ),
       ),
+
+    // Answered synchronously: the control transport relies on it for a connection's first frame.
+    auth: (data) =>
+      secret === "" || sameSecret(data, secret) ? okReply(Reply.authenticated) : errorReply("authentication failed"),
 
     listen: (data, session) => {
       if (data.length > 0) return errorReply(`[listen] takes no data, got ${quote(data)}`);

@@ -1,5 +1,8 @@
+import { parseV2Login } from "../protocol/resume.ts";
 import type { Maybe, State } from "../state/state.ts";
+import { catchUpV1, catchUpV2, type CatchUp } from "./catch-up.ts";
 import type { Delivery } from "./delivery.ts";
+import type { ReplayLog } from "./replay.ts";
 import { then } from "./maybe.ts";
 import { sameSecret } from "./secret.ts";
 
@@ -7,12 +10,13 @@ export type DuplicatePolicy = "replace" | "reject";
 
 /** What a login attempt decided. The transport carries it out; the rules live here. */
 export type LoginDecision =
-  | { ok: true; user: number; channels: number[]; held: string[]; replaces: boolean }
+  | { ok: true; user: number; channels: number[]; catchUp: CatchUp; replaces: boolean }
   | { ok: false; why: "malformed" | "unknown" | "wrong-salt" | "duplicate" };
 
 export interface LoginOptions {
   state: State;
   delivery: Delivery;
+  replay: ReplayLog;
   duplicate: DuplicatePolicy;
 }
 
@@ -20,19 +24,33 @@ export interface LoginOptions {
  * Checks a browser's `ID!SALT` and, when it is accepted, takes the user's held messages and channels.
  * Malformed, unknown and wrong-salt logins are told apart only for logs: the browser sees one code.
  */
-export function createLogin({ state, delivery, duplicate }: LoginOptions) {
-  return function login(token: string): Maybe<LoginDecision> {
-    const parsed = parseToken(token);
+export function createLogin({ state, delivery, replay, duplicate }: LoginOptions) {
+  /** Checks a login message; `v2` when the browser chose the webtalk.v2 subprotocol. */
+  return function login(message: string, v2: boolean): Maybe<LoginDecision> {
+    const resume = v2 ? parseV2Login(message) : undefined;
+    if (v2 && !resume) return { ok: false, why: "malformed" };
+    const parsed = parseToken(resume ? resume.token : message);
     if (!parsed) return { ok: false, why: "malformed" };
     const [user, salt] = parsed;
     return then(state.userSalt(user), (expected): Maybe<LoginDecision> => {
       if (expected === undefined) return { ok: false, why: "unknown" };
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
-      const online = delivery.isOnline(user);
-      if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
-      return then(state.channelsOf(user), (channels) =>
-        then(state.takeHeld(user), (held) => ({ ok: true, user, channels, held, replaces: online })),
-      );
+      return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
+        if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
+        return then(delivery.claim(user), () =>
+          then(state.channelsOf(user), (channels) =>
+            then(state.takeHeld(user), (held) =>
+              then(resume ? catchUpV2(replay, resume, user, channels, held) : catchUpV1(held), (catchUp) => ({
+                ok: true as const,
+                user,
+                channels,
+                catchUp,
+                replaces: online,
+              })),
+            ),
+          ),
+        );
+      });
     });
   };
 }

@@ -17,8 +17,12 @@ export class Metrics {
   dropped = 0;
   controlConnections = 0;
   listenersDisconnected = 0;
-  /** Browsers closed because they stopped reading while messages piled up for them. */
+  /** Browsers closed with 4006 because they stopped reading while messages piled up for them. */
   slowConsumersDisconnected = 0;
+  /** Messages sent again to v2 browsers that resumed from a position. */
+  replayed = 0;
+  /** `#gap` notices sent: positions the replay window no longer covered. */
+  gaps = 0;
   readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
   /** Control commands run, by command name and result. */
   readonly commands = new LabelledCounter<[command: string, result: CommandResult]>();

@@ -50,6 +50,8 @@ export function renderPrometheus(sample: Sample): string {
     counter("webtalk_messages_delivered_total", "Messages handed to browsers (a shout once per online member).", m.delivered),
     counter("webtalk_messages_held_total", "Whispers held because the user had no browser connected.", m.held),
     counter("webtalk_messages_dropped_total", "Held messages dropped because a user's queue was full.", m.dropped),
+    counter("webtalk_messages_replayed_total", "Messages sent again to v2 browsers that resumed from a position.", m.replayed),
+    counter("webtalk_replay_gaps_total", "#gap notices: resume positions the replay window no longer covered.", m.gaps),
     {
       name: "webtalk_control_commands_total",
       type: "counter",

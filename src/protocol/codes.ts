@@ -7,6 +7,7 @@ export const CloseCode = {
   loginTimeout: { code: 4003, reason: "login timeout", final: false },
   killed: { code: 4004, reason: "user killed", final: true },
   kicked: { code: 4005, reason: "kicked", final: true },
+  slowConsumer: { code: 4006, reason: "slow consumer", final: false },
   tooLarge: { code: 1009, reason: "message too large", final: false },
   shuttingDown: { code: 1001, reason: "server shutting down", final: false },
 } as const;
@@ -25,6 +26,7 @@ export const Reply = {
   userKicked: "user kicked",
   pong: "pong",
   listening: "listening",
+  authenticated: "authenticated",
 } as const;
 
 /** Unsolicited frames sent to listening control connections; never `[ok]` or `[error]`, so never a reply. */
@@ -32,6 +34,7 @@ export const Event = {
   online: (user: number) => `[online] ${user}`,
   offline: (user: number) => `[offline] ${user}`,
   message: (user: number, text: string) => `[message] ${user}!${text}`,
+  gap: (user: number, source: string) => `[gap] ${user}!${source}`,
 } as const;
 
 export function okReply(data: string): string {

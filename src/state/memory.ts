@@ -1,9 +1,14 @@
+import { HeldMessages } from "./held-memory.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 interface User {
   salt: string;
   channels: Set<number>;
-  held: string[];
+}
+
+export interface MemoryStateOptions {
+  /** Bytes of held messages across all users (default: unbounded). */
+  heldBytes?: number;
 }
 
 /** Everything in this process's memory: fast, and gone at exit, as in the original webtalk. */
@@ -13,11 +18,15 @@ export class MemoryState implements State {
   #kv = new Map<string, string>();
   #nextUser = 1;
   #nextChannel = GLOBAL_CHANNEL + 1;
-  #heldTotal = 0;
+  #held: HeldMessages;
+
+  constructor({ heldBytes = Number.POSITIVE_INFINITY }: MemoryStateOptions = {}) {
+    this.#held = new HeldMessages(heldBytes);
+  }
 
   createUser(salt: string): number {
     const id = this.#nextUser++;
-    const user: User = { salt, channels: new Set(), held: [] };
+    const user: User = { salt, channels: new Set() };
     this.#users.set(id, user);
     const global = this.#channels.get(GLOBAL_CHANNEL);
     if (global) {
@@ -35,7 +44,7 @@ export class MemoryState implements State {
     const user = this.#users.get(id);
     if (!user) return false;
     for (const channel of user.channels) this.#channels.get(channel)?.delete(id);
-    this.#heldTotal -= user.held.length;
+    this.#held.take(id);
     this.#users.delete(id);
     return true;
   }
@@ -97,28 +106,15 @@ export class MemoryState implements State {
   }
 
   counts(): StateCounts {
-    return { users: this.#users.size, channels: this.#channels.size, held: this.#heldTotal };
+    return { users: this.#users.size, channels: this.#channels.size, held: this.#held.count };
   }
 
   hold(id: number, message: string, limit: number): number {
-    const user = this.#users.get(id);
-    if (!user) return 0;
-    user.held.push(message);
-    this.#heldTotal++;
-    const excess = user.held.length - limit;
-    if (excess <= 0) return 0;
-    user.held.splice(0, excess);
-    this.#heldTotal -= excess;
-    return excess;
+    return this.#users.has(id) ? this.#held.hold(id, message, limit) : 0;
   }
 
   takeHeld(id: number): string[] {
-    const user = this.#users.get(id);
-    if (!user || user.held.length === 0) return [];
-    const held = user.held;
-    user.held = [];
-    this.#heldTotal -= held.length;
-    return held;
+    return this.#held.take(id);
   }
 
   store(key: string, value: string): void {

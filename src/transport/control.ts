@@ -2,11 +2,12 @@ import type { Socket, TCPSocketListener } from "bun";
 import type { ConsolaInstance } from "consola";
 import type { EventHub } from "../core/events.ts";
 import type { Execute } from "../core/executor.ts";
-import type { ControlSession } from "../core/session.ts";
+import { isAuthCommand, type ControlSession } from "../core/session.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { errorReply, okReply, Reply } from "../protocol/codes.ts";
-import { encodeFrames, FrameDecoder, type Frame } from "../protocol/frame.ts";
+import { encodeFrame, encodeFrames, FrameDecoder, type Frame } from "../protocol/frame.ts";
 import type { Maybe } from "../state/state.ts";
+import { WriteQueue } from "./write-queue.ts";
 
 export interface ControlOptions {
   hostname: string;
@@ -15,34 +16,68 @@ export interface ControlOptions {
   events: EventHub;
   /** Unsent bytes a listening connection may accumulate before it is cut off. */
   listenerBuffer: number;
+  /** When true, a connection's first frame must be `[auth] SECRET` (checked by the executor). */
+  authRequired: boolean;
+  maxConnections: number;
+  tls?: { cert: string; key: string };
   metrics: Metrics;
   log: ConsolaInstance;
 }
 
-/** Per-connection state, set at open: the frame decoder and the replies not yet taken by the kernel. */
+export interface ControlServer {
+  port: number;
+  /** Stops accepting; answers what connections already sent, then closes them, by `deadline` (ms epoch). */
+  stop(deadline: number): Promise<void>;
+}
+
+/** Per-connection state, set at open. */
 interface Conn {
   session: ControlSession;
-  /** Replies of the read being handled: events raised meanwhile join them, so they follow the replies before them. */
-  batch: string[] | undefined;
-  unlisten: (() => void) | undefined;
   decoder: FrameDecoder;
-  out: Uint8Array[];
-  outBytes: number;
-  /** Frames that arrived while an asynchronous command was running: they wait, so replies stay in order. */
+  out: WriteQueue;
+  /** Replies of the read being handled: events raised meanwhile join them, after the replies before them. */
+  batch: string[] | undefined;
+  /** Frames that arrived while an asynchronous command ran: they wait, so replies stay in order. */
   backlog: Frame[];
   busy: boolean;
+  authenticated: boolean;
+  /** No more frames will be read (goodbye, bad header, failed auth, refused): close once flushed. */
   ending: boolean;
+  /** The server is stopping: answer what arrives until the peer goes quiet, then close. */
+  draining: boolean;
+  lastData: number;
+  unlisten: (() => void) | undefined;
+  counted: boolean;
 }
 
 // Past this many unsent reply bytes (a backend that writes but does not read) the connection stops
 // being read until the kernel takes them: TCP's own flow control then slows the backend down.
 const OUT_HIGH_WATER = 1 << 20;
+/** While stopping, a connection is closed once it has sent nothing for this long and all is answered. */
+const QUIET_MS = 100;
+const DRAIN_POLL_MS = 20;
+const TOO_MANY = encodeFrame(errorReply("too many control connections"));
+const AUTH_REQUIRED = errorReply("authentication required");
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** The private port: framed commands over plain TCP, one reply per frame, in order. */
-export function listenControl(options: ControlOptions): TCPSocketListener<Conn> {
-  const { hostname, port, execute, events, listenerBuffer, metrics, log } = options;
+/** The private port: framed commands over TCP, one reply per frame, in order. */
+export function listenControl(options: ControlOptions): ControlServer {
+  const { execute, events, listenerBuffer, metrics, log } = options;
+  const sockets = new Set<Socket<Conn>>();
+
+  const send = (socket: Socket<Conn>, replies: string[]): void => {
+    if (replies.length === 0) return;
+    const { out } = socket.data;
+    out.write(socket, encodeFrames(replies));
+    if (out.bytes > OUT_HIGH_WATER) socket.pause();
+  };
+
+  const settle = (socket: Socket<Conn>): void => {
+    const conn = socket.data;
+    if (conn.busy || !conn.out.empty) return;
+    if (conn.ending || (conn.draining && Date.now() - conn.lastData >= QUIET_MS)) socket.end();
+  };
 
   const listen = (socket: Socket<Conn>): void => {
     const conn = socket.data;
@@ -50,8 +85,8 @@ export function listenControl(options: ControlOptions): TCPSocketListener<Conn> 
     conn.unlisten = events.add((event) => {
       if (conn.batch) return void conn.batch.push(event);
       send(socket, [event]);
-      if (conn.outBytes > listenerBuffer) {
-        log.warn(`listener ${socket.remoteAddress} is not reading: ${conn.outBytes} bytes of events unsent; disconnecting it`);
+      if (conn.out.bytes > listenerBuffer) {
+        log.warn(`listener ${socket.remoteAddress} is not reading (${conn.out.bytes} bytes of events unsent); disconnecting it`);
         metrics.listenersDisconnected++;
         stopListening(conn);
         socket.terminate();
@@ -63,13 +98,8 @@ export function listenControl(options: ControlOptions): TCPSocketListener<Conn> 
     const conn = socket.data;
     const replies: string[] = [];
     conn.batch = replies;
-    for (let i = 0; i < frames.length; i++) {
-      const frame = frames[i]!;
-      const reply = replyTo(frame, execute, conn.session);
-      if (frame.kind !== "payload") {
-        conn.ending = true;
-        stopListening(conn);
-      }
+    for (let i = 0; i < frames.length && !conn.ending; i++) {
+      const reply = answer(conn, frames[i]!);
       if (reply instanceof Promise) {
         conn.batch = undefined;
         send(socket, replies);
@@ -85,11 +115,35 @@ export function listenControl(options: ControlOptions): TCPSocketListener<Conn> 
         return;
       }
       replies.push(reply);
-      if (conn.ending) break;
     }
     conn.batch = undefined;
     send(socket, replies);
-    if (conn.ending) endWhenFlushed(socket);
+    settle(socket);
+  };
+
+  const answer = (conn: Conn, frame: Frame): Maybe<string> => {
+    if (frame.kind !== "payload") {
+      conn.ending = true;
+      stopListening(conn);
+      if (frame.kind === "goodbye") return okReply(Reply.goodbye);
+      return errorReply(`bad frame header ${JSON.stringify(frame.header)}: expected 5 digits; closing`);
+    }
+    let text: string;
+    try {
+      text = utf8.decode(frame.bytes);
+    } catch {
+      return errorReply("payload is not valid UTF-8");
+    }
+    if (conn.authenticated) return execute(text, conn.session);
+    // With a secret set, nothing but [auth] runs until it succeeds, and any failure ends the connection.
+    if (!isAuthCommand(text)) {
+      conn.ending = true;
+      return AUTH_REQUIRED;
+    }
+    const reply = execute(text, conn.session) as string;
+    conn.authenticated = reply === okReply(Reply.authenticated);
+    conn.ending = !conn.authenticated;
+    return reply;
   };
 
   const finishAsync = (socket: Socket<Conn>, reply: string): void => {
@@ -98,44 +152,46 @@ export function listenControl(options: ControlOptions): TCPSocketListener<Conn> 
     const backlog = conn.backlog;
     conn.backlog = [];
     send(socket, [reply]);
-    if (conn.ending) return endWhenFlushed(socket);
     run(socket, backlog);
   };
 
-  return Bun.listen<Conn>({
-    hostname,
-    port,
+  const listener: TCPSocketListener<Conn> = Bun.listen<Conn>({
+    hostname: options.hostname,
+    port: options.port,
+    tls: options.tls,
     socket: {
       open(socket) {
-        socket.data = {
-          session: { listen: () => listen(socket) },
-          batch: undefined,
-          unlisten: undefined,
-          decoder: new FrameDecoder(),
-          out: [],
-          outBytes: 0,
-          backlog: [],
-          busy: false,
-          ending: false,
-        };
+        socket.data = newConn(socket, listen, !options.authRequired);
+        sockets.add(socket);
+        if (metrics.controlConnections >= options.maxConnections) {
+          log.warn(`control connection from ${socket.remoteAddress} refused: ${options.maxConnections} already open`);
+          socket.data.ending = true;
+          socket.data.out.write(socket, TOO_MANY);
+          return settle(socket);
+        }
+        socket.data.counted = true;
+        metrics.controlConnections++;
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 30_000);
-        metrics.controlConnections++;
         log.debug(`control connection from ${socket.remoteAddress}`);
       },
       data(socket, chunk) {
         const conn = socket.data;
         if (conn.ending) return;
+        conn.lastData = Date.now();
         const frames = conn.decoder.push(chunk);
         if (conn.busy) conn.backlog.push(...frames);
         else run(socket, frames);
       },
       drain(socket) {
-        flush(socket);
+        if (!socket.data.out.flush(socket)) return;
+        socket.resume();
+        settle(socket);
       },
       close(socket) {
         stopListening(socket.data);
-        metrics.controlConnections--;
+        if (socket.data.counted) metrics.controlConnections--;
+        sockets.delete(socket);
         log.debug(`control connection from ${socket.remoteAddress} closed`);
       },
       error(socket, error) {
@@ -143,63 +199,40 @@ export function listenControl(options: ControlOptions): TCPSocketListener<Conn> 
       },
     },
   });
+
+  // Frames a backend sent just before the signal may still be on their way: keep answering until each
+  // connection has gone quiet and everything is written, or the deadline passes.
+  async function stop(deadline: number): Promise<void> {
+    listener.stop(false);
+    for (const socket of sockets) socket.data.draining = true;
+    while (sockets.size > 0 && Date.now() < deadline) {
+      for (const socket of sockets) settle(socket);
+      await Bun.sleep(DRAIN_POLL_MS);
+    }
+    listener.stop(true);
+  }
+
+  return { port: listener.port, stop };
+}
+
+function newConn(socket: Socket<Conn>, listen: (socket: Socket<Conn>) => void, authenticated: boolean): Conn {
+  return {
+    session: { listen: () => listen(socket) },
+    decoder: new FrameDecoder(),
+    out: new WriteQueue(),
+    batch: undefined,
+    backlog: [],
+    busy: false,
+    authenticated,
+    ending: false,
+    draining: false,
+    lastData: 0,
+    unlisten: undefined,
+    counted: false,
+  };
 }
 
 function stopListening(conn: Conn): void {
   conn.unlisten?.();
   conn.unlisten = undefined;
-}
-
-function replyTo(frame: Frame, execute: Execute, session: ControlSession): Maybe<string> {
-  if (frame.kind === "goodbye") return okReply(Reply.goodbye);
-  if (frame.kind === "bad-header") {
-    return errorReply(`bad frame header ${JSON.stringify(frame.header)}: expected 5 digits; closing`);
-  }
-  let text: string;
-  try {
-    text = utf8.decode(frame.bytes);
-  } catch {
-    return errorReply("payload is not valid UTF-8");
-  }
-  return execute(text, session);
-}
-
-/** Queues replies as one write; what the kernel does not take now is written on `drain`. */
-function send(socket: Socket<Conn>, replies: string[]): void {
-  if (replies.length === 0) return;
-  const conn = socket.data;
-  const bytes = encodeFrames(replies);
-  if (conn.out.length > 0) {
-    conn.out.push(bytes);
-    conn.outBytes += bytes.length;
-  } else {
-    const written = socket.write(bytes);
-    if (written < bytes.length) {
-      const rest = bytes.subarray(Math.max(written, 0));
-      conn.out.push(rest);
-      conn.outBytes += rest.length;
-    }
-  }
-  if (conn.outBytes > OUT_HIGH_WATER) socket.pause();
-}
-
-function flush(socket: Socket<Conn>): void {
-  const conn = socket.data;
-  while (conn.out.length > 0) {
-    const head = conn.out[0]!;
-    const written = socket.write(head);
-    if (written < head.length) {
-      conn.out[0] = head.subarray(Math.max(written, 0));
-      conn.outBytes -= Math.max(written, 0);
-      return;
-    }
-    conn.out.shift();
-    conn.outBytes -= head.length;
-  }
-  if (conn.ending) socket.end();
-  else socket.resume();
-}
-
-function endWhenFlushed(socket: Socket<Conn>): void {
-  if (socket.data.out.length === 0) socket.end();
 }

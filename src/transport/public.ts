@@ -5,18 +5,26 @@ import type { EventHub } from "../core/events.ts";
 import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
+import { numbered, V2_PROTOCOL, WHISPER_SOURCE } from "../protocol/resume.ts";
 import type { Maybe } from "../state/state.ts";
+import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
+import { createWatchdog } from "./watchdog.ts";
 
 export interface PublicOptions {
   hostname: string;
   port: number;
   path: string;
   loginTimeoutMs: number;
-  login: (token: string) => Maybe<LoginDecision>;
+  login: (message: string, v2: boolean) => Maybe<LoginDecision>;
   /** Forward what logged-in browsers send as `[message]` events (off: ignore it, as the original). */
   upstream: boolean;
   /** Largest message a browser may send, in bytes; larger closes with 1009. */
   maxMessage: number;
+  /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
+  backpressure: number;
+  rules: UpgradeRules;
+  /** PEM certificate and key: serve wss:// and https://. */
+  tls?: { cert: string; key: string };
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
@@ -27,6 +35,8 @@ interface Peer {
   phase: "pending" | "verifying" | "live" | "closing";
   user: number;
   deadline: number;
+  /** Chose the `webtalk.v2` subprotocol: numbered messages, notices, resumable. */
+  v2: boolean;
 }
 
 export type Browser = ServerWebSocket<Peer>;
@@ -35,14 +45,17 @@ export type Browser = ServerWebSocket<Peer>;
 export interface PublicServer {
   server: Server<Peer>;
   delivery: Delivery;
-  /** Closes every browser with `reason` and stops listening. */
-  stop(reason: CloseReason): Promise<void>;
+  /** Stops accepting, closes every browser with `reason`, and waits for them until `deadline` (ms epoch). */
+  stop(reason: CloseReason, deadline: number): Promise<void>;
 }
 
 /** A browser's first message is `ID!SALT`; nothing longer can be one. */
 const MAX_LOGIN_BYTES = 256;
-/** Bytes queued for one browser before it counts as not reading and is disconnected. */
-const BACKPRESSURE_LIMIT = 4 << 20;
+/**
+ * Bun's own hard cap is this many times the slow-consumer limit: past it Bun closes the socket itself
+ * rather than drop a message, should a burst outrun the watchdog within one turn of the event loop.
+ */
+const HARD_LIMIT_FACTOR = 4;
 /** Seconds of silence before Bun pings a browser, and closes it if the ping goes unanswered. */
 const IDLE_TIMEOUT_S = 60;
 
@@ -51,6 +64,19 @@ export function servePublic(options: PublicOptions): PublicServer {
   const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, log } = options;
   const sessions = new Map<number, Browser>();
   const pending = new Set<Browser>();
+  let open = 0;
+  const { promise: allClosed, resolve: markAllClosed } = Promise.withResolvers<void>();
+  let stopping = false;
+
+  const watchdog = createWatchdog(
+    () => sessions.values(),
+    options.backpressure,
+    (ws, buffered) => {
+      metrics.slowConsumersDisconnected++;
+      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`);
+      release(ws.data.user, ws, CloseCode.slowConsumer);
+    },
+  );
 
   /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
   const release = (user: number, ws: Browser, reason: CloseReason): void => {
@@ -78,12 +104,17 @@ export function servePublic(options: PublicOptions): PublicServer {
     ws.data.phase = "live";
     ws.data.user = user;
     sessions.set(user, ws);
-    // Held messages go out before the subscriptions exist, so nothing newer can overtake them.
-    for (const message of decision.held) ws.send(message);
-    metrics.delivered += decision.held.length;
-    ws.subscribe(userTopic(user));
-    for (const channel of decision.channels) ws.subscribe(channelTopic(channel));
+    // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it.
+    const { catchUp } = decision;
+    for (const message of catchUp.messages) watchdog.observe(ws.send(message));
+    metrics.delivered += catchUp.messages.length;
+    metrics.replayed += catchUp.replayed;
+    metrics.gaps += catchUp.gaps.length;
+    const { v2 } = ws.data;
+    ws.subscribe(userTopic(user, v2));
+    for (const channel of decision.channels) ws.subscribe(channelTopic(channel, v2));
     events.emit(Event.online(user));
+    for (const source of catchUp.gaps) events.emit(Event.gap(user, source));
     log.debug(`user ${user}: logged in`);
   };
 
@@ -96,21 +127,27 @@ export function servePublic(options: PublicOptions): PublicServer {
   const server = Bun.serve<Peer>({
     hostname,
     port,
+    tls: options.tls,
     fetch(request, srv) {
       const url = new URL(request.url);
       if (url.pathname !== path) return new Response("not found\n", { status: 404 });
-      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs };
-      if (srv.upgrade(request, { data })) return undefined;
+      const refusal = refuseUpgrade(request, open, options.rules);
+      if (refusal) return refusal;
+      const v2 = wantsV2(request);
+      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs, v2 };
+      const headers = v2 ? { "Sec-WebSocket-Protocol": V2_PROTOCOL } : undefined;
+      if (srv.upgrade(request, { data, headers })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
     },
     websocket: {
       maxPayloadLength: maxMessage,
-      backpressureLimit: BACKPRESSURE_LIMIT,
+      backpressureLimit: options.backpressure * HARD_LIMIT_FACTOR,
       closeOnBackpressureLimit: true,
       idleTimeout: IDLE_TIMEOUT_S,
       sendPings: true,
       perMessageDeflate: false,
       open(ws) {
+        open++;
         pending.add(ws);
         log.debug(`browser ${ws.remoteAddress} connected`);
       },
@@ -129,7 +166,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           return refuse(ws, "not a login message");
         }
         ws.data.phase = "verifying";
-        const decision = login(message);
+        const decision = login(message, ws.data.v2);
         if (decision instanceof Promise) {
           decision.then(
             (d) => admit(ws, d),
@@ -141,6 +178,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         } else admit(ws, decision);
       },
       close(ws) {
+        if (--open === 0 && stopping) markAllClosed();
         pending.delete(ws);
         const { user } = ws.data;
         if (ws.data.phase === "live" && sessions.get(user) === ws) {
@@ -171,30 +209,56 @@ export function servePublic(options: PublicOptions): PublicServer {
   const delivery: Delivery = {
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
-    onlineIn: (channel) => server.subscriberCount(channelTopic(channel)),
-    toUser: (user, message) => void server.publish(userTopic(user), message),
-    toChannel(channel, message) {
-      const topic = channelTopic(channel);
-      const recipients = server.subscriberCount(topic);
-      if (recipients > 0) server.publish(topic, message);
-      return recipients;
+    onlineIn: (channel) =>
+      server.subscriberCount(channelTopic(channel, false)) + server.subscriberCount(channelTopic(channel, true)),
+    toUser(user, message, offset) {
+      const ws = sessions.get(user);
+      if (!ws) return;
+      const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
+      watchdog.observe(server.publish(userTopic(user, ws.data.v2), text));
     },
-    subscribe: (user, channel) => void sessions.get(user)?.subscribe(channelTopic(channel)),
-    unsubscribe: (user, channel) => void sessions.get(user)?.unsubscribe(channelTopic(channel)),
+    toChannel(channel, message, offset) {
+      // Each protocol has its own topic: the v2 prefix is built once per message, never per subscriber.
+      const plain = server.subscriberCount(channelTopic(channel, false));
+      const resumable = server.subscriberCount(channelTopic(channel, true));
+      if (plain > 0) watchdog.observe(server.publish(channelTopic(channel, false), message));
+      if (resumable > 0) watchdog.observe(server.publish(channelTopic(channel, true), numbered(String(channel), offset, message)));
+      return plain + resumable;
+    },
+    subscribe(user, channel) {
+      const ws = sessions.get(user);
+      ws?.subscribe(channelTopic(channel, ws.data.v2));
+    },
+    unsubscribe(user, channel) {
+      const ws = sessions.get(user);
+      ws?.unsubscribe(channelTopic(channel, ws.data.v2));
+    },
     disconnect(user, reason) {
       const ws = sessions.get(user);
       if (ws) release(user, ws, reason);
     },
+    // One node: the session map is the whole truth, and admit() replaces a local browser itself.
+    claim: () => undefined,
   };
 
-  async function stop(reason: CloseReason): Promise<void> {
+  async function stop(reason: CloseReason, deadline: number): Promise<void> {
     clearInterval(sweep);
+    stopping = true;
+    void server.stop(false);
     for (const ws of pending) close(ws, reason);
     for (const [user, ws] of sessions) release(user, ws, reason);
+    if (open > 0) await untilDeadline(allClosed, deadline);
     await server.stop(true);
   }
 
   return { server, delivery, stop };
+}
+
+async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {
+  let timer: Timer | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
+  await Promise.race([promise, late]);
+  clearTimeout(timer);
 }
 
 function close(ws: Browser, reason: CloseReason): void {
@@ -202,10 +266,15 @@ function close(ws: Browser, reason: CloseReason): void {
   ws.close(reason.code, reason.reason);
 }
 
-function userTopic(user: number): string {
-  return `u${user}`;
+function userTopic(user: number, v2: boolean): string {
+  return v2 ? `U${user}` : `u${user}`;
 }
 
-function channelTopic(channel: number): string {
-  return `c${channel}`;
+function channelTopic(channel: number, v2: boolean): string {
+  return v2 ? `C${channel}` : `c${channel}`;
+}
+
+function wantsV2(request: Request): boolean {
+  const offered = request.headers.get("sec-websocket-protocol");
+  return offered !== null && offered.split(",").some((p) => p.trim() === V2_PROTOCOL);
 }

@@ -1,0 +1,45 @@
+// The opt-in `webtalk.v2` browser protocol: numbered messages, notices, and logins with positions.
+// Pure: strings in, values out.
+
+export const V2_PROTOCOL = "webtalk.v2";
+
+/** The source of a user's whisper stream, as the browser sees it; channels are their IDs. */
+export const WHISPER_SOURCE = "u";
+
+/** `SOURCE:OFFSET!MESSAGE`: what a v2 browser receives for each whisper and shout. */
+export function numbered(source: string, offset: number, text: string): string {
+  return `${source}:${offset}!${text}`;
+}
+
+export function epochNotice(epoch: string): string {
+  return `#epoch ${epoch}`;
+}
+
+export function gapNotice(source: string): string {
+  return `#gap ${source}`;
+}
+
+export interface V2Login {
+  /** `ID!SALT`, checked as in v1. */
+  token: string;
+  /** Absent: live from now. */
+  epoch?: string;
+  /** Last offset seen per source. */
+  positions: Map<string, number>;
+}
+
+/** Parses `ID!SALT` or `ID!SALT!EPOCH!POSITIONS`; undefined when malformed. */
+export function parseV2Login(text: string): V2Login | undefined {
+  const parts = text.split("!");
+  if (parts.length === 2) return { token: text, positions: new Map() };
+  if (parts.length !== 4) return undefined;
+  const [id, salt, epoch, list] = parts as [string, string, string, string];
+  if (!/^[A-Za-z0-9_-]+$/.test(epoch)) return undefined;
+  const positions = new Map<string, number>();
+  for (const item of list === "" ? [] : list.split(",")) {
+    const match = /^(u|\d{1,16}):(\d{1,16})$/.exec(item);
+    if (!match) return undefined;
+    positions.set(match[1]!, Number(match[2]));
+  }
+  return { token: `${id}!${salt}`, epoch, positions };
+}
