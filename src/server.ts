@@ -129,7 +129,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
   const privateAddress = { host: config.private.host, port: control.port };
   const publicUrl = `${tls ? "wss" : "ws"}://${formatAddress(publicAddress)}${config.path}`;
-  const adminAddress = admin && config.admin !== "off" ? { host: config.admin.host, port: admin.port ?? 0 } : undefined;
+  const adminAddress = admin && adminAt !== "off" ? { host: adminAt.host, port: admin.port ?? adminAt.port } : undefined;
   // Logged before the other two: test/process.ts takes the private line as "all addresses are known".
   if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/healthz, /metrics)`);
   log.info(`public  ${publicUrl}`);

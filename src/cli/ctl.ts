@@ -1,11 +1,19 @@
 import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from "citty";
-import { readFileSync } from "node:fs";
 import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
-import { formatAddress, parseAddress, type Address } from "../config/address.ts";
+import { formatAddress } from "../config/address.ts";
 import { fitsInFrame } from "../protocol/frame.ts";
-import { CtlConnection, CtlFailure, type CtlTls } from "./ctl-connection.ts";
+import { CtlConnection, CtlFailure } from "./ctl-connection.ts";
+import {
+  connectionArgs,
+  connectionFlags,
+  refuseUnknownFlags,
+  resolveTarget,
+  UsageError,
+  type ConnectionFlags,
+  type Target,
+} from "./ctl-target.ts";
 import { createProgress } from "./progress.ts";
 
 /** `webtalk ctl …` from the command line: exit 0 on `[ok]`, 1 on `[error]` or no server, 2 on a usage error. */
@@ -56,43 +64,10 @@ const SIMPLE: Record<string, { description: string; args: [name: string, descrip
   stats: { description: "print the server's figures (uptime_s=… users=… online=…)", args: [] },
 };
 
-/** Flags every subcommand takes, before or after its name. */
-const connectionArgs = {
-  private: {
-    type: "string",
-    valueHint: "HOST:PORT",
-    description: "webtalk's control address (env WEBTALK_PRIVATE, default 127.0.0.1:12344)",
-  },
-  secret: {
-    type: "string",
-    valueHint: "SECRET",
-    description: "sent as [auth] SECRET before anything else (env WEBTALK_SECRET, which ps cannot show)",
-  },
-  timeout: { type: "string", valueHint: "SECONDS", description: "wait this long to connect and for each reply (default 10)" },
-  tls: { type: "boolean", description: "connect with TLS, to a server run with --private-tls (env WEBTALK_PRIVATE_TLS)" },
-  "tls-ca": {
-    type: "string",
-    valueHint: "FILE",
-    description: "PEM certificate(s) to trust instead of the system's, e.g. a self-signed server's --tls-cert (env WEBTALK_TLS_CA)",
-  },
-  "tls-name": { type: "string", valueHint: "NAME", description: "the name the server's certificate must carry (default the host)" },
-} as const satisfies ArgsDef;
-
-const VALUE_FLAGS = ["private", "secret", "timeout", "tls-ca", "tls-name"] as const;
-
-type ConnectionFlags = { [K in (typeof VALUE_FLAGS)[number]]?: string } & { tls?: boolean };
-
-interface Target {
-  address: Address;
-  secret: string | undefined;
-  timeoutMs: number;
-  tls: CtlTls | undefined;
-}
-
 /** The `ctl` command tree. The parent parses the connection flags wherever they stand on the line. */
 export function createCtlCommand(env: NodeJS.ProcessEnv) {
   let parent: ConnectionFlags = {};
-  const target = (args: Record<string, unknown>): Target => resolveTarget({ ...parent, ...defined(args) }, env);
+  const target = (args: Record<string, unknown>): Target => resolveTarget({ ...parent, ...connectionFlags(args) }, env);
 
   const simple = Object.entries(SIMPLE).map(([name, spec]) => {
     const args: ArgsDef = { ...connectionArgs };
@@ -142,7 +117,7 @@ export function createCtlCommand(env: NodeJS.ProcessEnv) {
     meta: { name: "webtalk ctl", version: pkg.version, description: "Talk to a running webtalk over its control port" },
     args: { ...connectionArgs },
     setup({ args }) {
-      parent = defined(args);
+      parent = connectionFlags(args);
     },
     subCommands: { ...Object.fromEntries(simple), members, listen, raw },
   });
@@ -231,62 +206,11 @@ function okData(reply: string): string {
   throw new CtlFailure(reply.replace(/^\[error\] ?/, ""));
 }
 
-function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv): Target {
-  const text = flags.private ?? (env.WEBTALK_PRIVATE || "127.0.0.1:12344");
-  let address: Address;
-  try {
-    address = parseAddress(text);
-  } catch (error) {
-    throw new UsageError(`invalid --private value ${JSON.stringify(text)}: ${(error as Error).message}`);
-  }
-  // A server listening on all interfaces (":12344" in webtalk.ini) is reached on loopback.
-  if (address.host === "0.0.0.0") address = { ...address, host: "127.0.0.1" };
-  if (address.host === "::") address = { ...address, host: "::1" };
-  const seconds = Number(flags.timeout ?? 10);
-  if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`invalid --timeout value ${JSON.stringify(flags.timeout)}: expected seconds`);
-  const secret = flags.secret ?? (env.WEBTALK_SECRET || undefined);
-  const useTls = flags.tls ?? /^(1|true|yes|on)$/i.test(env.WEBTALK_PRIVATE_TLS ?? "");
-  const caFile = flags["tls-ca"] ?? (env.WEBTALK_TLS_CA || undefined);
-  const tls = useTls ? { ca: caFile === undefined ? undefined : readCa(caFile), serverName: flags["tls-name"] } : undefined;
-  return { address, secret, timeoutMs: seconds * 1000, tls };
-}
-
-function readCa(path: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (error) {
-    throw new UsageError(`invalid --tls-ca value ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? "unreadable"}`);
-  }
-}
-
-/**
- * Flags ctl does not know are refused, not ignored: a mistyped --private must not quietly reach the
- * default server, and a message that starts with - belongs after --.
- */
-function refuseUnknownFlags(rawArgs: string[]): void {
-  for (let i = 0; i < rawArgs.length && rawArgs[i] !== "--"; i++) {
-    const arg = rawArgs[i]!;
-    if (!arg.startsWith("-")) continue;
-    const name = arg.replace(/^--?/, "").split("=")[0]!;
-    if (!Object.hasOwn(connectionArgs, name)) {
-      throw new UsageError(`unknown flag ${arg} (a value that starts with - goes after --)`);
-    }
-    if (!arg.includes("=") && (VALUE_FLAGS as readonly string[]).includes(name)) i++; // its value
-  }
-}
-
 /** The positional arguments, exactly `count` of them. */
 function positionals(values: unknown[], count: number): string[] {
   if (values.length > count) throw new UsageError(`too many arguments: ${values.slice(count).join(" ")} (quote a message that has spaces)`);
   if (values.length < count) throw new UsageError(`missing arguments`);
   return values.map(String);
-}
-
-function defined(args: Record<string, unknown>): ConnectionFlags {
-  const flags: ConnectionFlags = {};
-  for (const key of VALUE_FLAGS) if (typeof args[key] === "string") flags[key] = args[key];
-  if (typeof args.tls === "boolean") flags.tls = args.tls;
-  return flags;
 }
 
 function print(text: string): void {
@@ -297,10 +221,6 @@ function print(text: string): void {
 async function exit(code: number): Promise<never> {
   await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
   process.exit(code);
-}
-
-class UsageError extends Error {
-  override name = "UsageError";
 }
 
 const log = createConsola({ stdout: process.stderr, stderr: process.stderr });
