@@ -2,19 +2,26 @@
 
 import type { Server } from "bun";
 import type { ConsolaInstance } from "consola";
+import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
+import { RedisPresence } from "./cluster/presence.ts";
 import { formatAddress, isLoopback, type Address } from "./config/address.ts";
 import type { Config } from "./config/schema.ts";
 import { readTls } from "./config/tls.ts";
+import type { Delivery } from "./core/delivery.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin, type LoginDecision } from "./core/login.ts";
-import { MemoryReplay } from "./core/replay.ts";
+import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.ts";
+import { newSalt } from "./core/secret.ts";
 import { checkHealth } from "./observe/health.ts";
-import { Metrics } from "./observe/metrics.ts";
+import { Metrics, sumCounters } from "./observe/metrics.ts";
 import { renderPrometheus } from "./observe/prometheus.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
-import type { Maybe, State } from "./state/state.ts";
+import { RedisLink } from "./state/redis-link.ts";
+import { RedisState } from "./state/redis.ts";
+import { RedisReplay } from "./state/replay-redis.ts";
+import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
 import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 import { serveAdmin } from "./transport/admin.ts";
@@ -38,16 +45,29 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
+/** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
+interface Backends {
+  state: State;
+  replay: ReplayLog;
+  delivery: Delivery;
+  counters: () => Maybe<Record<string, number>>;
+  /** Starts what must run once the public server exists (the cluster bus, the node's lease). */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
   const tls = readTls(config);
-  const state: State = new MemoryState({ heldBytes: config.queueBytes });
   const events = new EventHub();
   const metrics = new Metrics();
-  const replay = new MemoryReplay({ count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes });
   const controlLog = log.withTag("control");
+  const limits: ReplayLimits = { count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes };
+  const redis = config.redis ? await openRedis(config, log) : undefined;
 
-  // The login rules need the public side's Delivery, which exists once the public server does.
+  // The login rules and the cluster need the public side's Delivery, which exists once the public
+  // server does; the session hooks likewise exist only in a cluster.
   let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
+  let cluster: ClusterDelivery | undefined;
   const pub: PublicServer = bind("public", config.public, () =>
     servePublic({
       hostname: config.public.host,
@@ -63,16 +83,33 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       events,
       metrics,
       log: log.withTag("public"),
+      sessions: { settled: (user) => cluster?.settled(user), released: (user) => cluster?.released(user) },
     }),
   );
-  login = createLogin({ state, delivery: pub.delivery, replay, duplicate: config.duplicate });
+
+  let backends: Backends;
+  try {
+    if (redis) {
+      backends = await clusterBackends(redis, config, limits, pub, events, metrics, log);
+      cluster = backends.delivery as ClusterDelivery;
+    } else {
+      backends = memoryBackends(config, limits, pub, events, metrics);
+    }
+    await backends.start();
+  } catch (error) {
+    await pub.stop(CloseCode.shuttingDown, Date.now());
+    redis?.close();
+    throw error instanceof BackendUnavailable ? new StartupError(error.message) : error;
+  }
+  const { state, replay, delivery } = backends;
+  login = createLogin({ state, delivery, replay, duplicate: config.duplicate });
   const execute = createExecutor({
     state,
-    delivery: pub.delivery,
+    delivery,
     heldLimit: config.queue,
     replay,
+    counters: backends.counters,
     secret: config.secret,
-    events,
     metrics,
     log: controlLog,
   });
@@ -96,32 +133,21 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     );
   } catch (error) {
     await pub.stop(CloseCode.shuttingDown, Date.now());
+    await backends.close();
     throw error;
   }
 
   const adminAt = config.admin;
   if (adminAt !== "off") {
     try {
+      const reports = adminReports(state, pub, events, metrics);
       admin = bind("admin", adminAt, () =>
-        serveAdmin({
-          hostname: adminAt.host,
-          port: adminAt.port,
-          health: () => checkHealth({ state, version: pkg.version, startedAt: metrics.startedAt }),
-          metrics: async () =>
-            renderPrometheus({
-              metrics,
-              version: pkg.version,
-              browsersConnected: pub.server.pendingWebSockets,
-              usersOnline: await pub.delivery.onlineCount(),
-              counts: await state.counts(),
-              listeners: events.listeners,
-            }),
-          log: log.withTag("admin"),
-        }),
+        serveAdmin({ hostname: adminAt.host, port: adminAt.port, ...reports, log: log.withTag("admin") }),
       );
     } catch (error) {
       await control.stop(Date.now());
       await pub.stop(CloseCode.shuttingDown, Date.now());
+      await backends.close();
       throw error;
     }
   }
@@ -151,9 +177,90 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         await control.stop(deadline);
         await pub.stop(CloseCode.shuttingDown, deadline);
       } finally {
-        await state.close();
+        await backends.close();
       }
     },
+  };
+}
+
+function memoryBackends(
+  config: Config,
+  limits: ReplayLimits,
+  pub: PublicServer,
+  events: EventHub,
+  metrics: Metrics,
+): Backends {
+  const state = new MemoryState({ heldBytes: config.queueBytes });
+  return {
+    state,
+    replay: new MemoryReplay(limits),
+    delivery: pub.delivery,
+    counters: () => metrics.counters(events.listeners),
+    start: async () => {},
+    close: async () => state.close(),
+  };
+}
+
+async function clusterBackends(
+  redis: RedisLink,
+  config: Config,
+  limits: ReplayLimits,
+  pub: PublicServer,
+  events: EventHub,
+  metrics: Metrics,
+  log: ConsolaInstance,
+): Promise<Backends> {
+  const prefix = config.redisPrefix;
+  const state = await RedisState.open(redis, prefix);
+  const replay = await RedisReplay.open(redis, prefix, limits);
+  const presence = new RedisPresence(redis, prefix, newSalt().slice(0, 12), config.lease * 1000, {
+    users: () => pub.users(),
+    stats: () => metrics.counters(events.listeners),
+  });
+  const delivery = new ClusterDelivery({ redis, prefix, presence, local: pub.delivery, events, metrics, log: log.withTag("cluster") });
+  return {
+    state,
+    replay,
+    delivery,
+    counters: async () => sumCounters(await presence.nodeStats()),
+    async start() {
+      await delivery.start();
+      await presence.start();
+      log.info(`cluster node ${presence.nodeId} on Redis, key prefix ${prefix}`);
+    },
+    async close() {
+      await presence.stop();
+      redis.close();
+    },
+  };
+}
+
+async function openRedis(config: Config, log: ConsolaInstance): Promise<RedisLink> {
+  const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
+  try {
+    await redis.open();
+  } catch (error) {
+    throw new StartupError((error as Error).message);
+  }
+  return redis;
+}
+
+/** What /healthz and /metrics report: this node's figures, and the state's counts while it answers. */
+function adminReports(state: State, pub: PublicServer, events: EventHub, metrics: Metrics) {
+  return {
+    health: () => checkHealth({ state, version: pkg.version, startedAt: metrics.startedAt }),
+    metrics: async () =>
+      renderPrometheus({
+        metrics,
+        version: pkg.version,
+        browsersConnected: pub.server.pendingWebSockets,
+        usersOnline: await pub.delivery.onlineCount(),
+        // Metrics matter most while the backend is away: its counts are left out then, not the scrape.
+        counts: await Promise.resolve()
+          .then(() => state.counts())
+          .catch(() => undefined),
+        listeners: events.listeners,
+      }),
   };
 }
 

@@ -38,6 +38,11 @@ export interface Config {
   replayCount: number;
   replayAge: number;
   replayBytes: number;
+  /** redis:// URL: state and fan-out shared by every node; "" for this process alone. */
+  redis: string;
+  redisPrefix: string;
+  /** Seconds a dead node's users stay online before they may log in elsewhere. */
+  lease: number;
   logLevel: LogLevel;
   logFormat: LogFormat;
   /** Where /healthz and /metrics are served, or "off". */
@@ -264,6 +269,41 @@ export const settings: readonly Setting[] = [
     valueHint: "BYTES",
     description: "memory for replay windows across all sources; past it the oldest messages go first",
     parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
+  }),
+  define({
+    key: "redis",
+    flag: "redis",
+    fileKeys: ["Redis", "redis"],
+    default: "",
+    valueHint: "URL",
+    description: "run as one node of a cluster: state and fan-out in Redis, e.g. redis://127.0.0.1:6379/0",
+    parse: (raw) => {
+      const url = String(raw);
+      if (url !== "" && !/^(redis|rediss|valkey|valkeys):\/\/\S+$/.test(url)) throw new Error("expected a redis:// URL");
+      return url;
+    },
+  }),
+  define({
+    key: "redisPrefix",
+    flag: "redis-prefix",
+    fileKeys: ["RedisPrefix", "redisPrefix"],
+    default: "webtalk:",
+    valueHint: "PREFIX",
+    description: "namespace for every Redis key and channel, so deployments can share a Redis",
+    parse: (raw) => {
+      const prefix = String(raw);
+      if (!/^[\x21-\x7e]{1,64}$/.test(prefix)) throw new Error("expected 1 to 64 printable characters without spaces");
+      return prefix;
+    },
+  }),
+  define({
+    key: "lease",
+    flag: "lease",
+    fileKeys: ["Lease", "lease"],
+    default: 15,
+    valueHint: "SECONDS",
+    description: "with --redis: how long a dead node's users stay online before they can log in on another node",
+    parse: (raw) => seconds(raw),
   }),
   define({
     key: "logLevel",

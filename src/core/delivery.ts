@@ -26,3 +26,16 @@ export interface Delivery {
    */
   claim(user: number): Maybe<void>;
 }
+
+/** The browsers of this process, reached without waiting: the public transport's side of Delivery. */
+export interface LocalDelivery extends Delivery {
+  isOnline(user: number): boolean;
+  onlineCount(): number;
+  onlineIn(channel: number): number;
+  toUser(user: number, message: string, offset: number): void;
+  toChannel(channel: number, message: string, offset: number): number;
+  subscribe(user: number, channel: number): void;
+  unsubscribe(user: number, channel: number): void;
+  disconnect(user: number, reason: CloseReason): void;
+  claim(user: number): void;
+}

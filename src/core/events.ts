@@ -7,8 +7,21 @@ export type EventSink = (payload: string) => void;
  */
 export class EventHub {
   #sinks = new Set<EventSink>();
+  #relay: EventSink | undefined;
 
+  /** Raises an event: straight to this process's listeners, or through the relay when one is set. */
   emit(payload: string): void {
+    if (this.#relay) this.#relay(payload);
+    else this.fanout(payload);
+  }
+
+  /** In a cluster every event goes through the bus, which brings it back to every node's fanout. */
+  relayThrough(relay: EventSink): void {
+    this.#relay = relay;
+  }
+
+  /** Hands an event to this process's listeners. */
+  fanout(payload: string): void {
     for (const sink of this.#sinks) sink(payload);
   }
 

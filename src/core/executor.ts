@@ -6,7 +6,6 @@ import type { JoinResult, Maybe, State } from "../state/state.ts";
 import { CloseCode } from "../protocol/codes.ts";
 import type { CommandResult, Metrics } from "../observe/metrics.ts";
 import type { Delivery } from "./delivery.ts";
-import type { EventHub } from "./events.ts";
 import { heldEntry } from "./catch-up.ts";
 import { channelStream, userStream, type ReplayLog } from "./replay.ts";
 import type { ControlSession } from "./session.ts";
@@ -20,12 +19,15 @@ export interface ExecutorOptions {
   /** Held messages kept per offline user. */
   heldLimit: number;
   replay: ReplayLog;
+  /** The counters `[stats]` reports: this node's, or the sum over a cluster's nodes. */
+  counters: () => Maybe<Record<string, number>>;
   /** The `[auth]` secret; "" when none is required (then `[auth]` always succeeds). */
   secret: string;
-  events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
 }
+
+const STAT_COUNTERS = ["delivered", "dropped", "control_connections", "listeners", "slow_consumers", "replayed", "gaps"];
 
 /** Runs one control payload and returns the reply payload. Expected failures are `[error]` replies. */
 export type Execute = (payload: string, session: ControlSession) => Maybe<string>;
@@ -37,7 +39,7 @@ const MEMBERS_PAGE = 20_000;
 
 /** The meaning of every control command, free of any transport: the control port and `ctl` share it. */
 export function createExecutor(options: ExecutorOptions): Execute {
-  const { state, delivery, heldLimit, replay, secret, events, metrics, log } = options;
+  const { state, delivery, heldLimit, replay, secret, counters, metrics, log } = options;
   const reportDrop = createDropReporter(log);
 
   const withUser = (data: string, fn: (user: number) => Maybe<string>): Maybe<string> => {
@@ -176,22 +178,12 @@ export function createExecutor(options: ExecutorOptions): Execute {
       noData("stats", data) ??
       then(state.counts(), (counts) =>
         then(delivery.onlineCount(), (online) =>
-        okReply(
-          [
-            `uptime_s=${Math.floor((Date.now() - metrics.startedAt) / 1000)}`,
-            `users=${counts.users}`,
-            `online=${online}`,
-            `channels=${counts.channels}`,
-            `held=${counts.held}`,
-            `delivered=${metrics.delivered}`,
-            `dropped=${metrics.dropped}`,
-            `control_connections=${metrics.controlConnections}`,
-            `listeners=${events.listeners}`,
-            `slow_consumers=${metrics.slowConsumersDisconnected}`,
-            `replayed=${metrics.replayed}`,
-            `gaps=${metrics.gaps}`,
-          ].join(" "),
-        ),
+          then(counters(), (totals) => {
+            const uptime = Math.floor((Date.now() - metrics.startedAt) / 1000);
+            const head = `uptime_s=${uptime} users=${counts.users} online=${online} channels=${counts.channels} held=${counts.held}`;
+            const tail = STAT_COUNTERS.map((key) => `${key}=${totals[key] ?? 0}`).join(" ");
+            return okReply(`${head} ${tail}`);
+          }),
         ),
       ),
 

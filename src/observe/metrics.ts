@@ -26,6 +26,26 @@ export class Metrics {
   readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
   /** Control commands run, by command name and result. */
   readonly commands = new LabelledCounter<[command: string, result: CommandResult]>();
+
+  /** The node-level counters `[stats]` adds up across a cluster, under their `[stats]` names. */
+  counters(listeners: number): Record<string, number> {
+    return {
+      delivered: this.delivered,
+      dropped: this.dropped,
+      control_connections: this.controlConnections,
+      listeners,
+      slow_consumers: this.slowConsumersDisconnected,
+      replayed: this.replayed,
+      gaps: this.gaps,
+    };
+  }
+}
+
+/** Adds up several nodes' counters, key by key. */
+export function sumCounters(all: Record<string, number>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const counters of all) for (const [key, value] of Object.entries(counters)) total[key] = (total[key] ?? 0) + value;
+  return total;
 }
 
 /**

@@ -15,7 +15,8 @@ export interface Sample {
   browsersConnected: number;
   /** Users with a logged-in browser. */
   usersOnline: number;
-  counts: StateCounts;
+  /** Users, channels and held messages; undefined while the state backend does not answer. */
+  counts: StateCounts | undefined;
   listeners: number;
 }
 
@@ -38,9 +39,13 @@ export function renderPrometheus(sample: Sample): string {
     gauge("webtalk_uptime_seconds", "Seconds since the server started.", (Date.now() - m.startedAt) / 1000),
     gauge("webtalk_browsers_connected", "Open WebSocket connections, logged in or not.", sample.browsersConnected),
     gauge("webtalk_users_online", "Users with a logged-in browser.", sample.usersOnline),
-    gauge("webtalk_users", "Users that exist.", counts.users),
-    gauge("webtalk_channels", "Channels that exist, the global channel included.", counts.channels),
-    gauge("webtalk_held_messages", "Messages held now for users with no browser connected.", counts.held),
+    ...(counts
+      ? [
+          gauge("webtalk_users", "Users that exist.", counts.users),
+          gauge("webtalk_channels", "Channels that exist, the global channel included.", counts.channels),
+          gauge("webtalk_held_messages", "Messages held now for users with no browser connected.", counts.held),
+        ]
+      : []),
     {
       name: "webtalk_logins_total",
       type: "counter",

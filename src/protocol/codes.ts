@@ -10,6 +10,7 @@ export const CloseCode = {
   slowConsumer: { code: 4006, reason: "slow consumer", final: false },
   tooLarge: { code: 1009, reason: "message too large", final: false },
   shuttingDown: { code: 1001, reason: "server shutting down", final: false },
+  tryAgainLater: { code: 1013, reason: "backend unavailable", final: false },
 } as const;
 
 export type CloseReason = (typeof CloseCode)[keyof typeof CloseCode];

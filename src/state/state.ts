@@ -4,6 +4,11 @@
 /** A value now, or later: the memory backend answers synchronously so the hot path never awaits. */
 export type Maybe<T> = T | Promise<T>;
 
+/** The shared backend (Redis) cannot be reached: the command fails fast and may be retried. */
+export class BackendUnavailable extends Error {
+  override name = "BackendUnavailable";
+}
+
 /** Channel 1 exists from the start; every new user joins it while it exists. */
 export const GLOBAL_CHANNEL = 1;
 

@@ -6,7 +6,7 @@ import { isAuthCommand, type ControlSession } from "../core/session.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { errorReply, okReply, Reply } from "../protocol/codes.ts";
 import { encodeFrame, encodeFrames, FrameDecoder, type Frame } from "../protocol/frame.ts";
-import type { Maybe } from "../state/state.ts";
+import { BackendUnavailable, type Maybe } from "../state/state.ts";
 import { WriteQueue } from "./write-queue.ts";
 
 export interface ControlOptions {
@@ -108,6 +108,7 @@ export function listenControl(options: ControlOptions): ControlServer {
         reply.then(
           (text) => finishAsync(socket, text),
           (error: unknown) => {
+            if (error instanceof BackendUnavailable) return finishAsync(socket, errorReply("backend unavailable"));
             log.error("command failed:", error);
             finishAsync(socket, errorReply("internal error"));
           },

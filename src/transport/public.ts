@@ -1,12 +1,12 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { ConsolaInstance } from "consola";
-import type { Delivery } from "../core/delivery.ts";
+import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { numbered, V2_PROTOCOL, WHISPER_SOURCE } from "../protocol/resume.ts";
-import type { Maybe } from "../state/state.ts";
+import { BackendUnavailable, type Maybe } from "../state/state.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { createWatchdog } from "./watchdog.ts";
 
@@ -28,6 +28,8 @@ export interface PublicOptions {
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
+  /** Told when a login is decided (admitted or not) and when a user's browser here goes away. */
+  sessions?: { settled(user: number): void; released(user: number): void };
 }
 
 /** Per-browser data, typed and set at upgrade. */
@@ -44,7 +46,9 @@ export type Browser = ServerWebSocket<Peer>;
 /** The public side: Bun's WebSocket server, and the Delivery that reaches its browsers. */
 export interface PublicServer {
   server: Server<Peer>;
-  delivery: Delivery;
+  delivery: LocalDelivery;
+  /** The users with a browser connected here. */
+  users(): IterableIterator<number>;
   /** Stops accepting, closes every browser with `reason`, and waits for them until `deadline` (ms epoch). */
   stop(reason: CloseReason, deadline: number): Promise<void>;
 }
@@ -78,28 +82,48 @@ export function servePublic(options: PublicOptions): PublicServer {
     },
   );
 
+  const hooks = options.sessions;
+
   /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
-  const release = (user: number, ws: Browser, reason: CloseReason): void => {
+  const retire = (user: number, ws: Browser, reason: CloseReason): void => {
     sessions.delete(user);
     events.emit(Event.offline(user));
     close(ws, reason);
   };
 
+  /** Ends it, and the user is no longer online on this node. */
+  const release = (user: number, ws: Browser, reason: CloseReason): void => {
+    retire(user, ws, reason);
+    hooks?.released(user);
+  };
+
   const admit = (ws: Browser, decision: LoginDecision): void => {
-    // Not verifying any more: the browser left, or broke the rules and was closed (and counted) then.
-    if (ws.data.phase !== "verifying") return void log.debug(`browser ${ws.remoteAddress} closed during login`);
+    try {
+      enter(ws, decision);
+    } finally {
+      if (decision.ok) hooks?.settled(decision.user);
+    }
+  };
+
+  const enter = (ws: Browser, decision: LoginDecision): void => {
     if (!decision.ok) {
-      metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
+      // Counted unless the browser was closed meanwhile: it left, or broke the rules and was counted then.
+      if (ws.data.phase === "verifying") metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
       log.debug(`browser ${ws.remoteAddress}: login refused (${decision.why})`);
       const reason = decision.why === "duplicate" ? CloseCode.replaced : CloseCode.loginFailed;
       return close(ws, reason);
     }
     const { user } = decision;
+    if (ws.data.phase !== "verifying") {
+      log.debug(`user ${user}: browser left during login`);
+      hooks?.released(user);
+      return;
+    }
     metrics.logins.ok++;
     const older = sessions.get(user);
     if (older) {
       log.debug(`user ${user}: newer login replaces the connected browser`);
-      release(user, older, CloseCode.replaced);
+      retire(user, older, CloseCode.replaced);
     }
     ws.data.phase = "live";
     ws.data.user = user;
@@ -171,6 +195,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           decision.then(
             (d) => admit(ws, d),
             (error: unknown) => {
+              if (error instanceof BackendUnavailable) return close(ws, CloseCode.tryAgainLater);
               log.error("login failed:", error);
               close(ws, CloseCode.loginFailed);
             },
@@ -184,6 +209,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         if (ws.data.phase === "live" && sessions.get(user) === ws) {
           sessions.delete(user);
           events.emit(Event.offline(user));
+          hooks?.released(user);
           log.debug(`user ${user}: browser disconnected`);
         } else log.debug(`browser ${ws.remoteAddress} disconnected`);
         ws.data.phase = "closing";
@@ -206,7 +232,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     Math.max(20, Math.min(1000, loginTimeoutMs / 4)),
   );
 
-  const delivery: Delivery = {
+  const delivery: LocalDelivery = {
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
     onlineIn: (channel) =>
@@ -251,7 +277,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     await server.stop(true);
   }
 
-  return { server, delivery, stop };
+  return { server, delivery, users: () => sessions.keys(), stop };
 }
 
 async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {

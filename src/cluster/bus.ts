@@ -1,0 +1,45 @@
+// What nodes tell each other over Redis pub/sub. Pure: values in, strings out, and back.
+
+export type BusMessage =
+  /** A whisper for the user's browser, wherever it is. */
+  | { k: "u"; u: number; m: string; o: number }
+  /** A shout to every node's browsers in the channel. */
+  | { k: "c"; c: number; m: string; o: number }
+  /** Subscribe / unsubscribe the user's browser to a channel. */
+  | { k: "s" | "x"; u: number; c: number }
+  /** Close the user's browser with close code `r`; `x` names a node that must not (the one that claimed the user). */
+  | { k: "d"; u: number; r: number; x?: string }
+  /** A `[listen]` event for every node's listeners. */
+  | { k: "e"; p: string };
+
+export function encodeBus(message: BusMessage): string {
+  return JSON.stringify(message);
+}
+
+/** Parses a bus message; undefined for anything malformed (the bus is shared: never trust it blindly). */
+export function decodeBus(text: string): BusMessage | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null) return undefined;
+  const m = value as Record<string, unknown>;
+  const int = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v);
+  switch (m.k) {
+    case "u":
+      return int(m.u) && typeof m.m === "string" && int(m.o) ? (m as BusMessage) : undefined;
+    case "c":
+      return int(m.c) && typeof m.m === "string" && int(m.o) ? (m as BusMessage) : undefined;
+    case "s":
+    case "x":
+      return int(m.u) && int(m.c) ? (m as BusMessage) : undefined;
+    case "d":
+      return int(m.u) && int(m.r) && (m.x === undefined || typeof m.x === "string") ? (m as BusMessage) : undefined;
+    case "e":
+      return typeof m.p === "string" ? (m as BusMessage) : undefined;
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,131 @@
+import type { ConsolaInstance } from "consola";
+import type { Delivery, LocalDelivery } from "../core/delivery.ts";
+import type { EventHub } from "../core/events.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import { CloseCode, type CloseReason } from "../protocol/codes.ts";
+import type { RedisLink } from "../state/redis-link.ts";
+import { decodeBus, encodeBus, type BusMessage } from "./bus.ts";
+import type { RedisPresence } from "./presence.ts";
+
+export interface ClusterOptions {
+  redis: RedisLink;
+  prefix: string;
+  presence: RedisPresence;
+  local: LocalDelivery;
+  events: EventHub;
+  metrics: Metrics;
+  log: ConsolaInstance;
+}
+
+/**
+ * Delivery for a node of a cluster. Everything aimed at browsers goes out on one Redis pub/sub channel
+ * and comes back to every node (this one included), which applies it to its own browsers: one path,
+ * so one control connection's messages reach every browser in the order they were sent.
+ */
+export class ClusterDelivery implements Delivery {
+  readonly #o: ClusterOptions;
+  readonly #channel: string;
+  /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
+  readonly #arriving = new Map<number, BusMessage[]>();
+
+  constructor(options: ClusterOptions) {
+    this.#o = options;
+    this.#channel = `${options.prefix}bus`;
+  }
+
+  async start(): Promise<void> {
+    await this.#o.redis.subscribe(this.#channel, (text) => {
+      const message = decodeBus(text);
+      if (message) this.#apply(message);
+      else this.#o.log.warn("ignored a malformed cluster bus message");
+    });
+    this.#o.events.relayThrough((payload) => void this.#publish({ k: "e", p: payload }).catch(() => undefined));
+  }
+
+  isOnline(user: number): Promise<boolean> {
+    return this.#o.presence.isOnline(user);
+  }
+
+  onlineCount(): Promise<number> {
+    return this.#o.presence.onlineCount();
+  }
+
+  onlineIn(channel: number): Promise<number> {
+    return this.#o.presence.onlineIn(channel);
+  }
+
+  toUser(user: number, message: string, offset: number): Promise<void> {
+    return this.#publish({ k: "u", u: user, m: message, o: offset });
+  }
+
+  /** Each node counts its own deliveries when the shout reaches it; the sender cannot know them. */
+  async toChannel(channel: number, message: string, offset: number): Promise<number> {
+    await this.#publish({ k: "c", c: channel, m: message, o: offset });
+    return 0;
+  }
+
+  subscribe(user: number, channel: number): Promise<void> {
+    return this.#publish({ k: "s", u: user, c: channel });
+  }
+
+  unsubscribe(user: number, channel: number): Promise<void> {
+    return this.#publish({ k: "x", u: user, c: channel });
+  }
+
+  disconnect(user: number, reason: CloseReason): Promise<void> {
+    return this.#publish({ k: "d", u: user, r: reason.code });
+  }
+
+  async claim(user: number): Promise<void> {
+    this.#arriving.set(user, []);
+    try {
+      const elsewhere = await this.#o.presence.claim(user);
+      if (elsewhere) await this.#publish({ k: "d", u: user, r: CloseCode.replaced.code, x: this.#o.presence.nodeId });
+    } catch (error) {
+      this.#arriving.delete(user);
+      throw error;
+    }
+  }
+
+  /** The login finished (admitted or not): apply what waited for it. */
+  settled(user: number): void {
+    const waiting = this.#arriving.get(user);
+    this.#arriving.delete(user);
+    for (const message of waiting ?? []) this.#apply(message);
+  }
+
+  /** The user's browser on this node is gone. */
+  released(user: number): void {
+    this.#o.presence.release(user).catch(() => undefined);
+  }
+
+  #publish(message: BusMessage): Promise<void> {
+    return this.#o.redis.call("PUBLISH", [this.#channel, encodeBus(message)]).then(() => undefined);
+  }
+
+  #apply(message: BusMessage): void {
+    const { local, metrics, events } = this.#o;
+    if (message.k === "e") return events.fanout(message.p);
+    if (message.k === "c") {
+      metrics.delivered += local.toChannel(message.c, message.m, message.o);
+      return;
+    }
+    const waiting = this.#arriving.get(message.u);
+    if (waiting) return void waiting.push(message);
+    switch (message.k) {
+      case "u":
+        return void local.toUser(message.u, message.m, message.o);
+      case "s":
+        return void local.subscribe(message.u, message.c);
+      case "x":
+        return void local.unsubscribe(message.u, message.c);
+      case "d":
+        if (message.x !== this.#o.presence.nodeId) local.disconnect(message.u, reasonFor(message.r));
+        return;
+    }
+  }
+}
+
+function reasonFor(code: number): CloseReason {
+  return Object.values(CloseCode).find((reason) => reason.code === code) ?? CloseCode.killed;
+}

@@ -1,0 +1,133 @@
+import type { RedisLink } from "../state/redis-link.ts";
+
+// online: hash user → node ID; node:ID: the node's lease, renewed every third of its length;
+// nodestats:ID: the node's counters, for cluster-wide [stats]. A user whose node's lease has lapsed
+// counts as offline, so a node that dies holds its users for one lease at most.
+
+const IS_ONLINE = `
+local node = redis.call('HGET', KEYS[1], ARGV[1])
+if not node then return 0 end
+if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 0`;
+
+const CLAIM = `
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if previous and previous ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. 'node:' .. previous) == 1 then return 1 end
+return 0`;
+
+const RELEASE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1`;
+
+const COUNT_ONLINE = `
+local alive = {}
+local function live(node)
+  if alive[node] == nil then alive[node] = redis.call('EXISTS', ARGV[1] .. 'node:' .. node) end
+  return alive[node] == 1
+end
+local n = 0
+if KEYS[2] then
+  for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    local node = redis.call('HGET', KEYS[1], user)
+    if node and live(node) then n = n + 1 end
+  end
+else
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 2, #all, 2 do if live(all[i]) then n = n + 1 end end
+end
+return n`;
+
+const NODE_STATS = `
+local out = {}
+for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. 'node:' .. node) == 1 then
+    table.insert(out, node)
+    table.insert(out, redis.call('HGETALL', ARGV[1] .. 'nodestats:' .. node))
+  else
+    redis.call('SREM', KEYS[1], node)
+  end
+end
+return out`;
+
+/** Who is online across the cluster, with each node holding a lease on its own users. */
+export class RedisPresence {
+  #timer: Timer | undefined;
+  #lapsed = false;
+
+  constructor(
+    private readonly redis: RedisLink,
+    private readonly prefix: string,
+    readonly nodeId: string,
+    private readonly leaseMs: number,
+    /** This node's users and counters, re-asserted after an outage and published with each renewal. */
+    private readonly local: { users(): Iterable<number>; stats(): Record<string, number> },
+  ) {}
+
+  async start(): Promise<void> {
+    await this.#renew();
+    this.#timer = setInterval(() => void this.#renew().catch(() => (this.#lapsed = true)), Math.max(100, this.leaseMs / 3));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.redis.call("DEL", [this.#k(`node:${this.nodeId}`), this.#k(`nodestats:${this.nodeId}`)]).catch(() => undefined);
+  }
+
+  async isOnline(user: number): Promise<boolean> {
+    return (await this.redis.script(IS_ONLINE, [this.#k("online")], [user, this.prefix])) === 1;
+  }
+
+  /** Marks the user online on this node; true when a browser of theirs was online on another live node. */
+  async claim(user: number): Promise<boolean> {
+    return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
+  }
+
+  async release(user: number): Promise<void> {
+    await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+  }
+
+  async onlineCount(): Promise<number> {
+    return Number(await this.redis.script(COUNT_ONLINE, [this.#k("online")], [this.prefix]));
+  }
+
+  async onlineIn(channel: number): Promise<number> {
+    return Number(await this.redis.script(COUNT_ONLINE, [this.#k("online"), this.#k(`members:${channel}`)], [this.prefix]));
+  }
+
+  /** Every live node's counters, this node's taken fresh. */
+  async nodeStats(): Promise<Record<string, number>[]> {
+    const raw = (await this.redis.script(NODE_STATS, [this.#k("nodes")], [this.prefix])) as (string | string[])[];
+    const out: Record<string, number>[] = [this.local.stats()];
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i] === this.nodeId) continue;
+      const fields = raw[i + 1] as string[];
+      const stats: Record<string, number> = {};
+      for (let j = 0; j < fields.length; j += 2) stats[fields[j]!] = Number(fields[j + 1]);
+      out.push(stats);
+    }
+    return out;
+  }
+
+  async #renew(): Promise<void> {
+    const lease = this.#k(`node:${this.nodeId}`);
+    const stats = this.local.stats();
+    const fields = Object.entries(stats).flat();
+    await this.redis.call("SET", [lease, "1", "PX", this.leaseMs]);
+    await this.redis.call("SADD", [this.#k("nodes"), this.nodeId]);
+    if (fields.length > 0) {
+      await this.redis.call("HSET", [this.#k(`nodestats:${this.nodeId}`), ...fields]);
+      await this.redis.call("PEXPIRE", [this.#k(`nodestats:${this.nodeId}`), this.leaseMs]);
+    }
+    if (this.#lapsed) {
+      // Other nodes may have forgotten our users while our lease had lapsed: claim them again.
+      for (const user of this.local.users()) await this.redis.call("HSET", [this.#k("online"), user, this.nodeId]);
+      this.#lapsed = false;
+    }
+  }
+
+  #k(name: string): string {
+    return this.prefix + name;
+  }
+}

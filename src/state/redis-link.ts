@@ -1,0 +1,115 @@
+import { RedisClient } from "bun";
+import type { ConsolaInstance } from "consola";
+import { BackendUnavailable } from "./state.ts";
+
+export interface RedisLinkOptions {
+  url: string;
+  /** A command not answered within this many milliseconds fails as BackendUnavailable. */
+  timeoutMs: number;
+  log: ConsolaInstance;
+}
+
+/**
+ * One connection to Redis for commands and scripts, plus one for the cluster bus. Commands fail fast
+ * while Redis is away (never queue, never hang), the client reconnects by itself, and an outage is
+ * logged once when it starts and once when it ends, not once per command.
+ */
+export class RedisLink {
+  readonly #client: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #options: RedisLinkOptions;
+  readonly #scripts = new Map<string, string>();
+  #down = false;
+
+  constructor(options: RedisLinkOptions) {
+    this.#options = options;
+    const settings = { enableOfflineQueue: false, maxRetries: Number.MAX_SAFE_INTEGER, connectionTimeout: options.timeoutMs };
+    this.#client = new RedisClient(options.url, settings);
+    this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
+    this.#client.onconnect = () => this.#up();
+  }
+
+  /** Connects both links; throws BackendUnavailable when Redis cannot be reached at startup. */
+  async open(): Promise<void> {
+    try {
+      await withTimeout(Promise.all([this.#client.connect(), this.#subscriber.connect()]), this.#options.timeoutMs);
+    } catch (error) {
+      this.close();
+      throw new BackendUnavailable(`cannot reach Redis at ${redactUrl(this.#options.url)}: ${(error as Error).message}`);
+    }
+  }
+
+  get healthy(): boolean {
+    return this.#client.connected && !this.#down;
+  }
+
+  async call(command: string, args: (string | number)[]): Promise<unknown> {
+    try {
+      const reply = await withTimeout(this.#client.send(command, args.map(String)), this.#options.timeoutMs);
+      if (this.#down) this.#up();
+      return reply;
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
+  /** Runs a Lua script by its SHA, loading it once per connection when Redis does not know it. */
+  async script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+    let sha = this.#scripts.get(lua);
+    if (!sha) {
+      sha = (await this.call("SCRIPT", ["LOAD", lua])) as string;
+      this.#scripts.set(lua, sha);
+    }
+    try {
+      return await this.call("EVALSHA", [sha, keys.length, ...keys, ...args]);
+    } catch (error) {
+      if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
+      this.#scripts.delete(lua);
+      return this.script(lua, keys, args);
+    }
+  }
+
+  /** Subscribes to a pub/sub channel; Bun resubscribes by itself after a reconnect. */
+  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
+    await this.#subscriber.subscribe(channel, (message) => listener(message));
+  }
+
+  close(): void {
+    this.#client.close();
+    this.#subscriber.close();
+  }
+
+  #failure(error: unknown): Error {
+    if (error instanceof BackendUnavailable) return this.#markDown(error);
+    const code = (error as { code?: string }).code ?? "";
+    if (code === "ERR_REDIS_SERVER_ERROR") return error as Error;
+    return this.#markDown(new BackendUnavailable(`Redis unavailable: ${(error as Error).message}`));
+  }
+
+  #markDown(error: BackendUnavailable): BackendUnavailable {
+    if (!this.#down) {
+      this.#down = true;
+      this.#options.log.warn(`${error.message}; commands answer [error] backend unavailable until it is back`);
+    }
+    return error;
+  }
+
+  #up(): void {
+    if (!this.#down) return;
+    this.#down = false;
+    this.#options.log.info("Redis is reachable again");
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: Timer | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BackendUnavailable(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** Hides a password in a Redis URL before it is logged. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, "//***@");
+}

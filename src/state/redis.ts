@@ -1,0 +1,193 @@
+import type { RedisLink } from "./redis-link.ts";
+import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
+
+// Every call that touches more than one key is one Lua script, so it is atomic for every node.
+// Keys (under the prefix): users (hash id → salt), channels (set), members:C (zset, score = id),
+// uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init.
+
+const INIT = `
+if redis.call('SETNX', KEYS[1], '1') == 1 then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('SET', KEYS[3], ARGV[1])
+end
+return 1`;
+
+const CREATE_USER = `
+local id = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], id, ARGV[1])
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then
+  redis.call('ZADD', ARGV[3] .. 'members:' .. ARGV[2], id, id)
+  redis.call('SADD', ARGV[3] .. 'uch:' .. id, ARGV[2])
+end
+return id`;
+
+const DELETE_USER = `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+for _, ch in ipairs(redis.call('SMEMBERS', ARGV[2] .. 'uch:' .. ARGV[1])) do
+  redis.call('ZREM', ARGV[2] .. 'members:' .. ch, ARGV[1])
+end
+redis.call('DEL', ARGV[2] .. 'uch:' .. ARGV[1])
+local held = redis.call('LLEN', ARGV[2] .. 'held:' .. ARGV[1])
+redis.call('DEL', ARGV[2] .. 'held:' .. ARGV[1])
+redis.call('DECRBY', KEYS[2], held)
+return 1`;
+
+const DELETE_CHANNEL = `
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
+local members = redis.call('ZRANGE', ARGV[2] .. 'members:' .. ARGV[1], 0, -1)
+for _, u in ipairs(members) do redis.call('SREM', ARGV[2] .. 'uch:' .. u, ARGV[1]) end
+redis.call('DEL', ARGV[2] .. 'members:' .. ARGV[1])
+return members`;
+
+const MEMBERSHIP = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
+if ARGV[3] == 'join' then
+  redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2])
+  redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+else
+  redis.call('ZREM', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2])
+  redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+end
+return 'ok'`;
+
+const MEMBERS = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])`;
+
+const MEMBER_COUNT = `
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+return redis.call('ZCARD', KEYS[2])`;
+
+const HOLD = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local len = redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('INCR', KEYS[3])
+local excess = len - tonumber(ARGV[3])
+if excess > 0 then
+  redis.call('LTRIM', KEYS[2], excess, -1)
+  redis.call('DECRBY', KEYS[3], excess)
+  return excess
+end
+return 0`;
+
+const TAKE_HELD = `
+local held = redis.call('LRANGE', KEYS[1], 0, -1)
+redis.call('DEL', KEYS[1])
+redis.call('DECRBY', KEYS[2], #held)
+return held`;
+
+/**
+ * State in Redis, shared by every node of a cluster and surviving their restarts. Every method
+ * answers asynchronously and fails with BackendUnavailable while Redis is away.
+ */
+export class RedisState implements State {
+  readonly #redis: RedisLink;
+  readonly #p: string;
+
+  private constructor(redis: RedisLink, prefix: string) {
+    this.#redis = redis;
+    this.#p = prefix;
+  }
+
+  /** Opens the state under `prefix`, creating channel 1 the first time this prefix is used. */
+  static async open(redis: RedisLink, prefix: string): Promise<RedisState> {
+    const state = new RedisState(redis, prefix);
+    await redis.script(INIT, [state.#k("init"), state.#k("channels"), state.#k("nextchannel")], [GLOBAL_CHANNEL]);
+    return state;
+  }
+
+  async createUser(salt: string): Promise<number> {
+    const keys = [this.#k("nextuser"), this.#k("users"), this.#k("channels")];
+    return Number(await this.#redis.script(CREATE_USER, keys, [salt, GLOBAL_CHANNEL, this.#p]));
+  }
+
+  async userSalt(user: number): Promise<string | undefined> {
+    return ((await this.#redis.call("HGET", [this.#k("users"), user])) as string | null) ?? undefined;
+  }
+
+  async deleteUser(user: number): Promise<boolean> {
+    return (await this.#redis.script(DELETE_USER, [this.#k("users"), this.#k("heldcount")], [user, this.#p])) === 1;
+  }
+
+  async createChannel(): Promise<number> {
+    const id = Number(await this.#redis.call("INCR", [this.#k("nextchannel")]));
+    await this.#redis.call("SADD", [this.#k("channels"), id]);
+    return id;
+  }
+
+  async channelExists(channel: number): Promise<boolean> {
+    return Number(await this.#redis.call("SISMEMBER", [this.#k("channels"), channel])) === 1;
+  }
+
+  async deleteChannel(channel: number): Promise<number[] | undefined> {
+    const members = await this.#redis.script(DELETE_CHANNEL, [this.#k("channels")], [channel, this.#p]);
+    return Array.isArray(members) ? members.map(Number) : undefined;
+  }
+
+  join(channel: number, user: number): Promise<JoinResult> {
+    return this.#membership(channel, user, "join");
+  }
+
+  leave(channel: number, user: number): Promise<JoinResult> {
+    return this.#membership(channel, user, "leave");
+  }
+
+  async channelsOf(user: number): Promise<number[]> {
+    const channels = (await this.#redis.call("SMEMBERS", [this.#k(`uch:${user}`)])) as string[];
+    return channels.map(Number).sort((a, b) => a - b);
+  }
+
+  async members(channel: number, after: number, limit: number): Promise<number[] | undefined> {
+    const keys = [this.#k("channels"), this.#k(`members:${channel}`)];
+    const page = await this.#redis.script(MEMBERS, keys, [channel, after, limit]);
+    return Array.isArray(page) ? page.map(Number) : undefined;
+  }
+
+  async memberCount(channel: number): Promise<number | undefined> {
+    const count = await this.#redis.script(MEMBER_COUNT, [this.#k("channels"), this.#k(`members:${channel}`)], [channel]);
+    return typeof count === "number" ? count : undefined;
+  }
+
+  async counts(): Promise<StateCounts> {
+    const [users, channels, held] = await Promise.all([
+      this.#redis.call("HLEN", [this.#k("users")]),
+      this.#redis.call("SCARD", [this.#k("channels")]),
+      this.#redis.call("GET", [this.#k("heldcount")]),
+    ]);
+    return { users: Number(users), channels: Number(channels), held: Number(held ?? 0) };
+  }
+
+  async hold(user: number, message: string, limit: number): Promise<number> {
+    const keys = [this.#k("users"), this.#k(`held:${user}`), this.#k("heldcount")];
+    return Number(await this.#redis.script(HOLD, keys, [user, message, limit]));
+  }
+
+  async takeHeld(user: number): Promise<string[]> {
+    return (await this.#redis.script(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) as string[];
+  }
+
+  async store(key: string, value: string): Promise<void> {
+    await this.#redis.call("HSET", [this.#k("kv"), key, value]);
+  }
+
+  async clear(key: string): Promise<void> {
+    await this.#redis.call("HDEL", [this.#k("kv"), key]);
+  }
+
+  async retrieve(key: string): Promise<string> {
+    return ((await this.#redis.call("HGET", [this.#k("kv"), key])) as string | null) ?? "";
+  }
+
+  /** The link is shared with the cluster parts; the composition root closes it. */
+  close(): void {}
+
+  async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
+    const keys = [this.#k("channels"), this.#k("users")];
+    return (await this.#redis.script(MEMBERSHIP, keys, [channel, user, action, this.#p])) as JoinResult;
+  }
+
+  #k(name: string): string {
+    return this.#p + name;
+  }
+}

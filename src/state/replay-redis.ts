@@ -1,0 +1,63 @@
+import type { ReplayLimits, ReplayLog, Since } from "../core/replay.ts";
+import { newSalt } from "../core/secret.ts";
+import type { RedisLink } from "./redis-link.ts";
+
+// off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT", newest last,
+// trimmed to the count limit and expiring when the source has been quiet for the age limit.
+const APPEND = `
+local offset = redis.call('INCR', KEYS[1])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('RPUSH', KEYS[2], offset .. ':' .. ARGV[3] .. ':' .. ARGV[1])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return offset`;
+
+const SINCE = `
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {last, redis.call('LRANGE', KEYS[2], 0, -1)}`;
+
+/**
+ * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
+ * way, and the epoch lives as long as the Redis data does (nodes restart without forcing gaps).
+ */
+export class RedisReplay implements ReplayLog {
+  private constructor(
+    readonly epoch: string,
+    private readonly redis: RedisLink,
+    private readonly prefix: string,
+    private readonly limits: ReplayLimits,
+  ) {}
+
+  static async open(redis: RedisLink, prefix: string, limits: ReplayLimits): Promise<RedisReplay> {
+    await redis.call("SET", [`${prefix}epoch`, newSalt().slice(0, 12), "NX"]);
+    const epoch = (await redis.call("GET", [`${prefix}epoch`])) as string;
+    return new RedisReplay(epoch, redis, prefix, limits);
+  }
+
+  async append(key: string, text: string): Promise<number> {
+    const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`];
+    return Number(await this.redis.script(APPEND, keys, [text, this.limits.count, Date.now(), this.limits.ageMs]));
+  }
+
+  async since(key: string, offset: number): Promise<Since> {
+    const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`];
+    const [last, raw] = (await this.redis.script(SINCE, keys, [])) as [number, string[]];
+    if (offset > last) return { gap: true };
+    if (offset === last) return { gap: false, entries: [] };
+    const oldest = Date.now() - this.limits.ageMs;
+    const window = raw.map(parseEntry).filter((entry) => entry.at >= oldest);
+    if (window.length === 0 || window[0]!.offset > offset + 1) return { gap: true };
+    return { gap: false, entries: window.filter((e) => e.offset > offset).map(({ offset, text }) => ({ offset, text })) };
+  }
+
+  async drop(key: string): Promise<void> {
+    await this.redis.call("DEL", [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`]);
+  }
+}
+
+function parseEntry(raw: string): { offset: number; at: number; text: string } {
+  const first = raw.indexOf(":");
+  const second = raw.indexOf(":", first + 1);
+  return { offset: Number(raw.slice(0, first)), at: Number(raw.slice(first + 1, second)), text: raw.slice(second + 1) };
+}
