@@ -5,12 +5,14 @@ import type { ConsolaInstance } from "consola";
 import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import { formatAddress, isLoopback, type Address } from "./config/address.ts";
+import { ConfigError } from "./config/load.ts";
 import type { Config } from "./config/schema.ts";
 import { readTls } from "./config/tls.ts";
 import type { Delivery } from "./core/delivery.ts";
 import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin, type LoginDecision } from "./core/login.ts";
+import { rejectingThrows } from "./core/maybe.ts";
 import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.ts";
 import { newSalt } from "./core/secret.ts";
 import { checkHealth } from "./observe/health.ts";
@@ -21,6 +23,7 @@ import { MemoryState } from "./state/memory.ts";
 import { RedisLink } from "./state/redis-link.ts";
 import { RedisState } from "./state/redis.ts";
 import { RedisReplay } from "./state/replay-redis.ts";
+import { openSqliteState } from "./state/sqlite.ts";
 import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
 import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
@@ -57,6 +60,7 @@ interface Backends {
 }
 
 export async function startServer(config: Config, log: ConsolaInstance): Promise<Webtalk> {
+  if (config.data && config.redis) throw new ConfigError("invalid settings: --data and --redis exclude each other (Redis is the durable store of a cluster)");
   const tls = readTls(config);
   const events = new EventHub();
   const metrics = new Metrics();
@@ -93,7 +97,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       backends = await clusterBackends(redis, config, limits, pub, events, metrics, log);
       cluster = backends.delivery as ClusterDelivery;
     } else {
-      backends = memoryBackends(config, limits, pub, events, metrics);
+      backends = localBackends(config, limits, pub, events, metrics, log);
     }
     await backends.start();
   } catch (error) {
@@ -102,8 +106,9 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     throw error instanceof BackendUnavailable ? new StartupError(error.message) : error;
   }
   const { state, replay, delivery } = backends;
-  login = createLogin({ state, delivery, replay, duplicate: config.duplicate });
-  const execute = createExecutor({
+  // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
+  login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate }));
+  const execute = rejectingThrows(createExecutor({
     state,
     delivery,
     heldLimit: config.queue,
@@ -112,7 +117,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     secret: config.secret,
     metrics,
     log: controlLog,
-  });
+  }));
 
   let control: ControlServer;
   let admin: Server<undefined> | undefined;
@@ -183,14 +188,16 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   };
 }
 
-function memoryBackends(
+/** One process alone: state in memory, or in a SQLite file with --data. */
+function localBackends(
   config: Config,
   limits: ReplayLimits,
   pub: PublicServer,
   events: EventHub,
   metrics: Metrics,
+  log: ConsolaInstance,
 ): Backends {
-  const state = new MemoryState({ heldBytes: config.queueBytes });
+  const state = openState(config, log);
   return {
     state,
     replay: new MemoryReplay(limits),
@@ -275,4 +282,15 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     }
     throw error;
   }
+}
+
+/** The in-memory state, or the durable one when `--data` names a file (StateOpenError when it cannot be used). */
+function openState(config: Config, log: ConsolaInstance): State {
+  if (!config.data) return new MemoryState({ heldBytes: config.queueBytes });
+  const started = performance.now();
+  const state = openSqliteState(config.data, { sync: config.dataSync, log: log.withTag("data") });
+  const { users, channels, held } = state.counts();
+  const ms = (performance.now() - started).toFixed(0);
+  log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);
+  return state;
 }

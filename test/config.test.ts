@@ -35,6 +35,8 @@ describe("loadConfig", () => {
       secret: "",
       origins: [],
       logLevel: "info",
+      data: "",
+      dataSync: "full",
       logFormat: "pretty",
       admin: { host: "127.0.0.1", port: 12346 },
     });
@@ -83,6 +85,9 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false'],
     [{ origins: "example.com" }, {}, 'invalid --origins value "example.com": expected origins like https://example.com'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
+    [{ data: " " }, {}, 'invalid --data value " ": expected a file name'],
+    [{ data: ":memory:" }, {}, 'invalid --data value ":memory:": expected a file name, not a SQLite URI'],
+    [{}, { WEBTALK_DATA_SYNC: "off" }, 'invalid WEBTALK_DATA_SYNC value "off": expected one of full, normal'],
   ])("flags %p env %p fail with %p", (flags, env, message) => {
     expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(ConfigError);
     expect(() => loadConfig({ flags, env, cwd: empty })).toThrow(message);

@@ -5,6 +5,7 @@ import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
 import { startServer, StartupError } from "../server.ts";
 import { formatAddress, type Address } from "../config/address.ts";
+import { StateOpenError } from "../state/state.ts";
 
 /** `webtalk [flags]`: loads the configuration and runs the server until SIGINT or SIGTERM. */
 export const serveCommand = defineCommand({
@@ -29,6 +30,7 @@ export const serveCommand = defineCommand({
     } catch (error) {
       if (error instanceof ConfigError) return fail(2, error.message);
       if (error instanceof StartupError) return fail(1, error.message);
+      if (error instanceof StateOpenError) return fail(2, error.message);
       throw error;
     }
     const stop = async (signal: string) => {
@@ -44,7 +46,7 @@ export const serveCommand = defineCommand({
 function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
   for (const s of settings) {
-    const shown = showDefault(s.default);
+    const shown = s.shownDefault ?? showDefault(s.default);
     const description = `${s.description} (env ${envName(s.flag)}, default ${shown})`;
     args[s.flag] = s.boolean ? { type: "boolean", description } : { type: "string", valueHint: s.valueHint, description };
   }

@@ -5,6 +5,7 @@ import { parseAddress, type Address } from "./address.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
+export type DataSync = "full" | "normal";
 export type LogFormat = "pretty" | "json";
 
 export interface Config {
@@ -44,6 +45,10 @@ export interface Config {
   /** Seconds a dead node's users stay online before they may log in elsewhere. */
   lease: number;
   logLevel: LogLevel;
+  /** SQLite file holding users, channels, held messages and the store; "" keeps everything in memory. */
+  data: string;
+  /** When a write reaches the disk: before each `[ok]` (full), or at WAL checkpoints (normal). */
+  dataSync: DataSync;
   logFormat: LogFormat;
   /** Where /healthz and /metrics are served, or "off". */
   admin: Address | "off";
@@ -62,6 +67,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   description: string;
   /** A switch: `--flag` alone means true. */
   boolean?: true;
+  /** How --help shows the default, when its value says nothing by itself (an empty string). */
+  shownDefault?: string;
   parse(raw: RawValue): Config[K];
 }
 
@@ -313,6 +320,31 @@ export const settings: readonly Setting[] = [
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
     parse: (raw) => oneOf(raw, ["silent", "error", "warn", "info", "debug"] as const),
+  }),
+  define({
+    key: "data",
+    flag: "data",
+    fileKeys: ["Data", "data"],
+    default: "",
+    shownDefault: "none: in memory, empty at each start",
+    valueHint: "FILE",
+    description: "SQLite file that keeps users, channels, held messages and the store across restarts",
+    parse: (raw) => {
+      const path = String(raw);
+      if (path.trim() === "" || path.includes("\0")) throw new Error("expected a file name");
+      // SQLite would take these as a database in memory: durable in name only.
+      if (path === ":memory:" || path.startsWith("file:")) throw new Error("expected a file name, not a SQLite URI");
+      return path;
+    },
+  }),
+  define({
+    key: "dataSync",
+    flag: "data-sync",
+    fileKeys: ["DataSync", "dataSync"],
+    default: "full",
+    valueHint: "full|normal",
+    description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
+    parse: (raw) => oneOf(raw, ["full", "normal"] as const),
   }),
   define({
     key: "logFormat",

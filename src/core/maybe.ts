@@ -9,3 +9,18 @@ export function then<T, R>(value: Maybe<T>, fn: (value: T) => Maybe<R>): Maybe<R
 export function all<T>(values: Maybe<T>[]): Maybe<T[]> {
   return values.some((v) => v instanceof Promise) ? Promise.all(values) : (values as T[]);
 }
+
+/**
+ * The same function, with a throw turned into a rejected promise: callers then have one failure path
+ * (the transports answer `[error] internal error` or close the login) for a state that fails now,
+ * as a full disk makes the SQLite state do, or later.
+ */
+export function rejectingThrows<A extends unknown[], R>(fn: (...args: A) => Maybe<R>): (...args: A) => Maybe<R> {
+  return (...args) => {
+    try {
+      return fn(...args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  };
+}

@@ -23,7 +23,7 @@ export class RedisLink {
 
   constructor(options: RedisLinkOptions) {
     this.#options = options;
-    const settings = { enableOfflineQueue: false, maxRetries: Number.MAX_SAFE_INTEGER, connectionTimeout: options.timeoutMs };
+    const settings = { enableOfflineQueue: false, maxRetries: 4_294_967_295, connectionTimeout: options.timeoutMs };
     this.#client = new RedisClient(options.url, settings);
     this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
     this.#client.onconnect = () => this.#up();

@@ -140,7 +140,8 @@ export class RedisState implements State {
 
   async members(channel: number, after: number, limit: number): Promise<number[] | undefined> {
     const keys = [this.#k("channels"), this.#k(`members:${channel}`)];
-    const page = await this.#redis.script(MEMBERS, keys, [channel, after, limit]);
+    // Redis reads a negative LIMIT count as "no limit".
+    const page = await this.#redis.script(MEMBERS, keys, [channel, after, Number.isFinite(limit) ? limit : -1]);
     return Array.isArray(page) ? page.map(Number) : undefined;
   }
 

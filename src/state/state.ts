@@ -1,4 +1,5 @@
-// The one interface every state backend implements (memory now; a file and Redis later).
+// The one interface every state backend implements (memory.ts, sqlite.ts; Redis later), and
+// test/state/contract.ts is the suite each of them passes.
 // Domain terms only: user IDs, channel IDs and text, never sockets.
 
 /** A value now, or later: the memory backend answers synchronously so the hot path never awaits. */
@@ -29,6 +30,8 @@ export type JoinResult = "ok" | "no-user" | "no-channel";
  *   wait for the first (the control transport runs one connection's commands one at a time).
  * - join and leave are idempotent; deleting a user removes its memberships and held messages.
  * - Held messages keep their order; past `limit` for one user the oldest are dropped first.
+ * - A durable implementation has made a call's effect durable before the call answers, so whatever a
+ *   caller saw answered (and replied `[ok]` for) is there after a restart, IDs included.
  */
 export interface State {
   /** Creates a user with this salt, joins it to the global channel, returns its ID. */
@@ -71,4 +74,9 @@ export interface State {
   healthy?(): Maybe<boolean>;
 
   close(): Maybe<void>;
+}
+
+/** A state that cannot be opened as configured (a bad, newer or locked data file): exit code 2. */
+export class StateOpenError extends Error {
+  override name = "StateOpenError";
 }

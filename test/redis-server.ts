@@ -1,0 +1,75 @@
+// A real redis-server per test file, on a free loopback port, ended by its PID.
+
+import type { Subprocess } from "bun";
+import { createLog } from "../src/observe/log.ts";
+import { RedisLink } from "../src/state/redis-link.ts";
+import { within } from "./helpers.ts";
+
+export interface TestRedis {
+  port: number;
+  url: string;
+  pid: number;
+  /** Kills the server (SIGKILL) and waits for it to exit. */
+  stop(): Promise<void>;
+  /** Starts the server again on the same port (its data is gone: no persistence). */
+  restart(): Promise<void>;
+}
+
+export const haveRedis = Bun.which("redis-server") !== null;
+
+let prefixes = 0;
+/** A key prefix no other test uses, so tests never see each other's state. */
+export function uniquePrefix(name = "t"): string {
+  return `${name}${process.pid}-${++prefixes}-${Math.random().toString(36).slice(2, 8)}:`;
+}
+
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  let proc: Subprocess | undefined;
+  const launch = async () => {
+    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+      stdout: "ignore",
+      stderr: "ignore",
+    });
+    await within(waitForPort(port), "redis-server to accept connections", 10_000);
+  };
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return proc!.pid;
+    },
+    async stop() {
+      proc?.kill("SIGKILL");
+      await proc?.exited;
+    },
+    restart: launch,
+  };
+}
+
+/** A connected link for tests that use the state classes directly. */
+export async function link(redis: TestRedis): Promise<RedisLink> {
+  const l = new RedisLink({ url: redis.url, timeoutMs: 2000, log: createLog("silent") });
+  await l.open();
+  return l;
+}
+
+async function freePort(): Promise<number> {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (;;) {
+    try {
+      const socket = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+      socket.end();
+      return;
+    } catch {
+      await Bun.sleep(20);
+    }
+  }
+}

@@ -1,0 +1,239 @@
+// The SQLite state against the shared State contract (durability included), then what only a file
+// can get wrong: refusing files it must not use, rolling back a failed call, and behaving exactly as
+// the memory state over arbitrary sequences of calls.
+
+import { Database } from "bun:sqlite";
+import { afterAll, describe, expect, test } from "bun:test";
+import { createConsola } from "consola";
+import fc from "fast-check";
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MemoryState } from "../../src/state/memory.ts";
+import { openDataFile, SCHEMA_VERSION } from "../../src/state/sqlite-file.ts";
+import { openSqliteState, SqliteState } from "../../src/state/sqlite.ts";
+import { StateOpenError, type State } from "../../src/state/state.ts";
+import { describeStateContract } from "./contract.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "webtalk-sqlite-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+const freshFile = () => join(dir, `state-${++files}.db`);
+
+const paths = new WeakMap<State, string>();
+describeStateContract("sqlite", {
+  open() {
+    const path = freshFile();
+    const state = openSqliteState(path, { sync: "normal" });
+    paths.set(state, path);
+    return state;
+  },
+  reopen(state) {
+    const path = paths.get(state)!;
+    state.close();
+    const again = openSqliteState(path, { sync: "full" });
+    paths.set(again, path);
+    return again;
+  },
+});
+
+describe("opening a data file", () => {
+  const refused = (path: string) => {
+    try {
+      openSqliteState(path, { sync: "full" }).close();
+    } catch (error) {
+      expect(error).toBeInstanceOf(StateOpenError);
+      return (error as Error).message;
+    }
+    throw new Error(`${path} was opened`);
+  };
+
+  test("creates the file when absent, in WAL mode, and reopens it", () => {
+    const path = freshFile();
+    openSqliteState(path, { sync: "full" }).close();
+    const db = new Database(path);
+    expect(db.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+    expect(db.query("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION });
+    db.close();
+    openSqliteState(path, { sync: "normal" }).close();
+  });
+
+  test("a file from a newer webtalk is refused and left as it was", () => {
+    const path = freshFile();
+    openSqliteState(path, { sync: "full" }).close();
+    const db = new Database(path);
+    db.run(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(refused(path)).toBe(
+      `data file ${path} has schema version ${SCHEMA_VERSION + 1}, written by a newer webtalk; this one reads up to ${SCHEMA_VERSION}`,
+    );
+    const after = new Database(path);
+    expect(after.query("PRAGMA user_version").get()).toEqual({ user_version: SCHEMA_VERSION + 1 });
+    after.close();
+  });
+
+  test("a file that is not SQLite is refused and left as it was", async () => {
+    const path = freshFile();
+    const junk = "this is not a database\n".repeat(300);
+    writeFileSync(path, junk);
+    expect(refused(path)).toBe(`data file ${path} is not a SQLite database`);
+    expect(await Bun.file(path).text()).toBe(junk);
+  });
+
+  test("another program's SQLite database is refused", () => {
+    const path = freshFile();
+    const db = new Database(path);
+    db.run("CREATE TABLE invoices (id INTEGER PRIMARY KEY)");
+    db.close();
+    expect(refused(path)).toBe(`data file ${path} is not a webtalk data file (another program's SQLite database?)`);
+  });
+
+  test("a damaged file is refused at open, not at some later command", () => {
+    const path = freshFile();
+    const state = openSqliteState(path, { sync: "normal" });
+    for (let i = 0; i < 2000; i++) state.createUser(`salt-${i}-${"s".repeat(40)}`);
+    state.close();
+    // Overwrite pages in the middle of the file: b-tree pages no longer parse.
+    const fd = openSync(path, "r+");
+    writeSync(fd, new Uint8Array(4096 * 3).fill(0x5a), 0, 4096 * 3, 4096 * 3);
+    closeSync(fd);
+    expect(refused(path)).toStartWith(`data file ${path} is damaged: `);
+  });
+
+  test("a path that cannot be written is refused with the reason", () => {
+    const file = join(dir, "plain-file");
+    writeFileSync(file, "");
+    const sub = join(dir, "a-directory");
+    mkdirSync(sub);
+    expect(refused(join(dir, "missing", "x.db"))).toBe(
+      `cannot open data file ${join(dir, "missing", "x.db")} for writing: directory ${join(dir, "missing")} does not exist`,
+    );
+    expect(refused(join(file, "x.db"))).toBe(`cannot open data file ${join(file, "x.db")} for writing: ${file} is not a directory`);
+    expect(refused(sub)).toBe(`cannot open data file ${sub} for writing: it is a directory`);
+  });
+
+  test("a file already open (another webtalk) is refused until it is closed", () => {
+    const path = freshFile();
+    const first = openSqliteState(path, { sync: "full" });
+    first.createUser("s");
+    expect(refused(path)).toBe(`data file ${path} is in use by another process (another webtalk?)`);
+    first.close();
+    const second = openSqliteState(path, { sync: "full" });
+    expect(second.userSalt(1)).toBe("s");
+    second.close();
+  });
+});
+
+describe("a call that fails", () => {
+  test("changes nothing: every write is one transaction", () => {
+    const db = openDataFile(freshFile(), { sync: "full" });
+    const state = new SqliteState(db);
+    state.createUser("first");
+    // A failure in the last statement of createUser (as a full disk would cause) rolls back the
+    // counter and the user row written before it.
+    db.run("CREATE TEMP TRIGGER fail AFTER INSERT ON members BEGIN SELECT RAISE(ABORT, 'simulated failure'); END");
+    expect(() => state.createUser("second")).toThrow("simulated failure");
+    db.run("DROP TRIGGER fail");
+    expect(state.counts()).toEqual({ users: 1, channels: 1, held: 0 });
+    expect(state.userSalt(2)).toBeUndefined();
+    expect(state.createUser("third")).toBe(2);
+    state.close();
+  });
+});
+
+test("a full disk: the write that fails changes nothing and is logged, and later writes work", () => {
+  const path = freshFile();
+  const db = openDataFile(path, { sync: "full" });
+  const lines: string[] = [];
+  const log = createConsola({ reporters: [{ log: (entry) => void lines.push(entry.args.join(" ")) }] });
+  const state = new SqliteState(db, log);
+  const user = state.createUser("s");
+  state.store("kept", "yes");
+  // SQLite's own page limit stands in for the disk: writes past it fail with SQLITE_FULL.
+  const { page_count } = db.query<{ page_count: number }, []>("PRAGMA page_count").get()!;
+  db.run(`PRAGMA max_page_count = ${page_count}`);
+  expect(() => {
+    for (let i = 0; ; i++) state.store(`filler-${i}`, "x".repeat(20_000));
+  }).toThrow("database or disk is full");
+  expect(() => state.hold(user, "y".repeat(50_000), 10)).toThrow("database or disk is full");
+  expect(state.counts()).toEqual({ users: 1, channels: 1, held: 0 });
+  expect(state.takeHeld(user)).toEqual([]);
+  expect(state.retrieve("kept")).toBe("yes");
+  expect(lines.filter((line) => line.startsWith("data file write failed, nothing was changed: "))).toHaveLength(2);
+  db.run("PRAGMA max_page_count = 1073741823");
+  state.hold(user, "room again", 10);
+  expect(state.takeHeld(user)).toEqual(["room again"]);
+  expect(state.createUser("t")).toBe(2);
+  state.close();
+  const check = new Database(path);
+  expect(check.query("PRAGMA integrity_check").all()).toEqual([{ integrity_check: "ok" }]);
+  check.close();
+});
+
+describe("SqliteState and MemoryState", () => {
+  // Small ranges, so that calls mostly meet users, channels and keys that exist.
+  const id = fc.integer({ min: 0, max: 8 });
+  const text = fc.string({ maxLength: 6, unit: "binary" });
+  const call = fc.oneof(
+    fc.tuple(fc.constant("createUser" as const), text),
+    fc.tuple(fc.constant("userSalt" as const), id),
+    fc.tuple(fc.constant("deleteUser" as const), id),
+    fc.tuple(fc.constant("createChannel" as const)),
+    fc.tuple(fc.constant("channelExists" as const), id),
+    fc.tuple(fc.constant("deleteChannel" as const), id),
+    fc.tuple(fc.constant("join" as const), id, id),
+    fc.tuple(fc.constant("leave" as const), id, id),
+    fc.tuple(fc.constant("channelsOf" as const), id),
+    fc.tuple(fc.constant("members" as const), id, id, fc.integer({ min: 0, max: 4 })),
+    fc.tuple(fc.constant("memberCount" as const), id),
+    fc.tuple(fc.constant("counts" as const)),
+    fc.tuple(fc.constant("hold" as const), id, text, fc.integer({ min: 0, max: 3 })),
+    fc.tuple(fc.constant("takeHeld" as const), id),
+    fc.tuple(fc.constant("store" as const), fc.string({ maxLength: 2 }), text),
+    fc.tuple(fc.constant("clear" as const), fc.string({ maxLength: 2 })),
+    fc.tuple(fc.constant("retrieve" as const), fc.string({ maxLength: 2 })),
+    fc.tuple(fc.constant("restart" as const)),
+  );
+  type Call = typeof call extends fc.Arbitrary<infer T> ? T : never;
+
+  function apply(state: State, [name, ...args]: Call): unknown {
+    if (name === "restart") return undefined;
+    const result = (state[name] as (...a: unknown[]) => unknown)(...args);
+    // deleteChannel's former members come in no particular order.
+    return name === "deleteChannel" && Array.isArray(result) ? [...result].sort((a, b) => a - b) : result;
+  }
+
+  test("answer every sequence of calls alike, restarts of the file included", () => {
+    fc.assert(
+      fc.property(fc.array(call, { maxLength: 80 }), (calls) => {
+        const path = freshFile();
+        const memory = new MemoryState();
+        let sqlite = openSqliteState(path, { sync: "normal" });
+        try {
+          for (const c of calls) {
+            if (c[0] === "restart") {
+              sqlite.close();
+              sqlite = openSqliteState(path, { sync: "normal" });
+            }
+            expect(apply(sqlite, c)).toEqual(apply(memory, c));
+          }
+        } finally {
+          sqlite.close();
+          rmSync(path, { force: true });
+        }
+      }),
+      { numRuns: 100 },
+    );
+  }, 30_000);
+});
+
+test("after all of the above, a data file passes SQLite's integrity check", () => {
+  const path = freshFile();
+  const state = openSqliteState(path, { sync: "full" });
+  for (let i = 0; i < 50; i++) state.hold(state.createUser(`s${i}`), "x".repeat(i * 100), 5);
+  state.close();
+  const db = new Database(path, { readonly: true });
+  expect(db.query("PRAGMA integrity_check").all()).toEqual([{ integrity_check: "ok" }]);
+  db.close();
+});
