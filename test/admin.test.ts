@@ -10,6 +10,7 @@ import type { Webtalk } from "../src/server.ts";
 import { MemoryState } from "../src/state/memory.ts";
 import { serveAdmin } from "../src/transport/admin.ts";
 import { Browser, ControlClient, loggedIn, newUser, startTestServer, WAIT_MS, within } from "./helpers.ts";
+import { startRedis, uniquePrefix } from "./redis-server.ts";
 
 let server: Webtalk;
 let base: string;
@@ -47,14 +48,49 @@ describe("/healthz", () => {
   });
 });
 
-// A state backend that can be unreachable (Redis will be) reports through State.healthy(). The memory
-// backend never is, so this one is a memory backend whose reachability the test sets.
+// The answers a real Redis cannot be made to give on cue (an exception, a check that never returns)
+// come from a memory backend whose State.healthy() the test sets.
 class SwitchableState extends MemoryState {
   answer: () => boolean | Promise<boolean> = () => true;
   healthy(): boolean | Promise<boolean> {
     return this.answer();
   }
 }
+
+describe("/healthz in cluster mode, against a real redis-server", () => {
+  test("200 while Redis answers, 503 while it is down (metrics still served), 200 once it is back", async () => {
+    const redis = await startRedis();
+    const node = await startTestServer({ redis: redis.url, redisPrefix: uniquePrefix("admin") });
+    const at = `http://127.0.0.1:${node.admin!.port}`;
+    const health = async () => {
+      const response = await within(fetch(`${at}/healthz`), "/healthz");
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    try {
+      expect(await health()).toEqual({
+        status: 200,
+        body: { status: "ok", version: pkg.version, uptime_s: expect.any(Number), state: "reachable" },
+      });
+      await redis.stop();
+      const down = await health();
+      expect(down.status).toBe(503);
+      expect(down.body).toMatchObject({ status: "unavailable", state: "unreachable" });
+      // The scrape still answers, without the counts only Redis knows.
+      const families = checkExposition(await (await within(fetch(`${at}/metrics`), "/metrics")).text());
+      expect(families.has("webtalk_users_online")).toBe(true);
+      expect(families.has("webtalk_users")).toBe(false);
+      await redis.restart();
+      // The client reconnects on its own schedule: ask again until it has, bounded.
+      const deadline = Date.now() + 10_000;
+      let back = await health();
+      while (back.status !== 200 && Date.now() < deadline) back = await health();
+      expect(back.body).toMatchObject({ status: "ok", state: "reachable" });
+    } finally {
+      await node.stop();
+      await redis.stop();
+    }
+  }, 30_000);
+});
 
 describe("/healthz with a backend that can be unreachable", () => {
   const state = new SwitchableState();
