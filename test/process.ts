@@ -66,7 +66,7 @@ export async function spawnServer(
     for (;;) {
       // [^\s"]: the same lines, pretty or inside JSON log objects.
       const pub = /public\s+(ws:\/\/[^\s"]+)/.exec(text);
-      const priv = /private\s+tcp:\/\/[^\s"]+:(\d+)/.exec(text);
+      const priv = /private\s+(?:tcp|tls):\/\/[^\s"]+:(\d+)/.exec(text);
       const admin = /admin\s+(http:\/\/[^\s"]+)/.exec(text);
       if (pub && priv) return { publicUrl: pub[1]!, privatePort: Number(priv[1]), adminUrl: admin?.[1] };
       if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${text}`);
