@@ -29,9 +29,17 @@ export function defaultConfig(overrides: Partial<Config> = {}): Config {
   };
 }
 
-/** Starts a server in this process on free loopback ports. */
+let servers = 0;
+
+/**
+ * Starts a server in this process on free loopback ports. With WEBTALK_TEST_REDIS set to a Redis URL,
+ * every server is a cluster node on that Redis with a key prefix of its own: the same suites then
+ * prove the cluster mode (see test/redis-mode.test.ts).
+ */
 export function startTestServer(overrides: Partial<Config> = {}): Promise<Webtalk> {
-  const config = defaultConfig(overrides);
+  const redis = process.env.WEBTALK_TEST_REDIS;
+  const cluster = redis ? { redis, redisPrefix: `suite${process.pid}-${++servers}:` } : {};
+  const config = defaultConfig({ ...cluster, ...overrides });
   return startServer(config, createLog(config.logLevel, config.logFormat));
 }
 

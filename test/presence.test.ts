@@ -25,11 +25,16 @@ async function listener(s: Webtalk = server): Promise<ControlClient> {
   return c;
 }
 
-/** Waits for the next frame that is an event (not a reply) and returns it. */
-async function nextEvent(c: ControlClient): Promise<string> {
+/**
+ * Waits for the next event (not a reply) about one of `users`, skipping events about others: a browser
+ * an earlier test closed may be reported after this test's listener started.
+ */
+async function nextEvent(c: ControlClient, ...users: number[]): Promise<string> {
   for (let i = 0; i < 10_000; i++) {
     const frame = await c.replies.next("an event");
-    if (!frame.startsWith("[ok]") && !frame.startsWith("[error]")) return frame;
+    if (frame.startsWith("[ok]") || frame.startsWith("[error]")) continue;
+    const about = Number(/^\[\w+\] (\d+)/.exec(frame)?.[1]);
+    if (users.length === 0 || users.includes(about)) return frame;
   }
   throw new Error("no event among 10,000 frames");
 }
@@ -140,9 +145,9 @@ describe("events", () => {
   test("a listener hears [online] at login and [offline] when the browser closes", async () => {
     const l = await listener();
     const [browser, user] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     browser.close();
-    expect(await nextEvent(l)).toBe(`[offline] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[offline] ${user.id}`);
     expect(await ctl.call(`[online] ${user.id}`)).toBe("[ok] 0");
     l.close();
   });
@@ -153,38 +158,38 @@ describe("events", () => {
     const raw = await rawWebSocket(server.public.port, "/webtalk");
     expect(raw.status).toStartWith("HTTP/1.1 101");
     raw.sendText(user.token);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     raw.socket.terminate(); // no close frame, no goodbye: the TCP connection just ends
-    expect(await nextEvent(l)).toBe(`[offline] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[offline] ${user.id}`);
     l.close();
   });
 
   test("kill, kick and a replacing login all tell the listener", async () => {
     const l = await listener();
     const [a, userA] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${userA.id}`);
+    expect(await nextEvent(l, userA.id)).toBe(`[online] ${userA.id}`);
     await ctl.ok(`[kick] ${userA.id}`);
-    expect(await nextEvent(l)).toBe(`[offline] ${userA.id}`);
+    expect(await nextEvent(l, userA.id)).toBe(`[offline] ${userA.id}`);
     await a.closedWithin();
     const [, userB] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[online] ${userB.id}`);
     const newer = await Browser.open(server.publicUrl);
     newer.send(userB.token);
-    expect(await nextEvent(l)).toBe(`[offline] ${userB.id}`);
-    expect(await nextEvent(l)).toBe(`[online] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[offline] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[online] ${userB.id}`);
     await ctl.ok(`[killuser] ${userB.id}`);
-    expect(await nextEvent(l)).toBe(`[offline] ${userB.id}`);
+    expect(await nextEvent(l, userB.id)).toBe(`[offline] ${userB.id}`);
     l.close();
   });
 
   test("with --upstream, a listener hears [message] ID!TEXT for each text a logged-in browser sends", async () => {
     const l = await listener();
     const [browser, user] = await loggedIn(server, ctl);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     browser.send("hello from the page!");
     browser.send("ünïcødé\nline");
-    expect(await nextEvent(l)).toBe(`[message] ${user.id}!hello from the page!`);
-    expect(await nextEvent(l)).toBe(`[message] ${user.id}!ünïcødé\nline`);
+    expect(await nextEvent(l, user.id)).toBe(`[message] ${user.id}!hello from the page!`);
+    expect(await nextEvent(l, user.id)).toBe(`[message] ${user.id}!ünïcødé\nline`);
     browser.close();
     l.close();
   });
@@ -194,10 +199,10 @@ describe("events", () => {
     const c = await ControlClient.connect(quiet.private.port);
     const l = await listener(quiet);
     const [browser, user] = await loggedIn(quiet, c);
-    expect(await nextEvent(l)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[online] ${user.id}`);
     browser.send("nobody hears this");
     browser.close();
-    expect(await nextEvent(l)).toBe(`[offline] ${user.id}`);
+    expect(await nextEvent(l, user.id)).toBe(`[offline] ${user.id}`);
     l.close();
     c.close();
     await quiet.stop();
@@ -228,14 +233,15 @@ describe("events", () => {
       // Wait for this step's events so the expected order is the order they happened in.
       await within(
         (async () => {
-          const events = [await nextEvent(l1), await nextEvent(l1)];
+          const events = [await nextEvent(l1, user.id), await nextEvent(l1, user.id)];
           expect(events).toEqual(expected.slice(-2));
         })(),
         "events of one step",
       );
     }
     const fromL2: string[] = [];
-    for (let i = 0; i < expected.length; i++) fromL2.push(await nextEvent(l2));
+    const ids = expected.map((event) => Number(/ (\d+)/.exec(event)![1]));
+    for (let i = 0; i < expected.length; i++) fromL2.push(await nextEvent(l2, ...ids));
     expect(fromL2).toEqual(expected);
     for (const b of browsers) b.close();
     l1.close();
@@ -248,14 +254,14 @@ describe("events", () => {
     const reader = await listener(s);
     const stalled = await stalledListener(s.private.port);
     const [browser, user] = await loggedIn(s, c);
-    expect(await nextEvent(reader)).toBe(`[online] ${user.id}`);
+    expect(await nextEvent(reader, user.id)).toBe(`[online] ${user.id}`);
     const text = "y".repeat(4000);
     // Paced in steps the reading listener keeps up with, while the stalled one falls ever further
     // behind: 1 MiB allowed, plus whatever the kernel buffers, is passed well before 40 MB.
     let sent = 0;
     for (let step = 0; step < 200 && !stalled.isClosed(); step++) {
       for (let i = 0; i < 50; i++) browser.send(`${sent + i}:${text}`);
-      for (let i = 0; i < 50; i++) expect(await nextEvent(reader)).toBe(`[message] ${user.id}!${sent + i}:${text}`);
+      for (let i = 0; i < 50; i++) expect(await nextEvent(reader, user.id)).toBe(`[message] ${user.id}!${sent + i}:${text}`);
       sent += 50;
     }
     await within(stalled.closed, "the stalled listener to be disconnected");
@@ -263,7 +269,7 @@ describe("events", () => {
     expect(await browser.messages.next()).toBe("still fine");
     expect(stats(await c.call("[stats]")).listeners).toBe(1);
     browser.send("after the cut");
-    expect(await nextEvent(reader)).toBe(`[message] ${user.id}!after the cut`);
+    expect(await nextEvent(reader, user.id)).toBe(`[message] ${user.id}!after the cut`);
     browser.close();
     reader.close();
     c.close();

@@ -32,14 +32,17 @@ function childEnv(env: Record<string, string | undefined> = process.env): Record
 }
 
 /** Runs a command to completion (bounded) and returns its exit code and output. */
-export async function runToExit(cmd: string[], options: { env?: Record<string, string>; cwd?: string } = {}) {
+export async function runToExit(
+  cmd: string[],
+  options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {},
+) {
   const proc = Bun.spawn(cmd, { env: childEnv(options.env), cwd: options.cwd ?? ROOT, stdout: "pipe", stderr: "pipe" });
   running.add(proc);
   try {
     const [stdout, stderr, code] = await within(
       Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]),
       `${cmd.join(" ")} to exit`,
-      20_000,
+      options.timeoutMs ?? 20_000,
     );
     return { code, stdout, stderr };
   } finally {

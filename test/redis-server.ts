@@ -1,6 +1,7 @@
 // A real redis-server per test file, on a free loopback port, ended by its PID.
 
 import type { Subprocess } from "bun";
+import { mkdirSync } from "node:fs";
 import { createLog } from "../src/observe/log.ts";
 import { RedisLink } from "../src/state/redis-link.ts";
 import { within } from "./helpers.ts";
@@ -23,11 +24,16 @@ export function uniquePrefix(name = "t"): string {
   return `${name}${process.pid}-${++prefixes}-${Math.random().toString(36).slice(2, 8)}:`;
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** With `persistent` (a folder), the data survives `stop()` and `restart()`: every write is fsynced. */
+export async function startRedis(options: { persistent?: string } = {}): Promise<TestRedis> {
   const port = await freePort();
   let proc: Subprocess | undefined;
+  const persistence = options.persistent
+    ? ["--dir", options.persistent, "--appendonly", "yes", "--appendfsync", "always"]
+    : ["--appendonly", "no"];
+  if (options.persistent) mkdirSync(options.persistent, { recursive: true });
   const launch = async () => {
-    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence], {
       stdout: "ignore",
       stderr: "ignore",
     });

@@ -19,6 +19,7 @@ export class RedisLink {
   readonly #subscriber: RedisClient;
   readonly #options: RedisLinkOptions;
   readonly #scripts = new Map<string, string>();
+  readonly #subscriptions = new Map<string, (message: string) => void>();
   #down = false;
 
   constructor(options: RedisLinkOptions) {
@@ -27,6 +28,7 @@ export class RedisLink {
     this.#client = new RedisClient(options.url, settings);
     this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
     this.#client.onconnect = () => this.#up();
+    this.#subscriber.onconnect = () => this.#resubscribe();
   }
 
   /** Connects both links; throws BackendUnavailable when Redis cannot be reached at startup. */
@@ -69,9 +71,22 @@ export class RedisLink {
     }
   }
 
-  /** Subscribes to a pub/sub channel; Bun resubscribes by itself after a reconnect. */
+  /** Subscribes to a pub/sub channel, again after every reconnect (what was published meanwhile is gone). */
   async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
-    await this.#subscriber.subscribe(channel, (message) => listener(message));
+    this.#subscriptions.set(channel, listener);
+    await this.#subscriber.subscribe(channel, listener);
+  }
+
+  // Bun reconnects but does not resubscribe, and subscribing again would add a second listener:
+  // drop the old one first.
+  #resubscribe(): void {
+    for (const [channel, listener] of this.#subscriptions) {
+      this.#subscriber
+        .unsubscribe(channel)
+        .catch(() => undefined)
+        .then(() => this.#subscriber.subscribe(channel, listener))
+        .catch((error: Error) => this.#options.log.warn(`could not resubscribe to ${channel}: ${error.message}`));
+    }
   }
 
   close(): void {
