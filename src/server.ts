@@ -1,5 +1,6 @@
 // The composition root: the one place that knows every part and wires them together.
 
+import type { Server } from "bun";
 import type { ConsolaInstance } from "consola";
 import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
 import { RedisPresence } from "./cluster/presence.ts";
@@ -14,7 +15,9 @@ import { createLogin, type LoginDecision } from "./core/login.ts";
 import { rejectingThrows } from "./core/maybe.ts";
 import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.ts";
 import { newSalt } from "./core/secret.ts";
+import { checkHealth } from "./observe/health.ts";
 import { Metrics, sumCounters } from "./observe/metrics.ts";
+import { renderPrometheus } from "./observe/prometheus.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { MemoryState } from "./state/memory.ts";
 import { browserClientFiles } from "./client/browser/assets.ts";
@@ -29,11 +32,15 @@ import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
 import { firstOf, serveStatic } from "./transport/assets.ts";
 import { listenControl, type ControlServer } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
+import { serveAdmin } from "./transport/admin.ts";
+import pkg from "../package.json" with { type: "json" };
 
 export interface Webtalk {
   /** The addresses actually bound (port 0 resolved). */
   public: Address;
   private: Address;
+  /** The /healthz and /metrics address; undefined with `--admin off`. */
+  admin: Address | undefined;
   /** e.g. ws://127.0.0.1:12345/webtalk */
   publicUrl: string;
   metrics: Metrics;
@@ -121,6 +128,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   }));
 
   let control: ControlServer | undefined;
+  let admin: Server<undefined> | undefined;
   try {
     control = bind("private", config.private, () =>
       listenControl({
@@ -153,9 +161,27 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     throw error;
   }
 
+  const adminAt = config.admin;
+  if (adminAt !== "off") {
+    try {
+      const reports = adminReports(state, pub, events, metrics);
+      admin = bind("admin", adminAt, () =>
+        serveAdmin({ hostname: adminAt.host, port: adminAt.port, ...reports, log: log.withTag("admin") }),
+      );
+    } catch (error) {
+      await control.stop(Date.now());
+      await pub.stop(CloseCode.shuttingDown, Date.now());
+      await backends.close();
+      throw error;
+    }
+  }
+
   const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
   const privateAddress = { host: config.private.host, port: control.port };
   const publicUrl = `${tls ? "wss" : "ws"}://${formatAddress(publicAddress)}${config.path}`;
+  const adminAddress = admin && adminAt !== "off" ? { host: adminAt.host, port: admin.port ?? adminAt.port } : undefined;
+  // Logged before the other two: test/process.ts takes the private line as "all addresses are known".
+  if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/healthz, /metrics)`);
   if (config.secret === "" && !isLoopback(config.private.host)) {
     log.warn(`the control port listens on ${config.private.host} without --secret: anyone who reaches it controls webtalk`);
   }
@@ -165,11 +191,13 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   return {
     public: publicAddress,
     private: privateAddress,
+    admin: adminAddress,
     publicUrl,
     metrics,
     async stop() {
       const deadline = Date.now() + config.shutdownTimeout * 1000;
       try {
+        void admin?.stop(true);
         await demo?.stop();
         await control.stop(deadline);
         await pub.stop(CloseCode.shuttingDown, deadline);
@@ -262,6 +290,25 @@ async function openRedis(config: Config, log: ConsolaInstance): Promise<RedisLin
     throw new StartupError((error as Error).message);
   }
   return redis;
+}
+
+/** What /healthz and /metrics report: this node's figures, and the state's counts while it answers. */
+function adminReports(state: State, pub: PublicServer, events: EventHub, metrics: Metrics) {
+  return {
+    health: () => checkHealth({ state, version: pkg.version, startedAt: metrics.startedAt }),
+    metrics: async () =>
+      renderPrometheus({
+        metrics,
+        version: pkg.version,
+        browsersConnected: pub.server.pendingWebSockets,
+        usersOnline: await pub.delivery.onlineCount(),
+        // Metrics matter most while the backend is away: its counts are left out then, not the scrape.
+        counts: await Promise.resolve()
+          .then(() => state.counts())
+          .catch(() => undefined),
+        listeners: events.listeners,
+      }),
+  };
 }
 
 function bind<T>(name: string, address: Address, start: () => T): T {

@@ -21,7 +21,7 @@ export const serveCommand = defineCommand({
       if (error instanceof ConfigError) return fail(2, error.message);
       throw error;
     }
-    const log = createLog(loaded.config.logLevel);
+    const log = createLog(loaded.config.logLevel, loaded.config.logFormat);
     for (const warning of loaded.warnings) log.warn(warning);
     if (loaded.file) log.info(`config file ${loaded.file}`);
     let server;

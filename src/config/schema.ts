@@ -6,6 +6,7 @@ import { parseAddress, type Address } from "./address.ts";
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
 export type DataSync = "full" | "normal";
+export type LogFormat = "pretty" | "json";
 
 export interface Config {
   public: Address;
@@ -50,6 +51,9 @@ export interface Config {
   data: string;
   /** When a write reaches the disk: before each `[ok]` (full), or at WAL checkpoints (normal). */
   dataSync: DataSync;
+  logFormat: LogFormat;
+  /** Where /healthz and /metrics are served, or "off". */
+  admin: Address | "off";
 }
 
 export type RawValue = string | number | boolean;
@@ -353,6 +357,24 @@ export const settings: readonly Setting[] = [
     valueHint: "full|normal",
     description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
     parse: (raw) => oneOf(raw, ["full", "normal"] as const),
+  }),
+  define({
+    key: "logFormat",
+    flag: "log-format",
+    fileKeys: ["LogFormat", "logFormat"],
+    default: "pretty",
+    valueHint: "pretty|json",
+    description: "log lines for people, or one JSON object per line for log shippers",
+    parse: (raw) => oneOf(raw, ["pretty", "json"] as const),
+  }),
+  define({
+    key: "admin",
+    flag: "admin",
+    fileKeys: ["Admin", "admin"],
+    default: { host: "127.0.0.1", port: 12346 },
+    valueHint: "HOST:PORT|off",
+    description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
+    parse: (raw) => (raw === false || String(raw) === "off" ? "off" : parseAddress(String(raw))),
   }),
 ];
 

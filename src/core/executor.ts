@@ -4,7 +4,7 @@ import { fitsInFrame, MAX_PAYLOAD } from "../protocol/frame.ts";
 import { parseCommand, parseId, parseIdPair, quote, splitBang, type Parsed } from "../protocol/command.ts";
 import type { JoinResult, Maybe, State } from "../state/state.ts";
 import { CloseCode } from "../protocol/codes.ts";
-import type { Metrics } from "../observe/metrics.ts";
+import type { CommandResult, Metrics } from "../observe/metrics.ts";
 import type { Delivery } from "./delivery.ts";
 import { heldEntry } from "./catch-up.ts";
 import { channelStream, userStream, type ReplayLog } from "./replay.ts";
@@ -64,6 +64,7 @@ export function createExecutor(options: ExecutorOptions): Execute {
           });
         }
         return then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
+          metrics.held++;
           if (dropped > 0) {
             metrics.dropped += dropped;
             reportDrop(user, dropped);
@@ -197,13 +198,37 @@ export function createExecutor(options: ExecutorOptions): Execute {
     },
   };
 
-  return function execute(payload: string, session: ControlSession): Maybe<string> {
+  const run = (payload: string, session: ControlSession): [name: string, reply: Maybe<string>] => {
     const command = parseCommand(payload);
-    if (!command.ok) return errorReply(command.error);
-    const handler = Object.hasOwn(handlers, command.value.name) ? handlers[command.value.name] : undefined;
-    if (!handler) return errorReply(`unknown command [${command.value.name}]`);
-    return handler(command.value.data, session);
+    if (!command.ok) return ["unknown", errorReply(command.error)];
+    const { name, data } = command.value;
+    const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
+    if (!handler) return ["unknown", errorReply(`unknown command [${name}]`)];
+    return [name, handler(data, session)];
   };
+
+  return function execute(payload: string, session: ControlSession): Maybe<string> {
+    const [name, reply] = run(payload, session);
+    // Counted once here, by known name only, so the metric's label values stay a small fixed set.
+    if (!(reply instanceof Promise)) {
+      metrics.commands.add(name, resultOf(reply));
+      return reply;
+    }
+    return reply.then(
+      (text) => {
+        metrics.commands.add(name, resultOf(text));
+        return text;
+      },
+      (error: unknown) => {
+        metrics.commands.add(name, "error");
+        throw error;
+      },
+    );
+  };
+}
+
+function resultOf(reply: string): CommandResult {
+  return reply.startsWith("[ok]") ? "ok" : "error";
 }
 
 const ok0: Parsed<number> = { ok: true, value: 0 };

@@ -110,7 +110,9 @@ export function servePublic(options: PublicOptions): PublicServer {
 
   const enter = (ws: Browser, decision: LoginDecision): void => {
     if (!decision.ok) {
-      log.debug(`login refused (${decision.why})`);
+      // Counted unless the browser was closed meanwhile: it left, or broke the rules and was counted then.
+      if (ws.data.phase === "verifying") metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
+      log.debug(`browser ${ws.remoteAddress}: login refused (${decision.why})`);
       const reason = decision.why === "duplicate" ? CloseCode.replaced : CloseCode.loginFailed;
       return close(ws, reason);
     }
@@ -120,6 +122,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       hooks?.released(user);
       return;
     }
+    metrics.logins.ok++;
     const older = sessions.get(user);
     if (older) {
       log.debug(`user ${user}: newer login replaces the connected browser`);
@@ -140,6 +143,12 @@ export function servePublic(options: PublicOptions): PublicServer {
     events.emit(Event.online(user));
     for (const source of catchUp.gaps) events.emit(Event.gap(user, source));
     log.debug(`user ${user}: logged in`);
+  };
+
+  const refuse = (ws: Browser, why: string): void => {
+    metrics.logins.failed++;
+    log.debug(`browser ${ws.remoteAddress}: login refused (${why})`);
+    close(ws, CloseCode.loginFailed);
   };
 
   const server = Bun.serve<Peer>({
@@ -167,6 +176,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       open(ws) {
         open++;
         pending.add(ws);
+        log.debug(`browser ${ws.remoteAddress} connected`);
       },
       message(ws, message) {
         if (ws.data.phase === "live") {
@@ -175,12 +185,12 @@ export function servePublic(options: PublicOptions): PublicServer {
         }
         if (ws.data.phase !== "pending") {
           // A second message while the login is being checked is not allowed.
-          if (ws.data.phase === "verifying") close(ws, CloseCode.loginFailed);
+          if (ws.data.phase === "verifying") refuse(ws, "second message during login");
           return;
         }
         pending.delete(ws);
         if (typeof message !== "string" || Buffer.byteLength(message) > MAX_LOGIN_BYTES) {
-          return close(ws, CloseCode.loginFailed);
+          return refuse(ws, "not a login message");
         }
         ws.data.phase = "verifying";
         const decision = login(message, ws.data.v2);
@@ -204,7 +214,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           events.emit(Event.offline(user));
           hooks?.released(user);
           log.debug(`user ${user}: browser disconnected`);
-        }
+        } else log.debug(`browser ${ws.remoteAddress} disconnected`);
         ws.data.phase = "closing";
       },
     },
@@ -216,6 +226,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       for (const ws of pending) {
         if (ws.data.deadline <= now) {
           pending.delete(ws);
+          metrics.logins.timeout++;
+          log.debug(`browser ${ws.remoteAddress}: login timeout`);
           close(ws, CloseCode.loginTimeout);
         }
       }
