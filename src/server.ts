@@ -261,10 +261,19 @@ async function clusterBackends(
   const state = await RedisState.open(redis, prefix);
   const replay = await RedisReplay.open(redis, prefix, limits);
   const presence = new RedisPresence(redis, prefix, newSalt().slice(0, 12), config.lease * 1000, {
-    users: () => pub.users(),
+    users: () => pub.delivery.users(),
     stats: () => metrics.counters(events.listeners),
   });
-  const delivery = new ClusterDelivery({ redis, prefix, presence, local: pub.delivery, events, metrics, log: log.withTag("cluster") });
+  const delivery = new ClusterDelivery({
+    redis,
+    prefix,
+    presence,
+    local: pub.delivery,
+    channelsOf: (user) => state.channelsOf(user),
+    events,
+    metrics,
+    log: log.withTag("cluster"),
+  });
   return {
     state,
     replay,

@@ -19,7 +19,7 @@ export class RedisLink {
   readonly #subscriber: RedisClient;
   readonly #options: RedisLinkOptions;
   readonly #scripts = new Map<string, string>();
-  readonly #subscriptions = new Map<string, (message: string) => void>();
+  readonly #subscriptions = new Map<string, { listener: (message: string) => void; resubscribed?: () => void }>();
   #down = false;
 
   constructor(options: RedisLinkOptions) {
@@ -72,19 +72,20 @@ export class RedisLink {
   }
 
   /** Subscribes to a pub/sub channel, again after every reconnect (what was published meanwhile is gone). */
-  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
-    this.#subscriptions.set(channel, listener);
+  async subscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void> {
+    this.#subscriptions.set(channel, { listener, resubscribed });
     await this.#subscriber.subscribe(channel, listener);
   }
 
   // Bun reconnects but does not resubscribe, and subscribing again would add a second listener:
   // drop the old one first.
   #resubscribe(): void {
-    for (const [channel, listener] of this.#subscriptions) {
+    for (const [channel, { listener, resubscribed }] of this.#subscriptions) {
       this.#subscriber
         .unsubscribe(channel)
         .catch(() => undefined)
         .then(() => this.#subscriber.subscribe(channel, listener))
+        .then(() => resubscribed?.())
         .catch((error: Error) => this.#options.log.warn(`could not resubscribe to ${channel}: ${error.message}`));
     }
   }

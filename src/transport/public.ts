@@ -50,8 +50,6 @@ export type Browser = ServerWebSocket<Peer>;
 export interface PublicServer {
   server: Server<Peer>;
   delivery: LocalDelivery;
-  /** The users with a browser connected here. */
-  users(): IterableIterator<number>;
   /** Stops accepting, closes every browser with `reason`, and waits for them until `deadline` (ms epoch). */
   stop(reason: CloseReason, deadline: number): Promise<void>;
 }
@@ -268,6 +266,14 @@ export function servePublic(options: PublicOptions): PublicServer {
     },
     // One node: the session map is the whole truth, and admit() replaces a local browser itself.
     claim: () => undefined,
+    follow(user, channels) {
+      const ws = sessions.get(user);
+      if (!ws) return;
+      const wanted = new Set(channels.map((channel) => channelTopic(channel, ws.data.v2)));
+      for (const topic of ws.subscriptions) if (isChannelTopic(topic) && !wanted.has(topic)) ws.unsubscribe(topic);
+      for (const topic of wanted) ws.subscribe(topic);
+    },
+    users: () => sessions.keys(),
   };
 
   async function stop(reason: CloseReason, deadline: number): Promise<void> {
@@ -280,7 +286,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     await server.stop(true);
   }
 
-  return { server, delivery, users: () => sessions.keys(), stop };
+  return { server, delivery, stop };
 }
 
 async function untilDeadline(promise: Promise<void>, deadline: number): Promise<void> {
@@ -301,6 +307,10 @@ function userTopic(user: number, v2: boolean): string {
 
 function channelTopic(channel: number, v2: boolean): string {
   return v2 ? `C${channel}` : `c${channel}`;
+}
+
+function isChannelTopic(topic: string): boolean {
+  return topic.startsWith("c") || topic.startsWith("C");
 }
 
 function wantsV2(request: Request): boolean {
