@@ -55,19 +55,18 @@ export class RedisLink {
     }
   }
 
-  /** Runs a Lua script by its SHA, loading it once per connection when Redis does not know it. */
+  /**
+   * Runs a Lua script as one command, in call order with every other command on this link: by its
+   * SHA1 (computed here, so no round trip loads it), or by its text when Redis does not know it yet.
+   */
   async script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
     let sha = this.#scripts.get(lua);
-    if (!sha) {
-      sha = (await this.call("SCRIPT", ["LOAD", lua])) as string;
-      this.#scripts.set(lua, sha);
-    }
+    if (!sha) this.#scripts.set(lua, (sha = new Bun.CryptoHasher("sha1").update(lua).digest("hex")));
     try {
       return await this.call("EVALSHA", [sha, keys.length, ...keys, ...args]);
     } catch (error) {
       if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
-      this.#scripts.delete(lua);
-      return this.script(lua, keys, args);
+      return this.call("EVAL", [lua, keys.length, ...keys, ...args]);
     }
   }
 

@@ -92,10 +92,13 @@ export function servePublic(options: PublicOptions): PublicServer {
     close(ws, reason);
   };
 
-  /** Ends it, and the user is no longer online on this node. */
+  /**
+   * Ends it, and the user is no longer online on this node. The cluster hears of it before the event
+   * is raised, so a backend that hears `[offline]` and asks `[online]` gets 0.
+   */
   const release = (user: number, ws: Browser, reason: CloseReason): void => {
-    retire(user, ws, reason);
     hooks?.released(user);
+    retire(user, ws, reason);
   };
 
   const admit = (ws: Browser, decision: LoginDecision): void => {
@@ -209,8 +212,8 @@ export function servePublic(options: PublicOptions): PublicServer {
         const { user } = ws.data;
         if (ws.data.phase === "live" && sessions.get(user) === ws) {
           sessions.delete(user);
-          events.emit(Event.offline(user));
           hooks?.released(user);
+          events.emit(Event.offline(user));
           log.debug(`user ${user}: browser disconnected`);
         } else log.debug(`browser ${ws.remoteAddress} disconnected`);
         ws.data.phase = "closing";
