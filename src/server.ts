@@ -1,6 +1,5 @@
 // The composition root: the one place that knows every part and wires them together.
 
-import type { Server } from "bun";
 import type { ConsolaInstance } from "consola";
 import { formatAddress, isLoopback, type Address } from "./config/address.ts";
 import { ConfigError } from "./config/load.ts";
@@ -19,7 +18,7 @@ import { startDemo, type Demo } from "./demo/demo.ts";
 import { BackendUnavailable, type Maybe, type State } from "./state/state.ts";
 import { openBackends, type Backends } from "./backends.ts";
 import { firstOf, serveStatic } from "./transport/assets.ts";
-import { listenControl, type ControlServer } from "./transport/control.ts";
+import { listenControl } from "./transport/control.ts";
 import { servePublic, type PublicServer } from "./transport/public.ts";
 import { serveAdmin } from "./transport/admin.ts";
 import pkg from "../package.json" with { type: "json" };
