@@ -1,6 +1,7 @@
 // Real clients for real servers: a byte-level control client and a WebSocket browser, with bounded waits.
 
 import type { Socket } from "bun";
+import { afterAll, beforeAll } from "bun:test";
 import { createLog } from "../src/observe/log.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
 import { settings, type Config } from "../src/config/schema.ts";
@@ -41,6 +42,24 @@ export function startTestServer(overrides: Partial<Config> = {}): Promise<Webtal
   const cluster = redis && !overrides.data ? { redis, redisPrefix: `suite${process.pid}-${++servers}:` } : {};
   const config = defaultConfig({ ...cluster, ...overrides });
   return startServer(config, createLog(config.logLevel, config.logFormat));
+}
+
+/**
+ * Starts one server (and one control connection to it) before a test file's tests and ends both after
+ * them; `ready` hands them to the file.
+ */
+export function useServer(ready: (server: Webtalk, ctl: ControlClient) => void, overrides: Partial<Config> = {}): void {
+  let server: Webtalk | undefined;
+  let ctl: ControlClient | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(overrides);
+    ctl = await ControlClient.connect(server.private.port);
+    ready(server, ctl);
+  });
+  afterAll(async () => {
+    ctl?.close();
+    await server?.stop();
+  });
 }
 
 /** An async queue: items pushed by event handlers, taken in order by the test with a bounded wait. */
