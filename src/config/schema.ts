@@ -62,8 +62,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   key: K;
   /** The long flag, without dashes; the variable is WEBTALK_ + its upper-snake form. */
   flag: string;
-  /** Keys accepted in the JSON config file (the original's `Public`/`Private` first). */
-  fileKeys: string[];
+  /** Keys accepted in the JSON config file: the key capitalised (the original's `Public`, `Private`) or as is. */
+  readonly fileKeys: readonly string[];
   default: Config[K];
   valueHint: string;
   description: string;
@@ -78,7 +78,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "public",
     flag: "public",
-    fileKeys: ["Public", "public"],
     default: { host: "0.0.0.0", port: 12345 },
     valueHint: "HOST:PORT",
     description: "WebSocket address browsers connect to (port 0 picks a free port)",
@@ -87,7 +86,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "private",
     flag: "private",
-    fileKeys: ["Private", "private"],
     default: { host: "127.0.0.1", port: 12344 },
     valueHint: "HOST:PORT",
     description: "control address backends connect to; loopback by default, it has no authentication",
@@ -96,7 +94,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "path",
     flag: "path",
-    fileKeys: ["Path", "path"],
     default: "/webtalk",
     valueHint: "PATH",
     description: "URL path of the WebSocket endpoint",
@@ -109,7 +106,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "queue",
     flag: "queue",
-    fileKeys: ["Queue", "queue"],
     default: 1000,
     valueHint: "COUNT",
     description: "messages held per offline user; past it the oldest is dropped",
@@ -118,7 +114,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "loginTimeout",
     flag: "login-timeout",
-    fileKeys: ["LoginTimeout", "loginTimeout"],
     default: 10,
     valueHint: "SECONDS",
     description: "seconds a browser has to log in before it is closed with 4003",
@@ -127,7 +122,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "duplicate",
     flag: "duplicate",
-    fileKeys: ["Duplicate", "duplicate"],
     default: "replace",
     valueHint: "replace|reject",
     description: "a second login for a connected user replaces the first, or is rejected",
@@ -136,7 +130,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "upstream",
     flag: "upstream",
-    fileKeys: ["Upstream", "upstream"],
     default: false,
     valueHint: "",
     boolean: true,
@@ -146,7 +139,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxMessage",
     flag: "max-message",
-    fileKeys: ["MaxMessage", "maxMessage"],
     default: 4096,
     valueHint: "BYTES",
     description: "largest message a browser may send; larger closes it with 1009",
@@ -155,7 +147,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "listenerBuffer",
     flag: "listener-buffer",
-    fileKeys: ["ListenerBuffer", "listenerBuffer"],
     default: 8 << 20,
     valueHint: "BYTES",
     description: "unsent event bytes a [listen] connection may accumulate before it is disconnected",
@@ -164,7 +155,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "secret",
     flag: "secret",
-    fileKeys: ["Secret", "secret"],
     default: "",
     valueHint: "SECRET",
     description: "control connections must first send [auth] SECRET (unset: none, and the control port should stay on loopback)",
@@ -173,7 +163,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "tlsCert",
     flag: "tls-cert",
-    fileKeys: ["TlsCert", "tlsCert"],
     default: "",
     valueHint: "FILE",
     description: "PEM certificate: with --tls-key, the public port serves wss:// and https://",
@@ -182,7 +171,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "tlsKey",
     flag: "tls-key",
-    fileKeys: ["TlsKey", "tlsKey"],
     default: "",
     valueHint: "FILE",
     description: "PEM private key for --tls-cert",
@@ -191,7 +179,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "privateTls",
     flag: "private-tls",
-    fileKeys: ["PrivateTls", "privateTls"],
     default: false,
     valueHint: "",
     boolean: true,
@@ -201,7 +188,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "origins",
     flag: "origins",
-    fileKeys: ["Origins", "origins"],
     default: [],
     valueHint: "ORIGIN,ORIGIN",
     description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
@@ -210,7 +196,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxConnections",
     flag: "max-connections",
-    fileKeys: ["MaxConnections", "maxConnections"],
     default: 100_000,
     valueHint: "COUNT",
     description: "browsers beyond this many are refused with 503",
@@ -219,7 +204,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxControlConnections",
     flag: "max-control-connections",
-    fileKeys: ["MaxControlConnections", "maxControlConnections"],
     default: 1000,
     valueHint: "COUNT",
     description: "control connections beyond this many are refused",
@@ -228,7 +212,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "backpressure",
     flag: "backpressure",
-    fileKeys: ["Backpressure", "backpressure"],
     default: 4 << 20,
     valueHint: "BYTES",
     description: "bytes queued for a browser that is not reading before it is closed with 4006",
@@ -237,7 +220,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "queueBytes",
     flag: "queue-bytes",
-    fileKeys: ["QueueBytes", "queueBytes"],
     default: 64 << 20,
     valueHint: "BYTES",
     description: "held-message bytes across all users; past it the oldest held messages are dropped",
@@ -246,7 +228,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "shutdownTimeout",
     flag: "shutdown-timeout",
-    fileKeys: ["ShutdownTimeout", "shutdownTimeout"],
     default: 10,
     valueHint: "SECONDS",
     description: "on SIGTERM/SIGINT, time allowed to answer pending commands and close connections",
@@ -255,7 +236,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayCount",
     flag: "replay-count",
-    fileKeys: ["ReplayCount", "replayCount"],
     default: 1000,
     valueHint: "COUNT",
     description: "messages kept per channel and per user for webtalk.v2 browsers to resume from (0: none)",
@@ -264,7 +244,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayAge",
     flag: "replay-age",
-    fileKeys: ["ReplayAge", "replayAge"],
     default: 300,
     valueHint: "SECONDS",
     description: "how long a message stays in the replay window",
@@ -273,7 +252,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayBytes",
     flag: "replay-bytes",
-    fileKeys: ["ReplayBytes", "replayBytes"],
     default: 64 << 20,
     valueHint: "BYTES",
     description: "memory for replay windows across all sources; past it the oldest messages go first",
@@ -282,7 +260,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "redis",
     flag: "redis",
-    fileKeys: ["Redis", "redis"],
     default: "",
     valueHint: "URL",
     description: "run as one node of a cluster: state and fan-out in Redis, e.g. redis://127.0.0.1:6379/0",
@@ -295,7 +272,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "redisPrefix",
     flag: "redis-prefix",
-    fileKeys: ["RedisPrefix", "redisPrefix"],
     default: "webtalk:",
     valueHint: "PREFIX",
     description: "namespace for every Redis key and channel, so deployments can share a Redis",
@@ -308,7 +284,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "lease",
     flag: "lease",
-    fileKeys: ["Lease", "lease"],
     default: 15,
     valueHint: "SECONDS",
     description: "with --redis: how long a dead node's users stay online before they can log in on another node",
@@ -317,7 +292,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "demo",
     flag: "demo",
-    fileKeys: ["Demo", "demo"],
     default: false,
     valueHint: "",
     boolean: true,
@@ -327,7 +301,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "logLevel",
     flag: "log-level",
-    fileKeys: ["LogLevel", "logLevel"],
     default: "info",
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
@@ -336,7 +309,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "data",
     flag: "data",
-    fileKeys: ["Data", "data"],
     default: "",
     shownDefault: "none: in memory, empty at each start",
     valueHint: "FILE",
@@ -352,7 +324,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "dataSync",
     flag: "data-sync",
-    fileKeys: ["DataSync", "dataSync"],
     default: "full",
     valueHint: "full|normal",
     description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
@@ -361,7 +332,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "logFormat",
     flag: "log-format",
-    fileKeys: ["LogFormat", "logFormat"],
     default: "pretty",
     valueHint: "pretty|json",
     description: "log lines for people, or one JSON object per line for log shippers",
@@ -370,7 +340,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "admin",
     flag: "admin",
-    fileKeys: ["Admin", "admin"],
     default: { host: "127.0.0.1", port: 12346 },
     valueHint: "HOST:PORT|off",
     description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
@@ -386,8 +355,9 @@ export function envName(flag: string): string {
   return `WEBTALK_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
-function define<K extends keyof Config>(setting: Setting<K>): Setting {
-  return setting as unknown as Setting;
+function define<K extends keyof Config>(setting: Omit<Setting<K>, "fileKeys">): Setting {
+  const fileKeys = [setting.key[0]!.toUpperCase() + setting.key.slice(1), setting.key];
+  return { ...setting, fileKeys } as unknown as Setting;
 }
 
 function wholeNumber(raw: RawValue, min: number, max: number): number {
