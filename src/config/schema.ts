@@ -2,6 +2,7 @@
 // its default and its --help line. Parsers throw a message naming what was expected.
 
 import { parseAddress, type Address } from "./address.ts";
+import { flag, oneOf, origins, seconds, wholeNumber } from "./parse.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
@@ -358,46 +359,4 @@ export function envName(flag: string): string {
 function define<K extends keyof Config>(setting: Omit<Setting<K>, "fileKeys">): Setting {
   const fileKeys = [setting.key[0]!.toUpperCase() + setting.key.slice(1), setting.key];
   return { ...setting, fileKeys } as unknown as Setting;
-}
-
-function wholeNumber(raw: RawValue, min: number, max: number): number {
-  const text = String(raw).trim();
-  if (!/^\d+$/.test(text)) throw new Error(`expected a whole number from ${min} to ${max}`);
-  const value = Number(text);
-  if (value < min || value > max) throw new Error(`expected a whole number from ${min} to ${max}`);
-  return value;
-}
-
-function seconds(raw: RawValue): number {
-  const text = String(raw).trim();
-  const value = Number(text);
-  if (text === "" || !Number.isFinite(value) || value <= 0 || value > 86_400) {
-    throw new Error("expected seconds, a number above 0 and at most 86400");
-  }
-  return value;
-}
-
-function origins(raw: RawValue): string[] {
-  const list = String(raw)
-    .split(",")
-    .map((o) => o.trim())
-    .filter((o) => o !== "");
-  for (const origin of list) {
-    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new Error(`expected origins like https://example.com, got ${origin}`);
-  }
-  return list;
-}
-
-function flag(raw: RawValue): boolean {
-  if (raw === true || raw === false) return raw;
-  const text = String(raw).toLowerCase();
-  if (["1", "true", "yes", "on"].includes(text)) return true;
-  if (["0", "false", "no", "off"].includes(text)) return false;
-  throw new Error("expected true or false");
-}
-
-function oneOf<T extends string>(raw: RawValue, options: readonly T[]): T {
-  const text = String(raw);
-  if (!(options as readonly string[]).includes(text)) throw new Error(`expected one of ${options.join(", ")}`);
-  return text as T;
 }
