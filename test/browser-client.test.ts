@@ -2,7 +2,7 @@
 // final close codes, run under Bun (which has the browser's WebSocket) against real servers, with a
 // real TCP relay in between to lose the network on demand.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { classicScript } from "../src/client/browser/assets.ts";
 import {
   connect,
@@ -13,21 +13,12 @@ import {
   type MessageMeta,
 } from "../src/client/browser/webtalk.js";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, Inbox, newUser, startTestServer, type User } from "./helpers.ts";
+import { Browser, ControlClient, Inbox, newUser, startTestServer, type User, useServer } from "./helpers.ts";
 import { TcpProxy } from "./proxy.ts";
 
 let server: Webtalk;
 let ctl: ControlClient;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  ctl = await ControlClient.connect(server.private.port);
-});
-
-afterAll(async () => {
-  ctl.close();
-  await server.stop();
-});
+useServer((s, c) => ((server = s), (ctl = c)));
 
 const http = (path: string, init?: RequestInit) => fetch(`http://127.0.0.1:${server.public.port}${path}`, init);
 

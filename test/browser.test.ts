@@ -1,21 +1,12 @@
 // The public port, end to end: real WebSocket browsers driven by a real control connection.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, expectNothingMore, loggedIn, newUser, startTestServer } from "./helpers.ts";
+import { Browser, ControlClient, expectNothingMore, loggedIn, newUser, startTestServer, useServer } from "./helpers.ts";
 
 let server: Webtalk;
 let ctl: ControlClient;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  ctl = await ControlClient.connect(server.private.port);
-});
-
-afterAll(async () => {
-  ctl.close();
-  await server.stop();
-});
+useServer((s, c) => ((server = s), (ctl = c)));
 
 const httpUrl = (path: string) => `http://127.0.0.1:${server.public.port}${path}`;
 

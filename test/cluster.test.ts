@@ -183,6 +183,8 @@ describe.skipIf(!haveRedis)("cluster", () => {
     const [browser, user] = await loggedIn(c.nodes[1]!, b);
     const channel = await a.ok("[newchannel]");
     await a.ok(`[join] ${channel}!${user.id}`);
+    await a.ok(`[shout] ${channel}!before`);
+    expect(await browser.messages.next("the shout before the outage")).toBe("before");
     await redis.stop();
     const started = performance.now();
     expect(await a.call(`[shout] ${channel}!lost`)).toBe("[error] backend unavailable");
@@ -200,8 +202,8 @@ describe.skipIf(!haveRedis)("cluster", () => {
     }
     expect(recovered).toBe(true);
     expect(await a.call(`[shout] ${channel}!back`)).toBe("[ok] message sent");
-    let next = await browser.messages.next();
-    while (next === "probe") next = await browser.messages.next();
+    let next = await browser.messages.next("the shout after recovery");
+    while (next === "probe") next = await browser.messages.next("the shout after recovery");
     expect(next).toBe("back"); // the same browser, never disconnected
     browser.close();
     await c.stop();

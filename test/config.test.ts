@@ -38,6 +38,8 @@ describe("loadConfig", () => {
       logLevel: "info",
       data: "",
       dataSync: "full",
+      logFormat: "pretty",
+      admin: { host: "127.0.0.1", port: 12346 },
     });
     // Every setting resolves to its documented default.
     for (const setting of settings) expect(config[setting.key]).toEqual(setting.default);
@@ -78,6 +80,8 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_LOGIN_TIMEOUT: "soon" }, 'invalid WEBTALK_LOGIN_TIMEOUT value "soon"'],
     [{}, { WEBTALK_DUPLICATE: "both" }, 'invalid WEBTALK_DUPLICATE value "both": expected one of replace, reject'],
     [{ "log-level": "loud" }, {}, 'invalid --log-level value "loud"'],
+    [{ "log-format": "xml" }, {}, 'invalid --log-format value "xml": expected one of pretty, json'],
+    [{}, { WEBTALK_ADMIN: "on" }, 'invalid WEBTALK_ADMIN value "on": expected HOST:PORT'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
     [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false'],
     [{ origins: "example.com" }, {}, 'invalid --origins value "example.com": expected origins like https://example.com'],

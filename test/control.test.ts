@@ -1,21 +1,12 @@
 // The private port, end to end over real TCP: every command, every failure, framing edge cases.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { Webtalk } from "../src/server.ts";
-import { ControlClient, frame, frameText, loggedIn, newUser, startTestServer } from "./helpers.ts";
+import { ControlClient, frame, frameText, loggedIn, newUser, startTestServer, useServer } from "./helpers.ts";
 
 let server: Webtalk;
 let ctl: ControlClient;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  ctl = await ControlClient.connect(server.private.port);
-});
-
-afterAll(async () => {
-  ctl.close();
-  await server.stop();
-});
+useServer((s, c) => ((server = s), (ctl = c)));
 
 describe("commands", () => {
   test("newuser returns ID!SALT with increasing IDs and a 128-bit+ salt", async () => {

@@ -2,10 +2,10 @@
 // a user, whispers to it and shouts to everyone, and the browsers check what they received.
 // Python and bash are on every machine this project runs on; PHP and Go run only where installed.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, loggedIn, startTestServer } from "./helpers.ts";
+import { Browser, ControlClient, loggedIn, useServer } from "./helpers.ts";
 import { ROOT, runToExit } from "./process.ts";
 
 interface Example {
@@ -29,16 +29,7 @@ const examples: Example[] = ([
 
 let server: Webtalk;
 let ctl: ControlClient;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  ctl = await ControlClient.connect(server.private.port);
-});
-
-afterAll(async () => {
-  ctl.close();
-  await server.stop();
-});
+useServer((s, c) => ((server = s), (ctl = c)));
 
 for (const example of examples) {
   if (example.missing) console.warn(`SKIPPING the ${example.language} example: ${example.missing}`);

@@ -1,6 +1,7 @@
 // Real clients for real servers: a byte-level control client and a WebSocket browser, with bounded waits.
 
 import type { Socket } from "bun";
+import { afterAll, beforeAll } from "bun:test";
 import { createLog } from "../src/observe/log.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
 import { settings, type Config } from "../src/config/schema.ts";
@@ -23,6 +24,7 @@ export function defaultConfig(overrides: Partial<Config> = {}): Config {
     ...config,
     public: { host: "127.0.0.1", port: 0 },
     private: { host: "127.0.0.1", port: 0 },
+    admin: { host: "127.0.0.1", port: 0 },
     logLevel: "silent",
     ...overrides,
   };
@@ -39,7 +41,25 @@ export function startTestServer(overrides: Partial<Config> = {}): Promise<Webtal
   const redis = process.env.WEBTALK_TEST_REDIS;
   const cluster = redis && !overrides.data ? { redis, redisPrefix: `suite${process.pid}-${++servers}:` } : {};
   const config = defaultConfig({ ...cluster, ...overrides });
-  return startServer(config, createLog(config.logLevel));
+  return startServer(config, createLog(config.logLevel, config.logFormat));
+}
+
+/**
+ * Starts one server (and one control connection to it) before a test file's tests and ends both after
+ * them; `ready` hands them to the file.
+ */
+export function useServer(ready: (server: Webtalk, ctl: ControlClient) => void, overrides: Partial<Config> = {}): void {
+  let server: Webtalk | undefined;
+  let ctl: ControlClient | undefined;
+  beforeAll(async () => {
+    server = await startTestServer(overrides);
+    ctl = await ControlClient.connect(server.private.port);
+    ready(server, ctl);
+  });
+  afterAll(async () => {
+    ctl?.close();
+    await server?.stop();
+  });
 }
 
 /** An async queue: items pushed by event handlers, taken in order by the test with a bounded wait. */
@@ -56,7 +76,18 @@ export class Inbox<T> {
   next(what = "a message", ms = WAIT_MS): Promise<T> {
     const item = this.#items.shift();
     if (item !== undefined) return Promise.resolve(item);
-    return within(new Promise<T>((resolve) => this.#waiters.push(resolve)), what, ms);
+    return new Promise<T>((resolve, reject) => {
+      // A waiter that timed out must leave the queue, or it would swallow the next item.
+      const waiter = (value: T) => {
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(waiter), 1);
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      }, ms);
+      this.#waiters.push(waiter);
+    });
   }
 
   async take(count: number, what = "messages", ms = WAIT_MS): Promise<T[]> {
@@ -191,11 +222,7 @@ export async function newUser(ctl: ControlClient): Promise<User> {
  * while the user is offline is held, and its arrival proves the server has admitted the browser.
  * Also returns the held messages that arrived before the marker.
  */
-export async function loggedIn(
-  server: Pick<Webtalk, "publicUrl">,
-  ctl: ControlClient,
-  user?: User,
-): Promise<[Browser, User, string[]]> {
+export async function loggedIn(server: Pick<Webtalk, "publicUrl">, ctl: ControlClient, user?: User): Promise<[Browser, User, string[]]> {
   const who = user ?? (await newUser(ctl));
   const marker = `ready-${who.id}-${Math.random()}`;
   const held = await ctl.call(`[whisper] ${who.id}!${marker}`);

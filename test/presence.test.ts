@@ -1,22 +1,13 @@
 // Presence and events over real sockets: who is online, channel sizes, kick, stats, and [listen].
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { encodeFrame, encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, loggedIn, newUser, rawWebSocket, startTestServer, within } from "./helpers.ts";
+import { Browser, ControlClient, loggedIn, newUser, rawWebSocket, startTestServer, within, useServer } from "./helpers.ts";
 
 let server: Webtalk;
 let ctl: ControlClient;
-
-beforeAll(async () => {
-  server = await startTestServer({ upstream: true });
-  ctl = await ControlClient.connect(server.private.port);
-});
-
-afterAll(async () => {
-  ctl.close();
-  await server.stop();
-});
+useServer((s, c) => ((server = s), (ctl = c)), { upstream: true });
 
 /** A control connection that listens; its replies and events arrive in one inbox, in order. */
 async function listener(s: Webtalk = server): Promise<ControlClient> {

@@ -11,6 +11,8 @@ export interface Spawned {
   proc: Subprocess<"ignore", "pipe", "pipe">;
   publicUrl: string;
   privatePort: number;
+  /** e.g. http://127.0.0.1:41235, when the admin endpoint is on. */
+  adminUrl: string | undefined;
   output: () => string;
   /** Sends SIGTERM (or the given signal) and waits for the exit code. */
   stop(signal?: NodeJS.Signals): Promise<number>;
@@ -21,12 +23,20 @@ process.on("exit", () => {
   for (const proc of running) proc.kill("SIGKILL");
 });
 
+/**
+ * The environment of a spawned process: the admin endpoint on a free port unless the test says
+ * otherwise, so no test server ever takes the fixed default port 12346.
+ */
+function childEnv(env: Record<string, string | undefined> = process.env): Record<string, string | undefined> {
+  return { WEBTALK_ADMIN: "127.0.0.1:0", ...env };
+}
+
 /** Runs a command to completion (bounded) and returns its exit code and output. */
 export async function runToExit(
   cmd: string[],
   options: { env?: Record<string, string | undefined>; cwd?: string; timeoutMs?: number } = {},
 ) {
-  const proc = Bun.spawn(cmd, { env: options.env ?? process.env, cwd: options.cwd ?? ROOT, stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(cmd, { env: childEnv(options.env), cwd: options.cwd ?? ROOT, stdout: "pipe", stderr: "pipe" });
   running.add(proc);
   try {
     const [stdout, stderr, code] = await within(
@@ -41,12 +51,12 @@ export async function runToExit(
   }
 }
 
-/** Starts a server process and waits until it logs both addresses. */
+/** Starts a server process and waits until it logs its addresses (admin, when on, is logged first). */
 export async function spawnServer(
   cmd: string[],
   options: { env?: Record<string, string>; cwd?: string } = {},
 ): Promise<Spawned> {
-  const proc = Bun.spawn(cmd, { env: options.env ?? process.env, cwd: options.cwd ?? ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(cmd, { env: childEnv(options.env), cwd: options.cwd ?? ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   running.add(proc);
   let text = "";
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -57,9 +67,11 @@ export async function spawnServer(
   void pump(proc.stderr);
   const ready = (async () => {
     for (;;) {
-      const pub = /public\s+(ws:\/\/\S+)/.exec(text);
-      const priv = /private\s+tcp:\/\/\S+:(\d+)/.exec(text);
-      if (pub && priv) return { publicUrl: pub[1]!, privatePort: Number(priv[1]) };
+      // [^\s"]: the same lines, pretty or inside JSON log objects.
+      const pub = /public\s+(ws:\/\/[^\s"]+)/.exec(text);
+      const priv = /private\s+(?:tcp|tls):\/\/[^\s"]+:(\d+)/.exec(text);
+      const admin = /admin\s+(http:\/\/[^\s"]+)/.exec(text);
+      if (pub && priv) return { publicUrl: pub[1]!, privatePort: Number(priv[1]), adminUrl: admin?.[1] };
       if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}: ${text}`);
       await Bun.sleep(10);
     }

@@ -1,12 +1,12 @@
 // webtalk.v2: numbered messages, resume from positions after a cut, explicit gaps, v1 unchanged.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, Inbox, loggedIn, newUser, startTestServer, within, type User } from "./helpers.ts";
+import { Browser, ControlClient, Inbox, loggedIn, newUser, startTestServer, within, type User, useServer } from "./helpers.ts";
 import { MAIN, spawnServer } from "./process.ts";
 
 /** A v2 page: remembers the last offset per source, as the browser client does. */
@@ -48,16 +48,7 @@ class V2Page {
 
 let server: Webtalk;
 let ctl: ControlClient;
-
-beforeAll(async () => {
-  server = await startTestServer();
-  ctl = await ControlClient.connect(server.private.port);
-});
-
-afterAll(async () => {
-  ctl.close();
-  await server.stop();
-});
+useServer((s, c) => ((server = s), (ctl = c)));
 
 describe("the v2 wire format", () => {
   test("#epoch first, then SOURCE:OFFSET!MESSAGE numbered from 1 per source", async () => {

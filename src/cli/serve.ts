@@ -3,7 +3,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
-import { startServer, StartupError } from "../server.ts";
+import { startServer, StartupError, type Webtalk } from "../server.ts";
 import { formatAddress, type Address } from "../config/address.ts";
 import { StateOpenError } from "../state/state.ts";
 
@@ -21,10 +21,20 @@ export const serveCommand = defineCommand({
       if (error instanceof ConfigError) return fail(2, error.message);
       throw error;
     }
-    const log = createLog(loaded.config.logLevel);
+    const log = createLog(loaded.config.logLevel, loaded.config.logFormat);
     for (const warning of loaded.warnings) log.warn(warning);
     if (loaded.file) log.info(`config file ${loaded.file}`);
-    let server;
+    // Signals are caught from the start: one that arrives while the server starts stops it once started.
+    let server: Webtalk | undefined;
+    let requested: string | undefined;
+    const stop = async (signal: string) => {
+      if (!server) return void (requested = signal);
+      log.info(`${signal}: shutting down`);
+      await server.stop();
+      process.exit(0);
+    };
+    process.once("SIGINT", () => void stop("SIGINT"));
+    process.once("SIGTERM", () => void stop("SIGTERM"));
     try {
       server = await startServer(loaded.config, log);
     } catch (error) {
@@ -33,13 +43,7 @@ export const serveCommand = defineCommand({
       if (error instanceof StateOpenError) return fail(2, error.message);
       throw error;
     }
-    const stop = async (signal: string) => {
-      log.info(`${signal}: shutting down`);
-      await server.stop();
-      process.exit(0);
-    };
-    process.once("SIGINT", () => void stop("SIGINT"));
-    process.once("SIGTERM", () => void stop("SIGTERM"));
+    if (requested) await stop(requested);
   },
 });
 

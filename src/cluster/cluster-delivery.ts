@@ -12,6 +12,8 @@ export interface ClusterOptions {
   prefix: string;
   presence: RedisPresence;
   local: LocalDelivery;
+  /** Where each user's channels are kept, to resync this node's browsers after an outage. */
+  channelsOf: (user: number) => Promise<number[]>;
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
@@ -34,11 +36,12 @@ export class ClusterDelivery implements Delivery {
   }
 
   async start(): Promise<void> {
-    await this.#o.redis.subscribe(this.#channel, (text) => {
+    const listener = (text: string) => {
       const message = decodeBus(text);
       if (message) this.#apply(message);
       else this.#o.log.warn("ignored a malformed cluster bus message");
-    });
+    };
+    await this.#o.redis.subscribe(this.#channel, listener, () => void this.#resync());
     this.#o.events.relayThrough((payload) => void this.#publish({ k: "e", p: payload }).catch(() => undefined));
   }
 
@@ -97,6 +100,24 @@ export class ClusterDelivery implements Delivery {
   /** The user's browser on this node is gone. */
   released(user: number): void {
     this.#o.presence.release(user).catch(() => undefined);
+  }
+
+  /**
+   * After the bus was down, joins and leaves sent meanwhile never reached this node: make every local
+   * browser follow its channels as Redis has them again.
+   */
+  async #resync(): Promise<void> {
+    const { local, channelsOf, log } = this.#o;
+    let synced = 0;
+    for (const user of [...local.users()]) {
+      try {
+        local.follow(user, await channelsOf(user));
+        synced++;
+      } catch (error) {
+        log.warn(`could not resync user ${user}'s channels: ${(error as Error).message}`);
+      }
+    }
+    log.info(`cluster bus back: resynced the channels of ${synced} local browser(s)`);
   }
 
   #publish(message: BusMessage): Promise<void> {

@@ -2,10 +2,12 @@
 // its default and its --help line. Parsers throw a message naming what was expected.
 
 import { parseAddress, type Address } from "./address.ts";
+import { flag, oneOf, origins, seconds, wholeNumber } from "./parse.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
 export type DataSync = "full" | "normal";
+export type LogFormat = "pretty" | "json";
 
 export interface Config {
   public: Address;
@@ -50,6 +52,9 @@ export interface Config {
   data: string;
   /** When a write reaches the disk: before each `[ok]` (full), or at WAL checkpoints (normal). */
   dataSync: DataSync;
+  logFormat: LogFormat;
+  /** Where /healthz and /metrics are served, or "off". */
+  admin: Address | "off";
 }
 
 export type RawValue = string | number | boolean;
@@ -58,8 +63,8 @@ export interface Setting<K extends keyof Config = keyof Config> {
   key: K;
   /** The long flag, without dashes; the variable is WEBTALK_ + its upper-snake form. */
   flag: string;
-  /** Keys accepted in the JSON config file (the original's `Public`/`Private` first). */
-  fileKeys: string[];
+  /** Keys accepted in the JSON config file: the key capitalised (the original's `Public`, `Private`) or as is. */
+  readonly fileKeys: readonly string[];
   default: Config[K];
   valueHint: string;
   description: string;
@@ -74,7 +79,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "public",
     flag: "public",
-    fileKeys: ["Public", "public"],
     default: { host: "0.0.0.0", port: 12345 },
     valueHint: "HOST:PORT",
     description: "WebSocket address browsers connect to (port 0 picks a free port)",
@@ -83,7 +87,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "private",
     flag: "private",
-    fileKeys: ["Private", "private"],
     default: { host: "127.0.0.1", port: 12344 },
     valueHint: "HOST:PORT",
     description: "control address backends connect to; loopback by default, it has no authentication",
@@ -92,7 +95,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "path",
     flag: "path",
-    fileKeys: ["Path", "path"],
     default: "/webtalk",
     valueHint: "PATH",
     description: "URL path of the WebSocket endpoint",
@@ -105,7 +107,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "queue",
     flag: "queue",
-    fileKeys: ["Queue", "queue"],
     default: 1000,
     valueHint: "COUNT",
     description: "messages held per offline user; past it the oldest is dropped",
@@ -114,7 +115,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "loginTimeout",
     flag: "login-timeout",
-    fileKeys: ["LoginTimeout", "loginTimeout"],
     default: 10,
     valueHint: "SECONDS",
     description: "seconds a browser has to log in before it is closed with 4003",
@@ -123,7 +123,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "duplicate",
     flag: "duplicate",
-    fileKeys: ["Duplicate", "duplicate"],
     default: "replace",
     valueHint: "replace|reject",
     description: "a second login for a connected user replaces the first, or is rejected",
@@ -132,7 +131,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "upstream",
     flag: "upstream",
-    fileKeys: ["Upstream", "upstream"],
     default: false,
     valueHint: "",
     boolean: true,
@@ -142,7 +140,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxMessage",
     flag: "max-message",
-    fileKeys: ["MaxMessage", "maxMessage"],
     default: 4096,
     valueHint: "BYTES",
     description: "largest message a browser may send; larger closes it with 1009",
@@ -151,7 +148,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "listenerBuffer",
     flag: "listener-buffer",
-    fileKeys: ["ListenerBuffer", "listenerBuffer"],
     default: 8 << 20,
     valueHint: "BYTES",
     description: "unsent event bytes a [listen] connection may accumulate before it is disconnected",
@@ -160,7 +156,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "secret",
     flag: "secret",
-    fileKeys: ["Secret", "secret"],
     default: "",
     valueHint: "SECRET",
     description: "control connections must first send [auth] SECRET (unset: none, and the control port should stay on loopback)",
@@ -169,7 +164,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "tlsCert",
     flag: "tls-cert",
-    fileKeys: ["TlsCert", "tlsCert"],
     default: "",
     valueHint: "FILE",
     description: "PEM certificate: with --tls-key, the public port serves wss:// and https://",
@@ -178,7 +172,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "tlsKey",
     flag: "tls-key",
-    fileKeys: ["TlsKey", "tlsKey"],
     default: "",
     valueHint: "FILE",
     description: "PEM private key for --tls-cert",
@@ -187,7 +180,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "privateTls",
     flag: "private-tls",
-    fileKeys: ["PrivateTls", "privateTls"],
     default: false,
     valueHint: "",
     boolean: true,
@@ -197,7 +189,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "origins",
     flag: "origins",
-    fileKeys: ["Origins", "origins"],
     default: [],
     valueHint: "ORIGIN,ORIGIN",
     description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
@@ -206,7 +197,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxConnections",
     flag: "max-connections",
-    fileKeys: ["MaxConnections", "maxConnections"],
     default: 100_000,
     valueHint: "COUNT",
     description: "browsers beyond this many are refused with 503",
@@ -215,7 +205,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxControlConnections",
     flag: "max-control-connections",
-    fileKeys: ["MaxControlConnections", "maxControlConnections"],
     default: 1000,
     valueHint: "COUNT",
     description: "control connections beyond this many are refused",
@@ -224,7 +213,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "backpressure",
     flag: "backpressure",
-    fileKeys: ["Backpressure", "backpressure"],
     default: 4 << 20,
     valueHint: "BYTES",
     description: "bytes queued for a browser that is not reading before it is closed with 4006",
@@ -233,7 +221,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "queueBytes",
     flag: "queue-bytes",
-    fileKeys: ["QueueBytes", "queueBytes"],
     default: 64 << 20,
     valueHint: "BYTES",
     description: "held-message bytes across all users; past it the oldest held messages are dropped",
@@ -242,7 +229,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "shutdownTimeout",
     flag: "shutdown-timeout",
-    fileKeys: ["ShutdownTimeout", "shutdownTimeout"],
     default: 10,
     valueHint: "SECONDS",
     description: "on SIGTERM/SIGINT, time allowed to answer pending commands and close connections",
@@ -251,7 +237,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayCount",
     flag: "replay-count",
-    fileKeys: ["ReplayCount", "replayCount"],
     default: 1000,
     valueHint: "COUNT",
     description: "messages kept per channel and per user for webtalk.v2 browsers to resume from (0: none)",
@@ -260,7 +245,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayAge",
     flag: "replay-age",
-    fileKeys: ["ReplayAge", "replayAge"],
     default: 300,
     valueHint: "SECONDS",
     description: "how long a message stays in the replay window",
@@ -269,7 +253,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayBytes",
     flag: "replay-bytes",
-    fileKeys: ["ReplayBytes", "replayBytes"],
     default: 64 << 20,
     valueHint: "BYTES",
     description: "memory for replay windows across all sources; past it the oldest messages go first",
@@ -278,7 +261,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "redis",
     flag: "redis",
-    fileKeys: ["Redis", "redis"],
     default: "",
     valueHint: "URL",
     description: "run as one node of a cluster: state and fan-out in Redis, e.g. redis://127.0.0.1:6379/0",
@@ -291,7 +273,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "redisPrefix",
     flag: "redis-prefix",
-    fileKeys: ["RedisPrefix", "redisPrefix"],
     default: "webtalk:",
     valueHint: "PREFIX",
     description: "namespace for every Redis key and channel, so deployments can share a Redis",
@@ -304,7 +285,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "lease",
     flag: "lease",
-    fileKeys: ["Lease", "lease"],
     default: 15,
     valueHint: "SECONDS",
     description: "with --redis: how long a dead node's users stay online before they can log in on another node",
@@ -313,7 +293,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "demo",
     flag: "demo",
-    fileKeys: ["Demo", "demo"],
     default: false,
     valueHint: "",
     boolean: true,
@@ -323,7 +302,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "logLevel",
     flag: "log-level",
-    fileKeys: ["LogLevel", "logLevel"],
     default: "info",
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
@@ -332,7 +310,6 @@ export const settings: readonly Setting[] = [
   define({
     key: "data",
     flag: "data",
-    fileKeys: ["Data", "data"],
     default: "",
     shownDefault: "none: in memory, empty at each start",
     valueHint: "FILE",
@@ -348,11 +325,26 @@ export const settings: readonly Setting[] = [
   define({
     key: "dataSync",
     flag: "data-sync",
-    fileKeys: ["DataSync", "dataSync"],
     default: "full",
     valueHint: "full|normal",
     description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
     parse: (raw) => oneOf(raw, ["full", "normal"] as const),
+  }),
+  define({
+    key: "logFormat",
+    flag: "log-format",
+    default: "pretty",
+    valueHint: "pretty|json",
+    description: "log lines for people, or one JSON object per line for log shippers",
+    parse: (raw) => oneOf(raw, ["pretty", "json"] as const),
+  }),
+  define({
+    key: "admin",
+    flag: "admin",
+    default: { host: "127.0.0.1", port: 12346 },
+    valueHint: "HOST:PORT|off",
+    description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
+    parse: (raw) => (raw === false || String(raw) === "off" ? "off" : parseAddress(String(raw))),
   }),
 ];
 
@@ -364,48 +356,7 @@ export function envName(flag: string): string {
   return `WEBTALK_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
-function define<K extends keyof Config>(setting: Setting<K>): Setting {
-  return setting as unknown as Setting;
-}
-
-function wholeNumber(raw: RawValue, min: number, max: number): number {
-  const text = String(raw).trim();
-  if (!/^\d+$/.test(text)) throw new Error(`expected a whole number from ${min} to ${max}`);
-  const value = Number(text);
-  if (value < min || value > max) throw new Error(`expected a whole number from ${min} to ${max}`);
-  return value;
-}
-
-function seconds(raw: RawValue): number {
-  const text = String(raw).trim();
-  const value = Number(text);
-  if (text === "" || !Number.isFinite(value) || value <= 0 || value > 86_400) {
-    throw new Error("expected seconds, a number above 0 and at most 86400");
-  }
-  return value;
-}
-
-function origins(raw: RawValue): string[] {
-  const list = String(raw)
-    .split(",")
-    .map((o) => o.trim())
-    .filter((o) => o !== "");
-  for (const origin of list) {
-    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new Error(`expected origins like https://example.com, got ${origin}`);
-  }
-  return list;
-}
-
-function flag(raw: RawValue): boolean {
-  if (raw === true || raw === false) return raw;
-  const text = String(raw).toLowerCase();
-  if (["1", "true", "yes", "on"].includes(text)) return true;
-  if (["0", "false", "no", "off"].includes(text)) return false;
-  throw new Error("expected true or false");
-}
-
-function oneOf<T extends string>(raw: RawValue, options: readonly T[]): T {
-  const text = String(raw);
-  if (!(options as readonly string[]).includes(text)) throw new Error(`expected one of ${options.join(", ")}`);
-  return text as T;
+function define<K extends keyof Config>(setting: Omit<Setting<K>, "fileKeys">): Setting {
+  const fileKeys = [setting.key[0]!.toUpperCase() + setting.key.slice(1), setting.key];
+  return { ...setting, fileKeys } as unknown as Setting;
 }

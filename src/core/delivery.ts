@@ -38,4 +38,8 @@ export interface LocalDelivery extends Delivery {
   unsubscribe(user: number, channel: number): void;
   disconnect(user: number, reason: CloseReason): void;
   claim(user: number): void;
+  /** Makes the user's browser here follow exactly these channels (a resync after missed bus messages). */
+  follow(user: number, channels: number[]): void;
+  /** The users with a browser connected here. */
+  users(): Iterable<number>;
 }

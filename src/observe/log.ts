@@ -1,7 +1,69 @@
-import { createConsola, LogLevels, type ConsolaInstance } from "consola";
-import type { LogLevel } from "../config/schema.ts";
+import { inspect } from "node:util";
+import { createConsola, LogLevels, type ConsolaInstance, type ConsolaReporter, type LogObject } from "consola";
+import type { LogFormat, LogLevel } from "../config/schema.ts";
 
-/** The process's logger; subsystems take `log.withTag(name)`. Salts and secrets are never logged. */
-export function createLog(level: LogLevel): ConsolaInstance {
+/**
+ * The process's logger; subsystems take `log.withTag(name)`. Salts and secrets are never logged.
+ * `json` writes one object per line for log shippers; plain-object arguments become its fields.
+ */
+export function createLog(level: LogLevel, format: LogFormat = "pretty"): ConsolaInstance {
+  if (format === "json") {
+    // No throttling: consola folds repeated identical lines into one, which a log shipper must not see.
+    return createConsola({ level: LogLevels[level], reporters: [jsonReporter], throttle: 0 });
+  }
   return createConsola({ level: LogLevels[level], formatOptions: { date: true, colors: false } });
+}
+
+/** Errors and warnings go to stderr and the rest to stdout, as in consola's own reporters. */
+const jsonReporter: ConsolaReporter = {
+  log(logObj, { options }) {
+    const stream = logObj.level < 2 ? (options.stderr ?? process.stderr) : (options.stdout ?? process.stdout);
+    stream.write(`${formatJsonLine(logObj)}\n`);
+  },
+};
+
+/**
+ * `{"time":…,"level":…,"tag":…,"message":…, …fields}`: strings (and anything else that is not a
+ * plain object) are joined into the message; plain objects are merged in as fields; an Error
+ * becomes the field `error` with its message and stack. Fields never replace the four keys.
+ */
+export function formatJsonLine(logObj: Pick<LogObject, "date" | "level" | "type" | "tag" | "args">): string {
+  const words: string[] = [];
+  const fields: Record<string, unknown> = {};
+  for (const arg of logObj.args) {
+    if (arg instanceof Error) fields.error = { name: arg.name, message: arg.message, stack: arg.stack };
+    else if (isPlainObject(arg)) Object.assign(fields, arg);
+    else words.push(typeof arg === "string" ? arg : inspect(arg, { breakLength: Infinity }));
+  }
+  const line: Record<string, unknown> = {
+    time: logObj.date.toISOString(),
+    level: levelName(logObj.level, logObj.type),
+    ...(logObj.tag ? { tag: logObj.tag } : {}),
+    message: words.join(" "),
+  };
+  for (const [key, value] of Object.entries(fields)) if (!(key in line)) line[key] = jsonable(value);
+  return JSON.stringify(line);
+}
+
+/** The value itself, or its description when JSON cannot hold it (a BigInt, a cycle). */
+function jsonable(value: unknown): unknown {
+  try {
+    JSON.stringify(value);
+    return value;
+  } catch {
+    return inspect(value, { breakLength: Infinity });
+  }
+}
+
+function levelName(level: number, type: string): string {
+  if (level <= 0) return type === "fatal" ? "fatal" : "error";
+  if (level === 1) return "warn";
+  if (level <= 3) return "info";
+  return level === 4 ? "debug" : "trace";
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== "object") return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }

@@ -1,21 +1,31 @@
+/** How a browser's login ended: accepted, refused (any reason but the two below), second under `--duplicate reject`, or never sent. */
+export type LoginResult = "ok" | "failed" | "duplicate" | "timeout";
+
+export type CommandResult = "ok" | "error";
+
 /**
  * The server's counters and gauges, plain numbers that call sites bump without asking whether anyone
- * reads them. `[stats]` reads them; later the admin endpoint renders them for Prometheus.
+ * reads them. `[stats]` reads them; the admin endpoint renders them for Prometheus (observe/prometheus.ts).
  */
 export class Metrics {
   readonly startedAt = Date.now();
   /** Messages handed to browsers: whispers, shouts (once per online member), held messages at login. */
   delivered = 0;
+  /** Whispers held because the user had no browser connected. */
+  held = 0;
   /** Held messages dropped because a user's queue was full. */
   dropped = 0;
   controlConnections = 0;
   listenersDisconnected = 0;
-  /** Browsers closed with 4006 because they stopped reading. */
+  /** Browsers closed with 4006 because they stopped reading while messages piled up for them. */
   slowConsumersDisconnected = 0;
   /** Messages sent again to v2 browsers that resumed from a position. */
   replayed = 0;
   /** `#gap` notices sent: positions the replay window no longer covered. */
   gaps = 0;
+  readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
+  /** Control commands run, by command name and result. */
+  readonly commands = new LabelledCounter<[command: string, result: CommandResult]>();
 
   /** The node-level counters `[stats]` adds up across a cluster, under their `[stats]` names. */
   counters(listeners: number): Record<string, number> {
@@ -36,4 +46,28 @@ export function sumCounters(all: Record<string, number>[]): Record<string, numbe
   const total: Record<string, number> = {};
   for (const counters of all) for (const [key, value] of Object.entries(counters)) total[key] = (total[key] ?? 0) + value;
   return total;
+}
+
+/**
+ * A counter split by label values. Callers keep the values to a small known set (unknown command
+ * names are counted as "unknown"): every distinct combination is a time series in Prometheus.
+ */
+export class LabelledCounter<L extends string[]> {
+  readonly #series = new Map<string, { labels: L; value: number }>();
+
+  add(...labels: L): void {
+    const key = labels.join("\0");
+    const series = this.#series.get(key);
+    if (series) series.value++;
+    else this.#series.set(key, { labels, value: 1 });
+  }
+
+  get(...labels: L): number {
+    return this.#series.get(labels.join("\0"))?.value ?? 0;
+  }
+
+  /** Every combination counted so far, in the order first seen. */
+  entries(): IterableIterator<{ labels: L; value: number }> {
+    return this.#series.values();
+  }
 }

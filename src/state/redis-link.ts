@@ -19,7 +19,7 @@ export class RedisLink {
   readonly #subscriber: RedisClient;
   readonly #options: RedisLinkOptions;
   readonly #scripts = new Map<string, string>();
-  readonly #subscriptions = new Map<string, (message: string) => void>();
+  readonly #subscriptions = new Map<string, { listener: (message: string) => void; resubscribed?: () => void }>();
   #down = false;
 
   constructor(options: RedisLinkOptions) {
@@ -55,36 +55,36 @@ export class RedisLink {
     }
   }
 
-  /** Runs a Lua script by its SHA, loading it once per connection when Redis does not know it. */
+  /**
+   * Runs a Lua script as one command, in call order with every other command on this link: by its
+   * SHA1 (computed here, so no round trip loads it), or by its text when Redis does not know it yet.
+   */
   async script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
     let sha = this.#scripts.get(lua);
-    if (!sha) {
-      sha = (await this.call("SCRIPT", ["LOAD", lua])) as string;
-      this.#scripts.set(lua, sha);
-    }
+    if (!sha) this.#scripts.set(lua, (sha = new Bun.CryptoHasher("sha1").update(lua).digest("hex")));
     try {
       return await this.call("EVALSHA", [sha, keys.length, ...keys, ...args]);
     } catch (error) {
       if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
-      this.#scripts.delete(lua);
-      return this.script(lua, keys, args);
+      return this.call("EVAL", [lua, keys.length, ...keys, ...args]);
     }
   }
 
   /** Subscribes to a pub/sub channel, again after every reconnect (what was published meanwhile is gone). */
-  async subscribe(channel: string, listener: (message: string) => void): Promise<void> {
-    this.#subscriptions.set(channel, listener);
+  async subscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void> {
+    this.#subscriptions.set(channel, { listener, resubscribed });
     await this.#subscriber.subscribe(channel, listener);
   }
 
   // Bun reconnects but does not resubscribe, and subscribing again would add a second listener:
   // drop the old one first.
   #resubscribe(): void {
-    for (const [channel, listener] of this.#subscriptions) {
+    for (const [channel, { listener, resubscribed }] of this.#subscriptions) {
       this.#subscriber
         .unsubscribe(channel)
         .catch(() => undefined)
         .then(() => this.#subscriber.subscribe(channel, listener))
+        .then(() => resubscribed?.())
         .catch((error: Error) => this.#options.log.warn(`could not resubscribe to ${channel}: ${error.message}`));
     }
   }

@@ -180,6 +180,11 @@ export class RedisState implements State {
     return ((await this.#redis.call("HGET", [this.#k("kv"), key])) as string | null) ?? "";
   }
 
+  /** A PING round trip: /healthz answers 503 while it fails (the link fails fast while Redis is away). */
+  async healthy(): Promise<boolean> {
+    return (await this.#redis.call("PING", [])) === "PONG";
+  }
+
   /** The link is shared with the cluster parts; the composition root closes it. */
   close(): void {}
 

@@ -66,6 +66,13 @@ export interface State {
   /** The stored value, or "" when the key is absent. */
   retrieve(key: string): Maybe<string>;
 
+  /**
+   * Whether the backend can serve calls now (a Redis backend pings Redis). Optional: a backend
+   * without it (memory) is always available. `/healthz` answers 503 while this answers false, throws,
+   * or takes longer than 2 s, so a load balancer stops sending browsers to this instance.
+   */
+  healthy?(): Maybe<boolean>;
+
   close(): Maybe<void>;
 }
 

@@ -1,0 +1,136 @@
+// Choosing and opening the state, the replay log and the browser delivery: in memory, in a SQLite
+// file (--data), or shared by the nodes of a cluster on Redis (--redis).
+
+import type { ConsolaInstance } from "consola";
+import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
+import { RedisPresence } from "./cluster/presence.ts";
+import type { Config } from "./config/schema.ts";
+import type { Delivery, LocalDelivery } from "./core/delivery.ts";
+import type { EventHub } from "./core/events.ts";
+import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.ts";
+import { newSalt } from "./core/secret.ts";
+import { sumCounters, type Metrics } from "./observe/metrics.ts";
+import { MemoryState } from "./state/memory.ts";
+import { RedisLink } from "./state/redis-link.ts";
+import { RedisState } from "./state/redis.ts";
+import { RedisReplay } from "./state/replay-redis.ts";
+import { SqliteReplay } from "./state/replay-sqlite.ts";
+import { openDataFile } from "./state/sqlite-file.ts";
+import { SqliteState } from "./state/sqlite.ts";
+import type { Maybe, State } from "./state/state.ts";
+
+/** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
+export interface Backends {
+  state: State;
+  replay: ReplayLog;
+  delivery: Delivery;
+  counters: () => Maybe<Record<string, number>>;
+  /** Starts what must run once the public server exists (the cluster bus, the node's lease). */
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** In a cluster: told when a login is decided and when a local browser goes away. */
+  sessions?: { settled(user: number): void; released(user: number): void };
+}
+
+export interface BackendParts {
+  config: Config;
+  /** This process's browsers. */
+  local: LocalDelivery;
+  events: EventHub;
+  metrics: Metrics;
+  log: ConsolaInstance;
+}
+
+/** Opens what the config asks for. Throws StateOpenError (a bad data file) or BackendUnavailable (no Redis). */
+export async function openBackends(parts: BackendParts): Promise<Backends> {
+  const { config } = parts;
+  const limits: ReplayLimits = { count: config.replayCount, ageMs: config.replayAge * 1000, bytes: config.replayBytes };
+  if (config.redis) return clusterBackends(parts, limits);
+  return localBackends(parts, limits);
+}
+
+
+/** One process alone: state in memory, or in a SQLite file with --data (StateOpenError when it cannot be used). */
+function localBackends({ config, local, events, metrics, log }: BackendParts, limits: ReplayLimits): Backends {
+  if (!config.data) {
+    const state = new MemoryState({ heldBytes: config.queueBytes });
+    return {
+      state,
+      replay: new MemoryReplay(limits),
+      delivery: local,
+      counters: () => metrics.counters(events.listeners),
+      start: async () => {},
+      close: async () => state.close(),
+    };
+  }
+  const started = performance.now();
+  const db = openDataFile(config.data, { sync: config.dataSync });
+  const state = new SqliteState(db, log.withTag("data"));
+  const replay = new SqliteReplay(db, limits);
+  const { users, channels, held } = state.counts();
+  const ms = (performance.now() - started).toFixed(0);
+  log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);
+  return {
+    state,
+    replay,
+    delivery: local,
+    counters: () => metrics.counters(events.listeners),
+    start: async () => {},
+    close: async () => {
+      replay.close();
+      state.close();
+    },
+  };
+}
+
+async function clusterBackends({ config, local, events, metrics, log }: BackendParts, limits: ReplayLimits): Promise<Backends> {
+  const prefix = config.redisPrefix;
+  const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
+  await redis.open();
+  try {
+    return await clusterOn(redis, prefix, { config, local, events, metrics, log }, limits);
+  } catch (error) {
+    redis.close();
+    throw error;
+  }
+}
+
+async function clusterOn(
+  redis: RedisLink,
+  prefix: string,
+  { config, local, events, metrics, log }: BackendParts,
+  limits: ReplayLimits,
+): Promise<Backends> {
+  const state = await RedisState.open(redis, prefix);
+  const replay = await RedisReplay.open(redis, prefix, limits);
+  const presence = new RedisPresence(redis, prefix, newSalt().slice(0, 12), config.lease * 1000, {
+    users: () => local.users(),
+    stats: () => metrics.counters(events.listeners),
+  });
+  const delivery = new ClusterDelivery({
+    redis,
+    prefix,
+    presence,
+    local,
+    channelsOf: (user) => state.channelsOf(user),
+    events,
+    metrics,
+    log: log.withTag("cluster"),
+  });
+  return {
+    state,
+    replay,
+    delivery,
+    counters: async () => sumCounters(await presence.nodeStats()),
+    sessions: { settled: (user) => delivery.settled(user), released: (user) => delivery.released(user) },
+    async start() {
+      await delivery.start();
+      await presence.start();
+      log.info(`cluster node ${presence.nodeId} on Redis, key prefix ${prefix}`);
+    },
+    async close() {
+      await presence.stop();
+      redis.close();
+    },
+  };
+}

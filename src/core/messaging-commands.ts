@@ -1,0 +1,123 @@
+// The original webtalk's commands: users, channels, whispers, shouts and the key/value store.
+
+import type { ConsolaInstance } from "consola";
+import { CloseCode, errorReply, okReply, Reply } from "../protocol/codes.ts";
+import { parseId } from "../protocol/command.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import type { Maybe, State } from "../state/state.ts";
+import { heldEntry } from "./catch-up.ts";
+import { createLookups, membership, noData, noSuchChannel, ok, withPair, withSplit, type Handler } from "./command-kit.ts";
+import type { Delivery } from "./delivery.ts";
+import { createDropReporter } from "./drop-reporter.ts";
+import { all, then } from "./maybe.ts";
+import { channelStream, userStream, type ReplayLog } from "./replay.ts";
+import { newSalt } from "./secret.ts";
+
+export interface MessagingDeps {
+  state: State;
+  delivery: Delivery;
+  /** Held messages kept per offline user. */
+  heldLimit: number;
+  replay: ReplayLog;
+  metrics: Metrics;
+  log: ConsolaInstance;
+}
+
+export function messagingCommands({ state, delivery, heldLimit, replay, metrics, log }: MessagingDeps): Record<string, Handler> {
+  const reportDrop = createDropReporter(log);
+  const { withUser, withChannel } = createLookups(state);
+
+  const whisper = (user: number, message: string): Maybe<string> => {
+    return then(replay.append(userStream(user), message), (offset) =>
+      then(delivery.isOnline(user), (online) => {
+        if (online) {
+          return then(delivery.toUser(user, message, offset), () => {
+            metrics.delivered++;
+            return ok(Reply.messageSent);
+          });
+        }
+        return then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
+          metrics.held++;
+          if (dropped > 0) {
+            metrics.dropped += dropped;
+            reportDrop(user, dropped);
+          }
+          return ok(Reply.messageQueued);
+        });
+      }),
+    );
+  };
+
+  return {
+    newuser: (data) => {
+      const salt = newSalt();
+      return noData("newuser", data) ?? then(state.createUser(salt), (id) => okReply(`${id}!${salt}`));
+    },
+
+    killuser: (data) =>
+      withUser(data, (user) =>
+        then(state.deleteUser(user), () =>
+          then(replay.drop(userStream(user)), () =>
+            then(delivery.disconnect(user, CloseCode.killed), () => ok(Reply.userKilled)),
+          ),
+        ),
+      ),
+
+    whisper: (data) =>
+      withSplit(data, "ID!MESSAGE", ([id, message]) => withUser(id, (user) => whisper(user, message))),
+
+    newchannel: (data) => noData("newchannel", data) ?? then(state.createChannel(), (id) => okReply(String(id))),
+
+    killchannel: (data) => {
+      const id = parseId(data, "channel ID");
+      if (!id.ok) return errorReply(id.error);
+      return then(state.deleteChannel(id.value), (members) => {
+        if (!members) return noSuchChannel(id.value);
+        return then(replay.drop(channelStream(id.value)), () =>
+          then(all(members.map((user) => delivery.unsubscribe(user, id.value))), () => ok(Reply.channelKilled)),
+        );
+      });
+    },
+
+    shout: (data) =>
+      withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
+        withChannel(id, (channel) =>
+          then(replay.append(channelStream(channel), message), (offset) =>
+            then(delivery.toChannel(channel, message, offset), (recipients) => {
+              metrics.delivered += recipients;
+              return ok(Reply.messageSent);
+            }),
+          ),
+        ),
+      ),
+
+    join: (data) =>
+      withPair(data, ([channel, user]) =>
+        then(state.join(channel, user), (result) =>
+          then(result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
+            membership(result, channel, user, Reply.userJoined),
+          ),
+        ),
+      ),
+
+    leave: (data) =>
+      withPair(data, ([channel, user]) =>
+        then(state.leave(channel, user), (result) =>
+          then(result === "ok" ? delivery.unsubscribe(user, channel) : undefined, () =>
+            membership(result, channel, user, Reply.userLeft),
+          ),
+        ),
+      ),
+
+    store: (data) =>
+      withSplit(data, "KEY!VALUE", ([key, value]) => {
+        if (key.length === 0) return errorReply("empty key");
+        return then(state.store(key, value), () => ok(`stored ${key}`));
+      }),
+
+    clear: (data) => (data.length === 0 ? errorReply("empty key") : then(state.clear(data), () => ok(`cleared ${data}`))),
+
+    retrieve: (data) => (data.length === 0 ? errorReply("empty key") : then(state.retrieve(data), (value) => ok(value))),
+
+  };
+}

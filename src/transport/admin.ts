@@ -1,0 +1,42 @@
+import type { Server } from "bun";
+import type { ConsolaInstance } from "consola";
+import type { Health } from "../observe/health.ts";
+import { CONTENT_TYPE } from "../observe/prometheus.ts";
+
+export interface AdminOptions {
+  hostname: string;
+  port: number;
+  health: () => Promise<Health>;
+  /** The Prometheus text exposition of one scrape. */
+  metrics: () => Promise<string>;
+  log: ConsolaInstance;
+}
+
+/** The operator's HTTP side, on its own address: `GET /healthz` and `GET /metrics`, nothing else. */
+export function serveAdmin({ hostname, port, health, metrics, log }: AdminOptions): Server<undefined> {
+  const routes: Record<string, () => Promise<Response>> = {
+    "/healthz": async () => {
+      const body = await health();
+      return Response.json(body, { status: body.status === "ok" ? 200 : 503, headers: NO_STORE });
+    },
+    "/metrics": async () => new Response(await metrics(), { headers: { "Content-Type": CONTENT_TYPE, ...NO_STORE } }),
+  };
+  return Bun.serve({
+    hostname,
+    port,
+    async fetch(request) {
+      const route = routes[new URL(request.url).pathname];
+      if (!route) return new Response("not found: try /healthz or /metrics\n", { status: 404 });
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return new Response("method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD" } });
+      }
+      return route();
+    },
+    error(error) {
+      log.error(`admin request failed:`, error);
+      return new Response("internal error\n", { status: 500 });
+    },
+  });
+}
+
+const NO_STORE = { "Cache-Control": "no-store" };

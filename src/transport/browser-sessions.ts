@@ -1,0 +1,190 @@
+import type { Server, ServerWebSocket } from "bun";
+import type { ConsolaInstance } from "consola";
+import type { LocalDelivery } from "../core/delivery.ts";
+import type { EventHub } from "../core/events.ts";
+import type { LoginDecision } from "../core/login.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
+import { numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import { createWatchdog } from "./watchdog.ts";
+
+/** Per-browser data, typed and set at upgrade. */
+export interface Peer {
+  phase: "pending" | "verifying" | "live" | "closing";
+  user: number;
+  deadline: number;
+  /** Chose the `webtalk.v2` subprotocol: numbered messages, notices, resumable. */
+  v2: boolean;
+}
+
+export type Browser = ServerWebSocket<Peer>;
+
+export interface SessionOptions {
+  /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
+  backpressure: number;
+  events: EventHub;
+  metrics: Metrics;
+  log: ConsolaInstance;
+  /** Told when a login is decided (admitted or not) and when a user's browser here goes away. */
+  hooks?: { settled(user: number): void; released(user: number): void };
+}
+
+/**
+ * The logged-in browsers of this process, one per user, and the Delivery that reaches them through
+ * Bun's native topics: `u<ID>`/`c<ID>` for plain browsers, `U<ID>`/`C<ID>` for webtalk.v2 ones.
+ */
+export function createBrowserSessions(server: () => Server<Peer>, options: SessionOptions) {
+  const { events, metrics, log } = options;
+  const hooks = options.hooks;
+  const sessions = new Map<number, Browser>();
+
+  const watchdog = createWatchdog(
+    () => sessions.values(),
+    options.backpressure,
+    (ws, buffered) => {
+      metrics.slowConsumersDisconnected++;
+      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`);
+      release(ws.data.user, ws, CloseCode.slowConsumer);
+    },
+  );
+
+  /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
+  const retire = (user: number, ws: Browser, reason: CloseReason): void => {
+    sessions.delete(user);
+    events.emit(Event.offline(user));
+    close(ws, reason);
+  };
+
+  /**
+   * Ends it, and the user is no longer online on this node. The cluster hears of it before the event
+   * is raised, so a backend that hears `[offline]` and asks `[online]` gets 0.
+   */
+  const release = (user: number, ws: Browser, reason: CloseReason): void => {
+    hooks?.released(user);
+    retire(user, ws, reason);
+  };
+
+  /** Carries out a login decision for a browser that sent its credentials. */
+  const admit = (ws: Browser, decision: LoginDecision): void => {
+    try {
+      enter(ws, decision);
+    } finally {
+      if (decision.ok) hooks?.settled(decision.user);
+    }
+  };
+
+  const enter = (ws: Browser, decision: LoginDecision): void => {
+    if (!decision.ok) {
+      // Counted unless the browser was closed meanwhile: it left, or broke the rules and was counted then.
+      if (ws.data.phase === "verifying") metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
+      log.debug(`browser ${ws.remoteAddress}: login refused (${decision.why})`);
+      const reason = decision.why === "duplicate" ? CloseCode.replaced : CloseCode.loginFailed;
+      return close(ws, reason);
+    }
+    const { user } = decision;
+    if (ws.data.phase !== "verifying") {
+      log.debug(`user ${user}: browser left during login`);
+      hooks?.released(user);
+      return;
+    }
+    metrics.logins.ok++;
+    const older = sessions.get(user);
+    if (older) {
+      log.debug(`user ${user}: newer login replaces the connected browser`);
+      retire(user, older, CloseCode.replaced);
+    }
+    ws.data.phase = "live";
+    ws.data.user = user;
+    sessions.set(user, ws);
+    // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it.
+    const { catchUp } = decision;
+    for (const message of catchUp.messages) watchdog.observe(ws.send(message));
+    metrics.delivered += catchUp.messages.length;
+    metrics.replayed += catchUp.replayed;
+    metrics.gaps += catchUp.gaps.length;
+    const { v2 } = ws.data;
+    ws.subscribe(userTopic(user, v2));
+    for (const channel of decision.channels) ws.subscribe(channelTopic(channel, v2));
+    events.emit(Event.online(user));
+    for (const source of catchUp.gaps) events.emit(Event.gap(user, source));
+    log.debug(`user ${user}: logged in`);
+  };
+
+  const delivery: LocalDelivery = {
+    isOnline: (user) => sessions.has(user),
+    onlineCount: () => sessions.size,
+    onlineIn: (channel) =>
+      server().subscriberCount(channelTopic(channel, false)) + server().subscriberCount(channelTopic(channel, true)),
+    toUser(user, message, offset) {
+      const ws = sessions.get(user);
+      if (!ws) return;
+      const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
+      watchdog.observe(server().publish(userTopic(user, ws.data.v2), text));
+    },
+    toChannel(channel, message, offset) {
+      // Each protocol has its own topic: the v2 prefix is built once per message, never per subscriber.
+      const plain = server().subscriberCount(channelTopic(channel, false));
+      const resumable = server().subscriberCount(channelTopic(channel, true));
+      if (plain > 0) watchdog.observe(server().publish(channelTopic(channel, false), message));
+      if (resumable > 0) watchdog.observe(server().publish(channelTopic(channel, true), numbered(String(channel), offset, message)));
+      return plain + resumable;
+    },
+    subscribe(user, channel) {
+      const ws = sessions.get(user);
+      ws?.subscribe(channelTopic(channel, ws.data.v2));
+    },
+    unsubscribe(user, channel) {
+      const ws = sessions.get(user);
+      ws?.unsubscribe(channelTopic(channel, ws.data.v2));
+    },
+    disconnect(user, reason) {
+      const ws = sessions.get(user);
+      if (ws) release(user, ws, reason);
+    },
+    // One node: the session map is the whole truth, and admit() replaces a local browser itself.
+    claim: () => undefined,
+    follow(user, channels) {
+      const ws = sessions.get(user);
+      if (!ws) return;
+      const wanted = new Set(channels.map((channel) => channelTopic(channel, ws.data.v2)));
+      for (const topic of ws.subscriptions) if (isChannelTopic(topic) && !wanted.has(topic)) ws.unsubscribe(topic);
+      for (const topic of wanted) ws.subscribe(topic);
+    },
+    users: () => sessions.keys(),
+  };
+
+  /** A live browser went away by itself. */
+  const ended = (ws: Browser): boolean => {
+    const { user } = ws.data;
+    if (ws.data.phase !== "live" || sessions.get(user) !== ws) return false;
+    sessions.delete(user);
+    hooks?.released(user);
+    events.emit(Event.offline(user));
+    log.debug(`user ${user}: browser disconnected`);
+    return true;
+  };
+
+  /** Closes every logged-in browser with `reason`. */
+  const closeAll = (reason: CloseReason): void => {
+    for (const [user, ws] of sessions) release(user, ws, reason);
+  };
+
+  return { delivery, admit, ended, closeAll };
+}
+
+export function close(ws: Browser, reason: CloseReason): void {
+  ws.data.phase = "closing";
+  ws.close(reason.code, reason.reason);
+}
+
+function userTopic(user: number, v2: boolean): string {
+  return v2 ? `U${user}` : `u${user}`;
+}
+
+function channelTopic(channel: number, v2: boolean): string {
+  return v2 ? `C${channel}` : `c${channel}`;
+}
+
+function isChannelTopic(topic: string): boolean {
+  return topic.startsWith("c") || topic.startsWith("C");
+}
