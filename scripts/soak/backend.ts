@@ -4,13 +4,11 @@
 // each reply the backend knows exactly which of its browsers the server counted online, hence exactly
 // who a whisper or shout reached, and what every reply must say.
 
-import { encodeFrames, FrameDecoder } from "../../src/protocol/frame.ts";
-import { within } from "../../test/helpers.ts";
 import type { Random } from "../../test/random.ts";
-import { RawConnection } from "../../test/raw.ts";
 import type { Problems } from "./problems.ts";
 import { closeProblem, finished, SoakUser, type Session, type SessionEnd } from "./users.ts";
 import { messageKey, messageText, verifyUser, type Verdict } from "./verify.ts";
+import { Wire } from "./wire.ts";
 
 /** Opens and closes browser sessions (in worker processes); `onEnd` gets the worker's report. */
 export interface Browsers {
@@ -34,11 +32,6 @@ export interface BackendOptions {
   problems: Problems;
 }
 
-interface Pending {
-  payload: string;
-  onReply: (reply: string) => void;
-}
-
 /** Whispers held for one offline user, at most: the server's --queue (default 1000) is never reached. */
 const HELD_CAP = 200;
 const REPLY_WAIT_MS = 20_000;
@@ -52,12 +45,7 @@ export class Backend {
   readonly done = { sessions: 0, left: 0, kicks: 0, kills: 0, heldAtLogin: 0 };
   #o: BackendOptions;
   #r: Random;
-  #conn!: RawConnection;
-  #decoder = new FrameDecoder();
-  #text = new TextDecoder();
-  #pending: Pending[] = [];
-  #outbox: string[] = [];
-  #tick = Promise.withResolvers<void>();
+  #wire!: Wire;
   /** Users commands may still name (not doomed), for random picks. */
   #choosable: SoakUser[] = [];
   #idle = new Set<SoakUser>();
@@ -75,11 +63,12 @@ export class Backend {
   /** Connects, listens, makes the users and channels, and opens a browser for every user. */
   static async start(options: BackendOptions): Promise<Backend> {
     const b = new Backend(options);
-    b.#conn = await RawConnection.open(options.privatePort, (chunk) => b.#received(chunk));
+    const stray = (text: string) => options.problems.add(`a reply to no command: ${text.slice(0, 80)}`);
+    b.#wire = await Wire.open(options.privatePort, `backend ${options.index}`, (text) => b.#event(text), stray);
     b.#send("[listen]", (reply) => b.#expect("[listen]", reply, "[ok] listening"));
     for (let i = 0; i < options.channels; i++) b.#newChannel();
     for (let i = 0; i < options.users; i++) b.#newUser();
-    await b.#until(() => b.#pending.length === 0, "setup replies", REPLY_WAIT_MS);
+    await b.#wire.until(() => b.#wire.pending === 0, "setup replies", REPLY_WAIT_MS);
     return b;
   }
 
@@ -88,14 +77,14 @@ export class Backend {
     const started = Date.now();
     let issued = 0;
     while (Date.now() < until) {
-      if (this.#pending.length >= this.#o.window) await within(this.#tick.promise, "replies", REPLY_WAIT_MS);
+      if (this.#wire.pending >= this.#o.window) await this.#wire.changed(REPLY_WAIT_MS);
       else if (this.#o.rate > 0 && issued >= (this.#o.rate * (Date.now() - started)) / 1000) await Bun.sleep(2);
       else {
         this.#step();
         issued++;
       }
     }
-    await this.#until(() => this.#pending.length === 0, "the last replies", REPLY_WAIT_MS);
+    await this.#wire.until(() => this.#wire.pending === 0, "the last replies", REPLY_WAIT_MS);
   }
 
   /** Every live user online with a browser that stays: idle ones reconnect, leaving ones come back. */
@@ -103,7 +92,8 @@ export class Backend {
     this.#reconnectAll = true;
     for (const user of this.#idle) this.#connect(user);
     this.#idle.clear();
-    await this.#until(() => [...this.users.values()].every((u) => !u.alive || (u.online && !u.session!.closedByClient)), "every browser online", ms);
+    const back = (u: SoakUser) => !u.alive || (u.online && !u.session!.closedByClient);
+    await this.#wire.until(() => [...this.users.values()].every(back), "every browser online", ms);
     this.#reconnectAll = false;
   }
 
@@ -113,7 +103,7 @@ export class Backend {
       this.#count(channel);
       this.#membersOf(channel);
     }
-    await this.#until(() => this.#pending.length === 0, "channel checks", REPLY_WAIT_MS);
+    await this.#wire.until(() => this.#wire.pending === 0, "channel checks", REPLY_WAIT_MS);
   }
 
   /** Kills every user (their browsers close with 4004) and every channel, and waits for every session to end. */
@@ -122,8 +112,8 @@ export class Backend {
     for (const channel of this.#channels) {
       this.#send(`[killchannel] ${channel}`, (reply) => this.#expect(`[killchannel] ${channel}`, reply, "[ok] channel killed"));
     }
-    await this.#until(() => this.#pending.length === 0, "kill replies", REPLY_WAIT_MS);
-    await this.#until(() => [...this.users.values()].every((u) => u.sessions.every(finished)), "every session to end", ms);
+    await this.#wire.until(() => this.#wire.pending === 0, "kill replies", REPLY_WAIT_MS);
+    await this.#wire.until(() => [...this.users.values()].every((u) => u.sessions.every(finished)), "every session to end", ms);
   }
 
   /** Adds this backend's users to `verdict`, and reports wrong close codes. */
@@ -140,7 +130,7 @@ export class Backend {
   }
 
   close(): void {
-    this.#conn.end();
+    this.#wire.close();
   }
 
   // ---- random commands ----
@@ -317,8 +307,17 @@ export class Backend {
     session.id = this.#o.browsers.open(user.id, user.token, (end) => {
       session.end = end;
       this.#settled(user, session);
-      this.#wake();
+      this.#wire.wake();
     });
+  }
+
+  #send(payload: string, onReply: (reply: string) => void): void {
+    this.commands++;
+    this.#wire.send(payload, onReply);
+  }
+
+  #expect(payload: string, reply: string, expected: string): void {
+    if (reply !== expected) this.#o.problems.add(`${payload.slice(0, 60)} answered ${reply.slice(0, 80)}, expected ${expected.slice(0, 80)}`);
   }
 
   #message(): [number, string] {
@@ -328,33 +327,7 @@ export class Backend {
     return [messageKey(this.#o.index, this.#seq), messageText(this.#o.index, this.#seq, padding)];
   }
 
-  // ---- the connection ----
-
-  #send(payload: string, onReply: (reply: string) => void): void {
-    this.commands++;
-    this.#pending.push({ payload, onReply });
-    this.#outbox.push(payload);
-    // Commands issued in one turn of the event loop leave in one write.
-    if (this.#outbox.length === 1) queueMicrotask(() => this.#flush());
-  }
-
-  #flush(): void {
-    const batch = this.#outbox;
-    this.#outbox = [];
-    this.#conn.write(encodeFrames(batch));
-  }
-
-  #received(chunk: Uint8Array): void {
-    for (const frame of this.#decoder.push(chunk)) {
-      const text = frame.kind === "payload" ? this.#text.decode(frame.bytes) : `<${frame.kind}>`;
-      if (text.startsWith("[ok]") || text.startsWith("[error]")) {
-        const command = this.#pending.shift();
-        if (command) command.onReply(text);
-        else this.#o.problems.add(`a reply to no command: ${text.slice(0, 80)}`);
-      } else this.#event(text);
-    }
-    this.#wake();
-  }
+  // ---- events ----
 
   #event(text: string): void {
     const match = /^\[(online|offline)\] (\d+)$/.exec(text);
@@ -374,22 +347,4 @@ export class Backend {
     else this.#idle.add(user);
   }
 
-  #expect(payload: string, reply: string, expected: string): void {
-    if (reply !== expected) this.#o.problems.add(`${payload.slice(0, 60)} answered ${reply.slice(0, 80)}, expected ${expected.slice(0, 80)}`);
-  }
-
-  #wake(): void {
-    const tick = this.#tick;
-    this.#tick = Promise.withResolvers<void>();
-    tick.resolve();
-  }
-
-  /** Waits, on replies and reports rather than on a clock, until `condition` holds; fails after `ms`. */
-  async #until(condition: () => boolean, what: string, ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!condition()) {
-      if (this.#conn.isClosed) throw new Error(`backend ${this.#o.index}: the control connection closed while waiting for ${what}`);
-      await within(this.#tick.promise, `backend ${this.#o.index}: ${what}`, Math.max(1, deadline - Date.now()));
-    }
-  }
 }
