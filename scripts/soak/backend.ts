@@ -6,7 +6,7 @@
 
 import type { Random } from "../../test/random.ts";
 import type { Problems } from "./problems.ts";
-import { closeProblem, finished, SoakUser, type Session, type SessionEnd } from "./users.ts";
+import { closeProblem, describeSession, finished, SoakUser, type Session, type SessionEnd } from "./users.ts";
 import { messageKey, messageText, verifyUser, type Verdict } from "./verify.ts";
 import { Wire } from "./wire.ts";
 
@@ -113,7 +113,12 @@ export class Backend {
       this.#send(`[killchannel] ${channel}`, (reply) => this.#expect(`[killchannel] ${channel}`, reply, "[ok] channel killed"));
     }
     await this.#wire.until(() => this.#wire.pending === 0, "kill replies", REPLY_WAIT_MS);
-    await this.#wire.until(() => [...this.users.values()].every((u) => u.sessions.every(finished)), "every session to end", ms);
+    try {
+      await this.#wire.until(() => [...this.users.values()].every((u) => u.sessions.every(finished)), "every session to end", ms);
+    } catch (error) {
+      const stuck = [...this.users.values()].flatMap((u) => u.sessions.filter((s) => !finished(s)).map((s) => describeSession(u, s)));
+      throw new Error(`${(error as Error).message}; ${stuck.length} unfinished, e.g. ${stuck.slice(0, 3).join("; ")}`);
+    }
   }
 
   /** Adds this backend's users to `verdict`, and reports wrong close codes. */

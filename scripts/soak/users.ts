@@ -116,6 +116,14 @@ export function finished(s: Session): boolean {
   return s.online ? s.offline : !admitted;
 }
 
+/** A session's state in a few words, for a run that got stuck on it. */
+export function describeSession(user: SoakUser, s: Session): string {
+  const server = s.online ? (s.offline ? "online then offline" : "online") : "never online";
+  const browser = s.end ? `closed ${s.end.code}${s.end.opened ? "" : " before opening"}` : "still open";
+  const how = [s.closedByClient && "left by itself", s.expectedCode && `expected ${s.expectedCode}`, !user.alive && "user killed"].filter(Boolean);
+  return `session ${s.id} of user ${user.id}: server says ${server}, browser ${browser}${how.length > 0 ? ` (${how.join(", ")})` : ""}`;
+}
+
 /** Why an ended session's close code is wrong, if it is. */
 export function closeProblem(s: Session): string | undefined {
   const end = s.end;
