@@ -4,6 +4,7 @@ import type { Socket } from "bun";
 import { afterAll, beforeAll } from "bun:test";
 import { createLog } from "../src/observe/log.ts";
 import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
+import { WriteQueue } from "../src/transport/write-queue.ts";
 import { settings, type Config } from "../src/config/schema.ts";
 import { startServer, type Webtalk } from "../src/server.ts";
 
@@ -106,6 +107,7 @@ export class ControlClient {
   readonly replies = new Inbox<string>();
   readonly closed: Promise<void>;
   #decoder = new FrameDecoder();
+  #out = new WriteQueue();
   #socket!: Socket<undefined>;
   #text = new TextDecoder();
 
@@ -130,6 +132,7 @@ export class ControlClient {
               else client.replies.push(`<${frame.kind}>`);
             }
           },
+          drain: (socket) => void client.#out.flush(socket),
           close: () => client.#markClosed(),
           error: () => client.#markClosed(),
         },
@@ -141,7 +144,8 @@ export class ControlClient {
 
   /** Writes raw bytes or text exactly as given. */
   write(data: string | Uint8Array): void {
-    this.#socket.write(data);
+    // Queued: a large write is taken by the kernel in parts, and the rest must follow on drain.
+    this.#out.write(this.#socket, typeof data === "string" ? new TextEncoder().encode(data) : data);
   }
 
   /** Sends one framed payload and waits for its reply. */

@@ -90,6 +90,11 @@ export class ClusterDelivery implements Delivery {
     }
   }
 
+  async unclaim(user: number): Promise<void> {
+    this.#arriving.delete(user);
+    await this.#o.presence.release(user);
+  }
+
   /** The login finished (admitted or not): apply what waited for it. */
   settled(user: number): void {
     const waiting = this.#arriving.get(user);

@@ -25,6 +25,8 @@ export interface Delivery {
    * browser of theirs elsewhere is closed (4002). Called before the held messages are taken.
    */
   claim(user: number): Maybe<void>;
+  /** Undoes a claim whose login was then refused. */
+  unclaim(user: number): Maybe<void>;
 }
 
 /** The browsers of this process, reached without waiting: the public transport's side of Delivery. */
@@ -38,6 +40,7 @@ export interface LocalDelivery extends Delivery {
   unsubscribe(user: number, channel: number): void;
   disconnect(user: number, reason: CloseReason): void;
   claim(user: number): void;
+  unclaim(user: number): void;
   /** Makes the user's browser here follow exactly these channels (a resync after missed bus messages). */
   follow(user: number, channels: number[]): void;
   /** The users with a browser connected here. */

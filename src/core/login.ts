@@ -37,18 +37,23 @@ export function createLogin({ state, delivery, replay, duplicate }: LoginOptions
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
         if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
+        // A kill that lands while the login waits on the state would find no browser to close: once the
+        // user is claimed (what follows about it now waits for the login), check it still exists.
         return then(delivery.claim(user), () =>
-          then(state.channelsOf(user), (channels) =>
-            then(state.takeHeld(user), (held) =>
-              then(resume ? catchUpV2(replay, resume, user, channels, held) : catchUpV1(held), (catchUp) => ({
-                ok: true as const,
-                user,
-                channels,
-                catchUp,
-                replaces: online,
-              })),
-            ),
-          ),
+          then(state.userSalt(user), (still): Maybe<LoginDecision> => {
+            if (still === undefined) return then(delivery.unclaim(user), () => ({ ok: false as const, why: "unknown" as const }));
+            return then(state.channelsOf(user), (channels) =>
+              then(state.takeHeld(user), (held) =>
+                then(resume ? catchUpV2(replay, resume, user, channels, held) : catchUpV1(held), (catchUp) => ({
+                  ok: true as const,
+                  user,
+                  channels,
+                  catchUp,
+                  replaces: online,
+                })),
+              ),
+            );
+          }),
         );
       });
     });

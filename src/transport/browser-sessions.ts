@@ -143,6 +143,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     },
     // One node: the session map is the whole truth, and admit() replaces a local browser itself.
     claim: () => undefined,
+    unclaim: () => undefined,
     follow(user, channels) {
       const ws = sessions.get(user);
       if (!ws) return;
