@@ -61,9 +61,9 @@ const listener = Bun.listen<Conn>({
       let out = "";
       let pos = 0;
       while (bytes.length - pos >= 5) {
-        const length = Number(bytes.latin1Slice(pos, pos + 5));
+        const length = Number(bytes.toString("latin1", pos, pos + 5));
         if (bytes.length - pos - 5 < length) break;
-        out += frame(run(bytes.utf8Slice(pos + 5, pos + 5 + length)));
+        out += frame(run(bytes.toString("utf8", pos + 5, pos + 5 + length)));
         pos += 5 + length;
       }
       socket.data.rest = pos < bytes.length ? bytes.subarray(pos) : undefined;
