@@ -19,6 +19,7 @@ const HELP = `bun run bench [flags]
   --no-pin                do not pin the server and the load generator to different cores
   --out DIR               write results.json, results.md and SVG plots there (default docs/bench)
   --update-docs           also rewrite the table in docs/benchmarks.md
+  --profile DIR           run the servers under bun --cpu-prof and keep the profiles in DIR
   --public HOST:PORT --private HOST:PORT --pid PID
                           measure a server that is already running (alone, no limit)
 `;
@@ -35,6 +36,7 @@ const { values } = parseArgs({
     "no-pin": { type: "boolean" },
     out: { type: "string" },
     "update-docs": { type: "boolean" },
+    profile: { type: "string" },
     public: { type: "string" },
     private: { type: "string" },
     pid: { type: "string" },
@@ -58,6 +60,7 @@ const options: BenchOptions = {
   redis: !values["no-redis"] && preset.redis,
   pin: !values["no-pin"],
   targets: targets(),
+  profileDir: values.profile ? resolve(values.profile) : undefined,
   log: (line) => process.stderr.write(`${line}\n`),
 };
 

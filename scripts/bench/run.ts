@@ -42,6 +42,8 @@ export interface BenchOptions {
   concurrency: number;
   redis: boolean;
   pin: boolean;
+  /** When set, servers started here run under `bun --cpu-prof` and write their profiles there. */
+  profileDir?: string;
   /** Servers to compare; by default webtalk and the limit, started here. */
   targets: TargetSpec[];
   log: (line: string) => void;
@@ -91,7 +93,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       for (const n of sizes) {
         for (const spec of order) {
           const into = figures.get(spec.name)!;
-          await withServer(spec, pinning, async (target) => {
+          await withServer(profiled(spec, options.profileDir), pinning, async (target) => {
             log(`round ${round + 1}/${options.rounds}  ${spec.name}  ${n} browsers`);
             const { session, figures: login } = await openSession(target, workers, n, options.concurrency);
             try {
@@ -118,7 +120,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResults> {
       }
       if (options.connections > 0) {
         for (const spec of order) {
-          await withServer(spec, pinning, async (target) => {
+          await withServer(profiled(spec, options.profileDir), pinning, async (target) => {
             log(`round ${round + 1}/${options.rounds}  ${spec.name}  ${options.connections} idle browsers`);
             const { session, figures: login } = await openSession(target, workers, options.connections, options.concurrency);
             await closeSession(session);
@@ -162,6 +164,14 @@ async function withServer(spec: TargetSpec, pinning: boolean, fn: (target: Targe
   } finally {
     await server.stop();
   }
+}
+
+// Runs a server started here under Bun's sampling profiler (markdown and .cpuprofile, written at exit).
+function profiled(spec: TargetSpec, dir: string | undefined): TargetSpec {
+  if (!dir || "external" in spec) return spec;
+  const [bun, ...rest] = spec.command;
+  const flags = ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${dir}`, "--cpu-prof-interval=200"];
+  return { name: spec.name, command: [bun!, ...flags, ...rest] };
 }
 
 function put(into: Figures, prefix: string, figures: Figures): void {
