@@ -5,6 +5,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { renderPlots } from "./bench/plot.ts";
 import { renderReport, updateDocs } from "./bench/report.ts";
+import { full, quick, smoke } from "./bench/presets.ts";
 import { LIMIT, runBench, WEBTALK, type BenchOptions, type TargetSpec } from "./bench/run.ts";
 
 const HELP = `bun run bench [flags]
@@ -77,48 +78,6 @@ if (!values.smoke || values.out) {
 }
 if (values["update-docs"]) updateDocs(resolve(ROOT, "docs/benchmarks.md"), report);
 process.exit(0);
-
-function full(): Omit<BenchOptions, "targets" | "log" | "pin"> {
-  return {
-    sizes: [1000, 5000, 10000],
-    rounds: 5,
-    workers: 4,
-    connections: 18000,
-    deliveries: 4_000_000,
-    window: 200_000,
-    rate: 100,
-    rateSeconds: 3,
-    whisperUsers: 1000,
-    whispers: 300_000,
-    stores: 2_000_000,
-    serial: 10_000,
-    concurrency: 64,
-    redis: true,
-  };
-}
-
-function quick(): Omit<BenchOptions, "targets" | "log" | "pin"> {
-  return { ...full(), rounds: 3, deliveries: 2_000_000, rateSeconds: 2, whispers: 150_000, stores: 1_000_000, serial: 4_000 };
-}
-
-function smoke(): Omit<BenchOptions, "targets" | "log" | "pin"> {
-  return {
-    sizes: [20],
-    rounds: 1,
-    workers: 2,
-    connections: 40,
-    deliveries: 2_000,
-    window: 400,
-    rate: 100,
-    rateSeconds: 0.2,
-    whisperUsers: 20,
-    whispers: 500,
-    stores: 2_000,
-    serial: 50,
-    concurrency: 8,
-    redis: false,
-  };
-}
 
 function targets(): TargetSpec[] {
   if (!values.public && !values.private) return [WEBTALK, LIMIT];
