@@ -14,7 +14,7 @@ const HELP = `bun run bench [flags]
   --smoke                 tiny sizes, one round (seconds): proves the benchmark runs
   --rounds N              alternating rounds per server (default 5)
   --sizes 1000,5000,10000 subscribers for the fan-out scenarios
-  --connections N         idle browsers for the connections scenario (default 18000; 0 skips)
+  --connections N         idle browsers for the connections scenario (default 19000; 0 skips)
   --workers N             load-generator processes (default 4)
   --no-redis              skip Redis even when installed
   --no-pin                do not pin the server and the load generator to different cores

@@ -69,6 +69,7 @@ export class BrowserPool {
           const socket = await Bun.connect<Conn>({
             hostname,
             port: Number(port),
+            ...sourceAddress(hostname, conn.index),
             data: conn,
             socket: {
               open(s) {
@@ -226,6 +227,19 @@ export class BrowserPool {
     this.stats.closed++;
   }
 }
+
+/**
+ * Loopback browsers are spread over several source addresses (127.0.0.2…): every connection to one
+ * server needs its own source port, and past ≈14,000 of them (half the ephemeral range, which Linux
+ * prefers for connect) each connect scans for a free port and logins slow down tenfold. Still only
+ * 127.0.0.0/8. Bun.connect takes `localAddress` although its types do not declare it.
+ */
+function sourceAddress(hostname: string, index: number): object {
+  if (hostname !== "127.0.0.1" && hostname !== "localhost") return {};
+  return { localAddress: `127.0.0.${2 + (index % SOURCE_ADDRESSES)}` };
+}
+
+const SOURCE_ADDRESSES = 8;
 
 function emptyStats(): BrowserStats {
   return { shouts: 0, whispers: 0, others: 0, disorder: 0, gaps: 0, closed: 0, closeCodes: {} };

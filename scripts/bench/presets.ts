@@ -10,7 +10,7 @@ export function full(): Preset {
     sizes: [1000, 5000, 10000],
     rounds: 5,
     workers: 4,
-    connections: 18000,
+    connections: 19000,
     deliveries: 4_000_000,
     window: 200_000,
     rate: 100,
