@@ -130,9 +130,13 @@ export class BrowserPool {
     return min;
   }
 
-  /** Closes every browser and forgets them, so the next server starts from an empty pool. */
+  /**
+   * Resets every browser and forgets them, so the next server starts from an empty pool. A reset,
+   * not a close: 19,000 orderly closes leave 19,000 TIME_WAIT entries for a minute, and with tens of
+   * thousands of them on loopback the next run's logins were five to ten times slower.
+   */
   closeAll(): void {
-    for (const socket of this.#sockets) socket?.end();
+    for (const socket of this.#sockets) socket?.terminate();
     this.#sockets = [];
     this.#conns = [];
     this.stats = emptyStats();
