@@ -143,7 +143,7 @@ function rows(sizes: number[], whisperUsers: number): Row[] {
     { label: "serial round trips: p50 µs", key: "serial.p50Us", unit: "count" },
     { label: "idle logged-in browsers", key: "connections.browsers", unit: "count", target: "≥ 15,000", met: (m) => (m.get("webtalk", "connections.browsers") ?? 0) >= 15_000, bound: "20,000 open files per process" },
     {
-      label: "server RSS per browser",
+      label: "server RSS per logged-in browser",
       key: "connections.rssBytesPerConn",
       unit: "kb",
       target: "≤ 2 KB",

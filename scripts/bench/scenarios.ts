@@ -40,7 +40,7 @@ let nextProbe = 1;
  * first connect until every browser has its handshake done and its login sent (at most a few hundred
  * logins are then still in the server's queue). Then a shout must reach every browser (a login has no
  * reply in the protocol) before the session is ready. RSS per connection counts the server's growth
- * from before the users existed.
+ * from the users' creation to the browsers logged in; RSS per user, from before the users existed.
  */
 export async function openSession(
   target: Target,
@@ -75,7 +75,9 @@ export async function openSession(
       browsers: opened,
       loginsPerSec: opened / ((connected.at - start.at) / 1000),
       cpuUsPerLogin: cpuBetween(start, connected).us / opened,
-      rssBytesPerConn: (settled.rssBytes - before.rssBytes) / opened,
+      // A logged-in browser's cost, from after its user existed; the user's own cost is apart.
+      rssBytesPerConn: (settled.rssBytes - start.rssBytes) / opened,
+      rssBytesPerUser: (start.rssBytes - before.rssBytes) / opened,
       rssBytes: settled.rssBytes,
     },
   };
