@@ -12,7 +12,7 @@ const HELP = `bun run bench [flags]
 
   --quick                 fewer rounds and smaller sizes (about 3 minutes)
   --smoke                 tiny sizes, one round (seconds): proves the benchmark runs
-  --rounds N              alternating rounds per server (default 5)
+  --rounds N              alternating rounds per server (default 7)
   --sizes 1000,5000,10000 subscribers for the fan-out scenarios
   --connections N         idle browsers for the connections scenario (default 19000; 0 skips)
   --workers N             load-generator processes (default 4)
