@@ -11,7 +11,7 @@ export function full(): Preset {
     rounds: 7,
     workers: 4,
     connections: 19000,
-    deliveries: 4_000_000,
+    deliveries: 6_000_000,
     window: 200_000,
     rate: 100,
     rateSeconds: 3,
