@@ -4,6 +4,7 @@ import type { Delivery } from "../core/delivery.ts";
 import type { LoginDecision } from "../core/login.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { Maybe } from "../state/state.ts";
+import { UserTable } from "./user-table.ts";
 
 export interface PublicOptions {
   hostname: string;
@@ -42,7 +43,7 @@ const IDLE_TIMEOUT_S = 60;
 
 /** Starts the WebSocket server. Channels and users are native topics, so fan-out never loops in JS. */
 export function servePublic({ hostname, port, path, loginTimeoutMs, login, log }: PublicOptions): PublicServer {
-  const sessions = new Map<number, Browser>();
+  const sessions = new UserTable<Browser>();
   const pending = new Set<Browser>();
 
   const admit = (ws: Browser, decision: LoginDecision): void => {
