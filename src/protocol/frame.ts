@@ -99,31 +99,22 @@ export class FrameDecoder {
 
 /** Encodes one payload as a frame. Throws when it does not fit: callers check `fitsInFrame` first. */
 export function encodeFrame(payload: string): Uint8Array {
-  const bytes = utf8.encode(payload);
-  if (bytes.length > MAX_PAYLOAD) throw new RangeError(`payload of ${bytes.length} bytes exceeds ${MAX_PAYLOAD}`);
-  const frame = new Uint8Array(HEADER_LENGTH + bytes.length);
-  writeHeader(frame, bytes.length);
-  frame.set(bytes, HEADER_LENGTH);
-  return frame;
+  return encodeFrames([payload]);
 }
 
-/** Encodes many payloads into one buffer, so one socket write carries them all. */
+/**
+ * Encodes many payloads into one buffer, so one socket write carries them all. Each payload is
+ * written straight into place (ASCII by a copy loop, the rest by `encodeInto`): no per-payload
+ * buffers and no views, which made up most of the cost of a reply on the pipelined control path.
+ */
 export function encodeFrames(payloads: readonly string[]): Uint8Array {
-  if (payloads.length === 1) return encodeFrame(payloads[0]!);
-  const parts = payloads.map((p) => utf8.encode(p));
-  let total = 0;
-  for (const part of parts) total += HEADER_LENGTH + part.length;
-  const out = new Uint8Array(total);
+  let capacity = 0;
+  for (let i = 0; i < payloads.length; i++) capacity += HEADER_LENGTH + MAX_UTF8_PER_UNIT * payloads[i]!.length;
+  const out = new Uint8Array(capacity);
   let pos = 0;
-  for (const part of parts) {
-    if (part.length > MAX_PAYLOAD) throw new RangeError(`payload of ${part.length} bytes exceeds ${MAX_PAYLOAD}`);
-    writeHeader(out.subarray(pos), part.length);
-    out.set(part, pos + HEADER_LENGTH);
-    pos += HEADER_LENGTH + part.length;
-  }
-  return out;
+  for (let i = 0; i < payloads.length; i++) pos = writeFrame(out, pos, payloads[i]!);
+  return pos === capacity ? out : out.subarray(0, pos);
 }
-
 /** The UTF-8 length of a string, without allocating. */
 export function byteLength(text: string): number {
   return Buffer.byteLength(text, "utf8");
@@ -136,6 +127,30 @@ export function fitsInFrame(payload: string): boolean {
 
 const utf8 = new TextEncoder();
 const DIGIT_0 = 48;
+/** A UTF-16 unit never takes more than 3 bytes of UTF-8 (a surrogate pair: 4 bytes for 2 units). */
+const MAX_UTF8_PER_UNIT = 3;
+/** Past this many units the native encoder beats a copy loop even for ASCII. */
+const ASCII_LOOP_MAX = 256;
+
+// Writes header and payload at `pos` (room for the worst case is there) and returns the end.
+function writeFrame(out: Uint8Array, pos: number, payload: string): number {
+  const start = pos + HEADER_LENGTH;
+  let length = payload.length <= ASCII_LOOP_MAX ? copyAscii(payload, out, start) : -1;
+  if (length < 0) length = utf8.encodeInto(payload, out.subarray(start)).written;
+  if (length > MAX_PAYLOAD) throw new RangeError(`payload of ${length} bytes exceeds ${MAX_PAYLOAD}`);
+  writeHeader(out, pos, length);
+  return start + length;
+}
+
+// Copies an all-ASCII string byte for byte; -1 at the first other unit (the caller re-encodes it all).
+function copyAscii(text: string, out: Uint8Array, at: number): number {
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0x80) return -1;
+    out[at + i] = unit;
+  }
+  return text.length;
+}
 
 function readHeader(bytes: Uint8Array, pos: number): number {
   let value = 0;
@@ -147,9 +162,9 @@ function readHeader(bytes: Uint8Array, pos: number): number {
   return value;
 }
 
-function writeHeader(target: Uint8Array, length: number): void {
+function writeHeader(target: Uint8Array, pos: number, length: number): void {
   for (let i = HEADER_LENGTH - 1; i >= 0; i--) {
-    target[i] = DIGIT_0 + (length % 10);
+    target[pos + i] = DIGIT_0 + (length % 10);
     length = Math.floor(length / 10);
   }
 }

@@ -6,6 +6,7 @@ import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import { UserTable } from "./user-table.ts";
 import { createWatchdog } from "./watchdog.ts";
 
 /** Per-browser data, typed and set at upgrade. */
@@ -36,7 +37,7 @@ export interface SessionOptions {
 export function createBrowserSessions(server: () => Server<Peer>, options: SessionOptions) {
   const { events, metrics, log } = options;
   const hooks = options.hooks;
-  const sessions = new Map<number, Browser>();
+  const sessions = new UserTable<Browser>();
 
   const watchdog = createWatchdog(
     () => sessions.values(),
