@@ -43,6 +43,7 @@ export class BrowserPool {
   stats: BrowserStats = emptyStats();
   #conns: Conn[] = [];
   #sockets: Socket<Conn>[] = [];
+  #numbered = false;
 
   get size(): number {
     return this.#conns.length;
@@ -52,9 +53,17 @@ export class BrowserPool {
    * Opens one browser per token and sends its login, at most `concurrency` handshakes in flight.
    * Resolves when every one is open and has sent its login (or failed to connect).
    */
-  async connect(url: string, tokens: readonly string[], concurrency: number): Promise<{ opened: number; failed: number }> {
+  async connect(
+    url: string,
+    tokens: readonly string[],
+    concurrency: number,
+    protocol?: string,
+  ): Promise<{ opened: number; failed: number }> {
     const { hostname, port, pathname } = new URL(url);
-    const request = `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    // With webtalk.v2 every message starts `SOURCE:OFFSET!` and notices start `#`: #read skips both.
+    if (protocol) this.#numbered = true;
+    const chosen = protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : "";
+    const request = `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${chosen}\r\n`;
     let opened = 0;
     let failed = 0;
     let nextToken = 0;
@@ -139,6 +148,7 @@ export class BrowserPool {
     for (const socket of this.#sockets) socket?.terminate();
     this.#sockets = [];
     this.#conns = [];
+    this.#numbered = false;
     this.stats = emptyStats();
   }
 
@@ -188,6 +198,14 @@ export class BrowserPool {
       }
       if (end - start < length) break;
       const stop = start + length;
+      if (opcode === 1 && this.#numbered) {
+        if (bytes[start] === 35 /* # */) {
+          pos = stop;
+          continue;
+        }
+        while (start < stop && bytes[start] !== 33 /* ! */) start++;
+        start++;
+      }
       if (opcode === 1) {
         const first = bytes[start]!;
         if (first >= 48 && first <= 57) {

@@ -12,6 +12,11 @@ export interface Target {
   name: string;
   pid: number;
   publicUrl: string;
+  /** Several nodes of one cluster: browsers are spread over these, and every PID's CPU counts. */
+  publicUrls?: string[];
+  pids?: number[];
+  /** A WebSocket subprotocol for the browsers (webtalk.v2). */
+  protocol?: string;
   privateHost: string;
   privatePort: number;
 }
@@ -28,6 +33,11 @@ export interface Session {
 }
 
 export type Figures = Record<string, number>;
+
+/** The server's CPU and memory: one process, or every node of a cluster added up. */
+function sampleServer(target: Target): ProcSample {
+  return target.pids ? sampleMany(target.pids) : sampleProc(target.pid);
+}
 
 const GLOBAL_CHANNEL = 1;
 /** A phase that makes no progress for this long is over: what has not arrived is lost. */
@@ -49,7 +59,7 @@ export async function openSession(
   concurrency: number,
 ): Promise<{ session: Session; figures: Figures }> {
   const ctl = await ControlConnection.open(target.privateHost, target.privatePort);
-  const before = sampleProc(target.pid);
+  const before = sampleServer(target);
   const users: number[] = [];
   const tokens: string[] = [];
   for (let done = 0; done < count; done += 5000) {
@@ -60,14 +70,19 @@ export async function openSession(
       users.push(Number(reply.slice(5, reply.indexOf("!"))));
     }
   }
-  const start = sampleProc(target.pid);
-  const { opened, failed } = await workers.connect(target.publicUrl, tokens, concurrency);
-  const connected = sampleProc(target.pid);
+  const start = sampleServer(target);
+  const urls = target.publicUrls ?? [target.publicUrl];
+  const parts = await Promise.all(
+    urls.map((url, i) => workers.connect(url, tokens.filter((_, j) => j % urls.length === i), concurrency, target.protocol)),
+  );
+  const opened = parts.reduce((sum, p) => sum + p.opened, 0);
+  const failed = parts.reduce((sum, p) => sum + p.failed, 0);
+  const connected = sampleServer(target);
   if (failed > 0) throw new Error(`${failed} of ${count} browsers could not connect to ${target.name}`);
   await untilAllProbed(ctl, workers, opened, 30_000 + count * 2);
   // Let the allocator and the collector settle before reading memory.
   await Bun.sleep(500);
-  const settled = sampleProc(target.pid);
+  const settled = sampleServer(target);
   const session: Session = { target, ctl, workers, users, clientPids: [...workers.pids, process.pid] };
   return {
     session,
@@ -101,7 +116,7 @@ export async function fanoutBurst(session: Session, deliveries: number, windowDe
   nextSeq += shouts;
   const repliesBefore = ctl.replies;
   await workers.expect(first);
-  const s0 = sampleProc(target.pid);
+  const s0 = sampleServer(target);
   const c0 = sampleMany(session.clientPids);
   let sent = 0;
   const deadline = performance.now() + 120_000;
@@ -121,7 +136,7 @@ export async function fanoutBurst(session: Session, deliveries: number, windowDe
     sent += batch;
   }
   await untilDelivered(workers, () => workers.progress().shouts, shouts * n);
-  const s1 = sampleProc(target.pid);
+  const s1 = sampleServer(target);
   const c1 = sampleMany(session.clientPids);
   await ctl.untilReplies(repliesBefore + shouts, 10_000);
   const { stats, latency } = await workers.collect();
@@ -142,7 +157,7 @@ export async function fanoutRate(session: Session, rate: number, seconds: number
   const first = nextSeq;
   nextSeq += shouts;
   await workers.expect(first);
-  const s0 = sampleProc(target.pid);
+  const s0 = sampleServer(target);
   const c0 = sampleMany(session.clientPids);
   const start = performance.now();
   for (let i = 0; i < shouts; i++) {
@@ -152,7 +167,7 @@ export async function fanoutRate(session: Session, rate: number, seconds: number
     ctl.write(frames([`[shout] ${GLOBAL_CHANNEL}!${first + i} ${wallUs()}`]));
   }
   await untilDelivered(workers, () => workers.progress().shouts, shouts * n);
-  const s1 = sampleProc(target.pid);
+  const s1 = sampleServer(target);
   const c1 = sampleMany(session.clientPids);
   const { stats, latency } = await workers.collect();
   return { ...deliveryFigures(stats.shouts, shouts * n, s0, s1, c0, c1, latency), shouts };
@@ -163,7 +178,7 @@ export async function whispers(session: Session, count: number): Promise<Figures
   const { ctl, workers, target, users } = session;
   await workers.expect(nextSeq);
   const repliesBefore = ctl.replies;
-  const s0 = sampleProc(target.pid);
+  const s0 = sampleServer(target);
   const c0 = sampleMany(session.clientPids);
   let random = 0x9e3779b9;
   let sent = 0;
@@ -186,7 +201,7 @@ export async function whispers(session: Session, count: number): Promise<Figures
   }
   await ctl.untilReplies(repliesBefore + count, 60_000);
   await untilDelivered(workers, () => workers.progress().whispers, count);
-  const s1 = sampleProc(target.pid);
+  const s1 = sampleServer(target);
   const c1 = sampleMany(session.clientPids);
   const { stats, latency } = await workers.collect();
   const figures = deliveryFigures(stats.whispers, count, s0, s1, c0, c1, latency);
@@ -199,7 +214,7 @@ export async function storesPipelined(session: Session, count: number): Promise<
   const batch = frames(Array.from({ length: 1000 }, (_, i) => `[store] key${i}!value${i}`));
   const repliesBefore = ctl.replies;
   const errorsBefore = ctl.errors;
-  const s0 = sampleProc(target.pid);
+  const s0 = sampleServer(target);
   const c0 = sampleMany(session.clientPids);
   let sent = 0;
   const deadline = performance.now() + 120_000;
@@ -213,7 +228,7 @@ export async function storesPipelined(session: Session, count: number): Promise<
     sent += 1000;
   }
   await ctl.untilReplies(repliesBefore + sent, 60_000);
-  const s1 = sampleProc(target.pid);
+  const s1 = sampleServer(target);
   const c1 = sampleMany(session.clientPids);
   return commandFigures(sent, s0, s1, c0, c1, ctl.errors - errorsBefore);
 }
@@ -224,7 +239,7 @@ export async function storesSerial(session: Session, count: number): Promise<Fig
   const latency = new Histogram();
   const payload = frames(["[store] serial!value"]);
   const errorsBefore = ctl.errors;
-  const s0 = sampleProc(target.pid);
+  const s0 = sampleServer(target);
   const c0 = sampleMany(session.clientPids);
   for (let i = 0; i < count; i++) {
     const t = performance.now();
@@ -233,7 +248,7 @@ export async function storesSerial(session: Session, count: number): Promise<Fig
     await ctl.untilReplies(want, 10_000);
     latency.record((performance.now() - t) * 1000);
   }
-  const s1 = sampleProc(target.pid);
+  const s1 = sampleServer(target);
   const c1 = sampleMany(session.clientPids);
   return {
     ...commandFigures(count, s0, s1, c0, c1, ctl.errors - errorsBefore),

@@ -14,7 +14,7 @@ const send = (message: WorkerReply): void => void process.send?.(message);
 process.on("message", async (request: WorkerRequest) => {
   switch (request.op) {
     case "connect": {
-      const result = await pool.connect(request.url, request.tokens, request.concurrency);
+      const result = await pool.connect(request.url, request.tokens, request.concurrency, request.protocol);
       return send({ id: request.id, ...result });
     }
     case "probed":

@@ -8,7 +8,7 @@ import { pin, track, untrack } from "./processes.ts";
 import { within } from "./within.ts";
 
 export type WorkerRequest =
-  | { op: "connect"; id: number; url: string; tokens: string[]; concurrency: number }
+  | { op: "connect"; id: number; url: string; tokens: string[]; concurrency: number; protocol?: string }
   | { op: "probed"; id: number; k: number }
   | { op: "expect"; id: number; first: number }
   | { op: "collect"; id: number }
@@ -67,11 +67,16 @@ export class Workers {
   }
 
   /** Opens one browser per token, spread evenly over the workers. */
-  async connect(url: string, tokens: readonly string[], concurrency: number): Promise<{ opened: number; failed: number }> {
+  async connect(
+    url: string,
+    tokens: readonly string[],
+    concurrency: number,
+    protocol?: string,
+  ): Promise<{ opened: number; failed: number }> {
     const n = this.#workers.length;
     const replies = await Promise.all(
       this.#workers.map((w, i) =>
-        this.#ask(w, { op: "connect", url, tokens: tokens.filter((_, j) => j % n === i), concurrency }),
+        this.#ask(w, { op: "connect", url, tokens: tokens.filter((_, j) => j % n === i), concurrency, protocol }),
       ),
     );
     return {

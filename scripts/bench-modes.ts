@@ -1,0 +1,270 @@
+// `bun run bench:modes`: what webtalk's modes cost against its plain mode, in one run with alternating
+// rounds: fan-out to webtalk.v2 browsers (numbered messages) and to one and two cluster nodes on
+// Redis, then how fast a v2 browser is replayed what it missed. See docs/benchmarks.md.
+
+import type { Subprocess } from "bun";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { cpuBetween, sampleProc } from "./bench/proc.ts";
+import { canPin, pin, pinSelf, startServerProcess, track, untrack, type ServerProcess } from "./bench/processes.ts";
+import { freePort } from "./bench/redis.ts";
+import { median } from "./bench/report.ts";
+import { closeSession, fanoutBurst, openSession, type Figures, type Target } from "./bench/scenarios.ts";
+import { within } from "./bench/within.ts";
+import { Workers } from "./bench/workers.ts";
+
+const HELP = `bun run bench:modes [flags]
+
+  --smoke            tiny sizes, one round (seconds): proves it runs
+  --rounds N         alternating rounds (default 3)
+  --sizes 1000,5000  subscribers for the fan-out
+  --replay N         messages replayed to one v2 browser (default 50000)
+  --update-docs      rewrite the modes table in docs/benchmarks.md
+`;
+
+const { values } = parseArgs({
+  options: {
+    smoke: { type: "boolean" },
+    rounds: { type: "string" },
+    sizes: { type: "string" },
+    replay: { type: "string" },
+    "update-docs": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+if (values.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+
+const ROOT = resolve(import.meta.dir, "..");
+const MAIN = resolve(ROOT, "src/main.ts");
+const smoke = values.smoke === true;
+const rounds = Number(values.rounds ?? (smoke ? 1 : 3));
+const sizes = (values.sizes ?? (smoke ? "20" : "1000,5000")).split(",").map(Number);
+const deliveries = smoke ? 2_000 : 2_000_000;
+const replayCount = Number(values.replay ?? (smoke ? 200 : 50_000));
+const pinning = !smoke && canPin();
+const SERVER_CORES = "0";
+const CLIENT_CORES = "1";
+const base = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-level", "info", "--admin", "off"];
+
+type Mode = "plain" | "v2" | "cluster, 1 node" | "cluster, 2 nodes";
+const MODES: Mode[] = ["plain", "v2", "cluster, 1 node", "cluster, 2 nodes"];
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+if (pinning) await pinSelf(CLIENT_CORES);
+const redis = Bun.which("redis-server") ? await startRedis() : undefined;
+const workers = await Workers.start(smoke ? 2 : 4, pinning ? CLIENT_CORES : undefined);
+const results: Record<string, Figures[]> = {};
+let replay: Figures[] = [];
+try {
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? MODES : [...MODES].reverse();
+    for (const n of sizes) {
+      for (const mode of order) {
+        if (mode.startsWith("cluster") && !redis) continue;
+        log(`round ${round + 1}/${rounds}  ${mode}  ${n} browsers`);
+        await withMode(mode, round, async (target) => {
+          const { session } = await openSession(target, workers, n, 64);
+          try {
+            await fanoutBurst(session, Math.max(n, deliveries / 10), 200_000);
+            (results[`${mode}.${n}`] ??= []).push(await fanoutBurst(session, deliveries, 200_000));
+          } finally {
+            await closeSession(session);
+          }
+        });
+      }
+    }
+    log(`round ${round + 1}/${rounds}  replay of ${replayCount} messages`);
+    replay.push(await measureReplay(replayCount));
+  }
+} finally {
+  await workers.stop();
+  await redis?.stop();
+}
+
+const report = renderModes();
+process.stdout.write(`${report}\n`);
+if (values["update-docs"]) await updateDocs(report);
+
+/** Starts the servers of one mode (two nodes for the two-node cluster) and measures through them. */
+async function withMode(mode: Mode, round: number, fn: (target: Target) => Promise<void>): Promise<void> {
+  const nodes = mode === "cluster, 2 nodes" ? 2 : 1;
+  const cluster = mode.startsWith("cluster") ? ["--redis", redis!.url, "--redis-prefix", `bench${round}-${Date.now()}:`] : [];
+  const servers: ServerProcess[] = [];
+  try {
+    for (let i = 0; i < nodes; i++) {
+      servers.push(await startServerProcess(`${mode} #${i + 1}`, [process.execPath, MAIN, ...base, ...cluster], pinning ? SERVER_CORES : undefined));
+    }
+    const [first] = servers as [ServerProcess];
+    await fn({
+      ...first,
+      name: mode,
+      publicUrls: servers.map((s) => s.publicUrl),
+      pids: servers.map((s) => s.pid),
+      protocol: mode === "v2" ? "webtalk.v2" : undefined,
+    });
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+}
+
+/** One v2 browser comes back after `count` shouts to its channel: how fast is it replayed them? */
+async function measureReplay(count: number): Promise<Figures> {
+  const server = await startServerProcess(
+    "replay",
+    [process.execPath, MAIN, ...base, "--replay-count", String(count), "--replay-bytes", String(1 << 30)],
+    pinning ? SERVER_CORES : undefined,
+  );
+  try {
+    const ctl = await connectControl(server);
+    const token = (await ctl.call("[newuser]")).slice(5);
+    const first = await openV2(server.publicUrl, token);
+    const epoch = (await first.next()).slice("#epoch ".length);
+    first.ws.close();
+    await first.closed;
+    await ctl.pipelined(Array.from({ length: count }, (_, i) => `[shout] 1!m${i + 1}`));
+    const s0 = sampleProc(server.pid);
+    const started = performance.now();
+    const back = await openV2(server.publicUrl, `${token}!${epoch}!1:0`);
+    await back.count(count + 1); // the epoch notice, then every message
+    const seconds = (performance.now() - started) / 1000;
+    const s1 = sampleProc(server.pid);
+    back.ws.close();
+    ctl.close();
+    return { replayed: count, perSec: count / seconds, cpuUsPer: cpuBetween(s0, s1).us / count, ms: seconds * 1000 };
+  } finally {
+    await server.stop();
+  }
+}
+
+function renderModes(): string {
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)} (${rounds} alternating rounds, medians; min–max in brackets), ` +
+      `${navigator.hardwareConcurrency} cores, Bun ${Bun.version}${pinning ? ", servers on core 0, load generator on core 1" : ""}.`,
+    "",
+    "| fan-out | N | delivered msg/s | server CPU µs per delivery | ratio to plain | p99 ms | lost |",
+    "|---|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const n of sizes) {
+    const plain = med(results[`plain.${n}`], "cpuUsPer");
+    for (const mode of MODES) {
+      const rows = results[`${mode}.${n}`];
+      if (!rows) continue;
+      const cpu = med(rows, "cpuUsPer");
+      lines.push(
+        `| ${mode} | ${n.toLocaleString("en")} | ${fmt(med(rows, "perSec"), 0)} | ${fmt(cpu, 3)} ${range(rows, "cpuUsPer", 3)} | ` +
+          `${fmt(cpu / plain, 2)} | ${fmt(med(rows, "p99Ms"), 1)} | ${rows.reduce((s, r) => s + (r.lost ?? 0), 0)} |`,
+      );
+    }
+  }
+  lines.push(
+    "",
+    "| replay to one `webtalk.v2` browser | messages | messages/s | server CPU µs per message | time |",
+    "|---|--:|--:|--:|--:|",
+    `| resume from offset 0 | ${replayCount.toLocaleString("en")} | ${fmt(med(replay, "perSec"), 0)} ${range(replay, "perSec", 0)} | ${fmt(med(replay, "cpuUsPer"), 2)} | ${fmt(med(replay, "ms"), 0)} ms |`,
+  );
+  return lines.join("\n");
+}
+
+async function updateDocs(report: string): Promise<void> {
+  const path = resolve(ROOT, "docs/benchmarks.md");
+  const doc = await Bun.file(path).text();
+  const start = "<!-- modes:start -->";
+  const end = "<!-- modes:end -->";
+  const block = `${start}\n${report}\n${end}`;
+  const next = doc.includes(start) ? doc.replace(new RegExp(`${start}[\\s\\S]*?${end}`), block) : `${doc.trimEnd()}\n\n${block}\n`;
+  await Bun.write(path, next);
+}
+
+function med(rows: Figures[] | undefined, key: string): number {
+  return median((rows ?? []).map((r) => r[key] ?? Number.NaN));
+}
+
+function range(rows: Figures[], key: string, digits: number): string {
+  if (rows.length < 2) return "";
+  const values = rows.map((r) => r[key] ?? 0);
+  return `[${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)}]`;
+}
+
+function fmt(value: number, digits: number): string {
+  return Number.isFinite(value) ? value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "–";
+}
+
+async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const proc: Subprocess = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  track(proc);
+  // Redis gets the load generator's core: the webtalk nodes alone share the server core.
+  if (pinning) await pin(proc.pid, CLIENT_CORES);
+  await within(
+    (async () => {
+      for (;;) {
+        try {
+          (await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })).end();
+          return;
+        } catch {
+          await Bun.sleep(20);
+        }
+      }
+    })(),
+    "redis-server to start",
+    10_000,
+  );
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      proc.kill("SIGKILL");
+      await proc.exited;
+      untrack(proc);
+    },
+  };
+}
+
+/** A minimal control connection for the replay measurement. */
+async function connectControl(server: ServerProcess) {
+  const { ControlConnection } = await import("./bench/control.ts");
+  const ctl = await ControlConnection.open(server.privateHost, server.privatePort);
+  return {
+    call: async (payload: string) => (await ctl.callMany([payload]))[0]!,
+    pipelined: (payloads: string[]) => ctl.callMany(payloads),
+    close: () => ctl.close(),
+  };
+}
+
+/** A v2 browser (Bun's WebSocket client): counts what arrives, in order. */
+async function openV2(url: string, login: string) {
+  const ws = new WebSocket(url, "webtalk.v2");
+  const queue: string[] = [];
+  let received = 0;
+  let wake: (() => void) | undefined;
+  ws.onmessage = (event) => {
+    received++;
+    if (queue.length < 10) queue.push(String(event.data));
+    wake?.();
+  };
+  const closed = new Promise<void>((done) => (ws.onclose = () => done()));
+  await within(new Promise((done) => (ws.onopen = done)), "a v2 browser to open", 10_000);
+  ws.send(login);
+  const waitFor = async (test: () => boolean, what: string) =>
+    within(
+      (async () => {
+        while (!test()) await new Promise<void>((done) => (wake = done));
+      })(),
+      what,
+      120_000,
+    );
+  return {
+    ws,
+    closed,
+    async next(): Promise<string> {
+      await waitFor(() => queue.length > 0, "a message");
+      return queue.shift()!;
+    },
+    count: (n: number) => waitFor(() => received >= n, `${n} messages`),
+  };
+}
