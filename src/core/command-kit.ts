@@ -16,7 +16,10 @@ export function createLookups(state: State) {
     withUser(data: string, fn: (user: number) => Maybe<string>): Maybe<string> {
       const id = parseId(data, "user ID");
       if (!id.ok) return errorReply(id.error);
-      return then(state.userSalt(id.value), (salt) => (salt === undefined ? noSuchUser(id.value) : fn(id.value)));
+      const user = id.value;
+      const salt = state.userSalt(user);
+      if (salt instanceof Promise) return salt.then((s) => (s === undefined ? noSuchUser(user) : fn(user)));
+      return salt === undefined ? noSuchUser(user) : fn(user);
     },
     withChannel(data: string, fn: (channel: number) => Maybe<string>): Maybe<string> {
       const id = parseId(data, "channel ID");

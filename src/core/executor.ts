@@ -32,33 +32,29 @@ export function createExecutor(options: ExecutorOptions): Execute {
   const handlers: Record<string, Handler> = { ...messagingCommands(options), ...presenceCommands(options) };
   const { metrics } = options;
 
-  const run = (payload: string, session: ControlSession): [name: string, reply: Maybe<string>] => {
+  // Every command is counted once here, by known name only, so the metric's label values stay a small
+  // fixed set. This is the control path's hot loop: no allocation beyond the command's own.
+  return function execute(payload: string, session: ControlSession): Maybe<string> {
     const command = parseCommand(payload);
-    if (!command.ok) return ["unknown", errorReply(command.error)];
+    if (!command.ok) return counted("unknown", errorReply(command.error));
     const { name, data } = command.value;
     const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
-    if (!handler) return ["unknown", errorReply(`unknown command [${name}]`)];
-    return [name, handler(data, session)];
-  };
-
-  return function execute(payload: string, session: ControlSession): Maybe<string> {
-    const [name, reply] = run(payload, session);
-    // Counted once here, by known name only, so the metric's label values stay a small fixed set.
-    if (!(reply instanceof Promise)) {
-      metrics.commands.add(name, resultOf(reply));
-      return reply;
-    }
+    if (!handler) return counted("unknown", errorReply(`unknown command [${name}]`));
+    const reply = handler(data, session);
+    if (!(reply instanceof Promise)) return counted(name, reply);
     return reply.then(
-      (text) => {
-        metrics.commands.add(name, resultOf(text));
-        return text;
-      },
+      (text) => counted(name, text),
       (error: unknown) => {
         metrics.commands.add(name, "error");
         throw error;
       },
     );
   };
+
+  function counted(name: string, reply: string): string {
+    metrics.commands.add(name, resultOf(reply));
+    return reply;
+  }
 }
 
 function resultOf(reply: string): CommandResult {

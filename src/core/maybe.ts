@@ -15,10 +15,11 @@ export function all<T>(values: Maybe<T>[]): Maybe<T[]> {
  * (the transports answer `[error] internal error` or close the login) for a state that fails now,
  * as a full disk makes the SQLite state do, or later.
  */
-export function rejectingThrows<A extends unknown[], R>(fn: (...args: A) => Maybe<R>): (...args: A) => Maybe<R> {
-  return (...args) => {
+export function rejectingThrows<A, B, R>(fn: (a: A, b: B) => Maybe<R>): (a: A, b: B) => Maybe<R> {
+  // Two fixed parameters rather than rest and spread: this wraps every control command.
+  return (a, b) => {
     try {
-      return fn(...args);
+      return fn(a, b);
     } catch (error) {
       return Promise.reject(error);
     }

@@ -11,12 +11,6 @@ export interface ReplayLimits {
   bytes: number;
 }
 
-interface Kept {
-  offset: number;
-  text: string;
-  at: number;
-}
-
 /** What a browser missed since a position: the messages, or a gap when they cannot be recovered. */
 export type Since = { gap: false; entries: { offset: number; text: string }[] } | { gap: true };
 
@@ -41,7 +35,8 @@ export class MemoryReplay implements ReplayLog {
   readonly epoch: string;
   /** The last offset given out per source; offsets start at 1 and never repeat within an epoch. */
   #last = new Map<string, number>();
-  #window: KeyedFifo<string, Kept>;
+  /** The window's texts; offsets need no storing, as a window always holds consecutive ones up to the last. */
+  #window: KeyedFifo<string, string>;
 
   constructor(
     private readonly limits: ReplayLimits,
@@ -58,7 +53,7 @@ export class MemoryReplay implements ReplayLog {
     this.#last.set(key, offset);
     if (this.limits.count > 0) {
       // Strings are UTF-16 in memory; the constant covers the entry's own bookkeeping.
-      this.#window.push(key, { offset, text, at: this.now() }, text.length * 2 + 64, this.limits.count);
+      this.#window.push(key, text, text.length * 2 + 64, this.limits.count, this.now());
     }
     return offset;
   }
@@ -69,11 +64,12 @@ export class MemoryReplay implements ReplayLog {
     if (offset > last) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
     const oldest = this.now() - this.limits.ageMs;
-    while ((this.#window.peek(key)[0]?.value.at ?? Infinity) < oldest) this.#window.shift(key);
+    while ((this.#window.peek(key)[0]?.at ?? Infinity) < oldest) this.#window.shift(key);
     const window = this.#window.peek(key);
-    if (window.length === 0 || window[0]!.value.offset > offset + 1) return { gap: true };
+    const first = last - window.length + 1;
+    if (window.length === 0 || first > offset + 1) return { gap: true };
     const entries = [];
-    for (const { value } of window) if (value.offset > offset) entries.push({ offset: value.offset, text: value.text });
+    for (let i = offset + 1 - first; i < window.length; i++) entries.push({ offset: first + i, text: window[i]!.value });
     return { gap: false, entries };
   }
 

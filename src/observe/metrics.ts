@@ -25,7 +25,7 @@ export class Metrics {
   gaps = 0;
   readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
   /** Control commands run, by command name and result. */
-  readonly commands = new LabelledCounter<[command: string, result: CommandResult]>();
+  readonly commands = new CommandCounter();
 
   /** The node-level counters `[stats]` adds up across a cluster, under their `[stats]` names. */
   counters(listeners: number): Record<string, number> {
@@ -52,22 +52,30 @@ export function sumCounters(all: Record<string, number>[]): Record<string, numbe
  * A counter split by label values. Callers keep the values to a small known set (unknown command
  * names are counted as "unknown"): every distinct combination is a time series in Prometheus.
  */
-export class LabelledCounter<L extends string[]> {
-  readonly #series = new Map<string, { labels: L; value: number }>();
+/**
+ * Commands run, by name and result: one map lookup and no allocation per command, since it is counted
+ * on the control path's hot loop.
+ */
+export class CommandCounter {
+  readonly #byName = new Map<string, Record<CommandResult, number>>();
 
-  add(...labels: L): void {
-    const key = labels.join("\0");
-    const series = this.#series.get(key);
-    if (series) series.value++;
-    else this.#series.set(key, { labels, value: 1 });
+  add(command: string, result: CommandResult): void {
+    let counts = this.#byName.get(command);
+    if (!counts) this.#byName.set(command, (counts = { ok: 0, error: 0 }));
+    counts[result]++;
   }
 
-  get(...labels: L): number {
-    return this.#series.get(labels.join("\0"))?.value ?? 0;
+  get(command: string, result: CommandResult): number {
+    return this.#byName.get(command)?.[result] ?? 0;
   }
 
-  /** Every combination counted so far, in the order first seen. */
-  entries(): IterableIterator<{ labels: L; value: number }> {
-    return this.#series.values();
+  /** Every combination counted so far. */
+  *entries(): IterableIterator<{ labels: [command: string, result: CommandResult]; value: number }> {
+    for (const [command, counts] of this.#byName) {
+      for (const result of ["ok", "error"] as const) {
+        if (counts[result] > 0) yield { labels: [command, result], value: counts[result] };
+      }
+    }
   }
 }
+

@@ -39,6 +39,8 @@ interface Conn {
   batch: string[] | undefined;
   /** Frames that arrived while an asynchronous command ran: they wait, so replies stay in order. */
   backlog: Frame[];
+  /** The next backlog frame to answer. */
+  head: number;
   busy: boolean;
   authenticated: boolean;
   /** No more frames will be read (goodbye, bad header, failed auth, refused): close once flushed. */
@@ -53,6 +55,8 @@ interface Conn {
 // Past this many unsent reply bytes (a backend that writes but does not read) the connection stops
 // being read until the kernel takes them: TCP's own flow control then slows the backend down.
 const OUT_HIGH_WATER = 1 << 20;
+/** Frames waiting behind an asynchronous command before the connection stops being read. */
+const BACKLOG_HIGH_WATER = 10_000;
 /** While stopping, a connection is closed once it has sent nothing for this long and all is answered. */
 const QUIET_MS = 100;
 const DRAIN_POLL_MS = 20;
@@ -94,17 +98,27 @@ export function listenControl(options: ControlOptions): ControlServer {
     });
   };
 
-  const run = (socket: Socket<Conn>, frames: Frame[]): void => {
+  /**
+   * Answers `frames` from index `from`. Synchronous replies are gathered into one write; at the first
+   * asynchronous one the rest waits in the connection's backlog (read by index, never re-sliced), and
+   * frames arriving meanwhile join it, so replies keep the order of the requests.
+   */
+  const run = (socket: Socket<Conn>, frames: Frame[], from: number): void => {
     const conn = socket.data;
     const replies: string[] = [];
     conn.batch = replies;
-    for (let i = 0; i < frames.length && !conn.ending; i++) {
+    for (let i = from; i < frames.length && !conn.ending; i++) {
       const reply = answer(conn, frames[i]!);
       if (reply instanceof Promise) {
         conn.batch = undefined;
         send(socket, replies);
         conn.busy = true;
-        conn.backlog = frames.slice(i + 1).concat(conn.backlog);
+        if (frames === conn.backlog) conn.head = i + 1;
+        else {
+          // The frames may be views into a read buffer: what waits gets bytes of its own.
+          conn.backlog = frames.slice(i + 1).map(own);
+          conn.head = 0;
+        }
         reply.then(
           (text) => finishAsync(socket, text),
           (error: unknown) => {
@@ -116,6 +130,11 @@ export function listenControl(options: ControlOptions): ControlServer {
         return;
       }
       replies.push(reply);
+    }
+    if (frames === conn.backlog) {
+      conn.backlog = [];
+      conn.head = 0;
+      socket.resume();
     }
     conn.batch = undefined;
     send(socket, replies);
@@ -150,10 +169,8 @@ export function listenControl(options: ControlOptions): ControlServer {
   const finishAsync = (socket: Socket<Conn>, reply: string): void => {
     const conn = socket.data;
     conn.busy = false;
-    const backlog = conn.backlog;
-    conn.backlog = [];
     send(socket, [reply]);
-    run(socket, backlog);
+    run(socket, conn.backlog, conn.head);
   };
 
   const listener: TCPSocketListener<Conn> = Bun.listen<Conn>({
@@ -181,8 +198,10 @@ export function listenControl(options: ControlOptions): ControlServer {
         if (conn.ending) return;
         conn.lastData = Date.now();
         const frames = conn.decoder.push(chunk);
-        if (conn.busy) conn.backlog.push(...frames);
-        else run(socket, frames);
+        if (!conn.busy) return run(socket, frames, 0);
+        for (const frame of frames) conn.backlog.push(own(frame));
+        // A backend that pipelines faster than the backend store answers is read no further for now.
+        if (conn.backlog.length - conn.head > BACKLOG_HIGH_WATER) socket.pause();
       },
       drain(socket) {
         if (!socket.data.out.flush(socket)) return;
@@ -223,6 +242,7 @@ function newConn(socket: Socket<Conn>, listen: (socket: Socket<Conn>) => void, a
     out: new WriteQueue(),
     batch: undefined,
     backlog: [],
+    head: 0,
     busy: false,
     authenticated,
     ending: false,
@@ -231,6 +251,10 @@ function newConn(socket: Socket<Conn>, listen: (socket: Socket<Conn>) => void, a
     unlisten: undefined,
     counted: false,
   };
+}
+
+function own(frame: Frame): Frame {
+  return frame.kind === "payload" ? { kind: "payload", bytes: frame.bytes.slice() } : frame;
 }
 
 function stopListening(conn: Conn): void {

@@ -2,6 +2,8 @@ interface Item<K, V> {
   key: K;
   value: V;
   bytes: number;
+  /** When it was pushed (ms), for callers that expire items by age. */
+  at: number;
   live: boolean;
 }
 
@@ -30,8 +32,8 @@ export class KeyedFifo<K, V> {
   }
 
   /** Appends; returns how many items (of this key or others) were dropped to stay within bounds. */
-  push(key: K, value: V, bytes: number, perKey: number): number {
-    const item: Item<K, V> = { key, value, bytes, live: true };
+  push(key: K, value: V, bytes: number, perKey: number, at = 0): number {
+    const item: Item<K, V> = { key, value, bytes, at, live: true };
     let queue = this.#byKey.get(key);
     if (!queue) this.#byKey.set(key, (queue = []));
     queue.push(item);
