@@ -67,3 +67,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
+
+/** Whether debug lines are written: hot paths test it once, so no line is built just to be dropped. */
+export function debugEnabled(log: ConsolaInstance): boolean {
+  return log.level >= LogLevels.debug;
+}

@@ -3,6 +3,7 @@ import type { ConsolaInstance } from "consola";
 import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import type { LoginDecision } from "../core/login.ts";
+import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
@@ -36,6 +37,7 @@ export interface SessionOptions {
  */
 export function createBrowserSessions(server: () => Server<Peer>, options: SessionOptions) {
   const { events, metrics, log } = options;
+  const debug = debugEnabled(log);
   const hooks = options.hooks;
   const sessions = new UserTable<Browser>();
 
@@ -108,7 +110,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     for (const channel of decision.channels) ws.subscribe(channelTopic(channel, v2));
     events.emit(Event.online(user));
     for (const source of catchUp.gaps) events.emit(Event.gap(user, source));
-    log.debug(`user ${user}: logged in`);
+    if (debug) log.debug(`user ${user}: logged in`);
   };
 
   const delivery: LocalDelivery = {
@@ -162,7 +164,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     sessions.delete(user);
     hooks?.released(user);
     events.emit(Event.offline(user));
-    log.debug(`user ${user}: browser disconnected`);
+    if (debug) log.debug(`user ${user}: browser disconnected`);
     return true;
   };
 

@@ -3,6 +3,7 @@ import type { ConsolaInstance } from "consola";
 import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import type { LoginDecision } from "../core/login.ts";
+import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { V2_PROTOCOL } from "../protocol/resume.ts";
@@ -56,6 +57,7 @@ const IDLE_TIMEOUT_S = 60;
 /** Starts the WebSocket server. Channels and users are native topics, so fan-out never loops in JS. */
 export function servePublic(options: PublicOptions): PublicServer {
   const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, http, log } = options;
+  const debug = debugEnabled(log);
   const pending = new Set<Browser>();
   let open = 0;
   const { promise: allClosed, resolve: markAllClosed } = Promise.withResolvers<void>();
@@ -101,7 +103,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       open(ws) {
         open++;
         pending.add(ws);
-        log.debug(`browser ${ws.remoteAddress} connected`);
+        if (debug) log.debug(`browser ${ws.remoteAddress} connected`);
       },
       message(ws, message) {
         if (ws.data.phase === "live") {
@@ -133,7 +135,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       close(ws) {
         if (--open === 0 && stopping) markAllClosed();
         pending.delete(ws);
-        if (!ended(ws)) log.debug(`browser ${ws.remoteAddress} disconnected`);
+        if (!ended(ws) && debug) log.debug(`browser ${ws.remoteAddress} disconnected`);
         ws.data.phase = "closing";
       },
     },
