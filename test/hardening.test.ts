@@ -68,10 +68,13 @@ describe("control authentication", () => {
 
   test("a non-loopback control port without a secret is warned about at startup", async () => {
     const server = await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "0.0.0.0:0"], { cwd: dir });
-    // Warnings go to stderr, the address lines to stdout: the two streams arrive in either order.
-    for (let i = 0; i < 200 && !server.output().includes("without --secret"); i++) await Bun.sleep(10);
-    expect(server.output()).toContain("without --secret");
-    expect(await server.stop()).toBe(0);
+    try {
+      // Warnings go to stderr, the address lines to stdout: the two streams arrive in either order.
+      for (let i = 0; i < 200 && !server.output().includes("without --secret"); i++) await Bun.sleep(10);
+      expect(server.output()).toContain("without --secret");
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
   });
 });
 
