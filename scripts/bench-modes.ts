@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { cpuBetween, sampleProc } from "./bench/proc.ts";
 import { canPin, pin, pinSelf, startServerProcess, track, untrack, type ServerProcess } from "./bench/processes.ts";
-import { freePort } from "./bench/redis.ts";
+import { freePort, untilListening } from "./bench/redis.ts";
 import { median } from "./bench/report.ts";
 import { closeSession, fanoutBurst, openSession, type Figures, type Target } from "./bench/scenarios.ts";
 import { within } from "./bench/within.ts";
@@ -201,20 +201,7 @@ async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
   track(proc);
   // Redis gets the load generator's core: the webtalk nodes alone share the server core.
   if (pinning) await pin(proc.pid, CLIENT_CORES);
-  await within(
-    (async () => {
-      for (;;) {
-        try {
-          (await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } })).end();
-          return;
-        } catch {
-          await Bun.sleep(20);
-        }
-      }
-    })(),
-    "redis-server to start",
-    10_000,
-  );
+  await untilListening(port, proc);
   return {
     url: `redis://127.0.0.1:${port}`,
     async stop() {

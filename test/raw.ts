@@ -2,6 +2,7 @@
 // keeps the start of what comes back, and waits (bounded) on arrivals instead of sleeping.
 
 import type { Socket } from "bun";
+import { WriteQueue } from "../src/transport/write-queue.ts";
 
 /** Bytes of the peer's output kept for checks; the rest is only counted. */
 const KEEP = 64 * 1024;
@@ -11,7 +12,7 @@ export class RawConnection {
   isClosed = false;
   readonly closed: Promise<void>;
   #socket!: Socket<undefined>;
-  #queue: Uint8Array[] = [];
+  #out = new WriteQueue();
   #ending = false;
   #kept: Uint8Array[] = [];
   #keptBytes = 0;
@@ -53,8 +54,7 @@ export class RawConnection {
   /** Queues bytes; what the kernel does not take now goes out on drain, in order. */
   write(data: Uint8Array | string): void {
     if (this.isClosed) return;
-    this.#queue.push(typeof data === "string" ? new TextEncoder().encode(data) : data);
-    if (this.#queue.length === 1) this.#flush();
+    this.#out.write(this.#socket, typeof data === "string" ? new TextEncoder().encode(data) : data);
   }
 
   /** Writes `data` in the given number of pieces split at random points, yielding between them. */
@@ -74,7 +74,7 @@ export class RawConnection {
   /** Half-closes once everything queued is written. */
   end(): void {
     this.#ending = true;
-    if (this.#queue.length === 0) this.#socket.end();
+    if (this.#out.empty) this.#socket.end();
   }
 
   /** Drops the connection at once, as a client that vanishes. */
@@ -111,16 +111,7 @@ export class RawConnection {
   }
 
   #flush(): void {
-    while (this.#queue.length > 0) {
-      const head = this.#queue[0]!;
-      const written = this.#socket.write(head);
-      if (written < head.length) {
-        this.#queue[0] = head.subarray(Math.max(written, 0));
-        return;
-      }
-      this.#queue.shift();
-    }
-    if (this.#ending) this.#socket.end();
+    if (this.#out.flush(this.#socket) && this.#ending) this.#socket.end();
   }
 
   #wake(): void {

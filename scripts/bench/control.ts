@@ -1,6 +1,7 @@
 // The backend's side of the control port, built for load: raw frames out (pipelined or one at a time),
 // replies counted by scanning headers, decoded only when asked for.
 
+import { WriteQueue } from "../../src/transport/write-queue.ts";
 import type { Socket } from "bun";
 import { within } from "./within.ts";
 
@@ -13,7 +14,7 @@ export class ControlConnection {
   errors = 0;
   #socket!: Socket<undefined>;
   #rest: Uint8Array | undefined;
-  #queue: Uint8Array[] = [];
+  #out = new WriteQueue();
   #captured: string[] = [];
   #capture = false;
   #waiters: { count: number; resolve: () => void }[] = [];
@@ -27,7 +28,7 @@ export class ControlConnection {
         port,
         socket: {
           data: (_s, chunk) => conn.#read(chunk),
-          drain: () => conn.#flush(),
+          drain: (socket) => void conn.#out.flush(socket),
           close: () => void (conn.#closed = true),
           error: () => void (conn.#closed = true),
         },
@@ -45,20 +46,12 @@ export class ControlConnection {
 
   /** Writes bytes (one or many frames) in order, queueing what the kernel does not take now. */
   write(bytes: Uint8Array | string): void {
-    const data = typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes;
-    if (this.#queue.length > 0) {
-      this.#queue.push(data);
-      return;
-    }
-    const written = this.#socket.write(data);
-    if (written < data.length) this.#queue.push(data.subarray(Math.max(written, 0)));
+    this.#out.write(this.#socket, typeof bytes === "string" ? Buffer.from(bytes, "utf8") : bytes);
   }
 
   /** Bytes written but not yet taken by the kernel. */
   get queued(): number {
-    let n = 0;
-    for (const b of this.#queue) n += b.length;
-    return n;
+    return this.#out.bytes;
   }
 
   /** Resolves once `count` replies in all have arrived. */
@@ -125,17 +118,6 @@ export class ControlConnection {
     }
   }
 
-  #flush(): void {
-    while (this.#queue.length > 0) {
-      const head = this.#queue[0]!;
-      const written = this.#socket.write(head);
-      if (written < head.length) {
-        this.#queue[0] = head.subarray(Math.max(written, 0));
-        return;
-      }
-      this.#queue.shift();
-    }
-  }
 }
 
 /** One frame: the payload's UTF-8 length in 5 digits, then the payload. */

@@ -56,7 +56,7 @@ async function redisBenchmark(pid: number, port: number, count: number, pipeline
 }
 
 // Connects until the server answers; fails fast if it exited (the port was taken after all).
-async function untilListening(port: number, server: { exitCode: number | null }): Promise<void> {
+export async function untilListening(port: number, server: { exitCode: number | null }): Promise<void> {
   const deadline = performance.now() + 10_000;
   while (performance.now() < deadline && server.exitCode === null) {
     try {
