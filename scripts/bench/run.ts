@@ -56,7 +56,7 @@ export type TargetSpec =
 
 export const WEBTALK: TargetSpec = {
   name: "webtalk",
-  command: [process.execPath, resolve(ROOT, "src/main.ts"), "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-level", "info"],
+  command: [process.execPath, resolve(ROOT, "src/main.ts"), "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-level", "info", "--admin", "off"],
 };
 export const LIMIT: TargetSpec = {
   name: "limit",
