@@ -108,8 +108,7 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
   }, 30_000);
 
   test("a start on the full disk prints one line and exits 2", async () => {
-    rmSync(filler, { force: true });
-    rmSync(data, { force: true });
+    for (const file of [filler, data, `${data}-wal`, `${data}-shm`]) rmSync(file, { force: true });
     fillDisk();
     const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
     rmSync(filler, { force: true });

@@ -30,7 +30,12 @@ export const serveCommand = defineCommand({
     const stop = async (signal: string) => {
       if (!server) return void (requested = signal);
       log.info(`${signal}: shutting down`);
-      await server.stop();
+      try {
+        await server.stop();
+      } catch (error) {
+        // The parts that could close have closed; a stop the operator asked for is still a stop.
+        log.error(`while shutting down: ${(error as Error).message}`);
+      }
       process.exit(0);
     };
     process.once("SIGINT", () => void stop("SIGINT"));
