@@ -1,6 +1,7 @@
 import { defineCommand, type ArgsDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { ConfigError, loadConfig } from "../config/load.ts";
+import { readRawFlags } from "./boolean-flags.ts";
 import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
 import { startServer, StartupError, type Webtalk } from "../server.ts";
@@ -14,9 +15,11 @@ export const serveCommand = defineCommand({
   async run({ args, rawArgs }) {
     const unknown = unknownFlags(rawArgs);
     if (unknown.length > 0) return fail(2, `unknown flag ${unknown[0]} (see --help)`);
+    const raw = readRawFlags(rawArgs, BOOLEAN_FLAGS);
+    if (raw.strays.length > 0) return fail(2, `unexpected argument ${JSON.stringify(raw.strays[0])} (flags are --name VALUE; see --help)`);
     let loaded;
     try {
-      loaded = loadConfig({ flags: args, env: process.env, cwd: process.cwd() });
+      loaded = loadConfig({ flags: { ...args, ...raw.booleans }, env: process.env, cwd: process.cwd() });
     } catch (error) {
       if (error instanceof ConfigError) return fail(2, error.message);
       throw error;
@@ -51,6 +54,8 @@ export const serveCommand = defineCommand({
     if (requested) await stop(requested);
   },
 });
+
+const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(settings.filter((s) => s.boolean).map((s) => s.flag));
 
 function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
