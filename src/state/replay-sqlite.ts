@@ -30,6 +30,8 @@ export class SqliteReplay implements ReplayLog {
   readonly #log: ConsolaInstance | undefined;
   /** Per source, the newest offset whose write failed: a position before it cannot be replayed. */
   readonly #lost = new Map<string, number>();
+  /** Whether the last flush failed, so a streak of failures is logged once. */
+  #failing = false;
 
   /** Throws StateOpenError (one line) when the file cannot take the run's first write. */
   constructor(db: Database, limits: ReplayLimits, options: { health?: WriteHealth; log?: ConsolaInstance } = {}) {
@@ -114,10 +116,13 @@ export class SqliteReplay implements ReplayLog {
     try {
       this.#write(pending);
       this.#health.succeeded();
+      this.#failing = false;
     } catch (error) {
       this.#health.failed(error);
       for (const row of pending) this.#lost.set(row.source, row.offset);
-      this.#log?.error(`replay log write failed, ${pending.length} message(s) cannot be replayed: ${(error as Error).message}`);
+      // Once per streak of failures: a full disk under a stream of shouts would fail every turn.
+      if (!this.#failing) this.#log?.error(`replay log write failed, positions before this cannot be replayed until restart: ${(error as Error).message}`);
+      this.#failing = true;
     }
   }
 
