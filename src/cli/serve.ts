@@ -62,7 +62,9 @@ function serveArgs(): ArgsDef {
   for (const s of settings) {
     const shown = s.shownDefault ?? showDefault(s.default);
     const description = `${s.description} (env ${envName(s.flag)}, default ${shown})`;
-    args[s.flag] = s.boolean ? { type: "boolean", description } : { type: "string", valueHint: s.valueHint, description };
+    args[s.flag] = s.boolean
+      ? { type: "boolean", description: `${description}; bare --${s.flag} is true, or give true|false|1|0|yes|no` }
+      : { type: "string", valueHint: s.valueHint, description };
   }
   args[CONFIG_FLAG] = {
     type: "string",
