@@ -17,6 +17,7 @@ import { RedisReplay } from "./state/replay-redis.ts";
 import { SqliteReplay } from "./state/replay-sqlite.ts";
 import { openDataFile } from "./state/sqlite-file.ts";
 import { SqliteState } from "./state/sqlite.ts";
+import { WriteHealth } from "./state/write-health.ts";
 import type { Maybe, State } from "./state/state.ts";
 
 /** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
@@ -65,8 +66,17 @@ function localBackends({ config, local, events, metrics, log }: BackendParts, li
   }
   const started = performance.now();
   const db = openDataFile(config.data, { sync: config.dataSync });
-  const state = new SqliteState(db, log.withTag("data"));
-  const replay = new SqliteReplay(db, limits);
+  const dataLog = log.withTag("data");
+  // One health for the file: a failed write of either makes /healthz 503, a good write of either clears it.
+  const health = new WriteHealth(db.filename);
+  let replay: SqliteReplay;
+  try {
+    replay = new SqliteReplay(db, limits, { health, log: dataLog });
+  } catch (error) {
+    db.close(true);
+    throw error;
+  }
+  const state = new SqliteState(db, dataLog, health);
   const { users, channels, held } = state.counts();
   const ms = (performance.now() - started).toFixed(0);
   log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);

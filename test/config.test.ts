@@ -83,7 +83,7 @@ describe("loadConfig", () => {
     [{ "log-format": "xml" }, {}, 'invalid --log-format value "xml": expected one of pretty, json'],
     [{}, { WEBTALK_ADMIN: "on" }, 'invalid WEBTALK_ADMIN value "on": expected HOST:PORT'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
-    [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false'],
+    [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false (or 1, 0, yes, no)'],
     [{ origins: "example.com" }, {}, 'invalid --origins value "example.com": expected origins like https://example.com'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
     [{ data: " " }, {}, 'invalid --data value " ": expected a file name'],

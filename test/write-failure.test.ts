@@ -1,5 +1,5 @@
-// When the data file cannot be written (a full disk), a command answers `[error] internal error`
-// instead of `[ok]`, a login is refused instead of crashing the server, nothing is half-applied,
+// When the data file cannot be written (a full disk), a command answers `[error]` naming the file,
+// not `[ok]`, a login is refused instead of crashing the server, nothing is half-applied,
 // and everything works again once there is room. The server's real parts, wired as server.ts wires
 // them, over a SqliteState whose file is made to fail by SQLite itself.
 
@@ -72,7 +72,12 @@ test("a failed write is an [error] reply or a refused login, and the server carr
     const { page_count } = db.query<{ page_count: number }, []>("PRAGMA page_count").get()!;
     db.run(`PRAGMA max_page_count = ${page_count}`);
     ctl.write(new Uint8Array([...frame("[retrieve] kept"), ...frame(`[store] big!${"x".repeat(90_000)}`), ...frame("[retrieve] kept")]));
-    expect(await ctl.replies.take(3)).toEqual(["[ok] yes", "[error] internal error", "[ok] yes"]);
+    const file = join(dir, "full.db");
+    expect(await ctl.replies.take(3)).toEqual([
+      "[ok] yes",
+      `[error] data file ${file}: write failed, nothing was changed (database or disk is full)`,
+      "[ok] yes",
+    ]);
     expect(await ctl.call("[retrieve] big")).toBe("[ok] ");
 
     // Taking the held messages at login fails: the login is refused, the messages stay held.

@@ -1,6 +1,7 @@
 import { defineCommand, type ArgsDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { ConfigError, loadConfig } from "../config/load.ts";
+import { readRawFlags } from "./boolean-flags.ts";
 import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
 import { startServer, StartupError, type Webtalk } from "../server.ts";
@@ -14,9 +15,11 @@ export const serveCommand = defineCommand({
   async run({ args, rawArgs }) {
     const unknown = unknownFlags(rawArgs);
     if (unknown.length > 0) return fail(2, `unknown flag ${unknown[0]} (see --help)`);
+    const raw = readRawFlags(rawArgs, BOOLEAN_FLAGS);
+    if (raw.strays.length > 0) return fail(2, `unexpected argument ${JSON.stringify(raw.strays[0])} (flags are --name VALUE; see --help)`);
     let loaded;
     try {
-      loaded = loadConfig({ flags: args, env: process.env, cwd: process.cwd() });
+      loaded = loadConfig({ flags: { ...args, ...raw.booleans }, env: process.env, cwd: process.cwd() });
     } catch (error) {
       if (error instanceof ConfigError) return fail(2, error.message);
       throw error;
@@ -30,7 +33,12 @@ export const serveCommand = defineCommand({
     const stop = async (signal: string) => {
       if (!server) return void (requested = signal);
       log.info(`${signal}: shutting down`);
-      await server.stop();
+      try {
+        await server.stop();
+      } catch (error) {
+        // The parts that could close have closed; a stop the operator asked for is still a stop.
+        log.error(`while shutting down: ${(error as Error).message}`);
+      }
       process.exit(0);
     };
     process.once("SIGINT", () => void stop("SIGINT"));
@@ -47,12 +55,16 @@ export const serveCommand = defineCommand({
   },
 });
 
+const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(settings.filter((s) => s.boolean).map((s) => s.flag));
+
 function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
   for (const s of settings) {
     const shown = s.shownDefault ?? showDefault(s.default);
     const description = `${s.description} (env ${envName(s.flag)}, default ${shown})`;
-    args[s.flag] = s.boolean ? { type: "boolean", description } : { type: "string", valueHint: s.valueHint, description };
+    args[s.flag] = s.boolean
+      ? { type: "boolean", description: `${description}; bare --${s.flag} is true, or give true|false|1|0|yes|no` }
+      : { type: "string", valueHint: s.valueHint, description };
   }
   args[CONFIG_FLAG] = {
     type: "string",

@@ -30,12 +30,13 @@ export function origins(raw: RawValue): string[] {
   return list;
 }
 
+/** The same six words for flag, variable and file: anything else is a mistake worth exit 2. */
 export function flag(raw: RawValue): boolean {
   if (raw === true || raw === false) return raw;
   const text = String(raw).toLowerCase();
-  if (["1", "true", "yes", "on"].includes(text)) return true;
-  if (["0", "false", "no", "off"].includes(text)) return false;
-  throw new Error("expected true or false");
+  if (text === "true" || text === "1" || text === "yes") return true;
+  if (text === "false" || text === "0" || text === "no") return false;
+  throw new Error("expected true or false (or 1, 0, yes, no)");
 }
 
 export function oneOf<T extends string>(raw: RawValue, options: readonly T[]): T {

@@ -8,6 +8,8 @@ export interface Health {
   uptime_s: number;
   /** Only for a state backend that can be unreachable (see `State.healthy`). */
   state?: "reachable" | "unreachable";
+  /** Why the state cannot record changes (e.g. "data file /var/lib/webtalk.db: writes fail (…)"); answers 503. */
+  problem?: string;
 }
 
 /** A backend that has not answered by then counts as unreachable: a health check must answer promptly. */
@@ -24,6 +26,8 @@ export interface HealthOptions {
 /** Checks the state backend's reachability (when it can tell) and reports it with version and uptime. */
 export async function checkHealth({ state, version, startedAt, timeoutMs = STATE_CHECK_MS }: HealthOptions): Promise<Health> {
   const base = { version, uptime_s: Math.floor((Date.now() - startedAt) / 1000) };
+  const problem = state.problem?.();
+  if (problem !== undefined) return { status: "unavailable", ...base, problem };
   if (!state.healthy) return { status: "ok", ...base };
   const reachable = await within(timeoutMs, () => state.healthy!());
   return { status: reachable ? "ok" : "unavailable", ...base, state: reachable ? "reachable" : "unreachable" };

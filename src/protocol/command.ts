@@ -26,8 +26,19 @@ export function parseCommand(payload: string): Parsed<Command> {
 /** An ID is one or more ASCII digits; `what` names it in the error ("user ID", "channel ID"). */
 export function parseId(text: string, what: string): Parsed<number> {
   if (!isDigits(text)) return fail(`invalid ${what} ${quote(text)}: expected digits`);
-  // Beyond 2^53 no ID can exist yet: the value stays exact enough to be reported unknown.
-  return ok(Number(text));
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) return fail(beyondIds(text, what));
+  return ok(value);
+}
+
+/** What an ID or position answers past 2^53 - 1: no ID is that large, and Number would round it. */
+const MISSING: Record<string, string> = { "user ID": "no such user", "channel ID": "no such channel" };
+
+/** Echoes the digits as sent (1e+23 names no ID the backend knows), cut short when huge. */
+function beyondIds(text: string, what: string): string {
+  const shown = text.length <= 40 ? text : quote(text);
+  const missing = MISSING[what];
+  return missing ? `${missing} ${shown}` : `invalid ${what} ${shown}: IDs stop at ${Number.MAX_SAFE_INTEGER}`;
 }
 
 /** Splits at the first `!`: the message is everything after it and may itself contain `!`. */

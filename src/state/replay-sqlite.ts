@@ -1,6 +1,9 @@
 import type { Database } from "bun:sqlite";
+import type { ConsolaInstance } from "consola";
 import type { ReplayLimits, ReplayLog, Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
+import { StateOpenError } from "./state.ts";
+import { WriteHealth } from "./write-health.ts";
 
 /** How often windows are trimmed by age. */
 const AGE_SWEEP_MS = 10_000;
@@ -10,6 +13,9 @@ const AGE_SWEEP_MS = 10_000;
  * one transaction per turn of the event loop rather than one fsync per message, so shouts stay fast;
  * the price is that a crash can lose the last turn's appends. A run that did not close cleanly
  * therefore starts a new epoch: browsers are told `#gap`, never replayed a wrong message.
+ * A flush that fails (a full disk) loses its turn's appends the same way: positions before them
+ * answer a gap for the rest of the run, and the run is not marked clean, so the next start is a
+ * new epoch too. The shouts themselves were delivered; only their replay is lost.
  */
 export class SqliteReplay implements ReplayLog {
   readonly epoch: string;
@@ -20,10 +26,19 @@ export class SqliteReplay implements ReplayLog {
   #pending: { source: string; offset: number; at: number; text: string }[] = [];
   #flushScheduled = false;
   #lastSweep = 0;
+  readonly #health: WriteHealth;
+  readonly #log: ConsolaInstance | undefined;
+  /** Per source, the newest offset whose write failed: a position before it cannot be replayed. */
+  readonly #lost = new Map<string, number>();
+  /** Whether the last flush failed, so a streak of failures is logged once. */
+  #failing = false;
 
-  constructor(db: Database, limits: ReplayLimits) {
+  /** Throws StateOpenError (one line) when the file cannot take the run's first write. */
+  constructor(db: Database, limits: ReplayLimits, options: { health?: WriteHealth; log?: ConsolaInstance } = {}) {
     this.#db = db;
     this.#limits = limits;
+    this.#health = options.health ?? new WriteHealth(db.filename);
+    this.#log = options.log;
     this.#sql = {
       meta: db.query<{ value: string }, [string]>("SELECT value FROM replay_meta WHERE name = ?"),
       setMeta: db.query("INSERT INTO replay_meta VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
@@ -41,12 +56,16 @@ export class SqliteReplay implements ReplayLog {
     const clean = this.#sql.meta.get("clean")?.value === "1";
     const kept = this.#sql.meta.get("epoch")?.value;
     this.epoch = clean && kept ? kept : newSalt().slice(0, 12);
-    db.transaction(() => {
-      this.#sql.setMeta.run("epoch", this.epoch);
-      this.#sql.setMeta.run("clean", "0");
-      // A new epoch invalidates every position: the old windows can never be asked for again.
-      if (this.epoch !== kept) db.run("DELETE FROM replay; DELETE FROM replay_offsets;");
-    })();
+    try {
+      db.transaction(() => {
+        this.#sql.setMeta.run("epoch", this.epoch);
+        this.#sql.setMeta.run("clean", "0");
+        // A new epoch invalidates every position: the old windows can never be asked for again.
+        if (this.epoch !== kept) db.run("DELETE FROM replay; DELETE FROM replay_offsets;");
+      })();
+    } catch (error) {
+      throw new StateOpenError(`cannot start on data file ${db.filename}: ${(error as Error).message}`);
+    }
   }
 
   append(key: string, text: string): number {
@@ -64,6 +83,7 @@ export class SqliteReplay implements ReplayLog {
     this.flush();
     const last = this.#lastOffset(key);
     if (offset > last) return { gap: true };
+    if (offset < (this.#lost.get(key) ?? 0)) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
     const window = this.#sql.window.all(key, Date.now() - this.#limits.ageMs);
     if (window.length === 0 || window[0]!.offset > offset + 1) return { gap: true };
@@ -72,19 +92,41 @@ export class SqliteReplay implements ReplayLog {
 
   drop(key: string): void {
     this.flush();
+    try {
+      this.#db.transaction(() => {
+        this.#sql.dropWindow.run(key);
+        this.#sql.dropOffset.run(key);
+      })();
+    } catch (error) {
+      throw this.#health.failed(error);
+    }
     this.#last.delete(key);
-    this.#db.transaction(() => {
-      this.#sql.dropWindow.run(key);
-      this.#sql.dropOffset.run(key);
-    })();
+    this.#lost.delete(key);
   }
 
-  /** Writes what was appended since the last flush, in one transaction. */
+  /**
+   * Writes what was appended since the last flush, in one transaction. Never throws: it runs on its
+   * own turn of the event loop, where a throw would end the process.
+   */
   flush(): void {
     this.#flushScheduled = false;
     if (this.#pending.length === 0) return;
     const pending = this.#pending;
     this.#pending = [];
+    try {
+      this.#write(pending);
+      this.#health.succeeded();
+      this.#failing = false;
+    } catch (error) {
+      this.#health.failed(error);
+      for (const row of pending) this.#lost.set(row.source, row.offset);
+      // Once per streak of failures: a full disk under a stream of shouts would fail every turn.
+      if (!this.#failing) this.#log?.error(`replay log write failed, positions before this cannot be replayed until restart: ${(error as Error).message}`);
+      this.#failing = true;
+    }
+  }
+
+  #write(pending: { source: string; offset: number; at: number; text: string }[]): void {
     const now = Date.now();
     this.#db.transaction(() => {
       const newest = new Map<string, number>();
@@ -103,10 +145,18 @@ export class SqliteReplay implements ReplayLog {
     })();
   }
 
-  /** Flushes and marks the run as closed cleanly, so the next start keeps the epoch. */
+  /**
+   * Flushes and marks the run as closed cleanly, so the next start keeps the epoch; a run that lost
+   * appends is not marked. Never throws: a close on a full disk still closes.
+   */
   close(): void {
     this.flush();
-    this.#sql.setMeta.run("clean", "1");
+    if (this.#lost.size > 0) return;
+    try {
+      this.#sql.setMeta.run("clean", "1");
+    } catch (error) {
+      this.#log?.warn(`replay log not marked clean (the next start begins a new epoch): ${(error as Error).message}`);
+    }
   }
 
   #lastOffset(key: string): number {

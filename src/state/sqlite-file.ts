@@ -2,7 +2,7 @@
 // Every way this can fail is a StateOpenError with one clear line: never a silent fresh start.
 
 import { Database, SQLiteError } from "bun:sqlite";
-import { existsSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { StateOpenError } from "./state.ts";
 
@@ -54,6 +54,7 @@ export function openDataFile(path: string, { sync, check = true }: DataFileOptio
   const file = resolve(path);
   let db: Database | undefined;
   try {
+    createPrivate(file);
     db = new Database(file, { create: true, readwrite: true, strict: true });
     // Exclusive locking: the first write takes the file's lock and keeps it until close, so a
     // second webtalk on the same file fails at startup instead of handing out the same IDs. It also
@@ -73,6 +74,18 @@ export function openDataFile(path: string, { sync, check = true }: DataFileOptio
   } catch (error) {
     db?.close(true);
     throw explain(error, file);
+  }
+}
+
+/**
+ * Creates the file 0600 when absent: it holds every user's salt. SQLite gives the WAL (and SHM)
+ * the database file's permissions, so they follow. An existing file keeps the mode its owner chose.
+ */
+function createPrivate(file: string): void {
+  try {
+    closeSync(openSync(file, "wx", 0o600));
+  } catch {
+    // It exists, or cannot be created: SQLite's own open then says which, through explain().
   }
 }
 

@@ -2,6 +2,7 @@ import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import { openDataFile, type DataFileOptions } from "./sqlite-file.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
+import { WriteHealth } from "./write-health.ts";
 
 /**
  * Opens the SQLite data file at `path` (created when absent) and returns the state it holds.
@@ -21,16 +22,21 @@ type Id = { id: number };
 export class SqliteState implements State {
   readonly #db: Database;
   readonly #log: ConsolaInstance | undefined;
+  readonly #health: WriteHealth;
   readonly #sql;
   readonly #transaction: <T>(fn: () => T) => T;
   /** Totals for counts(), counted once at open and kept in step after each commit. */
   #totals: StateCounts;
   #closed = false;
 
-  /** `log` hears of writes that fail (disk full, I/O error): the caller only sees the exception. */
-  constructor(db: Database, log?: ConsolaInstance) {
+  /**
+   * `log` hears of writes that fail (disk full, I/O error): the caller sees a StateWriteFailed.
+   * `health` is shared with the replay log on the same file.
+   */
+  constructor(db: Database, log?: ConsolaInstance, health = new WriteHealth(db.filename)) {
     this.#db = db;
     this.#log = log;
+    this.#health = health;
     this.#sql = prepare(db);
     const transaction = db.transaction((fn: () => unknown) => fn());
     this.#transaction = transaction as <T>(fn: () => T) => T;
@@ -166,13 +172,28 @@ export class SqliteState implements State {
     return this.#sql.retrieve.get(key)?.value ?? "";
   }
 
-  /** Checkpoints the WAL into the file and releases its lock; a second close does nothing. */
+  problem(): string | undefined {
+    return this.#health.problem;
+  }
+
+  /**
+   * Checkpoints the WAL into the file and releases its lock; a second close does nothing. Never
+   * throws: on a full disk the checkpoint may fail, and what was committed is safe in the WAL anyway.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#db.run("PRAGMA optimize");
-    // true: finalize the prepared statements too, or the connection (and its lock) outlives close.
-    this.#db.close(true);
+    try {
+      this.#db.run("PRAGMA optimize");
+    } catch (error) {
+      this.#log?.warn(`data file not optimized at close: ${(error as Error).message}`);
+    }
+    try {
+      // true: finalize the prepared statements too, or the connection (and its lock) outlives close.
+      this.#db.close(true);
+    } catch (error) {
+      this.#log?.warn(`data file closed with an error (committed writes are in its WAL): ${(error as Error).message}`);
+    }
   }
 
   /** "no-channel" or "no-user" when the pair cannot be (un)joined, in that order of checks. */
@@ -182,14 +203,20 @@ export class SqliteState implements State {
     return undefined;
   }
 
-  /** Runs `fn` as one transaction: committed when it returns, rolled back when it throws. */
+  /**
+   * Runs `fn` as one transaction: committed when it returns, rolled back when it throws, as a
+   * StateWriteFailed naming the file, so the command that caused it answers that error.
+   */
   #write<T>(fn: () => T): T {
+    let result: T;
     try {
-      return this.#transaction(fn);
+      result = this.#transaction(fn);
     } catch (error) {
       this.#log?.error(`data file write failed, nothing was changed: ${(error as Error).message}`);
-      throw error;
+      throw this.#health.failed(error);
     }
+    this.#health.succeeded();
+    return result;
   }
 }
 

@@ -73,7 +73,21 @@ export interface State {
    */
   healthy?(): Maybe<boolean>;
 
+  /**
+   * Why the state cannot record changes right now (a `--data` file on a full disk), or undefined
+   * when it can. Optional: `/healthz` answers 503 with this text while it is set.
+   */
+  problem?(): string | undefined;
+
   close(): Maybe<void>;
+}
+
+/**
+ * A change the state could not record (a `--data` file on a full disk): nothing was changed, and the
+ * message names the file and the cause, so the command that caused it answers `[error] <message>`.
+ */
+export class StateWriteFailed extends Error {
+  override name = "StateWriteFailed";
 }
 
 /** A state that cannot be opened as configured (a bad, newer or locked data file): exit code 2. */

@@ -6,7 +6,7 @@ import { isAuthCommand, type ControlSession } from "../core/session.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { errorReply, okReply, Reply } from "../protocol/codes.ts";
 import { encodeFrame, encodeFrames, FrameDecoder, type Frame } from "../protocol/frame.ts";
-import { BackendUnavailable, type Maybe } from "../state/state.ts";
+import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
 import { WriteQueue } from "./write-queue.ts";
 
 export interface ControlOptions {
@@ -123,6 +123,8 @@ export function listenControl(options: ControlOptions): ControlServer {
           (text) => finishAsync(socket, text),
           (error: unknown) => {
             if (error instanceof BackendUnavailable) return finishAsync(socket, errorReply("backend unavailable"));
+            // Already logged by the state; the reply names the file and the cause.
+            if (error instanceof StateWriteFailed) return finishAsync(socket, errorReply(error.message));
             log.error("command failed:", error);
             finishAsync(socket, errorReply("internal error"));
           },

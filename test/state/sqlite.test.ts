@@ -13,6 +13,8 @@ import { MemoryState } from "../../src/state/memory.ts";
 import { openDataFile, SCHEMA_VERSION } from "../../src/state/sqlite-file.ts";
 import { openSqliteState, SqliteState } from "../../src/state/sqlite.ts";
 import { StateOpenError, type State } from "../../src/state/state.ts";
+import { SqliteReplay } from "../../src/state/replay-sqlite.ts";
+import { WriteHealth } from "../../src/state/write-health.ts";
 import { describeStateContract } from "./contract.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-sqlite-"));
@@ -169,6 +171,34 @@ test("a full disk: the write that fails changes nothing and is logged, and later
   const check = new Database(path);
   expect(check.query("PRAGMA integrity_check").all()).toEqual([{ integrity_check: "ok" }]);
   check.close();
+});
+
+test("a full disk under the replay log: no throw, lost positions answer a gap, the problem is reported until a write succeeds", () => {
+  const path = freshFile();
+  const db = openDataFile(path, { sync: "full" });
+  const health = new WriteHealth(db.filename);
+  const replay = new SqliteReplay(db, { count: 100, ageMs: 60_000, bytes: 1 << 20 }, { health });
+  const state = new SqliteState(db, undefined, health);
+  replay.append("c1", "kept");
+  replay.flush();
+  const { page_count } = db.query<{ page_count: number }, []>("PRAGMA page_count").get()!;
+  db.run(`PRAGMA max_page_count = ${page_count}`);
+  for (let i = 0; i < 20; i++) replay.append("c1", "y".repeat(20_000));
+  expect(() => replay.flush()).not.toThrow();
+  expect(state.problem?.()).toContain(`data file ${db.filename}: writes fail (database or disk is full)`);
+  // Position 1 was written, but what followed it was not: replaying from it would skip messages.
+  expect(replay.since("c1", 1)).toEqual({ gap: true });
+  expect(replay.since("c1", 21)).toEqual({ gap: false, entries: [] });
+  db.run("PRAGMA max_page_count = 1073741823");
+  state.store("k", "v");
+  expect(state.problem?.()).toBeUndefined();
+  const epoch = replay.epoch;
+  replay.close();
+  state.close();
+  // The run lost appends, so it was not marked clean: the next start is a new epoch, every position a gap.
+  const again = openDataFile(path, { sync: "full" });
+  expect(new SqliteReplay(again, { count: 100, ageMs: 60_000, bytes: 1 << 20 }).epoch).not.toBe(epoch);
+  again.close(true);
 });
 
 describe("SqliteState and MemoryState", () => {

@@ -1,0 +1,133 @@
+// `--data` on a disk that fills up, end to end with a real process on a 2 MB tmpfs: a write that
+// fails is an error for the command that caused it, never a crash; /healthz tells the operator;
+// SIGTERM still closes cleanly; a start on the full disk is one line and exit 2.
+
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ControlClient, newUser } from "./helpers.ts";
+import { MAIN, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "webtalk-disk-full-"));
+const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", dir], { encoding: "utf8" });
+const mountProblem = mounted.error?.message ?? (mounted.status === 0 ? undefined : mounted.stderr.trim() || `exit ${mounted.status}`);
+if (mountProblem) console.warn(`SKIPPING disk-full tests: cannot mount a tmpfs (${mountProblem})`);
+
+afterAll(() => {
+  if (!mountProblem) spawnSync("umount", [dir]);
+  rmSync(dir, { recursive: true, force: true });
+});
+const started: Spawned[] = [];
+afterEach(async () => {
+  for (const server of started.splice(0)) {
+    server.proc.kill("SIGKILL");
+    await server.proc.exited; // before umount: a process with the file open keeps the mount busy
+  }
+});
+
+const env = { PATH: process.env.PATH ?? "", HOME: dir };
+const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
+const data = join(dir, "webtalk.db");
+const filler = join(dir, "filler");
+
+async function serve(): Promise<Spawned> {
+  const server = await spawn(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
+  started.push(server);
+  return server;
+}
+
+/** Writes a file until the filesystem says ENOSPC: afterwards not one more block fits. */
+function fillDisk(): void {
+  const fd = openSync(filler, "a");
+  try {
+    for (const size of [65_536, 4096, 512, 1]) {
+      const chunk = new Uint8Array(size);
+      for (;;) {
+        try {
+          writeSync(fd, chunk);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
+          break;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Stores values until one fails (on a full disk, the first or second) and returns that reply. */
+async function storeBig(ctl: ControlClient): Promise<string> {
+  let reply = "";
+  for (let i = 0; i < 40 && !reply.startsWith("[error]"); i++) reply = await ctl.call(`[store] big${i}!${"x".repeat(90_000)}`);
+  return reply;
+}
+
+async function health(server: Spawned): Promise<[number, string]> {
+  const response = await fetch(`${server.adminUrl}/healthz`);
+  return [response.status, await response.text()];
+}
+
+describe.skipIf(!!mountProblem)("--data on a full disk", () => {
+  test("writes answer [error], the process stays up, /healthz is 503 until a write succeeds, SIGTERM exits 0", async () => {
+    const server = await serve();
+    const ctl = await ControlClient.connect(server.privatePort);
+    const alice = await newUser(ctl);
+    expect(await health(server)).toEqual([200, expect.stringContaining('"ok"')]);
+
+    fillDisk();
+    // Large enough that it cannot fit in whatever room the WAL has left.
+    const store = await storeBig(ctl);
+    expect(store).toStartWith("[error] ");
+    expect(store).toContain(data);
+    // Each either works or answers an error naming the problem; none ends the process.
+    for (const command of ["[shout] 1!to everyone", `[whisper] ${alice.id}!to alice`, "[newuser]", "[shout] 1!again"]) {
+      const reply = await ctl.call(command);
+      expect(reply.startsWith("[ok] ") || reply.includes(data)).toBe(true);
+      await Bun.sleep(20); // the replay log is written on the next turn of the event loop
+    }
+    expect(await ctl.call("[ping]")).toStartWith("[ok]");
+    expect(server.proc.exitCode).toBeNull();
+    const [status, body] = await health(server);
+    expect(status).toBe(503);
+    expect(body).toContain(data);
+
+    // Space again: the next write succeeds, and health follows it.
+    rmSync(filler);
+    expect(await ctl.call("[store] small!v")).toBe("[ok] stored small");
+    expect((await health(server))[0]).toBe(200);
+
+    fillDisk();
+    await storeBig(ctl);
+    await ctl.call("[shout] 1!while full");
+    const code = await server.stop("SIGTERM");
+    expect(server.output()).not.toContain("    at ");
+    expect(code).toBe(0);
+  }, 30_000);
+
+  test("a start on the full disk prints one line and exits 2", async () => {
+    for (const file of [filler, data, `${data}-wal`, `${data}-shm`]) rmSync(file, { force: true });
+    fillDisk();
+    const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
+    rmSync(filler, { force: true });
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(data);
+    expect(result.code).toBe(2);
+  }, 30_000);
+
+  test("a start on a full disk with an existing data file prints one line and exits 2", async () => {
+    rmSync(filler, { force: true });
+    const server = await serve();
+    expect(await server.stop("SIGTERM")).toBe(0);
+    fillDisk();
+    const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
+    rmSync(filler, { force: true });
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(data);
+    expect(result.code).toBe(2);
+  }, 30_000);
+});
