@@ -33,7 +33,7 @@ async function raw(port: number) {
   socket.on("error", () => undefined);
   const decoder = new FrameDecoder();
   const frames: string[] = [];
-  socket.on("data", (chunk) => {
+  socket.on("data", (chunk: Buffer) => {
     for (const frame of decoder.push(chunk)) frames.push(frame.kind === "payload" ? new TextDecoder().decode(frame.bytes) : `<${frame.kind}>`);
   });
   const closed = new Promise<number>((resolve) => socket.once("close", () => resolve(performance.now())));
