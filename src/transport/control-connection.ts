@@ -121,10 +121,13 @@ export class ControlConnection {
     this.settle();
   }
 
-  /** Closes for cause (a timeout, eviction): answers nothing more, says why, and closes. */
-  fail(reason: string): void {
+  /**
+   * Closes for cause (a timeout, eviction): answers nothing more, says why, and closes. Logged at info,
+   * or debug when `quiet`: whoever floods the port with connections must not flood the log as well.
+   */
+  fail(reason: string, quiet = false): void {
     if (this.state === "closing") return;
-    this.#ctx.log.warn(`control connection from ${this.remoteAddress}: ${reason}`);
+    this.#ctx.log[quiet ? "debug" : "info"](`control connection from ${this.remoteAddress}: ${reason}`);
     this.refuse(errorReply(`${reason}; closing`));
   }
 

@@ -71,7 +71,7 @@ export function listenControl(options: ControlOptions): ControlServer {
   const awaitAuth = (conn: ControlConnection): void => {
     if (unauthenticated.size >= MAX_UNAUTHENTICATED) {
       const oldest = unauthenticated.values().next().value!;
-      oldest.fail(`${MAX_UNAUTHENTICATED} connections waiting to authenticate; the oldest makes room`);
+      oldest.fail(`${MAX_UNAUTHENTICATED} connections waiting to authenticate; the oldest makes room`, true);
     }
     unauthenticated.add(conn);
   };
