@@ -156,10 +156,14 @@ export class ControlConnection {
     }
   }
 
-  /** The socket closed: it receives no more events. */
+  /**
+   * The socket closed: nothing more runs on it — not the frames waiting, not what would follow a
+   * reply still due from the backend store — and it receives no more events.
+   */
   closed(): void {
-    this.#stopListening();
-    if (this.state !== "closing") this.#ctx.closing(this);
+    this.#close(0, false);
+    this.#backlog = [];
+    this.#head = 0;
   }
 
   /**
