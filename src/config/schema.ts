@@ -154,7 +154,7 @@ export const settings: readonly Setting[] = [
     flag: "listener-buffer",
     default: 8 << 20,
     valueHint: "BYTES",
-    description: "unsent event bytes a [listen] connection may accumulate before it is disconnected",
+    description: "memory (bytes, buffers and their per-buffer cost) a [listen] connection's unsent events may hold before it is disconnected",
     parse: (raw) => wholeNumber(raw, 1024, 1 << 30),
   }),
   define({
