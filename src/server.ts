@@ -108,6 +108,8 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         listenerBuffer: config.listenerBuffer,
         authRequired: config.secret !== "",
         maxConnections: config.maxControlConnections,
+        authTimeoutMs: config.authTimeout * 1000,
+        frameTimeoutMs: config.frameTimeout * 1000,
         tls: config.privateTls ? tls : undefined,
         metrics,
         log: controlLog,

@@ -58,6 +58,8 @@ test("a failed write is an [error] reply or a refused login, and the server carr
     listenerBuffer: 1 << 20,
     authRequired: false,
     maxConnections: 10,
+    authTimeoutMs: 5_000,
+    frameTimeoutMs: 30_000,
     metrics,
     log,
   });

@@ -30,6 +30,10 @@ export interface Config {
   origins: string[];
   maxConnections: number;
   maxControlConnections: number;
+  /** Seconds a control connection has to authenticate when a secret is set. */
+  authTimeout: number;
+  /** Seconds a control frame may take to arrive whole once its first byte has. */
+  frameTimeout: number;
   /** Bytes queued for one browser before it counts as a slow consumer and is closed with 4006. */
   backpressure: number;
   /** Bytes of held messages across all users; past it the oldest held messages are dropped. */
@@ -150,7 +154,7 @@ export const settings: readonly Setting[] = [
     flag: "listener-buffer",
     default: 8 << 20,
     valueHint: "BYTES",
-    description: "unsent event bytes a [listen] connection may accumulate before it is disconnected",
+    description: "memory (bytes, buffers and their per-buffer cost) a [listen] connection's unsent events may hold before it is disconnected",
     parse: (raw) => wholeNumber(raw, 1024, 1 << 30),
   }),
   define({
@@ -209,6 +213,22 @@ export const settings: readonly Setting[] = [
     valueHint: "COUNT",
     description: "control connections beyond this many are refused",
     parse: (raw) => wholeNumber(raw, 1, 1_000_000),
+  }),
+  define({
+    key: "authTimeout",
+    flag: "auth-timeout",
+    default: 5,
+    valueHint: "SECONDS",
+    description: "with --secret, seconds a control connection has to send a good [auth] before it is closed",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "frameTimeout",
+    flag: "frame-timeout",
+    default: 30,
+    valueHint: "SECONDS",
+    description: "seconds a control frame may take to arrive whole once it has begun; past it the connection is closed",
+    parse: (raw) => seconds(raw),
   }),
   define({
     key: "backpressure",

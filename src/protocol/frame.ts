@@ -106,15 +106,28 @@ export function encodeFrame(payload: string): Uint8Array {
  * Encodes many payloads into one buffer, so one socket write carries them all. Each payload is
  * written straight into place (ASCII by a copy loop, the rest by `encodeInto`): no per-payload
  * buffers and no views, which made up most of the cost of a reply on the pipelined control path.
+ * The worst case (3 bytes per UTF-16 unit) is reserved in a reused scratch buffer and the result is
+ * copied out at its exact size: what a caller keeps (a write queue) holds no unused reservation.
  */
 export function encodeFrames(payloads: readonly string[]): Uint8Array {
   let capacity = 0;
   for (let i = 0; i < payloads.length; i++) capacity += HEADER_LENGTH + MAX_UTF8_PER_UNIT * payloads[i]!.length;
-  const out = new Uint8Array(capacity);
+  const out = scratchOf(capacity);
   let pos = 0;
   for (let i = 0; i < payloads.length; i++) pos = writeFrame(out, pos, payloads[i]!);
-  return pos === capacity ? out : out.subarray(0, pos);
+  return out.slice(0, pos);
 }
+
+// One scratch buffer for every encoding; a larger need gets a buffer of its own, dropped afterwards.
+const SCRATCH_MAX = 4 << 20;
+let scratch = new Uint8Array(64 * 1024);
+function scratchOf(capacity: number): Uint8Array {
+  if (capacity <= scratch.length) return scratch;
+  if (capacity > SCRATCH_MAX) return new Uint8Array(capacity);
+  scratch = new Uint8Array(Math.min(SCRATCH_MAX, Math.max(capacity, 2 * scratch.length)));
+  return scratch;
+}
+
 /** The UTF-8 length of a string, without allocating. */
 export function byteLength(text: string): number {
   return Buffer.byteLength(text, "utf8");

@@ -1,0 +1,331 @@
+import type { Socket } from "bun";
+import type { ConsolaInstance } from "consola";
+import type { EventHub } from "../core/events.ts";
+import type { Execute } from "../core/executor.ts";
+import { isAuthCommand, type ControlSession } from "../core/session.ts";
+import type { Metrics } from "../observe/metrics.ts";
+import { errorReply, okReply, Reply } from "../protocol/codes.ts";
+import { encodeFrame, encodeFrames, FrameDecoder, type Frame } from "../protocol/frame.ts";
+import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
+import { WriteQueue } from "./write-queue.ts";
+
+/**
+ * Where a control connection is in its life:
+ * - `authenticating`: a secret is set and no good `[auth]` came yet; nothing else runs.
+ * - `running`: frames are answered as they arrive.
+ * - `awaiting-store`: an asynchronous command is in flight; later frames wait, in order.
+ * - `paused-for-output`: the peer has not taken OUT_HIGH_WATER bytes of replies; later frames wait
+ *   (and the socket is not read) until it does.
+ * - `closing`: no more frames are answered; the connection ends once its output is flushed and
+ *   `closeAt` has come.
+ * Draining at shutdown is a flag beside these: the server's, not the connection's, decision.
+ */
+export type ConnectionState = "authenticating" | "running" | "awaiting-store" | "paused-for-output" | "closing";
+
+/** What a connection needs from its server. */
+export interface ConnectionContext {
+  execute: Execute;
+  events: EventHub;
+  /** Bytes of memory a listening connection's unsent events may hold before it is cut off. */
+  listenerBuffer: number;
+  metrics: Metrics;
+  log: ConsolaInstance;
+  /** Takes a slot among the authenticated connections; false when none is free. */
+  admit(conn: ControlConnection): boolean;
+  /** The connection stopped answering frames: it no longer counts as waiting to authenticate. */
+  closing(conn: ControlConnection): void;
+}
+
+// Past this many unsent reply bytes (a backend that writes but does not read) a connection stops
+// answering and reading until the peer takes them: replies are never built beyond it, whatever one
+// read asked for, and TCP's own flow control then slows the backend down.
+export const OUT_HIGH_WATER = 1 << 20;
+/** Frames waiting behind an asynchronous command before the connection stops being read. */
+const BACKLOG_HIGH_WATER = 10_000;
+/** While stopping, a connection is closed once it has sent nothing for this long and all is answered. */
+const QUIET_MS = 100;
+/** A failed `[auth]` closes the connection this long after its reply: guessing is slowed. */
+export const AUTH_FAILURE_DELAY_MS = 1_000;
+/** A connection the server closes for cause is cut off when its peer has not taken the reason by then. */
+const CLOSE_GRACE_MS = 5_000;
+export const TOO_MANY_TEXT = errorReply("too many control connections");
+const AUTH_REQUIRED = errorReply("authentication required");
+const AUTHENTICATED = okReply(Reply.authenticated);
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** One control connection: framed commands in, one reply per frame out, in order. */
+export class ControlConnection {
+  state: ConnectionState;
+  /** The server is stopping: answer what arrives until the peer goes quiet, then close. */
+  draining = false;
+  /** Holds a slot among the authenticated connections (counted in metrics). */
+  admitted = false;
+  readonly openedAt = Date.now();
+  /** When the frame now arriving began; 0 when no frame is partly received. */
+  frameSince = 0;
+  #lastData = 0;
+  #closeAt = 0;
+  /** When set, a closing connection is cut off at this time even if its output is not flushed. */
+  #forceAt = 0;
+  readonly #socket: Socket<ControlConnection>;
+  readonly #ctx: ConnectionContext;
+  readonly #session: ControlSession = { listen: () => this.#listen() };
+  readonly #decoder = new FrameDecoder();
+  readonly #out = new WriteQueue();
+  /** Replies of the run in progress: events raised meanwhile join them, after the replies before them. */
+  #batch: string[] | undefined;
+  #batchBytes = 0;
+  /** Frames waiting (behind an asynchronous command or unread output), read from `#head` on. */
+  #backlog: Frame[] = [];
+  #head = 0;
+  #unlisten: (() => void) | undefined;
+
+  constructor(socket: Socket<ControlConnection>, ctx: ConnectionContext, authRequired: boolean) {
+    this.#socket = socket;
+    this.#ctx = ctx;
+    this.state = authRequired ? "authenticating" : "running";
+  }
+
+  get remoteAddress(): string {
+    return this.#socket.remoteAddress;
+  }
+
+  /** Bytes from the peer: frames are answered now, or wait behind what is in progress. */
+  received(chunk: Uint8Array): void {
+    if (this.state === "closing") return;
+    const now = Date.now();
+    this.#lastData = now;
+    const frames = this.#decoder.push(chunk);
+    // A frame still incomplete after this read began now, unless it was already arriving before.
+    if (this.#decoder.pending === 0) this.frameSince = 0;
+    else if (frames.length > 0 || this.frameSince === 0) this.frameSince = now;
+    if (this.state === "running" || this.state === "authenticating") return this.#run(frames, 0);
+    for (const frame of frames) this.#backlog.push(own(frame));
+    // A backend that pipelines faster than it is answered is read no further for now.
+    if (this.#backlog.length - this.#head > BACKLOG_HIGH_WATER) this.#socket.pause();
+  }
+
+  /** The kernel took more output: a connection paused for it carries on with what waits. */
+  drained(): void {
+    if (!this.#out.flush(this.#socket)) return;
+    if (this.state === "paused-for-output") return this.#resume();
+    this.#socket.resume();
+    this.settle();
+  }
+
+  /** Refuses the connection: says why, then closes once that is written. */
+  refuse(reply: string): void {
+    this.#out.write(this.#socket, encodeFrame(reply));
+    this.#close(Date.now(), true);
+    this.settle();
+  }
+
+  /**
+   * Closes for cause (a timeout, eviction): answers nothing more, says why, and closes. Logged at info,
+   * or debug when `quiet`: whoever floods the port with connections must not flood the log as well.
+   */
+  fail(reason: string, quiet = false): void {
+    if (this.state === "closing") return;
+    this.#ctx.log[quiet ? "debug" : "info"](`control connection from ${this.remoteAddress}: ${reason}`);
+    this.refuse(errorReply(`${reason}; closing`));
+  }
+
+  /** The periodic check: timeouts, and closings that are due. */
+  tick(now: number, authTimeoutMs: number, frameTimeoutMs: number): void {
+    if (this.state === "closing") {
+      if (this.#forceAt !== 0 && now >= this.#forceAt) return void this.#socket.terminate();
+      return this.settle();
+    }
+    if (this.state === "authenticating" && now - this.openedAt >= authTimeoutMs) {
+      return this.fail(`not authenticated within ${authTimeoutMs / 1000} s`);
+    }
+    // Only while the socket is read: a connection paused by the server is not the peer's delay.
+    const reading = this.state === "running" || this.state === "authenticating";
+    if (reading && this.frameSince !== 0 && now - this.frameSince >= frameTimeoutMs) {
+      return this.fail(`frame incomplete after ${frameTimeoutMs / 1000} s`);
+    }
+    if (this.draining) this.settle();
+  }
+
+  /** Ends the connection when nothing is in progress or unsent and it is closing (or quiet while draining). */
+  settle(): void {
+    if (this.state === "awaiting-store" || this.state === "paused-for-output" || !this.#out.empty) return;
+    if (this.state === "closing" ? this.#closeAt === 0 || Date.now() >= this.#closeAt : this.draining && Date.now() - this.#lastData >= QUIET_MS) {
+      this.#socket.end();
+    }
+  }
+
+  /**
+   * The socket closed: nothing more runs on it — not the frames waiting, not what would follow a
+   * reply still due from the backend store — and it receives no more events.
+   */
+  closed(): void {
+    this.#close(0, false);
+    this.#backlog = [];
+    this.#head = 0;
+  }
+
+  /**
+   * Answers `frames` from index `from`, gathering synchronous replies into one write. It stops at an
+   * asynchronous command (the rest waits for its reply) and before a command once the unsent output
+   * would pass OUT_HIGH_WATER (the rest waits for the peer to read), so replies keep the order of the
+   * requests and one read never builds more than about that much output.
+   */
+  #run(frames: Frame[], from: number): void {
+    const replies: string[] = [];
+    this.#batch = replies;
+    this.#batchBytes = 0;
+    let i = from;
+    while (i < frames.length && (this.state === "running" || this.state === "authenticating")) {
+      if (this.#out.bytes + this.#batchBytes > OUT_HIGH_WATER) {
+        this.state = "paused-for-output";
+        break;
+      }
+      const reply = this.#answer(frames[i++]!);
+      if (reply instanceof Promise) {
+        this.state = "awaiting-store";
+        this.#awaitReply(reply);
+        break;
+      }
+      this.#add(reply);
+    }
+    this.#keep(frames, i);
+    this.#batch = undefined;
+    this.#send(replies);
+    if (this.state === "paused-for-output") this.#pauseForOutput();
+    this.settle();
+  }
+
+  #add(reply: string): void {
+    this.#batch!.push(reply);
+    this.#batchBytes += reply.length;
+  }
+
+  // What `#run` did not answer waits in the backlog (read by index, never re-sliced). Frames of a read
+  // are views into its buffer: those that wait get bytes of their own.
+  #keep(frames: Frame[], next: number): void {
+    const waiting = this.state === "awaiting-store" || this.state === "paused-for-output";
+    if (frames === this.#backlog) {
+      this.#head = next;
+      if (waiting && next < frames.length) return;
+      this.#backlog = [];
+      this.#head = 0;
+      if (!waiting) this.#socket.resume();
+      return;
+    }
+    if (waiting && next < frames.length) {
+      this.#backlog = frames.slice(next).map(own);
+      this.#head = 0;
+    }
+  }
+
+  // The peer reads again when the kernel drains; if everything was taken already, carry on once
+  // other connections have had their turn.
+  #pauseForOutput(): void {
+    if (!this.#out.empty) return void this.#socket.pause();
+    setImmediate(() => this.#resume());
+  }
+
+  #resume(): void {
+    if (this.state !== "paused-for-output") return;
+    this.state = "running";
+    if (this.frameSince !== 0) this.frameSince = Date.now();
+    this.#socket.resume();
+    this.#run(this.#backlog, this.#head);
+  }
+
+  #awaitReply(reply: Promise<string>): void {
+    reply.then(
+      (text) => this.#finishAsync(text),
+      (error: unknown) => {
+        if (error instanceof BackendUnavailable) return this.#finishAsync(errorReply("backend unavailable"));
+        // Already logged by the state; the reply names the file and the cause.
+        if (error instanceof StateWriteFailed) return this.#finishAsync(errorReply(error.message));
+        this.#ctx.log.error("command failed:", error);
+        this.#finishAsync(errorReply("internal error"));
+      },
+    );
+  }
+
+  #finishAsync(reply: string): void {
+    if (this.state !== "awaiting-store") return this.settle();
+    this.state = "running";
+    this.#send([reply]);
+    this.#run(this.#backlog, this.#head);
+  }
+
+  #answer(frame: Frame): Maybe<string> {
+    if (frame.kind !== "payload") {
+      this.#close(0, false);
+      if (frame.kind === "goodbye") return okReply(Reply.goodbye);
+      return errorReply(`bad frame header ${JSON.stringify(frame.header)}: expected 5 digits; closing`);
+    }
+    let text: string;
+    try {
+      text = utf8.decode(frame.bytes);
+    } catch {
+      return errorReply("payload is not valid UTF-8");
+    }
+    if (this.state === "running") return this.#ctx.execute(text, this.#session);
+    return this.#authenticate(text);
+  }
+
+  // With a secret set, nothing but [auth] runs until it succeeds, and any failure ends the connection:
+  // a wrong secret only after AUTH_FAILURE_DELAY_MS, during which nothing else is answered.
+  #authenticate(text: string): string {
+    if (!isAuthCommand(text)) {
+      this.#close(0, false);
+      return AUTH_REQUIRED;
+    }
+    const reply = this.#ctx.execute(text, this.#session) as string;
+    if (reply !== AUTHENTICATED) {
+      this.#ctx.log.warn(`control connection from ${this.remoteAddress}: [auth] failed; closing in ${AUTH_FAILURE_DELAY_MS} ms`);
+      this.#close(Date.now() + AUTH_FAILURE_DELAY_MS, true);
+      return reply;
+    }
+    if (!this.#ctx.admit(this)) {
+      this.#close(0, true);
+      return TOO_MANY_TEXT;
+    }
+    this.state = "running";
+    return reply;
+  }
+
+  #close(at: number, forced: boolean): void {
+    if (this.state !== "closing") this.#ctx.closing(this);
+    this.state = "closing";
+    this.#closeAt = at;
+    if (forced) this.#forceAt = Math.max(at, Date.now()) + CLOSE_GRACE_MS;
+    this.#stopListening();
+  }
+
+  #send(replies: string[]): void {
+    if (replies.length > 0) this.#out.write(this.#socket, encodeFrames(replies));
+  }
+
+  #listen(): void {
+    if (this.#unlisten) return;
+    this.#unlisten = this.#ctx.events.add((event) => this.#event(event));
+  }
+
+  #event(event: string): void {
+    if (this.#batch) return this.#add(event);
+    this.#send([event]);
+    if (this.#out.held <= this.#ctx.listenerBuffer) return;
+    const { log, metrics } = this.#ctx;
+    log.warn(`listener ${this.remoteAddress} is not reading (${this.#out.held} bytes of events held); disconnecting it`);
+    metrics.listenersDisconnected++;
+    this.#stopListening();
+    this.#socket.terminate();
+  }
+
+  #stopListening(): void {
+    this.#unlisten?.();
+    this.#unlisten = undefined;
+  }
+}
+
+function own(frame: Frame): Frame {
+  return frame.kind === "payload" ? { kind: "payload", bytes: frame.bytes.slice() } : frame;
+}

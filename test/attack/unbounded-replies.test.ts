@@ -1,0 +1,74 @@
+// Issue 13, item 2: one read can build unbounded replies. A backend writes thousands of commands whose
+// replies are ~100 KB each and never reads: the server must stop building replies once the
+// connection's unsent output passes its limit, and other backends must not wait behind it.
+
+import { afterEach, expect, test } from "bun:test";
+import { connect, type Socket } from "node:net";
+import { encodeFrame } from "../../src/protocol/frame.ts";
+import { canaryBackend, ControlClient, MB, report, RssSampler, scale, spawnTarget, within, type Spawned } from "./kit.ts";
+
+let target: Spawned | undefined;
+let attacker: Socket | undefined;
+afterEach(async () => {
+  attacker?.destroy();
+  attacker = undefined;
+  await target?.stop("SIGKILL");
+  target = undefined;
+});
+
+const REQUESTS = scale(1_000, 3_000);
+const GROWTH_BOUND = scale(80, 150) * MB;
+const CANARY_P99_MS = scale(1_000, 1_000);
+
+/** A raw backend that writes `count` copies of a command in one go and never reads a byte. */
+async function unreadFlood(port: number, payload: string, count: number): Promise<Socket> {
+  const one = encodeFrame(payload);
+  const all = new Uint8Array(one.length * count);
+  for (let i = 0; i < count; i++) all.set(one, i * one.length);
+  const socket = connect({ host: "127.0.0.1", port });
+  await within(new Promise((resolve) => socket.once("connect", resolve)), "the attacker's connection");
+  socket.pause();
+  socket.write(all);
+  return socket;
+}
+
+async function attack(name: string, prepare: (ctl: ControlClient) => Promise<string>): Promise<void> {
+  target = await spawnTarget();
+  const ctl = await ControlClient.connect(target.privatePort);
+  const command = await prepare(ctl);
+  const rss = new RssSampler(target.proc.pid);
+  const canary = await canaryBackend(target.privatePort, { everyMs: 20 });
+  attacker = await unreadFlood(target.privatePort, command, REQUESTS);
+  await Bun.sleep(scale(3_000, 10_000));
+  const latency = await canary.stop();
+  rss.stop();
+  ctl.close();
+  report(name, { requests: REQUESTS, baselineMB: rss.baseline / MB, peakMB: rss.peak / MB, growthMB: rss.growth / MB, canary: latency });
+  expect(rss.growth).toBeLessThanOrEqual(GROWTH_BOUND);
+  expect(latency.unanswered).toBe(0);
+  expect(latency.p99).toBeLessThanOrEqual(CANARY_P99_MS);
+}
+
+test("unread [members] replies of 20,000 users stay bounded and do not starve other backends", async () => {
+  await attack("unread [members]", async (ctl) => {
+    const channel = await ctl.ok("[newchannel]");
+    const users = 20_000;
+    const batch = 2_000;
+    for (let done = 0; done < users; done += batch) {
+      const ids: Promise<string>[] = [];
+      for (let i = 0; i < batch; i++) ids.push(ctl.ok("[newuser]"));
+      const joins = (await Promise.all(ids)).map((reply) => ctl.call(`[join] ${channel}!${reply.split("!")[0]}`));
+      await Promise.all(joins);
+    }
+    const page = await ctl.ok(`[members] ${channel}`);
+    expect(page.length).toBeGreaterThan(90_000);
+    return `[members] ${channel}`;
+  });
+}, 120_000);
+
+test("unread [retrieve] replies of a 99,980-byte value stay bounded and do not starve other backends", async () => {
+  await attack("unread [retrieve]", async (ctl) => {
+    await ctl.ok(`[store] big!${"v".repeat(99_980)}`);
+    return "[retrieve] big";
+  });
+}, 120_000);
