@@ -1,0 +1,69 @@
+// Item 1: evicted held messages and replay entries must leave memory, not only the counters.
+// An attacker (or plain traffic) whispers one large message to each of many offline users: every
+// message is held and enters the user's replay window, and the byte caps evict the oldest. The
+// server's RSS must stay within its baseline plus the two caps plus a margin.
+
+import { expect, test } from "bun:test";
+import { encodeFrames } from "../../src/protocol/frame.ts";
+import { ControlClient, FULL, MB, report, RssSampler, scale, spawnTarget } from "./kit.ts";
+
+// The short form lowers both caps so that, unfreed, the evicted messages dwarf them; the full form
+// runs the issue's findings with default flags.
+const CAP = scale(16 * MB, 64 * MB);
+const CAP_FLAGS = FULL ? [] : ["--queue-bytes", String(CAP), "--replay-bytes", String(CAP)];
+// Full form: the issue's bound. Short form: the baseline (users already created) + both caps + room
+// for the per-source bookkeeping the whispers add.
+const LIMIT_FULL = 350 * MB;
+const MARGIN_SHORT = 90 * MB;
+
+/** Creates `count` users in pipelined writes and returns their IDs. */
+export async function createUsers(ctl: ControlClient, count: number): Promise<number[]> {
+  const ids: number[] = [];
+  for (let done = 0; done < count; done += 10_000) {
+    const batch = Math.min(10_000, count - done);
+    ctl.write(encodeFrames(Array.from({ length: batch }, () => "[newuser]")));
+    for (const reply of await ctl.replies.take(batch, "[newuser] replies", 30_000)) ids.push(Number(reply.slice(5).split("!")[0]));
+  }
+  return ids;
+}
+
+/** Whispers one `bytes`-long message to each user, pipelined in batches, every reply awaited. */
+export async function whisperEach(ctl: ControlClient, users: number[], bytes: number): Promise<void> {
+  const body = "m".repeat(bytes);
+  for (let done = 0; done < users.length; done += 500) {
+    const batch = users.slice(done, done + 500);
+    ctl.write(encodeFrames(batch.map((id) => `[whisper] ${id}!${body}`)));
+    const replies = await ctl.replies.take(batch.length, "[whisper] replies", 30_000);
+    if (replies.some((reply) => !reply.startsWith("[ok]"))) throw new Error(`a whisper failed: ${replies.find((r) => !r.startsWith("[ok]"))}`);
+  }
+}
+
+test("large whispers to many offline users: evicted held and replay entries are freed, RSS within the caps", async () => {
+  await finding("large", scale(20_000, 40_000), 10_000);
+}, 120_000);
+
+test("small whispers to very many offline users: RSS within the caps", async () => {
+  await finding("many", scale(100_000, 200_000), 1_000);
+}, 180_000);
+
+/** Re-runs the finding: `users` offline users, each whispered one `bytes`-long message. */
+async function finding(name: string, count: number, bytes: number): Promise<void> {
+  const target = await spawnTarget(CAP_FLAGS);
+  const ctl = await ControlClient.connect(target.privatePort);
+  try {
+    const users = await createUsers(ctl, count);
+    const rss = new RssSampler(target.proc.pid);
+    await whisperEach(ctl, users, bytes);
+    const stats = await ctl.call("[stats]");
+    await Bun.sleep(300);
+    const end = rss.sample();
+    rss.stop();
+    const held = Number(/held=(\d+)/.exec(stats)?.[1]);
+    report(`evicted-memory ${name}`, { users: count, bytes, cap_mb: CAP / MB, baseline_mb: rss.baseline / MB, peak_mb: rss.peak / MB, end_mb: end / MB, held });
+    const limit = FULL ? LIMIT_FULL : rss.baseline + 2 * CAP + MARGIN_SHORT;
+    expect(rss.peak).toBeLessThanOrEqual(limit);
+  } finally {
+    ctl.close();
+    await target.stop().catch(() => target.proc.kill("SIGKILL"));
+  }
+}
