@@ -5,7 +5,7 @@
 
 import { expect, test } from "bun:test";
 import { encodeFrames } from "../../src/protocol/frame.ts";
-import { ControlClient, FULL, MB, report, RssSampler, scale, spawnTarget } from "./kit.ts";
+import { ControlClient, createUsers, FULL, MB, report, RssSampler, scale, spawnTarget } from "./kit.ts";
 
 // The short form lowers both caps so that, unfreed, the evicted messages dwarf them; the full form
 // runs the issue's findings with default flags.
@@ -16,19 +16,8 @@ const CAP_FLAGS = FULL ? [] : ["--queue-bytes", String(CAP), "--replay-bytes", S
 const LIMIT_FULL = 350 * MB;
 const MARGIN_SHORT = 90 * MB;
 
-/** Creates `count` users in pipelined writes and returns their IDs. */
-export async function createUsers(ctl: ControlClient, count: number): Promise<number[]> {
-  const ids: number[] = [];
-  for (let done = 0; done < count; done += 10_000) {
-    const batch = Math.min(10_000, count - done);
-    ctl.write(encodeFrames(Array.from({ length: batch }, () => "[newuser]")));
-    for (const reply of await ctl.replies.take(batch, "[newuser] replies", 30_000)) ids.push(Number(reply.slice(5).split("!")[0]));
-  }
-  return ids;
-}
-
 /** Whispers one `bytes`-long message to each user, pipelined in batches, every reply awaited. */
-export async function whisperEach(ctl: ControlClient, users: number[], bytes: number): Promise<void> {
+async function whisperEach(ctl: ControlClient, users: number[], bytes: number): Promise<void> {
   const body = "m".repeat(bytes);
   for (let done = 0; done < users.length; done += 500) {
     const batch = users.slice(done, done + 500);
