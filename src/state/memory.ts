@@ -1,4 +1,5 @@
 import { HeldMessages } from "./held-memory.ts";
+import { SortedIds } from "./sorted-ids.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 interface User {
@@ -14,7 +15,8 @@ export interface MemoryStateOptions {
 /** Everything in this process's memory: fast, and gone at exit, as in the original webtalk. */
 export class MemoryState implements State {
   #users = new Map<number, User>();
-  #channels = new Map<number, Set<number>>([[GLOBAL_CHANNEL, new Set()]]);
+  /** Members per channel, ascending, so `[members]` pages cost in proportion to the page. */
+  #channels = new Map<number, SortedIds>([[GLOBAL_CHANNEL, new SortedIds()]]);
   #kv = new Map<string, string>();
   #nextUser = 1;
   #nextChannel = GLOBAL_CHANNEL + 1;
@@ -51,7 +53,7 @@ export class MemoryState implements State {
 
   createChannel(): number {
     const id = this.#nextChannel++;
-    this.#channels.set(id, new Set());
+    this.#channels.set(id, new SortedIds());
     return id;
   }
 
@@ -62,9 +64,10 @@ export class MemoryState implements State {
   deleteChannel(channel: number): number[] | undefined {
     const members = this.#channels.get(channel);
     if (!members) return undefined;
-    for (const id of members) this.#users.get(id)?.channels.delete(channel);
+    const ids = members.all();
+    for (const id of ids) this.#users.get(id)?.channels.delete(channel);
     this.#channels.delete(channel);
-    return [...members];
+    return ids;
   }
 
   join(channel: number, id: number): JoinResult {
@@ -95,10 +98,7 @@ export class MemoryState implements State {
   members(channel: number, after: number, limit: number): number[] | undefined {
     const members = this.#channels.get(channel);
     if (!members) return undefined;
-    const page: number[] = [];
-    for (const id of members) if (id > after) page.push(id);
-    page.sort((a, b) => a - b);
-    return page.length > limit ? page.slice(0, limit) : page;
+    return members.page(after, limit);
   }
 
   memberCount(channel: number): number | undefined {
