@@ -47,10 +47,12 @@ async function finding(name: string, count: number, bytes: number): Promise<void
     // The bound is on what the process keeps: freed messages are garbage until a collection runs, so
     // give the collector a bounded while (unfreed ones never go).
     const limit = FULL ? LIMIT_FULL : rss.baseline + 2 * CAP + MARGIN_SHORT;
+    const settling = performance.now();
     const end = await settledRss(rss, limit, 10_000);
+    const settleMs = performance.now() - settling;
     rss.stop();
     const held = Number(/held=(\d+)/.exec(stats)?.[1]);
-    report(`evicted-memory ${name}`, { users: count, bytes, cap_mb: CAP / MB, baseline_mb: rss.baseline / MB, peak_mb: rss.peak / MB, end_mb: end / MB, limit_mb: limit / MB, held });
+    report(`evicted-memory ${name}`, { users: count, bytes, cap_mb: CAP / MB, baseline_mb: rss.baseline / MB, peak_mb: rss.peak / MB, end_mb: end / MB, settle_ms: settleMs, limit_mb: limit / MB, held });
     expect(end).toBeLessThanOrEqual(limit);
   } finally {
     ctl.close();
