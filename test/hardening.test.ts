@@ -222,7 +222,7 @@ describe("bounded memory", () => {
   test("--queue-bytes bounds held messages across all users, oldest first", async () => {
     // Each held entry is about 100 bytes (the text plus its stored offset) and its bookkeeping, and
     // one user's queue its own: room for ten.
-    const server = await startTestServer({ queueBytes: 10 * (101 + ITEM_BYTES) + KEY_BYTES });
+    const server = await startTestServer({ queueBytes: 10 * (2 * 101 + ITEM_BYTES) + KEY_BYTES });
     const ctl = await ControlClient.connect(server.private.port);
     const a = await newUser(ctl);
     const b = await newUser(ctl);
