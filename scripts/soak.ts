@@ -8,6 +8,9 @@
 //     --workers: browser processes (default one per 5,000 browsers)
 //     --warmup: seconds of load before the reference RSS is read (default half the duration, at most 10)
 //   bun run soak -- --public ws://HOST:PORT/webtalk --private HOST:PORT [--pid PID]   (an existing server)
+//   bun run soak -- --sources 100000 --duration 60 [--bytes 1000] [--private HOST:PORT --pid PID]
+//     whispers to that many distinct offline users in turn (default flags: every whisper held and in a
+//     replay window) and passes when RSS stays flat after warm-up; no browsers (scripts/soak/sources.ts)
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -17,6 +20,7 @@ import { chooseSeed, createRandom } from "../test/random.ts";
 import { Backend } from "./soak/backend.ts";
 import { BrowserPool } from "./soak/pool.ts";
 import { Problems } from "./soak/problems.ts";
+import { soakSources } from "./soak/sources.ts";
 import { emptyVerdict } from "./soak/verify.ts";
 
 const { values: flags } = parseArgs({
@@ -32,6 +36,8 @@ const { values: flags } = parseArgs({
     public: { type: "string" },
     private: { type: "string" },
     pid: { type: "string" },
+    sources: { type: "string" },
+    bytes: { type: "string", default: "1000" },
     help: { type: "boolean", default: false },
   },
 });
@@ -66,6 +72,18 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.stderr.write(`soak: ${signal}: stopping\n`);
     process.exit(1);
   });
+}
+
+if (flags.sources !== undefined) {
+  const pass = await soakSources({
+    sources: positive("sources", flags.sources),
+    bytes: positive("bytes", flags.bytes),
+    durationS,
+    private: flags.private,
+    pid: flags.pid === undefined ? undefined : Number(flags.pid),
+    log: (text) => process.stderr.write(`soak: ${text}\n`),
+  });
+  process.exit(pass ? 0 : 1);
 }
 
 const problems = new Problems();

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { encodeFrame, encodeFrames, FrameDecoder } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, Inbox, loggedIn, newUser, rawWebSocket, startTestServer, within } from "./helpers.ts";
 import { MAIN, runToExit, spawnServer } from "./process.ts";
+import { ITEM_BYTES, KEY_BYTES } from "../src/util/keyed-fifo.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-hardening-"));
 let cert = "";
@@ -219,8 +220,9 @@ describe("bounded memory", () => {
   }, 60_000);
 
   test("--queue-bytes bounds held messages across all users, oldest first", async () => {
-    // Each held entry is about 100 bytes (the text plus its stored offset): room for ten.
-    const server = await startTestServer({ queueBytes: 1010 });
+    // Each held entry is about 100 bytes (the text plus its stored offset) and its bookkeeping, and
+    // one user's queue its own: room for ten.
+    const server = await startTestServer({ queueBytes: 10 * (2 * 101 + ITEM_BYTES) + KEY_BYTES });
     const ctl = await ControlClient.connect(server.private.port);
     const a = await newUser(ctl);
     const b = await newUser(ctl);

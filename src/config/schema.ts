@@ -243,7 +243,7 @@ export const settings: readonly Setting[] = [
     flag: "queue-bytes",
     default: 64 << 20,
     valueHint: "BYTES",
-    description: "held-message bytes across all users; past it the oldest held messages are dropped",
+    description: "memory for held messages across all users (2 bytes a character and ~100 a message); past it the oldest are dropped",
     parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
   }),
   define({
@@ -275,7 +275,7 @@ export const settings: readonly Setting[] = [
     flag: "replay-bytes",
     default: 64 << 20,
     valueHint: "BYTES",
-    description: "memory for replay windows across all sources; past it the oldest messages go first",
+    description: "memory for replay windows across all sources (2 bytes a character and ~100 a message); past it the oldest go first",
     parse: (raw) => wholeNumber(raw, 0, 2 ** 40),
   }),
   define({

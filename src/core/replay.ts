@@ -52,8 +52,8 @@ export class MemoryReplay implements ReplayLog {
     const offset = (this.#last.get(key) ?? 0) + 1;
     this.#last.set(key, offset);
     if (this.limits.count > 0) {
-      // Strings are UTF-16 in memory; the constant covers the entry's own bookkeeping.
-      this.#window.push(key, text, text.length * 2 + 64, this.limits.count, this.now());
+      // At most two bytes a character (JSC keeps ASCII texts in one); the FIFO adds its own bookkeeping.
+      this.#window.push(key, text, text.length * 2, this.limits.count, this.now());
     }
     return offset;
   }

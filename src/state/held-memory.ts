@@ -17,7 +17,10 @@ export class HeldMessages {
 
   /** Holds a message; returns how many messages (this user's or others') were dropped to make room. */
   hold(user: number, text: string, perUser: number): number {
-    return this.#fifo.push(user, text, Buffer.byteLength(text), perUser);
+    // Two bytes a character bounds the string's memory without reading it: a held entry is
+    // `${offset}!${text}`, and JSC keeps it as a rope sharing the text with the replay window until it
+    // is delivered, where measuring its UTF-8 length would flatten it into a second copy.
+    return this.#fifo.push(user, text, text.length * 2, perUser);
   }
 
   /** Removes and returns the user's messages, oldest first. */
