@@ -7,6 +7,7 @@ import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import type { RateBucket } from "./message-rate.ts";
 import { UserTable } from "./user-table.ts";
 import { createWatchdog } from "./watchdog.ts";
 
@@ -17,6 +18,8 @@ export interface Peer {
   deadline: number;
   /** Chose the `webtalk.v2` subprotocol: numbered messages, notices, resumable. */
   v2: boolean;
+  /** What is left of its --max-message-rate. */
+  rate: RateBucket;
 }
 
 export type Browser = ServerWebSocket<Peer>;
