@@ -67,7 +67,7 @@ export function servePublic(options: PublicOptions): PublicServer {
   let stopping = false;
 
   // The Bun server exists only once Bun.serve returns; the sessions reach it through this getter.
-  const { delivery, admit, ended, closeAll } = createBrowserSessions(() => server, {
+  const { delivery, admit, ended, closeAll, drained } = createBrowserSessions(() => server, {
     backpressure: options.backpressure,
     events,
     metrics,
@@ -143,6 +143,9 @@ export function servePublic(options: PublicOptions): PublicServer {
             },
           );
         } else admit(ws, decision);
+      },
+      drain(ws) {
+        drained(ws);
       },
       close(ws) {
         if (--open === 0 && stopping) markAllClosed();
