@@ -174,8 +174,10 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     users: () => sessions.keys(),
   };
 
-  // Half the slow-consumer limit: a replay alone never gets a browser closed as slow; live messages on top may.
-  const replayBudget = Math.floor(options.backpressure / 2);
+  // At most half the slow-consumer limit, so a replay alone never gets a browser closed as slow (live
+  // messages on top may), and at most 1 MiB: a login costs no more than that before the browser reads,
+  // and drain events keep a reading browser's replay flowing at full speed with far less.
+  const replayBudget = Math.min(REPLAY_BUDGET, Math.floor(options.backpressure / 2));
 
   const replayTarget = (ws: Browser): ReplayTarget => ({
     send: (text) => void ws.send(text),
@@ -224,6 +226,9 @@ function endReplay(ws: Browser): void {
   ws.data.replay?.end();
   ws.data.replay = undefined;
 }
+
+/** Bytes of replay unread by a browser before its replay waits for the socket's drain. */
+const REPLAY_BUDGET = 1 << 20;
 
 /**
  * A browser this far behind would not read a close frame for a long time, while its unread bytes stay
