@@ -69,3 +69,39 @@ function frameOf(payload: string): string {
   const bytes = Buffer.byteLength(payload);
   return `${String(bytes).padStart(5, "0")}${payload}`;
 }
+
+test("a reading browser gets a replay far larger than the budget, then live shouts sent meanwhile, exactly once and in order", async () => {
+  // --backpressure 64 KiB: the replay goes out 32 KiB at a time, paced by the socket's drain.
+  const target = await spawnTarget(["--backpressure", String(64 * 1024)]);
+  try {
+    const ctl = await ControlClient.connect(target.privatePort);
+    const user = await newUser(ctl);
+    const first = await Browser.open(target.publicUrl, "webtalk.v2");
+    first.send(user.token);
+    const epoch = (await first.messages.next("the epoch")).slice("#epoch ".length);
+    first.close();
+    await within(first.closed, "the first page to close");
+    const text = "y".repeat(20_000);
+    const before = 400;
+    const during = 200;
+    for (let i = 1; i <= before; i++) ctl.write(new TextEncoder().encode(frameOf(`[shout] 1!${i}:${text}`)));
+    for (let i = 1; i <= before; i++) await ctl.replies.next(`shout ${i}`);
+    const page = await Browser.open(target.publicUrl, "webtalk.v2");
+    page.send(`${user.token}!${epoch}!1:0`);
+    expect(await page.messages.next("the epoch")).toBe(`#epoch ${epoch}`);
+    for (let i = before + 1; i <= before + during; i++) ctl.write(new TextEncoder().encode(frameOf(`[shout] 1!${i}:${text}`)));
+    const offsets: number[] = [];
+    while (offsets.length < before + during) {
+      const message = await page.messages.next("a shout", 10_000);
+      const match = /^1:(\d+)!(\d+):/.exec(message);
+      if (!match) throw new Error(`unexpected ${message.slice(0, 40)}`);
+      expect(match[1]).toBe(match[2]!);
+      offsets.push(Number(match[1]));
+    }
+    expect(offsets).toEqual(Array.from({ length: before + during }, (_, i) => i + 1));
+    page.close();
+    ctl.close();
+  } finally {
+    await target.stop();
+  }
+}, 60_000);
