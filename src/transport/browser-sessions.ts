@@ -48,8 +48,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const hooks = options.hooks;
   const sessions = new UserTable<Browser>();
 
-  const watchdog = createWatchdog(
-    () => sessions.values(),
+  const watchdog = createWatchdog<Peer>(
     options.backpressure,
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
@@ -61,6 +60,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
   const retire = (user: number, ws: Browser, reason: CloseReason): void => {
     sessions.delete(user);
+    watchdog.remove(ws);
     events.emit(Event.offline(user));
     close(ws, reason);
   };
@@ -106,6 +106,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     ws.data.phase = "live";
     ws.data.user = user;
     sessions.set(user, ws);
+    watchdog.add(ws);
     // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it; a replayed
     // source is subscribed only once its replay has caught up (ReplayStream).
     const { catchUp } = decision;
@@ -205,6 +206,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const ended = (ws: Browser): boolean => {
     const { user } = ws.data;
     endReplay(ws);
+    watchdog.remove(ws);
     if (ws.data.phase !== "live" || sessions.get(user) !== ws) return false;
     sessions.delete(user);
     hooks?.released(user);

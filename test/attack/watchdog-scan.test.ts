@@ -43,7 +43,7 @@ test("the watchdog's cost per shout does not grow with the number of idle browse
       }
       await waitOnline(ctl, sockets.length);
     };
-    const shouts = scale(1_500, 4_000);
+    const shouts = scale(3_000, 6_000);
     const perShout = async () => {
       const before = cpuTicks(target.proc.pid);
       for (let i = 0; i < shouts; i++) await ctl.call(`[shout] ${channel}!s`);
