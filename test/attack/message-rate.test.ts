@@ -38,3 +38,31 @@ test("a browser flooding one-byte messages is closed with 1008 while a backend's
     await target.stop();
   }
 }, 60_000);
+
+test("a browser within --max-message-rate is never closed, and each message reaches the listener", async () => {
+  const target = await spawnTarget(["--upstream", "--max-message-rate", "50"]);
+  try {
+    const ctl = await ControlClient.connect(target.privatePort);
+    const listener = await ControlClient.connect(target.privatePort);
+    await listener.ok("[listen]");
+    const [browser, user] = await loggedIn(target, ctl);
+    // A burst of the whole allowance, then 25 more paced at 25 per second.
+    for (let i = 0; i < 50; i++) browser.send(`b${i}`);
+    for (let i = 0; i < 25; i++) {
+      await Bun.sleep(40);
+      browser.send(`p${i}`);
+    }
+    const seen: string[] = [];
+    while (seen.length < 75) {
+      const event = await listener.replies.next("a [message] event");
+      if (event.startsWith("[message]")) seen.push(event.slice(`[message] ${user.id}!`.length));
+    }
+    expect(seen).toEqual([...Array.from({ length: 50 }, (_, i) => `b${i}`), ...Array.from({ length: 25 }, (_, i) => `p${i}`)]);
+    expect(await ctl.ok(`[online] ${user.id}`)).toBe("1");
+    browser.close();
+    listener.close();
+    ctl.close();
+  } finally {
+    await target.stop();
+  }
+}, 30_000);
