@@ -233,15 +233,16 @@ function endReplay(ws: Browser): void {
 const REPLAY_BUDGET = 1 << 20;
 
 /**
- * A browser this far behind would not read a close frame for a long time, while its unread bytes stay
- * in memory: it is cut instead (it sees 1006), so re-logins on sockets that never read cannot pile up.
+ * A replaced browser this far behind would not read its close frame for a long time, while its unread
+ * bytes stay in memory: it is cut instead (it sees 1006), so re-logins on sockets that never read cannot
+ * pile up. A reading browser seldom has this much unread; one that has (mid-replay) sees 1006, not 4002.
  */
 const UNREAD_CUTOFF = 64 * 1024;
 
 export function close(ws: Browser, reason: CloseReason): void {
   endReplay(ws);
   ws.data.phase = "closing";
-  if (ws.getBufferedAmount() > UNREAD_CUTOFF) return ws.terminate();
+  if (reason === CloseCode.replaced && ws.getBufferedAmount() > UNREAD_CUTOFF) return ws.terminate();
   ws.close(reason.code, reason.reason);
 }
 

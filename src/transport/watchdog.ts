@@ -6,8 +6,8 @@ const SWEEP_PER_TURN = 256;
 /**
  * Finds browsers that stopped reading, at a cost that does not grow with the number of browsers. A
  * publish that meets backpressure (Bun does not say whose) schedules one scan for the next turn of the
- * event loop (never more than one per turn). A scan rechecks the suspects — browsers seen with bytes
- * queued, until they drain or leave — and moves a sweep over the others on by SWEEP_PER_TURN, so each
+ * event loop (never more than one per turn). A scan rechecks the suspects — browsers seen a quarter of
+ * the way to the limit, until they catch up or leave — and moves a sweep over the others on by SWEEP_PER_TURN, so each
  * browser is looked at within ⌈browsers / SWEEP_PER_TURN⌉ backpressured turns, and a scan costs the
  * suspects plus a constant. Meanwhile Bun's own hard cap (a multiple of the limit) bounds what one
  * browser can hold, and healthy traffic pays nothing.
@@ -20,14 +20,18 @@ export function createWatchdog<T>(limit: number, onSlow: (ws: ServerWebSocket<T>
   let cursor = 0;
   let scheduled = false;
 
-  /** Looks at one browser: closes it past the limit, remembers it while it has bytes queued. */
+  // Only browsers a quarter of the way to the limit are suspects: under heavy fan-out many healthy ones
+  // have a few bytes queued for a moment, and tracking those would churn the set for nothing.
+  const suspectAt = limit / 4;
+
+  /** Looks at one browser: closes it past the limit, remembers it while it is well behind. */
   const check = (ws: ServerWebSocket<T>): void => {
     const buffered = ws.getBufferedAmount();
     if (buffered > limit) {
       suspects.delete(ws);
       onSlow(ws, buffered);
-    } else if (buffered > 0) suspects.add(ws);
-    else suspects.delete(ws);
+    } else if (buffered > suspectAt) suspects.add(ws);
+    else if (suspects.size > 0) suspects.delete(ws);
   };
 
   const scan = (): void => {
