@@ -67,6 +67,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         login: (message, v2) => login(message, v2),
         upstream: config.upstream,
         maxMessage: config.maxMessage,
+        maxMessageRate: config.maxMessageRate,
         backpressure: config.backpressure,
         rules: { origins: config.origins, maxConnections: config.maxConnections },
         tls,

@@ -245,6 +245,7 @@ const EXPECTED = [
   "webtalk_listeners",
   "webtalk_listeners_disconnected_total",
   "webtalk_slow_consumers_disconnected_total",
+  "webtalk_rate_limited_disconnected_total",
   "process_resident_memory_bytes",
   "process_cpu_seconds_total",
 ];

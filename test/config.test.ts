@@ -84,6 +84,8 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_ADMIN: "on" }, 'invalid WEBTALK_ADMIN value "on": expected HOST:PORT'],
     [{ path: "no-slash" }, {}, 'invalid --path value "no-slash"'],
     [{}, { WEBTALK_UPSTREAM: "maybe" }, 'invalid WEBTALK_UPSTREAM value "maybe": expected true or false (or 1, 0, yes, no)'],
+    [{ "max-message-rate": "-5" }, {}, 'invalid --max-message-rate value "-5"'],
+    [{}, { WEBTALK_MAX_MESSAGE_RATE: "fast" }, 'invalid WEBTALK_MAX_MESSAGE_RATE value "fast"'],
     [{ origins: "example.com" }, {}, 'invalid --origins value "example.com": expected origins like https://example.com'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
     [{ data: " " }, {}, 'invalid --data value " ": expected a file name'],

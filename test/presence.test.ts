@@ -240,7 +240,7 @@ describe("events", () => {
   });
 
   test("a listener that does not read is cut off; other listeners, users and commands carry on", async () => {
-    const s = await startTestServer({ upstream: true, listenerBuffer: 1 << 20 });
+    const s = await startTestServer({ upstream: true, listenerBuffer: 1 << 20, maxMessageRate: 0 });
     const c = await ControlClient.connect(s.private.port);
     const reader = await listener(s);
     const stalled = await stalledListener(s.private.port);

@@ -40,6 +40,7 @@ test("a failed write is an [error] reply or a refused login, and the server carr
     login: (t, v2) => login(t, v2),
     upstream: false,
     maxMessage: 4096,
+    maxMessageRate: 100,
     backpressure: 1 << 20,
     rules: { origins: [], maxConnections: 100 },
     events,

@@ -19,6 +19,7 @@ export interface Config {
   duplicate: Duplicate;
   upstream: boolean;
   maxMessage: number;
+  maxMessageRate: number;
   listenerBuffer: number;
   /** Shared secret a control connection must present with `[auth]`; "" for none. */
   secret: string;
@@ -148,6 +149,14 @@ export const settings: readonly Setting[] = [
     valueHint: "BYTES",
     description: "largest message a browser may send; larger closes it with 1009",
     parse: (raw) => wholeNumber(raw, 256, 65_536),
+  }),
+  define({
+    key: "maxMessageRate",
+    flag: "max-message-rate",
+    default: 100,
+    valueHint: "N",
+    description: "messages per second a logged-in browser may send (0: unlimited); past it the browser is closed with 1008",
+    parse: (raw) => wholeNumber(raw, 0, 1_000_000),
   }),
   define({
     key: "listenerBuffer",

@@ -1,16 +1,36 @@
-import { epochNotice, gapNotice, numbered, WHISPER_SOURCE, type V2Login } from "../protocol/resume.ts";
+import { epochNotice, WHISPER_SOURCE, type V2Login } from "../protocol/resume.ts";
 import type { Maybe } from "../state/state.ts";
 import { all, then } from "./maybe.ts";
 import { channelStream, userStream, type ReplayLog, type Since } from "./replay.ts";
 
-/** What a browser is sent at login, before anything live, and what the backend is told about it. */
+/**
+ * What a browser is sent at login, before anything live, and what the backend is told about it. The
+ * replay itself is never read whole here: each listed source carries only its first page, and the
+ * transport reads on (ReplayCursor) as fast as the browser takes it.
+ */
 export interface CatchUp {
-  /** In order: v1 — the held whispers; v2 — `#epoch`, then per listed source its missed messages or `#gap`, then held whispers. */
+  /** Sent at once, in order: v1 — the held whispers; v2 — `#epoch`, then the held whispers of an unlisted whisper stream. */
   messages: string[];
-  replayed: number;
-  /** Sources (as the browser names them) that could not be recovered. */
-  gaps: string[];
+  /** v2: per listed source, in the login's order, where its replay starts (or that it is a gap). */
+  sources: ReplaySource[];
+  /** Reads the next page of a source's window after `offset`. */
+  more(key: string, offset: number): Maybe<Since>;
 }
+
+/** One source a v2 browser resumes: its name as the browser knows it, its stream, and what was read of it so far. */
+export interface ReplaySource {
+  /** `u` or a channel ID. */
+  source: string;
+  /** The replay log's key (userStream/channelStream). */
+  key: string;
+  /** The browser's position: the last offset it has. */
+  from: number;
+  /** The first page after the position, or a gap, as read at login. */
+  first: Since;
+}
+
+/** Entries read from the replay window per lookup: bounds what a login holds before the browser reads. */
+export const REPLAY_PAGE = 16;
 
 /** Held whispers are stored as `OFFSET!TEXT` so either protocol can be served at the next login. */
 export function heldEntry(offset: number, text: string): string {
@@ -22,7 +42,7 @@ export function heldText(entry: string): string {
 }
 
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: held.map(heldText), replayed: 0, gaps: [] };
+  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }) };
 }
 
 /**
@@ -32,28 +52,21 @@ export function catchUpV1(held: string[]): CatchUp {
  */
 export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], held: string[]): Maybe<CatchUp> {
   const member = new Set(channels.map(String));
-  const sources = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
-  const lookups = sources.map(([source, offset]): Maybe<Since> => {
+  const listed = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
+  const lookups = listed.map(([source, offset]): Maybe<Since> => {
     if (login.epoch !== replay.epoch) return { gap: true };
-    return replay.since(source === WHISPER_SOURCE ? userStream(user) : channelStream(Number(source)), offset);
+    return replay.since(streamOf(source, user), offset, REPLAY_PAGE);
   });
   return then(all(lookups), (found) => {
     const messages = [epochNotice(replay.epoch)];
-    let replayed = 0;
-    const gaps: string[] = [];
-    found.forEach((since, i) => {
-      const source = sources[i]![0];
-      if (since.gap) {
-        messages.push(gapNotice(source));
-        gaps.push(source);
-        return;
-      }
-      for (const entry of since.entries) messages.push(numbered(source, entry.offset, entry.text));
-      replayed += since.entries.length;
-    });
     if (!login.positions.has(WHISPER_SOURCE)) {
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
-    return { messages, replayed, gaps };
+    const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
+    return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE) };
   });
+}
+
+function streamOf(source: string, user: number): string {
+  return source === WHISPER_SOURCE ? userStream(user) : channelStream(Number(source));
 }

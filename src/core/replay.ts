@@ -24,8 +24,11 @@ export interface ReplayLog {
   readonly epoch: string;
   /** Appends a message to a source and returns its offset. */
   append(key: string, text: string): Maybe<number>;
-  /** The messages of a source after `offset`, or a gap when the window no longer reaches back that far. */
-  since(key: string, offset: number): Maybe<Since>;
+  /**
+   * The messages of a source after `offset`, at most `max` of them (default: all), or a gap when the
+   * window no longer reaches back that far. Fewer than `max` means the page reached the newest message.
+   */
+  since(key: string, offset: number, max?: number): Maybe<Since>;
   /** Forgets a source (a killed channel or user). */
   drop(key: string): Maybe<void>;
 }
@@ -59,7 +62,7 @@ export class MemoryReplay implements ReplayLog {
   }
 
   /** The messages of a source after `offset`, or a gap when the window no longer reaches back that far. */
-  since(key: string, offset: number): Since {
+  since(key: string, offset: number, max = Infinity): Since {
     const last = this.#last.get(key) ?? 0;
     if (offset > last) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
@@ -69,7 +72,8 @@ export class MemoryReplay implements ReplayLog {
     const first = last - window.length + 1;
     if (window.length === 0 || first > offset + 1) return { gap: true };
     const entries = [];
-    for (let i = offset + 1 - first; i < window.length; i++) entries.push({ offset: first + i, text: window[i]!.value });
+    const from = offset + 1 - first;
+    for (let i = from; i < window.length && i - from < max; i++) entries.push({ offset: first + i, text: window[i]!.value });
     return { gap: false, entries };
   }
 

@@ -19,6 +19,8 @@ export class Metrics {
   listenersDisconnected = 0;
   /** Browsers closed with 4006 because they stopped reading while messages piled up for them. */
   slowConsumersDisconnected = 0;
+  /** Browsers closed with 1008 because they sent more messages per second than --max-message-rate. */
+  tooFastDisconnected = 0;
   /** Messages sent again to v2 browsers that resumed from a position. */
   replayed = 0;
   /** `#gap` notices sent: positions the replay window no longer covered. */

@@ -75,6 +75,11 @@ export function renderPrometheus(sample: Sample): string {
       "Browsers disconnected because they stopped reading while messages piled up for them.",
       m.slowConsumersDisconnected,
     ),
+    counter(
+      "webtalk_rate_limited_disconnected_total",
+      "Browsers disconnected (1008) because they sent messages faster than --max-message-rate.",
+      m.tooFastDisconnected,
+    ),
     ...processFamilies(),
   ];
   return families.map(renderFamily).join("");

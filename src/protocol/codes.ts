@@ -8,6 +8,7 @@ export const CloseCode = {
   killed: { code: 4004, reason: "user killed", final: true },
   kicked: { code: 4005, reason: "kicked", final: true },
   slowConsumer: { code: 4006, reason: "slow consumer", final: false },
+  tooFast: { code: 1008, reason: "message rate exceeded", final: false },
   tooLarge: { code: 1009, reason: "message too large", final: false },
   shuttingDown: { code: 1001, reason: "server shutting down", final: false },
   tryAgainLater: { code: 1013, reason: "backend unavailable", final: false },

@@ -13,9 +13,18 @@ if tonumber(ARGV[2]) > 0 then
 end
 return offset`;
 
+// Offsets in a window are consecutive, so the page after ARGV[1] starts at a computed index; at most
+// ARGV[2] entries (-1: all). A window that starts after the position comes back from its head: a gap.
 const SINCE = `
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-return {last, redis.call('LRANGE', KEYS[2], 0, -1)}`;
+local head = redis.call('LINDEX', KEYS[2], 0)
+if not head then return {last, {}} end
+local start = tonumber(ARGV[1]) + 1 - tonumber(string.match(head, '^(%d+):'))
+if start < 0 then start = 0 end
+local max = tonumber(ARGV[2])
+local stop = -1
+if max >= 0 then stop = start + max - 1 end
+return {last, redis.call('LRANGE', KEYS[2], start, stop)}`;
 
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
@@ -40,9 +49,10 @@ export class RedisReplay implements ReplayLog {
     return Number(await this.redis.script(APPEND, keys, [text, this.limits.count, Date.now(), this.limits.ageMs]));
   }
 
-  async since(key: string, offset: number): Promise<Since> {
+  async since(key: string, offset: number, max = -1): Promise<Since> {
     const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`];
-    const [last, raw] = (await this.redis.script(SINCE, keys, [])) as [number, string[]];
+    const limit = max === Infinity ? -1 : max;
+    const [last, raw] = (await this.redis.script(SINCE, keys, [offset, limit])) as [number, string[]];
     if (offset > last) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
     const oldest = Date.now() - this.limits.ageMs;

@@ -49,6 +49,9 @@ export class SqliteReplay implements ReplayLog {
       window: db.query<{ offset: number; at: number; text: string }, [string, number]>(
         "SELECT offset, at, text FROM replay WHERE source = ? AND at >= ? ORDER BY offset",
       ),
+      page: db.query<{ offset: number; at: number; text: string }, [string, number, number, number]>(
+        "SELECT offset, at, text FROM replay WHERE source = ? AND at >= ? AND offset > ? ORDER BY offset LIMIT ?",
+      ),
       expire: db.query("DELETE FROM replay WHERE at < ?"),
       dropWindow: db.query("DELETE FROM replay WHERE source = ?"),
       dropOffset: db.query("DELETE FROM replay_offsets WHERE source = ?"),
@@ -79,15 +82,16 @@ export class SqliteReplay implements ReplayLog {
     return offset;
   }
 
-  since(key: string, offset: number): Since {
+  since(key: string, offset: number, max = -1): Since {
     this.flush();
     const last = this.#lastOffset(key);
     if (offset > last) return { gap: true };
     if (offset < (this.#lost.get(key) ?? 0)) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
-    const window = this.#sql.window.all(key, Date.now() - this.#limits.ageMs);
-    if (window.length === 0 || window[0]!.offset > offset + 1) return { gap: true };
-    return { gap: false, entries: window.filter((e) => e.offset > offset).map(({ offset, text }) => ({ offset, text })) };
+    // Offsets in a window are consecutive: the page is whole when it starts right after the position.
+    const page = this.#sql.page.all(key, Date.now() - this.#limits.ageMs, offset, max === Infinity ? -1 : max);
+    if (page.length === 0 || page[0]!.offset > offset + 1) return { gap: true };
+    return { gap: false, entries: page.map(({ offset, text }) => ({ offset, text })) };
   }
 
   drop(key: string): void {

@@ -7,6 +7,9 @@ import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import { REPLAY_PAGE } from "../core/catch-up.ts";
+import type { RateBucket } from "./message-rate.ts";
+import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
 import { UserTable } from "./user-table.ts";
 import { createWatchdog } from "./watchdog.ts";
 
@@ -17,6 +20,10 @@ export interface Peer {
   deadline: number;
   /** Chose the `webtalk.v2` subprotocol: numbered messages, notices, resumable. */
   v2: boolean;
+  /** What is left of its --max-message-rate. */
+  rate: RateBucket;
+  /** A v2 login's replay still being sent, paced by the socket's drain. */
+  replay?: ReplayStream;
 }
 
 export type Browser = ServerWebSocket<Peer>;
@@ -41,8 +48,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const hooks = options.hooks;
   const sessions = new UserTable<Browser>();
 
-  const watchdog = createWatchdog(
-    () => sessions.values(),
+  const watchdog = createWatchdog<Peer>(
     options.backpressure,
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
@@ -54,6 +60,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
   const retire = (user: number, ws: Browser, reason: CloseReason): void => {
     sessions.delete(user);
+    watchdog.remove(ws);
     events.emit(Event.offline(user));
     close(ws, reason);
   };
@@ -99,17 +106,21 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     ws.data.phase = "live";
     ws.data.user = user;
     sessions.set(user, ws);
-    // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it.
+    watchdog.add(ws);
+    // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it; a replayed
+    // source is subscribed only once its replay has caught up (ReplayStream).
     const { catchUp } = decision;
     for (const message of catchUp.messages) watchdog.observe(ws.send(message));
     metrics.delivered += catchUp.messages.length;
-    metrics.replayed += catchUp.replayed;
-    metrics.gaps += catchUp.gaps.length;
     const { v2 } = ws.data;
-    ws.subscribe(userTopic(user, v2));
-    for (const channel of decision.channels) ws.subscribe(channelTopic(channel, v2));
+    const replayed = new Set(catchUp.sources.map((s) => s.source));
+    if (!replayed.has(WHISPER_SOURCE)) ws.subscribe(userTopic(user, v2));
+    for (const channel of decision.channels) if (!replayed.has(String(channel))) ws.subscribe(channelTopic(channel, v2));
     events.emit(Event.online(user));
-    for (const source of catchUp.gaps) events.emit(Event.gap(user, source));
+    if (catchUp.sources.length > 0) {
+      ws.data.replay = new ReplayStream(catchUp, replayTarget(ws), replayBudget, REPLAY_PAGE);
+      drained(ws);
+    }
     if (debug) log.debug(`user ${user}: logged in`);
   };
 
@@ -134,10 +145,12 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     },
     subscribe(user, channel) {
       const ws = sessions.get(user);
-      ws?.subscribe(channelTopic(channel, ws.data.v2));
+      // A channel still being replayed becomes live when its replay catches up.
+      if (ws && !ws.data.replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
     },
     unsubscribe(user, channel) {
       const ws = sessions.get(user);
+      ws?.data.replay?.drop(String(channel));
       ws?.unsubscribe(channelTopic(channel, ws.data.v2));
     },
     disconnect(user, reason) {
@@ -152,14 +165,48 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       if (!ws) return;
       const wanted = new Set(channels.map((channel) => channelTopic(channel, ws.data.v2)));
       for (const topic of ws.subscriptions) if (isChannelTopic(topic) && !wanted.has(topic)) ws.unsubscribe(topic);
-      for (const topic of wanted) ws.subscribe(topic);
+      const { replay } = ws.data;
+      if (replay) {
+        const kept = new Set(channels.map(String));
+        for (const source of replay.sources()) if (source !== WHISPER_SOURCE && !kept.has(source)) replay.drop(source);
+      }
+      for (const channel of channels) if (!replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
     },
     users: () => sessions.keys(),
+  };
+
+  // At most half the slow-consumer limit, so a replay alone never gets a browser closed as slow (live
+  // messages on top may), and at most 1 MiB: a login costs no more than that before the browser reads,
+  // and drain events keep a reading browser's replay flowing at full speed with far less.
+  const replayBudget = Math.min(REPLAY_BUDGET, Math.floor(options.backpressure / 2));
+
+  const replayTarget = (ws: Browser): ReplayTarget => ({
+    send: (text) => void ws.send(text),
+    buffered: () => ws.getBufferedAmount(),
+    live: (source) => ws.subscribe(source === WHISPER_SOURCE ? userTopic(ws.data.user, ws.data.v2) : channelTopic(Number(source), ws.data.v2)),
+    gap(source) {
+      metrics.gaps++;
+      events.emit(Event.gap(ws.data.user, source));
+    },
+    replayed(count) {
+      metrics.replayed += count;
+      metrics.delivered += count;
+    },
+  });
+
+  /** The browser read some of what was queued: its replay, if any, goes on. */
+  const drained = (ws: Browser): void => {
+    const stream = ws.data.replay;
+    if (!stream || ws.data.phase !== "live") return;
+    stream.resume();
+    if (stream.done) ws.data.replay = undefined;
   };
 
   /** A live browser went away by itself. */
   const ended = (ws: Browser): boolean => {
     const { user } = ws.data;
+    endReplay(ws);
+    watchdog.remove(ws);
     if (ws.data.phase !== "live" || sessions.get(user) !== ws) return false;
     sessions.delete(user);
     hooks?.released(user);
@@ -173,11 +220,29 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     for (const [user, ws] of sessions) release(user, ws, reason);
   };
 
-  return { delivery, admit, ended, closeAll };
+  return { delivery, admit, ended, closeAll, drained };
 }
 
+/** Releases what a replay holds at once: the browser is gone, replaced or being closed. */
+function endReplay(ws: Browser): void {
+  ws.data.replay?.end();
+  ws.data.replay = undefined;
+}
+
+/** Bytes of replay unread by a browser before its replay waits for the socket's drain. */
+const REPLAY_BUDGET = 1 << 20;
+
+/**
+ * A replaced browser this far behind would not read its close frame for a long time, while its unread
+ * bytes stay in memory: it is cut instead (it sees 1006), so re-logins on sockets that never read cannot
+ * pile up. A reading browser seldom has this much unread; one that has (mid-replay) sees 1006, not 4002.
+ */
+const UNREAD_CUTOFF = 64 * 1024;
+
 export function close(ws: Browser, reason: CloseReason): void {
+  endReplay(ws);
   ws.data.phase = "closing";
+  if (reason === CloseCode.replaced && ws.getBufferedAmount() > UNREAD_CUTOFF) return ws.terminate();
   ws.close(reason.code, reason.reason);
 }
 

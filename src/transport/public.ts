@@ -10,6 +10,7 @@ import { V2_PROTOCOL } from "../protocol/resume.ts";
 import { BackendUnavailable, type Maybe } from "../state/state.ts";
 import type { HttpHandler } from "./assets.ts";
 import { close, createBrowserSessions, type Browser, type Peer } from "./browser-sessions.ts";
+import { fullBucket, takeMessage } from "./message-rate.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 
 export interface PublicOptions {
@@ -22,6 +23,8 @@ export interface PublicOptions {
   upstream: boolean;
   /** Largest message a browser may send, in bytes; larger closes with 1009. */
   maxMessage: number;
+  /** Messages per second a logged-in browser may send (0: unlimited); past it closes with 1008. */
+  maxMessageRate: number;
   /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
   backpressure: number;
   rules: UpgradeRules;
@@ -56,7 +59,7 @@ const IDLE_TIMEOUT_S = 60;
 
 /** Starts the WebSocket server. Channels and users are native topics, so fan-out never loops in JS. */
 export function servePublic(options: PublicOptions): PublicServer {
-  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, events, metrics, http, log } = options;
+  const { hostname, port, path, loginTimeoutMs, login, upstream, maxMessage, maxMessageRate, events, metrics, http, log } = options;
   const debug = debugEnabled(log);
   const pending = new Set<Browser>();
   let open = 0;
@@ -64,7 +67,7 @@ export function servePublic(options: PublicOptions): PublicServer {
   let stopping = false;
 
   // The Bun server exists only once Bun.serve returns; the sessions reach it through this getter.
-  const { delivery, admit, ended, closeAll } = createBrowserSessions(() => server, {
+  const { delivery, admit, ended, closeAll, drained } = createBrowserSessions(() => server, {
     backpressure: options.backpressure,
     events,
     metrics,
@@ -78,6 +81,12 @@ export function servePublic(options: PublicOptions): PublicServer {
     close(ws, CloseCode.loginFailed);
   };
 
+  const tooFast = (ws: Browser): void => {
+    metrics.tooFastDisconnected++;
+    log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`);
+    delivery.disconnect(ws.data.user, CloseCode.tooFast);
+  };
+
   const server = Bun.serve<Peer>({
     hostname,
     port,
@@ -88,7 +97,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       const refusal = refuseUpgrade(request, open, options.rules);
       if (refusal) return refusal;
       const v2 = wantsV2(request);
-      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs, v2 };
+      const rate = fullBucket(maxMessageRate, performance.now());
+      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs, v2, rate };
       const headers = v2 ? { "Sec-WebSocket-Protocol": V2_PROTOCOL } : undefined;
       if (srv.upgrade(request, { data, headers })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
@@ -107,6 +117,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       },
       message(ws, message) {
         if (ws.data.phase === "live") {
+          // Limited with or without --upstream: ignored messages still cost the event loop a call each.
+          if (!takeMessage(ws.data.rate, maxMessageRate, performance.now())) return tooFast(ws);
           if (upstream && typeof message === "string") events.emit(Event.message(ws.data.user, message));
           return;
         }
@@ -131,6 +143,9 @@ export function servePublic(options: PublicOptions): PublicServer {
             },
           );
         } else admit(ws, decision);
+      },
+      drain(ws) {
+        drained(ws);
       },
       close(ws) {
         if (--open === 0 && stopping) markAllClosed();

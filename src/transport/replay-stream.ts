@@ -1,0 +1,159 @@
+import type { CatchUp, ReplaySource } from "../core/catch-up.ts";
+import type { Since } from "../core/replay.ts";
+import { gapNotice, numbered } from "../protocol/resume.ts";
+
+/** What a replay needs from its browser's session. */
+export interface ReplayTarget {
+  /** Sends one message; the stream never hands its sends to the slow-consumer watchdog. */
+  send(text: string): void;
+  /** Bytes queued to the browser, unread. */
+  buffered(): number;
+  /** The source is caught up: from now on it is live (its topic subscribed). */
+  live(source: string): void;
+  /** The source could not be recovered: `#gap` was sent, the backend is to be told. */
+  gap(source: string): void;
+  /** Counts replayed messages. */
+  replayed(count: number): void;
+}
+
+/**
+ * Streams a v2 login's replay under the socket's backpressure, one page of the window at a time: while
+ * the browser has less than `budget` bytes unread the next entries go out, otherwise the stream waits
+ * for `resume()` (the socket's drain). A source's live topic is subscribed in the same turn as the page
+ * that reached its newest message was sent, so nothing published meanwhile is lost or sent twice: every
+ * message is appended to the window before it is published. Memory held per login is one page.
+ */
+export class ReplayStream {
+  #sources: ReplaySource[];
+  readonly #more: CatchUp["more"];
+  #index = 0;
+  /** The page being sent and the next entry of it; undefined when the next page must be read. */
+  #page: Since | undefined;
+  #next = 0;
+  /** The last offset sent of the current source. */
+  #offset = 0;
+  #reading = false;
+  #ended = false;
+  /**
+   * The login's first pages are only current in the turn the login is carried out; once the stream has
+   * waited, a later source is read afresh (a gap stays a gap: the window only moves forward).
+   */
+  #waited = false;
+
+  constructor(
+    catchUp: CatchUp,
+    private readonly target: ReplayTarget,
+    private readonly budget: number,
+    private readonly pageSize: number,
+  ) {
+    this.#sources = catchUp.sources;
+    this.#more = catchUp.more;
+    this.#startSource();
+  }
+
+  /** Every source is live. */
+  get done(): boolean {
+    return this.#index >= this.#sources.length;
+  }
+
+  /** Sends what the browser has room for; call again on the socket's drain. */
+  resume(): void {
+    while (!this.#ended && !this.#reading && !this.done) {
+      if (this.target.buffered() >= this.budget) return this.#wait();
+      if (!this.#page) {
+        const page = this.#more(this.#sources[this.#index]!.key, this.#offset);
+        if (page instanceof Promise) {
+          this.#reading = true;
+          this.#waited = true;
+          const source = this.#sources[this.#index];
+          page.then((p) => this.#read(source, p), () => this.#read(source, { gap: true }));
+          return;
+        }
+        this.#page = page;
+        this.#next = 0;
+      }
+      this.#sendPage();
+    }
+  }
+
+  /** Forgets the rest: the browser is gone or replaced. */
+  end(): void {
+    this.#ended = true;
+    this.#page = undefined;
+    this.#sources = [];
+  }
+
+  /** Stops replaying one source (the user left that channel); it is not made live. */
+  drop(source: string): void {
+    const at = this.#sources.findIndex((s, i) => i >= this.#index && s.source === source);
+    if (at < 0) return;
+    if (at === this.#index) {
+      this.#index++;
+      this.#startSource();
+    } else this.#sources.splice(at, 1);
+  }
+
+  /** The sources still to be replayed. */
+  sources(): string[] {
+    return this.#sources.slice(this.#index).map((s) => s.source);
+  }
+
+  /** Whether a source is still being replayed (its topic must not be subscribed yet). */
+  pending(source: string): boolean {
+    for (let i = this.#index; i < this.#sources.length; i++) if (this.#sources[i]!.source === source) return true;
+    return false;
+  }
+
+  #read(source: ReplaySource | undefined, page: Since): void {
+    this.#reading = false;
+    if (this.#ended) return;
+    // The source was dropped while its page was read: the page belongs to no one.
+    if (source !== this.#sources[this.#index]) return this.resume();
+    this.#page = page;
+    this.#next = 0;
+    this.#sendPage();
+    this.resume();
+  }
+
+  /** Nothing is kept while waiting for the browser: the rest of a page is read again from the window. */
+  #wait(): void {
+    this.#waited = true;
+    this.#page = undefined;
+  }
+
+  #startSource(): void {
+    const source = this.#sources[this.#index];
+    this.#page = source && (source.first.gap || !this.#waited) ? source.first : undefined;
+    this.#next = 0;
+    this.#offset = source?.from ?? 0;
+  }
+
+  /** Sends the current page while there is room; a page finished short of its size makes the source live. */
+  #sendPage(): void {
+    const page = this.#page!;
+    const { source } = this.#sources[this.#index]!;
+    if (page.gap) {
+      this.target.send(gapNotice(source));
+      this.target.gap(source);
+      return this.#finishSource(source);
+    }
+    const { entries } = page;
+    let sent = 0;
+    while (this.#next < entries.length && this.target.buffered() < this.budget) {
+      const entry = entries[this.#next++]!;
+      this.target.send(numbered(source, entry.offset, entry.text));
+      this.#offset = entry.offset;
+      sent++;
+    }
+    this.target.replayed(sent);
+    if (this.#next < entries.length) return this.#wait();
+    if (entries.length < this.pageSize) return this.#finishSource(source);
+    this.#page = undefined;
+  }
+
+  #finishSource(source: string): void {
+    this.target.live(source);
+    this.#index++;
+    this.#startSource();
+  }
+}
