@@ -33,7 +33,7 @@ async function stalledListener(port: number): Promise<Socket> {
 }
 
 test("four stalled listeners under a flood of 1-byte upstream messages cost about their buffer bound", async () => {
-  target = await spawnTarget(["--upstream", "--listener-buffer", String(BUFFER)]);
+  target = await spawnTarget(["--upstream", "--max-message-rate", "0", "--listener-buffer", String(BUFFER)]);
   const ctl = await ControlClient.connect(target.privatePort);
   const [browser] = await loggedIn(target, ctl);
   for (let i = 0; i < LISTENERS; i++) stalled.push(await stalledListener(target.privatePort));
