@@ -73,6 +73,62 @@ test("200 connections that never authenticate, and more arriving, do not lock ou
   expect(ms).toBeLessThanOrEqual(8_000);
 }, 60_000);
 
+test("squatters that reconnect as fast as they are closed do not push out a backend that authenticates at once", async () => {
+  target = await start();
+  const port = target.privatePort;
+  // Thousands of strangers on 127.0.0.1 that come back the moment they are closed (a partial [auth] each).
+  const live = new Set<Socket>();
+  let flooding = true;
+  const squat = (): void => {
+    if (!flooding) return;
+    const socket = connect({ host: "127.0.0.1", port });
+    live.add(socket);
+    socket.on("error", () => undefined);
+    socket.on("connect", () => socket.write("00020[auth] to"));
+    socket.on("close", () => {
+      live.delete(socket);
+      setTimeout(squat, 1);
+    });
+  };
+  for (let i = 0; i < scale(1_500, 3_000); i++) {
+    squat();
+    if (i % 200 === 0) await Bun.sleep(5);
+  }
+  await Bun.sleep(500);
+  // The backend, from another address, connects once per try (no retry) and sends [auth] at once.
+  const results: string[] = [];
+  for (let i = 0; i < scale(10, 30); i++) {
+    results.push(await authOnceFrom("127.0.0.2", port));
+    await Bun.sleep(100);
+  }
+  flooding = false;
+  for (const socket of live) socket.destroy();
+  const admitted = results.filter((reply) => reply === "[ok] authenticated").length;
+  report("reconnecting squatters", { tries: results.length, admitted, refused: [...new Set(results.filter((r) => r !== "[ok] authenticated"))].join(" | ") || "none" });
+  expect(admitted).toBe(results.length);
+}, 60_000);
+
+/** One connection from `localAddress`: [auth] at once, and its reply (or why there was none). */
+async function authOnceFrom(localAddress: string, port: number): Promise<string> {
+  const socket = connect({ host: "127.0.0.1", port, localAddress });
+  sockets.push(socket);
+  const decoder = new FrameDecoder();
+  const reply = new Promise<string>((resolve) => {
+    socket.on("error", (error) => resolve(`<error ${error.message}>`));
+    socket.on("close", () => resolve("<closed>"));
+    socket.on("data", (chunk: Buffer) => {
+      const [frame] = decoder.push(chunk);
+      if (frame) resolve(frame.kind === "payload" ? new TextDecoder().decode(frame.bytes) : `<${frame.kind}>`);
+    });
+  });
+  socket.on("connect", () => socket.write(encodeFrame(`[auth] ${SECRET}`)));
+  try {
+    return await within(reply, "the backend's [auth] reply", 8_000).catch(() => "<no reply in 8 s>");
+  } finally {
+    socket.destroy();
+  }
+}
+
 test("a connection that does not authenticate in time is told why and closed", async () => {
   target = await start();
   const idle = await raw(target.privatePort);
@@ -108,8 +164,12 @@ test("a failed [auth] is logged without the secret, answers nothing more, and cl
   guesser.socket.write(encodeFrame("[auth] guess-number-one"));
   guesser.socket.write(encodeFrame("[auth] guess-number-two"));
   guesser.socket.write(encodeFrame("[ping]"));
+  let answeredAt = 0;
+  guesser.socket.once("data", () => (answeredAt = performance.now()));
   const closedAt = await within(guesser.closed, "the guesser to be closed", 5_000);
   await Bun.sleep(100);
+  // The verdict itself comes late: a guesser learns at most one answer per connection per second.
+  expect(answeredAt - sent).toBeGreaterThanOrEqual(900);
   report("failed auth", { closedAfterMs: closedAt - sent, replies: guesser.frames.length });
   expect(guesser.frames).toHaveLength(1);
   expect(guesser.frames[0]).toStartWith("[error]");

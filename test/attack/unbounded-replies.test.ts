@@ -5,15 +5,19 @@
 import { afterEach, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
 import { encodeFrame } from "../../src/protocol/frame.ts";
+import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "../redis-server.ts";
 import { canaryBackend, ControlClient, MB, report, RssSampler, scale, spawnTarget, within, type Spawned } from "./kit.ts";
 
 let target: Spawned | undefined;
 let attacker: Socket | undefined;
+let redis: TestRedis | undefined;
 afterEach(async () => {
   attacker?.destroy();
   attacker = undefined;
   await target?.stop("SIGKILL");
   target = undefined;
+  await redis?.stop();
+  redis = undefined;
 });
 
 const REQUESTS = scale(1_000, 3_000);
@@ -72,3 +76,33 @@ test("unread [retrieve] replies of a 99,980-byte value stay bounded and do not s
     return "[retrieve] big";
   });
 }, 120_000);
+
+// With --redis every command waits for Redis, so what a backend pipelines waits in the connection's
+// backlog: that backlog must stop the reading (in bytes, not only in frames) and stay stopped while the
+// peer does not read, whatever drains meanwhile.
+test.skipIf(!haveRedis)("with --redis, a backend pipelining large [store] frames without reading is read no further than its backlog bound", async () => {
+  redis = await startRedis();
+  target = await spawnTarget(["--redis", redis.url, "--redis-prefix", uniquePrefix("unread")]);
+  const rss = new RssSampler(target.proc.pid);
+  const canary = await canaryBackend(target.privatePort, { everyMs: 20 });
+  const one = encodeFrame(`[store] k!${"x".repeat(99_980)}`);
+  const block = new Uint8Array(one.length * 20);
+  for (let i = 0; i < 20; i++) block.set(one, i * one.length);
+  attacker = connect({ host: "127.0.0.1", port: target.privatePort });
+  const flooding = attacker;
+  flooding.on("error", () => undefined);
+  await within(new Promise((resolve) => flooding.once("connect", resolve)), "the attacker's connection");
+  flooding.pause();
+  const until = Date.now() + scale(4_000, 15_000);
+  const pump = (): void => {
+    while (Date.now() < until && flooding.write(block)) {}
+    if (Date.now() < until) flooding.once("drain", pump);
+  };
+  pump();
+  await Bun.sleep(until - Date.now());
+  const latency = await canary.stop();
+  rss.stop();
+  report("unread pipelined [store] with --redis", { writtenMB: flooding.bytesWritten / MB, baselineMB: rss.baseline / MB, peakMB: rss.peak / MB, growthMB: rss.growth / MB, canary: latency });
+  expect(rss.growth).toBeLessThanOrEqual(GROWTH_BOUND);
+  expect(latency.unanswered).toBe(0);
+}, 60_000);
