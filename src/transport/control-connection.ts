@@ -34,23 +34,34 @@ export interface ConnectionContext {
   admit(conn: ControlConnection): boolean;
   /** The connection stopped answering frames: it no longer counts as waiting to authenticate. */
   closing(conn: ControlConnection): void;
+  /** A wrong secret was sent from this address (logged without flooding, never the attempt). */
+  authFailed(address: string): void;
 }
 
 // Past this many unsent reply bytes (a backend that writes but does not read) a connection stops
 // answering and reading until the peer takes them: replies are never built beyond it, whatever one
 // read asked for, and TCP's own flow control then slows the backend down.
 export const OUT_HIGH_WATER = 1 << 20;
-/** Frames waiting behind an asynchronous command before the connection stops being read. */
+/** Frames, and bytes, waiting behind an asynchronous command before the connection stops being read. */
 const BACKLOG_HIGH_WATER = 10_000;
+const BACKLOG_HIGH_WATER_BYTES = 1 << 20;
+/**
+ * Before authenticating, no frame may be longer than this: `[auth] SECRET` is short, and a stranger
+ * must not make the server hold a 100 KB partial frame per waiting connection.
+ */
+export const MAX_AUTH_FRAME = 4096;
 /** While stopping, a connection is closed once it has sent nothing for this long and all is answered. */
 const QUIET_MS = 100;
-/** A failed `[auth]` closes the connection this long after its reply: guessing is slowed. */
+/** A failed `[auth]` is answered, and its connection closed, only this long after: guessing is slowed. */
 export const AUTH_FAILURE_DELAY_MS = 1_000;
 /** A connection the server closes for cause is cut off when its peer has not taken the reason by then. */
 const CLOSE_GRACE_MS = 5_000;
 export const TOO_MANY_TEXT = errorReply("too many control connections");
 const AUTH_REQUIRED = errorReply("authentication required");
 const AUTHENTICATED = okReply(Reply.authenticated);
+
+/** A frame whose reply comes later, outside the order of the run (only a failed `[auth]`, the last one). */
+const NO_REPLY_YET = Symbol("no reply yet");
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
@@ -62,10 +73,14 @@ export class ControlConnection {
   /** Holds a slot among the authenticated connections (counted in metrics). */
   admitted = false;
   readonly openedAt = Date.now();
+  /** Taken at open: the pool of waiting connections is keyed by it, so it must not change. */
+  readonly remoteAddress: string;
   /** When the frame now arriving began; 0 when no frame is partly received. */
   frameSince = 0;
   #lastData = 0;
   #closeAt = 0;
+  /** The socket has closed. */
+  #gone = false;
   /** When set, a closing connection is cut off at this time even if its output is not flushed. */
   #forceAt = 0;
   readonly #socket: Socket<ControlConnection>;
@@ -79,17 +94,18 @@ export class ControlConnection {
   /** Frames waiting (behind an asynchronous command or unread output), read from `#head` on. */
   #backlog: Frame[] = [];
   #head = 0;
+  /** Bytes put in the backlog since it was last emptied (an upper bound of what it holds). */
+  #backlogBytes = 0;
   #unlisten: (() => void) | undefined;
 
   constructor(socket: Socket<ControlConnection>, ctx: ConnectionContext, authRequired: boolean) {
     this.#socket = socket;
     this.#ctx = ctx;
+    this.remoteAddress = socket.remoteAddress;
     this.state = authRequired ? "authenticating" : "running";
   }
 
-  get remoteAddress(): string {
-    return this.#socket.remoteAddress;
-  }
+
 
   /** Bytes from the peer: frames are answered now, or wait behind what is in progress. */
   received(chunk: Uint8Array): void {
@@ -100,17 +116,29 @@ export class ControlConnection {
     // A frame still incomplete after this read began now, unless it was already arriving before.
     if (this.#decoder.pending === 0) this.frameSince = 0;
     else if (frames.length > 0 || this.frameSince === 0) this.frameSince = now;
+    if (this.state === "authenticating" && this.#decoder.pending > MAX_AUTH_FRAME) {
+      return this.fail(`a frame of more than ${MAX_AUTH_FRAME} bytes before authentication`);
+    }
     if (this.state === "running" || this.state === "authenticating") return this.#run(frames, 0);
-    for (const frame of frames) this.#backlog.push(own(frame));
-    // A backend that pipelines faster than it is answered is read no further for now.
-    if (this.#backlog.length - this.#head > BACKLOG_HIGH_WATER) this.#socket.pause();
+    for (const frame of frames) this.#queue(own(frame));
+    // A backend that pipelines faster than it is answered is read no further for now; the socket is
+    // read again once the backlog is empty (see `#keep`), never merely because output drained.
+    if (this.#backlog.length - this.#head > BACKLOG_HIGH_WATER || this.#backlogBytes > BACKLOG_HIGH_WATER_BYTES) {
+      this.#socket.pause();
+    }
+  }
+
+  #queue(frame: Frame): void {
+    this.#backlog.push(frame);
+    if (frame.kind === "payload") this.#backlogBytes += frame.bytes.length;
   }
 
   /** The kernel took more output: a connection paused for it carries on with what waits. */
   drained(): void {
     if (!this.#out.flush(this.#socket)) return;
     if (this.state === "paused-for-output") return this.#resume();
-    this.#socket.resume();
+    // Awaiting the store with a full backlog, the socket stays paused until that backlog is answered.
+    if (this.state === "running" || this.state === "authenticating") this.#socket.resume();
     this.settle();
   }
 
@@ -161,9 +189,11 @@ export class ControlConnection {
    * reply still due from the backend store — and it receives no more events.
    */
   closed(): void {
+    this.#gone = true;
     this.#close(0, false);
     this.#backlog = [];
     this.#head = 0;
+    this.#backlogBytes = 0;
   }
 
   /**
@@ -188,7 +218,7 @@ export class ControlConnection {
         this.#awaitReply(reply);
         break;
       }
-      this.#add(reply);
+      if (reply !== NO_REPLY_YET) this.#add(reply);
     }
     this.#keep(frames, i);
     this.#batch = undefined;
@@ -211,12 +241,15 @@ export class ControlConnection {
       if (waiting && next < frames.length) return;
       this.#backlog = [];
       this.#head = 0;
+      this.#backlogBytes = 0;
       if (!waiting) this.#socket.resume();
       return;
     }
     if (waiting && next < frames.length) {
-      this.#backlog = frames.slice(next).map(own);
+      this.#backlog = [];
       this.#head = 0;
+      this.#backlogBytes = 0;
+      for (let i = next; i < frames.length; i++) this.#queue(own(frames[i]!));
     }
   }
 
@@ -255,7 +288,7 @@ export class ControlConnection {
     this.#run(this.#backlog, this.#head);
   }
 
-  #answer(frame: Frame): Maybe<string> {
+  #answer(frame: Frame): Maybe<string> | typeof NO_REPLY_YET {
     if (frame.kind !== "payload") {
       this.#close(0, false);
       if (frame.kind === "goodbye") return okReply(Reply.goodbye);
@@ -272,17 +305,26 @@ export class ControlConnection {
   }
 
   // With a secret set, nothing but [auth] runs until it succeeds, and any failure ends the connection:
-  // a wrong secret only after AUTH_FAILURE_DELAY_MS, during which nothing else is answered.
-  #authenticate(text: string): string {
+  // a wrong secret is answered only after AUTH_FAILURE_DELAY_MS, during which nothing else is, so one
+  // connection learns at most one guess a second, and the pool of waiting connections bounds them all.
+  #authenticate(text: string): string | typeof NO_REPLY_YET {
     if (!isAuthCommand(text)) {
       this.#close(0, false);
       return AUTH_REQUIRED;
     }
     const reply = this.#ctx.execute(text, this.#session) as string;
     if (reply !== AUTHENTICATED) {
-      this.#ctx.log.warn(`control connection from ${this.remoteAddress}: [auth] failed; closing in ${AUTH_FAILURE_DELAY_MS} ms`);
-      this.#close(Date.now() + AUTH_FAILURE_DELAY_MS, true);
-      return reply;
+      this.#ctx.authFailed(this.remoteAddress);
+      this.#close(Infinity, true);
+      this.#forceAt = Date.now() + AUTH_FAILURE_DELAY_MS + CLOSE_GRACE_MS;
+      const answer = setTimeout(() => {
+        if (this.#gone) return;
+        this.#closeAt = 0;
+        this.#send([reply]);
+        this.settle();
+      }, AUTH_FAILURE_DELAY_MS);
+      answer.unref();
+      return NO_REPLY_YET;
     }
     if (!this.#ctx.admit(this)) {
       this.#close(0, true);

@@ -3,6 +3,7 @@ import type { ConsolaInstance } from "consola";
 import type { EventHub } from "../core/events.ts";
 import type { Execute } from "../core/executor.ts";
 import type { Metrics } from "../observe/metrics.ts";
+import { createWindowedWarn } from "../observe/windowed-warn.ts";
 import { ControlConnection, TOO_MANY_TEXT, type ConnectionContext } from "./control-connection.ts";
 
 export interface ControlOptions {
@@ -32,22 +33,34 @@ export interface ControlServer {
 }
 
 /**
- * Connections waiting to authenticate, at most: past it a new one closes the oldest of them. They
- * have their own pool so that they never take the slots of authenticated backends, and a newcomer is
- * never refused, so a backend that sends `[auth]` at once gets in whoever else is connecting.
+ * Connections waiting to authenticate have a pool of their own, so they never take the slots of
+ * authenticated backends, and a newcomer is never refused: past MAX_UNAUTHENTICATED_BURST a new one
+ * closes the oldest waiting one. That burst size is large so that a backend that sends `[auth]` at once
+ * is read before strangers connecting meanwhile could push it out (the kernel hands over accepted
+ * connections in batches, before their first bytes are read); each sweep then trims the pool back to
+ * MAX_UNAUTHENTICATED, oldest first. Memory per waiting connection is small: no frame of more than
+ * MAX_AUTH_FRAME bytes is held before authentication.
  */
 export const MAX_UNAUTHENTICATED = 64;
+export const MAX_UNAUTHENTICATED_BURST = 1024;
 const DRAIN_POLL_MS = 20;
 
 /** The private port: framed commands over TCP, one reply per frame, in order. */
 export function listenControl(options: ControlOptions): ControlServer {
   const { metrics, log, authTimeoutMs, frameTimeoutMs } = options;
   const sockets = new Set<Socket<ControlConnection>>();
-  /** Connections still authenticating, oldest first. */
-  const unauthenticated = new Set<ControlConnection>();
+  /** Connections still authenticating, oldest first, per remote address. */
+  const waiting = new Map<string, Set<ControlConnection>>();
+  let waitingCount = 0;
+  const stopWaiting = (conn: ControlConnection): void => {
+    const mine = waiting.get(conn.remoteAddress);
+    if (!mine?.delete(conn)) return;
+    waitingCount--;
+    if (mine.size === 0) waiting.delete(conn.remoteAddress);
+  };
 
   const admit = (conn: ControlConnection): boolean => {
-    unauthenticated.delete(conn);
+    stopWaiting(conn);
     if (metrics.controlConnections >= options.maxConnections) {
       log.warn(`control connection from ${conn.remoteAddress} refused: ${options.maxConnections} already open`);
       return false;
@@ -64,16 +77,32 @@ export function listenControl(options: ControlOptions): ControlServer {
     metrics,
     log,
     admit,
-    closing: (conn) => void unauthenticated.delete(conn),
+    closing: stopWaiting,
+    authFailed: createWindowedWarn<string>(
+      log,
+      (count, addresses, latest) =>
+        count === 1 ? `control connection from ${latest}: [auth] failed; closing` : `[auth] failed ${count} times from ${addresses.size} address(es) (latest: ${latest})`,
+    ),
   };
 
-  // Waiting to authenticate: the oldest waiting connection makes room when the pool is full.
-  const awaitAuth = (conn: ControlConnection): void => {
-    if (unauthenticated.size >= MAX_UNAUTHENTICATED) {
-      const oldest = unauthenticated.values().next().value!;
-      oldest.fail(`${MAX_UNAUTHENTICATED} connections waiting to authenticate; the oldest makes room`, true);
+  // Waiting to authenticate: when the pool is over `size`, the oldest waiting connections of the address
+  // that has the most make room, so a flood from a few addresses pushes out its own connections, not
+  // those of a backend elsewhere.
+  const trimWaiting = (size: number): void => {
+    while (waitingCount > size) {
+      let crowded: Set<ControlConnection> | undefined;
+      for (const mine of waiting.values()) if (!crowded || mine.size > crowded.size) crowded = mine;
+      const oldest = crowded!.values().next().value!;
+      oldest.fail(`${waitingCount} connections waiting to authenticate; the oldest of the busiest address makes room`, true);
+      stopWaiting(oldest); // already done by fail(); kept so that this loop always ends
     }
-    unauthenticated.add(conn);
+  };
+  const awaitAuth = (conn: ControlConnection): void => {
+    trimWaiting(MAX_UNAUTHENTICATED_BURST - 1);
+    let mine = waiting.get(conn.remoteAddress);
+    if (!mine) waiting.set(conn.remoteAddress, (mine = new Set()));
+    mine.add(conn);
+    waitingCount++;
   };
 
   const listener: TCPSocketListener<ControlConnection> = Bun.listen<ControlConnection>({
@@ -113,6 +142,7 @@ export function listenControl(options: ControlOptions): ControlServer {
   const sweep = setInterval(
     () => {
       const now = Date.now();
+      trimWaiting(MAX_UNAUTHENTICATED);
       for (const socket of sockets) socket.data.tick(now, authTimeoutMs, frameTimeoutMs);
     },
     Math.max(20, Math.min(1000, Math.min(authTimeoutMs, frameTimeoutMs) / 4)),
