@@ -12,10 +12,13 @@ interface Item<K, V> {
 export type Held<K, V> = Item<K, V> & { value: V };
 
 /**
- * What one item costs besides its value: the item object (~64 bytes) and its slots in the arrival
- * queue and its key's queue (8 each), measured with bun:jsc heapStats over 200,000 items.
+ * What one item costs besides its value's characters: the item object (~64 bytes) and its slots in the
+ * arrival queue and its key's queue (8 each), measured with bun:jsc heapStats over 200,000 items; plus
+ * what the value string costs beyond its characters (its header, and a rope's or substring's parts:
+ * a held entry is `${offset}!${text}`, a whisper's text a substring of its command), which heap
+ * statistics do not show: measured as RSS, 1,000,000 one-byte whispers held about 215 bytes each.
  */
-export const ITEM_BYTES = 96;
+export const ITEM_BYTES = 208;
 /** What one key with items costs besides them: its Map entry and its queue's array (~105 bytes measured). */
 export const KEY_BYTES = 112;
 
@@ -53,8 +56,9 @@ export class KeyedFifo<K, V> {
 
   /** Appends; returns how many items (of this key or others) were dropped to stay within bounds. */
   push(key: K, value: V, bytes: number, perKey: number, at = 0): number {
-    const item: Item<K, V> = { key, value, bytes: bytes + ITEM_BYTES, at, live: true };
     let queue = this.#byKey.get(key);
+    // Items of one key share its first key value: callers build a fresh key string per push.
+    const item: Item<K, V> = { key: queue?.[0]?.key ?? key, value, bytes: bytes + ITEM_BYTES, at, live: true };
     if (!queue) {
       this.#byKey.set(key, (queue = []));
       this.#bytes += KEY_BYTES;
