@@ -3,7 +3,7 @@
 import type { Socket } from "bun";
 import { afterAll, beforeAll } from "bun:test";
 import { createLog } from "../src/observe/log.ts";
-import { encodeFrame, FrameDecoder } from "../src/protocol/frame.ts";
+import { encodeFrame, encodeFrames, FrameDecoder } from "../src/protocol/frame.ts";
 import { WriteQueue } from "../src/transport/write-queue.ts";
 import { settings, type Config } from "../src/config/schema.ts";
 import { startServer, type Webtalk } from "../src/server.ts";
@@ -219,6 +219,17 @@ export async function newUser(ctl: ControlClient): Promise<User> {
   const data = await ctl.ok("[newuser]");
   const [id, salt] = data.split("!") as [string, string];
   return { id: Number(id), salt, token: data };
+}
+
+/** Creates `count` users with pipelined `[newuser]` writes (10,000 a write) and returns their IDs. */
+export async function createUsers(ctl: ControlClient, count: number): Promise<number[]> {
+  const ids: number[] = [];
+  for (let done = 0; done < count; done += 10_000) {
+    const batch = Math.min(10_000, count - done);
+    ctl.write(encodeFrames(Array.from({ length: batch }, () => "[newuser]")));
+    for (const reply of await ctl.replies.take(batch, "[newuser] replies", 30_000)) ids.push(Number(reply.slice(5).split("!")[0]));
+  }
+  return ids;
 }
 
 /**

@@ -7,7 +7,7 @@
 
 import { readFileSync } from "node:fs";
 import { encodeFrames } from "../../src/protocol/frame.ts";
-import { ControlClient } from "../../test/helpers.ts";
+import { ControlClient, createUsers } from "../../test/helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "../../test/process.ts";
 
 export interface SourcesOptions {
@@ -94,16 +94,6 @@ async function whisperAll(privatePort: number, pid: number | undefined, options:
   } finally {
     ctl.close();
   }
-}
-
-async function createUsers(ctl: ControlClient, count: number): Promise<number[]> {
-  const ids: number[] = [];
-  for (let done = 0; done < count; done += 10_000) {
-    const batch = Math.min(10_000, count - done);
-    ctl.write(encodeFrames(Array.from({ length: batch }, () => "[newuser]")));
-    for (const reply of await ctl.replies.take(batch, "[newuser] replies", 30_000)) ids.push(Number(reply.slice(5).split("!")[0]));
-  }
-  return ids;
 }
 
 function median(values: number[]): number {

@@ -2,8 +2,7 @@
 // from outside the server — its RSS from /proc, and the latency a well-behaved backend and browser see.
 
 import { readFileSync } from "node:fs";
-import { encodeFrames } from "../../src/protocol/frame.ts";
-import { Browser, ControlClient, loggedIn, newUser, within, type User } from "../helpers.ts";
+import { Browser, ControlClient, createUsers, loggedIn, newUser, within, type User } from "../helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "../process.ts";
 
 /**
@@ -181,15 +180,4 @@ export function report(name: string, figures: Record<string, number | string | L
   console.log(`[attack] ${name}: ${text}`);
 }
 
-/** Creates `count` users with pipelined `[newuser]` writes (10,000 a write) and returns their IDs. */
-export async function createUsers(ctl: ControlClient, count: number): Promise<number[]> {
-  const ids: number[] = [];
-  for (let done = 0; done < count; done += 10_000) {
-    const batch = Math.min(10_000, count - done);
-    ctl.write(encodeFrames(Array.from({ length: batch }, () => "[newuser]")));
-    for (const reply of await ctl.replies.take(batch, "[newuser] replies", 30_000)) ids.push(Number(reply.slice(5).split("!")[0]));
-  }
-  return ids;
-}
-
-export { Browser, ControlClient, newUser, within, type Spawned, type User };
+export { Browser, ControlClient, createUsers, newUser, within, type Spawned, type User };
