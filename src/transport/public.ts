@@ -144,6 +144,20 @@ export function servePublic(options: PublicOptions): PublicServer {
           );
         } else admit(ws, decision);
       },
+      // Bun answers every ping with a pong by itself: a peer that pings and never reads would pile pongs
+      // up where neither the watchdog (it watches sends) nor the rate limit (it counts messages) looks.
+      ping(ws) {
+        const overRate = !takeMessage(ws.data.rate, maxMessageRate, performance.now());
+        if (!overRate && ws.getBufferedAmount() <= options.backpressure) return;
+        if (ws.data.phase !== "live") {
+          pending.delete(ws);
+          return close(ws, overRate ? CloseCode.tooFast : CloseCode.slowConsumer);
+        }
+        if (overRate) return tooFast(ws);
+        metrics.slowConsumersDisconnected++;
+        log.warn(`user ${ws.data.user}: not reading its pongs (${ws.getBufferedAmount()} bytes queued); disconnecting it`);
+        delivery.disconnect(ws.data.user, CloseCode.slowConsumer);
+      },
       drain(ws) {
         drained(ws);
       },
