@@ -306,7 +306,8 @@ export class ControlConnection {
 
   // With a secret set, nothing but [auth] runs until it succeeds, and any failure ends the connection:
   // a wrong secret is answered only after AUTH_FAILURE_DELAY_MS, during which nothing else is, so one
-  // connection learns at most one guess a second, and the pool of waiting connections bounds them all.
+  // connection learns at most one guess a second. (Many connections still guess in parallel: the secret's
+  // length is the defence; the warn log shows the attempts.)
   #authenticate(text: string): string | typeof NO_REPLY_YET {
     if (!isAuthCommand(text)) {
       this.#close(0, false);
