@@ -201,6 +201,28 @@ describe("resuming", () => {
     page.browser.close();
   });
 
+  test("a resume login with positions in 300 sources (far past 256 bytes) is accepted and replays each", async () => {
+    const user = await newUser(ctl);
+    const channels: string[] = [];
+    for (let i = 0; i < 300; i++) channels.push(await ctl.ok("[newchannel]"));
+    ctl.write(encodeFrames(channels.map((c) => `[join] ${c}!${user.id}`)));
+    await ctl.replies.take(channels.length, "[join] replies");
+    let page = await V2Page.login(server, user);
+    ctl.write(encodeFrames(channels.map((c) => `[shout] ${c}!seen`)));
+    await ctl.replies.take(channels.length, "[shout] replies");
+    await page.browser.messages.take(channels.length, "the shouts seen");
+    const epoch = page.epoch;
+    page.browser.close();
+    await page.browser.closedWithin();
+    ctl.write(encodeFrames(channels.map((c) => `[shout] ${c}!missed`)));
+    await ctl.replies.take(channels.length, "[shout] replies");
+    expect([...page.positions].map(([s, o]) => `${s}:${o}`).join(",").length).toBeGreaterThan(1_500);
+    page = await V2Page.login(server, user, { epoch, positions: page.positions });
+    const replayed = await page.browser.messages.take(channels.length, "the missed shouts");
+    expect(new Set(replayed)).toEqual(new Set(channels.map((c) => `${c}:2!missed`)));
+    page.browser.close();
+  });
+
   test("after an in-memory restart the epoch changed: a gap, never a wrong replay", async () => {
     const first = await startTestServer();
     let c = await ControlClient.connect(first.private.port);
