@@ -239,6 +239,28 @@ describe("webtalk.v2", () => {
     expect(second.log).toEqual([["during the reload", { source: String(channel), offset: 2 }]]);
     second.connection.close();
   });
+
+  test("resume: a saved point with more sources than one login holds still logs in, keeping the last listed", async () => {
+    const user = await newUser(ctl);
+    const first = open(server.publicUrl, user);
+    await untilOnline(ctl, user, first);
+    await ctl.ok(`[whisper] ${user.id}!before the reload`);
+    expect(await first.messages.next()).toBe("before the reload");
+    const saved = first.connection.resume!;
+    first.connection.close();
+    await first.closes.next();
+    // 3,000 stale channel positions (about 40 KB listed) ahead of the whisper stream's ("u" comes last:
+    // JavaScript lists integer keys first), as a page that knew many channels would have saved.
+    const positions: Record<string, number> = {};
+    for (let i = 0; i < 3_000; i++) positions[String(1_000_000 + i)] = 1_000_000;
+    Object.assign(positions, saved.positions);
+    await ctl.ok(`[whisper] ${user.id}!during the reload`);
+    const second = open(server.publicUrl, user, { resume: { epoch: saved.epoch, positions } });
+    expect(await second.messages.next("the replayed whisper")).toBe("during the reload");
+    expect(second.log[0]).toEqual(["during the reload", { source: "u", offset: 3 }]);
+    expect(second.connection.closeCode).toBeUndefined();
+    second.connection.close();
+  });
 });
 
 describe("reconnection", () => {
