@@ -50,6 +50,12 @@ export interface PublicServer {
 /** A browser's first message is `ID!SALT`; nothing longer can be one. */
 const MAX_LOGIN_BYTES = 256;
 /**
+ * A webtalk.v2 login carries the last offset of every source the page resumes (`u:12,7:340,…`), so it
+ * may be longer: a page that knows many channels must still be able to log in. `/webtalk.js` never
+ * sends more (it keeps the most recent sources).
+ */
+export const MAX_V2_LOGIN_BYTES = 16_384;
+/**
  * Bun's own hard cap is this many times the slow-consumer limit: past it Bun closes the socket itself
  * rather than drop a message, should a burst outrun the watchdog within one turn of the event loop.
  */
@@ -104,7 +110,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
     },
     websocket: {
-      maxPayloadLength: maxMessage,
+      // Room for a v2 login; messages after it are held to --max-message in `message`.
+      maxPayloadLength: Math.max(maxMessage, MAX_V2_LOGIN_BYTES),
       backpressureLimit: options.backpressure * HARD_LIMIT_FACTOR,
       closeOnBackpressureLimit: true,
       idleTimeout: IDLE_TIMEOUT_S,
@@ -119,6 +126,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         if (ws.data.phase === "live") {
           // Limited with or without --upstream: ignored messages still cost the event loop a call each.
           if (!takeMessage(ws.data.rate, maxMessageRate, performance.now())) return tooFast(ws);
+          if (tooLarge(message, maxMessage)) return delivery.disconnect(ws.data.user, CloseCode.tooLarge);
           if (upstream && typeof message === "string") events.emit(Event.message(ws.data.user, message));
           return;
         }
@@ -128,7 +136,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           return;
         }
         pending.delete(ws);
-        if (typeof message !== "string" || Buffer.byteLength(message) > MAX_LOGIN_BYTES) {
+        if (typeof message !== "string" || Buffer.byteLength(message) > (ws.data.v2 ? MAX_V2_LOGIN_BYTES : MAX_LOGIN_BYTES)) {
           return refuse(ws, "not a login message");
         }
         ws.data.phase = "verifying";
@@ -208,4 +216,10 @@ async function untilDeadline(promise: Promise<void>, deadline: number): Promise<
 function wantsV2(request: Request): boolean {
   const offered = request.headers.get("sec-websocket-protocol");
   return offered !== null && offered.split(",").some((p) => p.trim() === V2_PROTOCOL);
+}
+
+/** Over `max` bytes; a string is measured only when its length allows it (UTF-8 takes ≤ 3 bytes a unit). */
+function tooLarge(message: string | Buffer, max: number): boolean {
+  if (typeof message !== "string") return message.byteLength > max;
+  return message.length * 3 > max && Buffer.byteLength(message) > max;
 }

@@ -9,6 +9,8 @@
 export const FINAL_CODES = Object.freeze([4001, 4002, 4004, 4005]);
 
 const V2 = "webtalk.v2";
+/** The longest v2 login the server takes (its MAX_V2_LOGIN_BYTES); sources past it are left out, oldest first. */
+const MAX_V2_LOGIN = 16_384;
 
 /**
  * Connects to webtalk's WebSocket endpoint and logs in as `token` ("ID!SALT").
@@ -41,6 +43,8 @@ export function connect(url, token, options = {}) {
     const offset = Number(digits);
     // The server resumes with no duplicate; this guard keeps that promise to the page whatever happens.
     if (offset <= (positions.get(source) ?? 0)) return;
+    // Most recent last: a login that cannot list every source keeps the most recent ones.
+    positions.delete(source);
     positions.set(source, offset);
     onMessage?.(text.slice(head.length), { source, offset });
   };
@@ -61,8 +65,16 @@ export function connect(url, token, options = {}) {
 
   const login = () => {
     if (status.protocol !== V2 || epoch === undefined || positions.size === 0) return token;
-    const list = [...positions].map(([source, offset]) => `${source}:${offset}`).join(",");
-    return `${token}!${epoch}!${list}`;
+    const head = `${token}!${epoch}!`;
+    const listed = [];
+    let bytes = head.length;
+    for (const [source, offset] of [...positions].reverse()) {
+      const item = `${source}:${offset}`;
+      if (bytes + item.length + 1 > MAX_V2_LOGIN) break;
+      listed.push(item);
+      bytes += item.length + 1;
+    }
+    return head + listed.reverse().join(",");
   };
 
   const open = () => {
