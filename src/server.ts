@@ -53,8 +53,9 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   const undo: (() => unknown)[] = [];
 
   // The login rules, the cluster hooks and the demo's pages exist only once the parts they need do:
-  // the public server hands its calls to them through these late bindings.
-  let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => ({ ok: false, why: "unknown" });
+  // the public server hands its calls to them through these late bindings. Until the state is open a
+  // login cannot be judged: it is "try again later" (1013), never a final refusal.
+  let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => Promise.reject(new BackendUnavailable("starting"));
   let sessions: Backends["sessions"];
   let demo: Demo | undefined;
   try {
