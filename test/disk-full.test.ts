@@ -107,15 +107,20 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
     expect(code).toBe(0);
   }, 30_000);
 
-  test("a start on the full disk prints one line and exits 2", async () => {
-    for (const file of [filler, data, `${data}-wal`, `${data}-shm`]) rmSync(file, { force: true });
-    fillDisk();
+  /** A start on the full disk: one line naming the file on stderr, exit 2. */
+  async function expectOneLineExit2(): Promise<void> {
     const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
     rmSync(filler, { force: true });
     const lines = result.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(data);
     expect(result.code).toBe(2);
+  }
+
+  test("a start on the full disk prints one line and exits 2", async () => {
+    for (const file of [filler, data, `${data}-wal`, `${data}-shm`]) rmSync(file, { force: true });
+    fillDisk();
+    await expectOneLineExit2();
   }, 30_000);
 
   test("a start on a full disk with an existing data file prints one line and exits 2", async () => {
@@ -123,11 +128,6 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
     const server = await serve();
     expect(await server.stop("SIGTERM")).toBe(0);
     fillDisk();
-    const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
-    rmSync(filler, { force: true });
-    const lines = result.stderr.trim().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain(data);
-    expect(result.code).toBe(2);
+    await expectOneLineExit2();
   }, 30_000);
 });

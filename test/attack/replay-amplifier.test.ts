@@ -15,11 +15,7 @@ test("re-logins replaying a 60 MB channel window on unread sockets keep RSS and 
     const ctl = await ControlClient.connect(target.privatePort);
     const user = await newUser(ctl);
     // The epoch, as the attacker learns it: from a login of its own.
-    const first = await Browser.open(target.publicUrl, "webtalk.v2");
-    first.send(user.token);
-    const epoch = (await first.messages.next("the epoch")).slice("#epoch ".length);
-    first.close();
-    await within(first.closed, "the first page to close");
+    const epoch = await learnEpoch(target.publicUrl, user.token);
     const filler = "x".repeat(SHOUT_BYTES);
     for (let i = 0; i < SHOUTS; i++) ctl.write(new TextEncoder().encode(frameOf(`[shout] 1!${i}:${filler}`)));
     for (let i = 0; i < SHOUTS; i++) await ctl.replies.next(`shout ${i}`, 30_000);
@@ -76,11 +72,7 @@ test("a reading browser gets a replay far larger than the budget, then live shou
   try {
     const ctl = await ControlClient.connect(target.privatePort);
     const user = await newUser(ctl);
-    const first = await Browser.open(target.publicUrl, "webtalk.v2");
-    first.send(user.token);
-    const epoch = (await first.messages.next("the epoch")).slice("#epoch ".length);
-    first.close();
-    await within(first.closed, "the first page to close");
+    const epoch = await learnEpoch(target.publicUrl, user.token);
     const text = "y".repeat(20_000);
     const before = 400;
     const during = 200;
@@ -105,3 +97,13 @@ test("a reading browser gets a replay far larger than the budget, then live shou
     await target.stop();
   }
 }, 60_000);
+
+/** The server's epoch, as any page learns it: from a v2 login of its own, then closed. */
+async function learnEpoch(publicUrl: string, token: string): Promise<string> {
+  const page = await Browser.open(publicUrl, "webtalk.v2");
+  page.send(token);
+  const epoch = (await page.messages.next("the epoch")).slice("#epoch ".length);
+  page.close();
+  await within(page.closed, "the first page to close");
+  return epoch;
+}
