@@ -1,3 +1,4 @@
+import { newSalt } from "../core/secret.ts";
 import { HeldMessages } from "./held-memory.ts";
 import { SortedIds } from "./sorted-ids.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
@@ -22,6 +23,8 @@ export class MemoryState implements State {
   #nextUser = 1;
   #nextChannel = GLOBAL_CHANNEL + 1;
   #held: HeldMessages;
+  /** Every start is a new epoch: nothing of an earlier run is known. */
+  readonly #epoch = newSalt().slice(0, 12);
 
   constructor({ heldBytes = Number.POSITIVE_INFINITY }: MemoryStateOptions = {}) {
     this.#held = new HeldMessages(heldBytes);
@@ -127,6 +130,10 @@ export class MemoryState implements State {
 
   retrieve(key: string): string {
     return this.#kv.get(key) ?? "";
+  }
+
+  epoch(): string {
+    return this.#epoch;
   }
 
   close(): void {}

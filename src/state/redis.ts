@@ -1,3 +1,4 @@
+import { newSalt } from "../core/secret.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
@@ -84,17 +85,25 @@ return held`;
 export class RedisState implements State {
   readonly #redis: RedisLink;
   readonly #p: string;
+  #generation = "";
 
   private constructor(redis: RedisLink, prefix: string) {
     this.#redis = redis;
     this.#p = prefix;
   }
 
-  /** Opens the state under `prefix`, creating channel 1 the first time this prefix is used. */
+  /** Opens the state under `prefix`, creating channel 1 and the generation the first time this prefix is used. */
   static async open(redis: RedisLink, prefix: string): Promise<RedisState> {
     const state = new RedisState(redis, prefix);
     await redis.script(INIT, [state.#k("init"), state.#k("channels"), state.#k("nextchannel")], [GLOBAL_CHANNEL]);
+    await redis.call("SET", [state.#k("generation"), newSalt().slice(0, 12), "NX"]);
+    state.#generation = (await redis.call("GET", [state.#k("generation")])) as string;
     return state;
+  }
+
+  /** The generation written when this prefix's data was created: it changes only if Redis lost it. */
+  epoch(): string {
+    return this.#generation;
   }
 
   async createUser(salt: string): Promise<number> {

@@ -1,5 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
+import { newSalt } from "../core/secret.ts";
 import { openDataFile, type DataFileOptions } from "./sqlite-file.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 import { WriteHealth } from "./write-health.ts";
@@ -28,6 +29,7 @@ export class SqliteState implements State {
   /** Totals for counts(), counted once at open and kept in step after each commit. */
   #totals: StateCounts;
   #closed = false;
+  readonly #epoch: string;
 
   /**
    * `log` hears of writes that fail (disk full, I/O error): the caller sees a StateWriteFailed.
@@ -41,6 +43,14 @@ export class SqliteState implements State {
     const transaction = db.transaction((fn: () => unknown) => fn());
     this.#transaction = transaction as <T>(fn: () => T) => T;
     this.#totals = { ...this.#sql.totals.get()! };
+    // Written once, when the file is new (or first opened by a webtalk that knows epochs).
+    db.query("INSERT OR IGNORE INTO replay_meta (name, value) VALUES ('state_epoch', ?)").run(newSalt().slice(0, 12));
+    this.#epoch = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'state_epoch'").get()!.value;
+  }
+
+  /** Lives as long as the data file: a new file is a new epoch. */
+  epoch(): string {
+    return this.#epoch;
   }
 
   createUser(salt: string): number {

@@ -24,7 +24,8 @@ export type JoinResult = "ok" | "no-user" | "no-channel";
 
 /**
  * Guarantees every implementation keeps:
- * - IDs start at 1 for users and at 2 for channels, increase by one, and are never reused.
+ * - IDs come from nextId (id-clock.ts): each is above the one before and never below its creation time
+ *   in microseconds, so they are never reused, not even by a run that lost an earlier run's data.
  * - Each call is atomic: a concurrent reader sees all of a call's effect or none of it.
  * - Calls take effect in the order they are made; callers that need an order between two calls
  *   wait for the first (the control transport runs one connection's commands one at a time).
@@ -78,6 +79,13 @@ export interface State {
    * when it can. Optional: `/healthz` answers 503 with this text while it is set.
    */
   problem?(): string | undefined;
+
+  /**
+   * Names the lifetime of this state's IDs: a new value whenever IDs issued before may be unknown to
+   * it (every in-memory start, a new data file, a Redis that lost webtalk's data). A backend that sees
+   * it change (in `[stats]`, or the `[epoch]` event after `[listen]`) creates its users again.
+   */
+  epoch(): Maybe<string>;
 
   close(): Maybe<void>;
 }
