@@ -1,5 +1,6 @@
 import { newSalt } from "../core/secret.ts";
 import { HeldMessages } from "./held-memory.ts";
+import { nextId } from "./id-clock.ts";
 import { SortedIds } from "./sorted-ids.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
@@ -20,8 +21,9 @@ export class MemoryState implements State {
   /** Members per channel, ascending, so `[members]` pages cost in proportion to the page. */
   #channels = new Map<number, SortedIds>([[GLOBAL_CHANNEL, new SortedIds()]]);
   #kv = new Map<string, string>();
-  #nextUser = 1;
-  #nextChannel = GLOBAL_CHANNEL + 1;
+  /** The last IDs issued (0: none yet): a restart forgets them, so nextId's clock keeps new ones above. */
+  #lastUser = 0;
+  #lastChannel = GLOBAL_CHANNEL;
   #held: HeldMessages;
   /** Every start is a new epoch: nothing of an earlier run is known. */
   readonly #epoch = newSalt().slice(0, 12);
@@ -31,7 +33,7 @@ export class MemoryState implements State {
   }
 
   createUser(salt: string): number {
-    const id = this.#nextUser++;
+    const id = (this.#lastUser = nextId(this.#lastUser));
     const user: User = { salt, channels: new SortedIds() };
     this.#users.set(id, user);
     const global = this.#channels.get(GLOBAL_CHANNEL);
@@ -56,7 +58,7 @@ export class MemoryState implements State {
   }
 
   createChannel(): number {
-    const id = this.#nextChannel++;
+    const id = (this.#lastChannel = nextId(this.#lastChannel));
     this.#channels.set(id, new SortedIds());
     return id;
   }

@@ -1,6 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import { newSalt } from "../core/secret.ts";
+import { nextId } from "./id-clock.ts";
 import { openDataFile, type DataFileOptions } from "./sqlite-file.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 import { WriteHealth } from "./write-health.ts";
@@ -55,7 +56,7 @@ export class SqliteState implements State {
 
   createUser(salt: string): number {
     const id = this.#write(() => {
-      const { id } = this.#sql.nextId.get("user")!;
+      const { id } = this.#sql.nextId.get(clockId(), "user")!;
       this.#sql.insertUser.run(id, salt);
       this.#sql.joinGlobal.run(GLOBAL_CHANNEL, id, GLOBAL_CHANNEL);
       return id;
@@ -84,7 +85,7 @@ export class SqliteState implements State {
 
   createChannel(): number {
     const id = this.#write(() => {
-      const { id } = this.#sql.nextId.get("channel")!;
+      const { id } = this.#sql.nextId.get(clockId(), "channel")!;
       this.#sql.insertChannel.run(id);
       return id;
     });
@@ -230,6 +231,11 @@ export class SqliteState implements State {
   }
 }
 
+/** The smallest ID nextId allows now: the clock in microseconds (the counter gives the rest of the rule). */
+function clockId(): number {
+  return nextId(-1);
+}
+
 /** The first column of every row (bun:sqlite's `values()` answers rows as arrays). */
 function column<T>(rows: unknown[][]): T[] {
   return rows.map((row) => row[0] as T);
@@ -241,8 +247,12 @@ function prepare(db: Database) {
     totals: db.prepare<StateCounts, []>(
       "SELECT (SELECT count(*) FROM users) AS users, (SELECT count(*) FROM channels) AS channels, (SELECT count(*) FROM held) AS held",
     ),
-    // The counter holds the next ID; the row that takes it is written in the same transaction.
-    nextId: db.prepare<Id, [string]>("UPDATE counters SET next = next + 1 WHERE name = ? RETURNING next - 1 AS id"),
+    // nextId (id-clock.ts) in SQL: the counter holds the next ID, and an ID is never below the clock,
+    // so a file restored from an old backup or made anew issues no ID an earlier file did. The row that
+    // takes the ID is written in the same transaction.
+    nextId: db.prepare<Id, [number, string]>(
+      "UPDATE counters SET next = max(next, ?) + 1 WHERE name = ? RETURNING next - 1 AS id",
+    ),
     insertUser: db.prepare<never, [number, string]>("INSERT INTO users (id, salt) VALUES (?, ?)"),
     joinGlobal: db.prepare<never, [number, number, number]>(
       "INSERT INTO members (channel, user) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?)",
