@@ -14,17 +14,22 @@ describe("commands", () => {
     const b = await ctl.ok("[newuser]");
     const [idA, saltA] = a.split("!") as [string, string];
     const [idB, saltB] = b.split("!") as [string, string];
-    expect(Number(idB)).toBe(Number(idA) + 1);
+    expect(Number(idB)).toBeGreaterThan(Number(idA));
     expect(saltA).toMatch(/^[A-Za-z0-9_-]{22,}$/);
     expect(saltB).not.toBe(saltA);
   });
 
-  test("the first user is 1 and the first new channel is 2", async () => {
+  test("user and channel IDs are 16 digits from the clock (never an earlier run's), channel 1 exists", async () => {
     const fresh = await startTestServer();
     const c = await ControlClient.connect(fresh.private.port);
-    expect((await c.ok("[newuser]")).split("!")[0]).toBe("1");
-    expect(await c.call("[newchannel]")).toBe("[ok] 2");
-    expect(await c.call("[newchannel]")).toBe("[ok] 3");
+    const before = Date.now() * 1000;
+    const user = Number((await c.ok("[newuser]")).split("!")[0]);
+    const [first, second] = [Number(await c.ok("[newchannel]")), Number(await c.ok("[newchannel]"))];
+    expect(user).toBeGreaterThanOrEqual(before);
+    expect(String(user)).toMatch(/^\d{16}$/);
+    expect(first).toBeGreaterThanOrEqual(before);
+    expect(second).toBeGreaterThan(first);
+    expect(await c.call("[count] 1")).toBe("[ok] 1!0");
     c.close();
     await fresh.stop();
   });
@@ -48,7 +53,7 @@ describe("commands", () => {
     expect(await ctl.call(`[shout] ${channel}!hi`)).toBe(`[error] no such channel ${channel}`);
     expect(await ctl.call(`[join] ${channel}!1`)).toBe(`[error] no such channel ${channel}`);
     const next = await ctl.ok("[newchannel]");
-    expect(Number(next)).toBe(Number(channel) + 1);
+    expect(Number(next)).toBeGreaterThan(Number(channel));
   });
 
   test("join, leave: idempotent, and errors for unknown IDs", async () => {
