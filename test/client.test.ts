@@ -116,11 +116,14 @@ describe("presence", () => {
     const first = events.next();
     await client.ping();
     const [browser, user] = await loggedIn(upstream, c);
-    expect((await within(first, "the online event")).value).toEqual({ type: "online", user: user.id });
+    const epoch = { type: "epoch", epoch: expect.stringMatching(/^[\w-]{8,}$/) };
+    expect((await within(first, "the epoch event")).value).toEqual(epoch);
+    expect((await within(events.next(), "the online event")).value).toEqual({ type: "online", user: user.id });
     browser.send("hello ! from the page");
     expect((await within(events.next(), "the message event")).value).toEqual({ type: "message", user: user.id, text: "hello ! from the page" });
     browser.close();
     expect((await within(events.next(), "the offline event")).value).toEqual({ type: "offline", user: user.id });
+    expect((await within(other.next(), "the second iterator")).value).toEqual(epoch);
     expect((await within(other.next(), "the second iterator")).value).toEqual({ type: "online", user: user.id });
     await other.return!();
     await client.close();
@@ -140,7 +143,8 @@ describe("presence", () => {
     browser.send(`${user.token}!notTheEpoch!1:5`);
     expect(await browser.messages.take(2)).toEqual([expect.stringMatching(/^#epoch /), "#gap 1"]);
     const seen: unknown[] = [(await within(first, "the first event")).value];
-    while (seen.length < 2) seen.push((await within(events.next(), "the gap event")).value);
+    while (seen.length < 3) seen.push((await within(events.next(), "the gap event")).value);
+    expect(seen[0]).toEqual({ type: "epoch", epoch: expect.any(String) });
     expect(seen).toContainEqual({ type: "gap", user: user.id, source: "1" });
     browser.close();
     await client.close();
@@ -153,10 +157,16 @@ describe("presence", () => {
     const events = client.events();
     const listening = events.next();
     await client.ping();
+    const before = (await within(listening, "the first server's epoch")).value as { type: "epoch"; epoch: string };
+    expect(before.type).toBe("epoch");
     await first.stop();
     const second = await startTestServer({ private: { host: "127.0.0.1", port } });
     try {
-      expect((await within(listening, "the reconnected event")).value).toEqual({ type: "reconnected" });
+      expect((await within(events.next(), "the reconnected event")).value).toEqual({ type: "reconnected" });
+      // A new in-memory server: a new epoch, so the backend knows to create its users again.
+      const after = (await within(events.next(), "the second server's epoch")).value as { type: "epoch"; epoch: string };
+      expect(after.type).toBe("epoch");
+      expect(after.epoch).not.toBe(before.epoch);
       // [listen] is re-sent ahead of anything queued: once this ping is answered, the client listens again.
       await client.ping();
       const c = await ControlClient.connect(port);

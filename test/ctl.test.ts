@@ -154,6 +154,7 @@ describe("listen", () => {
   test("prints each event as it happens, and exits 0 when interrupted", async () => {
     const listener = spawnCtl(["listen"]);
     await listener.stderr.next("the listening notice");
+    expect(await listener.stdout.next("[epoch]")).toMatch(/^\[epoch\] [\w-]+$/);
     const user = (await ok("newuser")).split("!");
     const browser = await Browser.open(server.publicUrl);
     browser.send(user.join("!"));

@@ -13,6 +13,7 @@ useServer((s, c) => ((server = s), (ctl = c)), { upstream: true });
 async function listener(s: Webtalk = server): Promise<ControlClient> {
   const c = await ControlClient.connect(s.private.port);
   expect(await c.call("[listen]")).toBe("[ok] listening");
+  expect(await c.replies.next("the [epoch] event")).toMatch(/^\[epoch\] [\w-]+$/);
   return c;
 }
 

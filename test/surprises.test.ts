@@ -43,6 +43,7 @@ describe("a boolean setting takes true|false|1|0|yes|no from flag, variable and 
     const ctl = await ControlClient.connect(server.privatePort);
     const user = await newUser(ctl);
     expect(await ctl.call("[listen]")).toStartWith("[ok]");
+    expect(await ctl.replies.next("[epoch]")).toStartWith("[epoch] ");
     const browser = await Browser.open(server.publicUrl);
     browser.send(user.token);
     expect(await ctl.replies.next("[online]")).toBe(`[online] ${user.id}`);

@@ -53,6 +53,8 @@ export class Backend {
   #members = new Map<number, Set<number>>();
   #dead: number[] = [];
   #seq = 0;
+  /** The server's epoch, from the first [epoch] event. */
+  #epoch: string | undefined;
   #reconnectAll = false;
 
   private constructor(options: BackendOptions) {
@@ -335,6 +337,7 @@ export class Backend {
   // ---- events ----
 
   #event(text: string): void {
+    if (text.startsWith("[epoch] ")) return this.#epochIs(text.slice("[epoch] ".length));
     const match = /^\[(online|offline)\] (\d+)$/.exec(text);
     if (!match) return this.#o.problems.add(`an event that is not one: ${text.slice(0, 80)}`);
     const user = this.users.get(Number(match[2]));
@@ -343,6 +346,12 @@ export class Backend {
     const problem = match[1] === "online" ? user.cameOnline() : user.wentOffline();
     if (problem) this.#o.problems.add(problem);
     if (match[1] === "offline") this.#settled(user, user.session!);
+  }
+
+  /** The first [epoch] is the server's; another one means it lost every user and channel made here. */
+  #epochIs(epoch: string): void {
+    if (this.#epoch !== undefined && epoch !== this.#epoch) this.#o.problems.add(`the epoch changed from ${this.#epoch} to ${epoch}`);
+    this.#epoch ??= epoch;
   }
 
   /** A session may have just finished: its user becomes idle, or reconnects at once when every browser must be back. */

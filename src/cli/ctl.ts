@@ -105,7 +105,7 @@ export function createCtlCommand(env: NodeJS.ProcessEnv) {
   });
 
   const listen = defineCommand({
-    meta: { name: "listen", description: "print each event ([online] ID, [offline] ID, [message] ID!TEXT) until interrupted" },
+    meta: { name: "listen", description: "print each event ([epoch] EPOCH first, then [online] ID, [offline] ID, [message] ID!TEXT) until interrupted" },
     args: { ...connectionArgs },
     async run({ args }) {
       positionals(args._, 0);

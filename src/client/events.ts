@@ -9,6 +9,12 @@ export type WebtalkEvent =
   | { type: "message"; user: number; text: string }
   /** A resuming webtalk.v2 browser could not get back what SOURCE ("u" or a channel ID) sent while it was away (`[gap] ID!SOURCE`). */
   | { type: "gap"; user: number; source: string }
+  /**
+   * The lifetime of the server's IDs (`[epoch] EPOCH`): the first event after listening (again, after
+   * a reconnection), and whenever it changes. A value other than the one the backend saw before means
+   * the users and channels it created are gone: create them again.
+   */
+  | { type: "epoch"; epoch: string }
   /** The client reconnected and listens again: events in between were missed, so resynchronise. */
   | { type: "reconnected" }
   /** A frame this client does not know yet, kept whole. */
@@ -16,6 +22,7 @@ export type WebtalkEvent =
 
 /** Parses one event frame's payload; anything unexpected becomes `other` rather than an exception. */
 export function parseEvent(payload: string): WebtalkEvent {
+  if (payload.startsWith("[epoch] ")) return { type: "epoch", epoch: payload.slice("[epoch] ".length) };
   const match = /^\[(online|offline|message|gap)\] (\d+)(?:!([\s\S]*))?$/.exec(payload);
   if (!match) return { type: "other", payload };
   const [, name, id, text] = match;

@@ -7,6 +7,7 @@ import type { Metrics } from "../observe/metrics.ts";
 import type { Maybe, State } from "../state/state.ts";
 import { createLookups, noData, noSuchChannel, type Handler } from "./command-kit.ts";
 import type { Delivery } from "./delivery.ts";
+import { epochEvent } from "./events.ts";
 import { then } from "./maybe.ts";
 import { sameSecret } from "./secret.ts";
 
@@ -64,7 +65,7 @@ export function presenceCommands({ state, delivery, counters, secret, metrics }:
             const uptime = Math.floor((Date.now() - metrics.startedAt) / 1000);
             const head = `uptime_s=${uptime} users=${counts.users} online=${online} channels=${counts.channels} held=${counts.held}`;
             const tail = STAT_COUNTERS.map((key) => `${key}=${totals[key] ?? 0}`).join(" ");
-            return okReply(`${head} ${tail}`);
+            return then(state.epoch(), (epoch) => okReply(`${head} ${tail} epoch=${epoch}`));
           }),
         ),
       ),
@@ -73,10 +74,13 @@ export function presenceCommands({ state, delivery, counters, secret, metrics }:
     auth: (data) =>
       secret === "" || sameSecret(data, secret) ? okReply(Reply.authenticated) : errorReply("authentication failed"),
 
+    // The epoch comes first, so a backend knows at once whether the IDs it holds are still this state's.
     listen: (data, session) => {
       if (data.length > 0) return errorReply(`[listen] takes no data, got ${quote(data)}`);
-      session.listen();
-      return okReply(Reply.listening);
+      return then(state.epoch(), (epoch) => {
+        session.listen(epochEvent(epoch));
+        return okReply(Reply.listening);
+      });
     },
   };
 }

@@ -85,7 +85,7 @@ export class ControlConnection {
   #forceAt = 0;
   readonly #socket: Socket<ControlConnection>;
   readonly #ctx: ConnectionContext;
-  readonly #session: ControlSession = { listen: () => this.#listen() };
+  readonly #session: ControlSession = { listen: (first) => this.#listen(first) };
   readonly #decoder = new FrameDecoder();
   readonly #out = new WriteQueue();
   /** Replies of the run in progress: events raised meanwhile join them, after the replies before them. */
@@ -97,6 +97,8 @@ export class ControlConnection {
   /** Bytes put in the backlog since it was last emptied (an upper bound of what it holds). */
   #backlogBytes = 0;
   #unlisten: (() => void) | undefined;
+  /** The first event of a `[listen]` whose reply is not out yet: listening begins right after that reply. */
+  #greeting: string | undefined;
 
   constructor(socket: Socket<ControlConnection>, ctx: ConnectionContext, authRequired: boolean) {
     this.#socket = socket;
@@ -219,6 +221,7 @@ export class ControlConnection {
         break;
       }
       if (reply !== NO_REPLY_YET) this.#add(reply);
+      if (this.#greeting !== undefined) this.#add(this.#beginListening());
     }
     this.#keep(frames, i);
     this.#batch = undefined;
@@ -284,7 +287,7 @@ export class ControlConnection {
   #finishAsync(reply: string): void {
     if (this.state !== "awaiting-store") return this.settle();
     this.state = "running";
-    this.#send([reply]);
+    this.#send(this.#greeting === undefined ? [reply] : [reply, this.#beginListening()]);
     this.#run(this.#backlog, this.#head);
   }
 
@@ -347,9 +350,17 @@ export class ControlConnection {
     if (replies.length > 0) this.#out.write(this.#socket, encodeFrames(replies));
   }
 
-  #listen(): void {
-    if (this.#unlisten) return;
-    this.#unlisten = this.#ctx.events.add((event) => this.#event(event));
+  // Not yet: an event raised before the reply to [listen] is out would come before it.
+  #listen(first: string): void {
+    if (this.state !== "closing") this.#greeting = first;
+  }
+
+  /** Right after the reply to [listen]: events from now on, and the first one to send. */
+  #beginListening(): string {
+    const first = this.#greeting!;
+    this.#greeting = undefined;
+    this.#unlisten ??= this.#ctx.events.add((event) => this.#event(event));
+    return first;
   }
 
   #event(event: string): void {

@@ -155,7 +155,7 @@ class Replies {
       if (text.startsWith("[ok] ") || text.startsWith("[error] ")) {
         this.count++;
         this.last = text;
-      } else if (/^\[(online|offline)\] \d+$/.test(text) || text.startsWith("[message] ")) this.events++;
+      } else if (/^\[(online|offline)\] \d+$/.test(text) || /^\[epoch\] [\w-]+$/.test(text) || text.startsWith("[message] ")) this.events++;
       else this.strange.push(text.slice(0, 80));
     }
   };
