@@ -65,8 +65,8 @@ async function storeBig(ctl: ControlClient): Promise<string> {
   return reply;
 }
 
-async function health(server: Spawned): Promise<[number, string]> {
-  const response = await fetch(`${server.adminUrl}/healthz`);
+async function health(server: Spawned, path = "/healthz"): Promise<[number, string]> {
+  const response = await fetch(`${server.adminUrl}${path}`);
   return [response.status, await response.text()];
 }
 
@@ -93,11 +93,17 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
     const [status, body] = await health(server);
     expect(status).toBe(503);
     expect(body).toContain(data);
+    // Not ready either, in one line naming the file.
+    const [readyStatus, reason] = await health(server, "/readyz");
+    expect(readyStatus).toBe(503);
+    expect(reason).toMatch(/^not ready: [^\n]+\n$/);
+    expect(reason).toContain(data);
 
     // Space again: the next write succeeds, and health follows it.
     rmSync(filler);
     expect(await ctl.call("[store] small!v")).toBe("[ok] stored small");
     expect((await health(server))[0]).toBe(200);
+    expect(await health(server, "/readyz")).toEqual([200, "ready\n"]);
 
     fillDisk();
     await storeBig(ctl);
