@@ -9,7 +9,7 @@ import { EventHub } from "./core/events.ts";
 import { createExecutor } from "./core/executor.ts";
 import { createLogin, type LoginDecision } from "./core/login.ts";
 import { rejectingThrows } from "./core/maybe.ts";
-import { checkHealth } from "./observe/health.ts";
+import { checkHealth, notServing, type Health, type NotServing } from "./observe/health.ts";
 import { Metrics } from "./observe/metrics.ts";
 import { renderPrometheus } from "./observe/prometheus.ts";
 import { CloseCode } from "./protocol/codes.ts";
@@ -27,7 +27,7 @@ export interface Webtalk {
   /** The addresses actually bound (port 0 resolved). */
   public: Address;
   private: Address;
-  /** The /healthz and /metrics address; undefined with `--admin off`. */
+  /** The /healthz, /readyz and /metrics address; undefined with `--admin off`. */
   admin: Address | undefined;
   /** e.g. ws://127.0.0.1:12345/webtalk */
   publicUrl: string;
@@ -58,6 +58,10 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   let login: (message: string, v2: boolean) => Maybe<LoginDecision> = () => Promise.reject(new BackendUnavailable("starting"));
   let sessions: Backends["sessions"];
   let demo: Demo | undefined;
+  // The open state while the server serves; else what it is doing instead. The admin address answers
+  // from the start (503 until the state is open, and again from the stop on), so an operator or a load
+  // balancer can tell a slow start from a dead process, and a draining one from a ready one.
+  let serving: State | NotServing = "starting";
   try {
     const pub: PublicServer = bind("public", config.public, () =>
       servePublic({
@@ -80,6 +84,16 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       }),
     );
     undo.push(() => pub.stop(CloseCode.shuttingDown, Date.now()));
+
+    const adminAt = config.admin;
+    const reports = adminReports(() => serving, pub, events, metrics);
+    const admin =
+      adminAt === "off"
+        ? undefined
+        : bind("admin", adminAt, () => serveAdmin({ hostname: adminAt.host, port: adminAt.port, ...reports, log: log.withTag("admin") }));
+    undo.push(() => admin?.stop(true));
+    const adminAddress = admin && adminAt !== "off" ? { host: adminAt.host, port: admin.port ?? adminAt.port } : undefined;
+    if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/healthz, /readyz, /metrics)`);
 
     const backends = await openBackends({ config, local: pub.delivery, events, metrics, log });
     undo.push(() => backends.close());
@@ -131,24 +145,16 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       undo.push(() => demo?.stop());
     }
 
-    const adminAt = config.admin;
-    const reports = adminReports(state, pub, events, metrics);
-    const admin =
-      adminAt === "off"
-        ? undefined
-        : bind("admin", adminAt, () => serveAdmin({ hostname: adminAt.host, port: adminAt.port, ...reports, log: log.withTag("admin") }));
-
     const publicAddress = { host: config.public.host, port: pub.server.port ?? config.public.port };
     const privateAddress = { host: config.private.host, port: control.port };
     const publicUrl = `${tls ? "wss" : "ws"}://${formatAddress(publicAddress)}${config.path}`;
-    const adminAddress = admin && adminAt !== "off" ? { host: adminAt.host, port: admin.port ?? adminAt.port } : undefined;
-    // Logged before the other two: test/process.ts takes the private line as "all addresses are known".
-    if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/healthz, /metrics)`);
+    // The admin line came first: test/process.ts takes the private line as "all addresses are known".
     if (config.secret === "" && !isLoopback(config.private.host)) {
       log.warn(`the control port listens on ${config.private.host} without --secret: anyone who reaches it controls webtalk`);
     }
     log.info(`public  ${publicUrl}`);
     log.info(`private ${config.privateTls ? "tls" : "tcp"}://${formatAddress(privateAddress)}`);
+    serving = state;
 
     return {
       public: publicAddress,
@@ -158,13 +164,14 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       metrics,
       async stop() {
         const deadline = Date.now() + config.shutdownTimeout * 1000;
+        serving = "stopping";
         try {
-          void admin?.stop(true);
           await demo?.stop();
           await control.stop(deadline);
           await pub.stop(CloseCode.shuttingDown, deadline);
         } finally {
           await backends.close();
+          void admin?.stop(true);
         }
       },
     };
@@ -174,10 +181,22 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   }
 }
 
-/** What /healthz and /metrics report: this node's figures, and the state's counts while it answers. */
-function adminReports(state: State, pub: PublicServer, events: EventHub, metrics: Metrics) {
+/**
+ * What /healthz (and /readyz) and /metrics report: this node's figures, and the state's counts while it
+ * answers. `serving` is the open state while the server serves, else what it is doing instead.
+ */
+function adminReports(serving: () => State | NotServing, pub: PublicServer, events: EventHub, metrics: Metrics) {
+  const health = (): Promise<Health> => {
+    const state = serving();
+    if (typeof state === "string") return Promise.resolve(notServing(state, pkg.version, metrics.startedAt));
+    return checkHealth({ state, version: pkg.version, startedAt: metrics.startedAt });
+  };
+  const counts = () => {
+    const state = serving();
+    return typeof state === "string" ? undefined : state.counts();
+  };
   return {
-    health: () => checkHealth({ state, version: pkg.version, startedAt: metrics.startedAt }),
+    health,
     metrics: async () =>
       renderPrometheus({
         metrics,
@@ -186,7 +205,7 @@ function adminReports(state: State, pub: PublicServer, events: EventHub, metrics
         usersOnline: await pub.delivery.onlineCount(),
         // Metrics matter most while the backend is away: its counts are left out then, not the scrape.
         counts: await Promise.resolve()
-          .then(() => state.counts())
+          .then(counts)
           .catch(() => undefined),
         listeners: events.listeners,
       }),

@@ -53,6 +53,7 @@ test("/readyz is 200 once the state is open, and 503 'shutting down' from SIGTER
     expect(await readyz(server.adminUrl!)).toEqual([200, "ready\n"]);
     // A backend still sending keeps the control port draining until it goes quiet (or the timeout).
     const ctl = await ControlClient.connect(server.privatePort);
+    expect(await ctl.call("[ping]")).toBe("[ok] pong");
     let sending = true;
     const pings = (async () => {
       while (sending) {

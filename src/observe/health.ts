@@ -8,8 +8,42 @@ export interface Health {
   uptime_s: number;
   /** Only for a state backend that can be unreachable (see `State.healthy`). */
   state?: "reachable" | "unreachable";
-  /** Why the state cannot record changes (e.g. "data file /var/lib/webtalk.db: writes fail (…)"); answers 503. */
+  /**
+   * Why this instance cannot serve: the state cannot record changes (e.g. "data file
+   * /var/lib/webtalk.db: writes fail (…)"), or it is starting or shutting down; answers 503.
+   */
   problem?: string;
+}
+
+/** What a server that does not serve (yet, or any more) is doing: it is neither healthy nor ready. */
+export type NotServing = "starting" | "stopping";
+
+/** The answer of `GET /readyz`: whether to send traffic to this instance now, and if not, why, in one line. */
+export interface Readiness {
+  ready: boolean;
+  reason: string;
+}
+
+/** Why a server that is not serving cannot: the text /healthz and /readyz answer with. */
+const NOT_SERVING: Record<NotServing, string> = {
+  starting: "starting: the state is not open yet",
+  stopping: "shutting down",
+};
+
+/** The health of a server that is starting or stopping: unavailable, saying which. */
+export function notServing(lifecycle: NotServing, version: string, startedAt: number): Health {
+  return { status: "unavailable", version, uptime_s: Math.floor((Date.now() - startedAt) / 1000), problem: NOT_SERVING[lifecycle] };
+}
+
+/**
+ * `/readyz` from `/healthz`'s report: ready while serving and healthy (the state open, reachable, its
+ * writes working), else the one-line reason: what a load balancer or a rolling deploy waits for.
+ */
+export function readiness(health: Health): Readiness {
+  if (health.status === "ok") return { ready: true, reason: "ready" };
+  const reason = health.problem ?? (health.state === "unreachable" ? "the state backend is unreachable" : "unavailable");
+  // One line, whatever the underlying error's text holds.
+  return { ready: false, reason: reason.replace(/\s*\n\s*/g, " ") };
 }
 
 /** A backend that has not answered by then counts as unreachable: a health check must answer promptly. */

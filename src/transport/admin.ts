@@ -1,23 +1,30 @@
 import type { Server } from "bun";
 import type { ConsolaInstance } from "consola";
-import type { Health } from "../observe/health.ts";
+import { readiness, type Health } from "../observe/health.ts";
 import { CONTENT_TYPE } from "../observe/prometheus.ts";
 
 export interface AdminOptions {
   hostname: string;
   port: number;
+  /** `/healthz`'s report, which `/readyz` answers in one line. */
   health: () => Promise<Health>;
   /** The Prometheus text exposition of one scrape. */
   metrics: () => Promise<string>;
   log: ConsolaInstance;
 }
 
-/** The operator's HTTP side, on its own address: `GET /healthz` and `GET /metrics`, nothing else. */
+/** The operator's HTTP side, on its own address: `GET /healthz`, `GET /readyz` and `GET /metrics`, nothing else. */
 export function serveAdmin({ hostname, port, health, metrics, log }: AdminOptions): Server<undefined> {
   const routes: Record<string, () => Promise<Response>> = {
     "/healthz": async () => {
       const body = await health();
       return Response.json(body, { status: body.status === "ok" ? 200 : 503, headers: NO_STORE });
+    },
+    // Plain text, one line: what a probe logs is the reason itself.
+    "/readyz": async () => {
+      const { ready, reason } = readiness(await health());
+      const body = ready ? "ready\n" : `not ready: ${reason}\n`;
+      return new Response(body, { status: ready ? 200 : 503, headers: { "Content-Type": "text/plain; charset=utf-8", ...NO_STORE } });
     },
     "/metrics": async () => new Response(await metrics(), { headers: { "Content-Type": CONTENT_TYPE, ...NO_STORE } }),
   };
@@ -26,7 +33,7 @@ export function serveAdmin({ hostname, port, health, metrics, log }: AdminOption
     port,
     async fetch(request) {
       const route = routes[new URL(request.url).pathname];
-      if (!route) return new Response("not found: try /healthz or /metrics\n", { status: 404 });
+      if (!route) return new Response("not found: try /healthz, /readyz or /metrics\n", { status: 404 });
       if (request.method !== "GET" && request.method !== "HEAD") {
         return new Response("method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD" } });
       }
