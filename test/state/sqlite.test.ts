@@ -6,7 +6,7 @@ import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
 import { createConsola } from "consola";
 import fc from "fast-check";
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MemoryState } from "../../src/state/memory.ts";
@@ -125,6 +125,24 @@ describe("opening a data file", () => {
     expect(second.userSalt(id)).toBe("s");
     second.close();
   });
+});
+
+test("a data file restored from an old backup issues none of the IDs issued after the backup", () => {
+  const path = freshFile();
+  const backup = `${path}.backup`;
+  let state = openSqliteState(path, { sync: "full" });
+  state.createUser("before");
+  state.close(); // checkpointed: the file alone is the backup
+  copyFileSync(path, backup);
+  state = openSqliteState(path, { sync: "full" });
+  const after = [state.createUser("a"), state.createUser("b"), state.createChannel()];
+  state.close();
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) rmSync(file, { force: true });
+  copyFileSync(backup, path);
+  state = openSqliteState(path, { sync: "full" });
+  expect(state.createUser("restored")).toBeGreaterThan(Math.max(after[0]!, after[1]!));
+  expect(state.createChannel()).toBeGreaterThan(after[2]!);
+  state.close();
 });
 
 describe("a call that fails", () => {
