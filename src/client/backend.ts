@@ -193,7 +193,8 @@ export class WebtalkClient {
 
   /**
    * Presence and upstream events, in arrival order. The first call sends `[listen]` (again after every
-   * reconnection, which is reported as a `reconnected` event: events during the gap are lost).
+   * reconnection, which is reported as a `reconnected` event: events during the gap are lost); each
+   * `[listen]` is answered first by an `epoch` event, whose change means the server lost the IDs.
    * Each iterator buffers what it has not consumed yet; end it with `break` or `return()`.
    */
   events(): AsyncIterableIterator<WebtalkEvent> {
