@@ -3,6 +3,7 @@
 
 import type { ConsolaInstance } from "consola";
 import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
+import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
@@ -113,10 +114,17 @@ async function clusterOn(
 ): Promise<Backends> {
   const state = await RedisState.open(redis, prefix);
   const replay = await RedisReplay.open(redis, prefix, limits);
-  const presence = new RedisPresence(redis, prefix, newSalt().slice(0, 12), config.lease * 1000, {
-    users: () => local.users(),
-    stats: () => metrics.counters(events.listeners),
-  });
+  // Redis may lose webtalk's data under running nodes: checked on every reconnect and every renewal.
+  const generation = new GenerationWatch({ state, replay, local, events, log: log.withTag("redis") });
+  redis.onReconnect(() => void generation.check().catch(() => undefined));
+  const presence = new RedisPresence(
+    redis,
+    prefix,
+    newSalt().slice(0, 12),
+    config.lease * 1000,
+    { users: () => local.users(), stats: () => metrics.counters(events.listeners) },
+    () => generation.check(),
+  );
   const delivery = new ClusterDelivery({
     redis,
     prefix,

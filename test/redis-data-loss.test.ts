@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createConsola, type ConsolaInstance } from "consola";
-import { defaultConfig, loggedIn, newUser, within, ControlClient } from "./helpers.ts";
+import { Browser, defaultConfig, loggedIn, newUser, within, ControlClient } from "./helpers.ts";
 import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
 import { startServer, type Webtalk } from "../src/server.ts";
 
@@ -33,21 +33,37 @@ async function node(prefix: string): Promise<Node> {
   return { server, ctl: await ControlClient.connect(server.private.port), errors };
 }
 
-/** `[newuser]` until it succeeds (it is refused while the node re-establishes the state); every ID it got. */
-async function newIds(ctl: ControlClient): Promise<number[]> {
-  const ids: number[] = [];
-  await within(
+/** `[newuser]` until it succeeds (it is refused while the node re-establishes the state); its token. */
+function newToken(ctl: ControlClient): Promise<string> {
+  return within(
     (async () => {
       for (;;) {
         const reply = await ctl.call("[newuser]");
-        if (reply.startsWith("[ok] ")) return void ids.push(Number(reply.slice(5).split("!")[0]));
+        if (reply.startsWith("[ok] ")) return reply.slice(5);
         await Bun.sleep(50);
       }
     })(),
     "[newuser] to succeed after the data loss",
     15_000,
   );
-  return ids;
+}
+
+/** The replay epoch a v2 browser is told at login. */
+async function epochOf(url: string, token: string, positions = ""): Promise<string[]> {
+  const page = await Browser.open(url, "webtalk.v2");
+  page.send(positions ? `${token}!${positions}` : token);
+  const first = await page.messages.next("the epoch notice");
+  const rest = positions ? [await page.messages.next("what follows the epoch")] : [];
+  page.close();
+  return [first, ...rest];
+}
+
+/** Waits for an event line on a listening connection. */
+async function event(ctl: ControlClient, pattern: RegExp): Promise<string> {
+  for (;;) {
+    const line = await ctl.replies.next("an event", 15_000);
+    if (pattern.test(line)) return line;
+  }
 }
 
 async function lose(how: "restart" | "flushall"): Promise<void> {
@@ -72,11 +88,15 @@ for (const how of ["restart", "flushall"] as const) {
       const [browser] = await loggedIn(a.server, a.ctl, old);
       const messages: string[] = [];
       browser.ws.addEventListener("message", (event) => messages.push(String(event.data)));
+      const oldEpoch = (await epochOf(b.server.publicUrl, earlier.token))[0]!.slice("#epoch ".length);
+      const listener = await ControlClient.connect(a.server.private.port);
+      expect(await listener.call("[listen]")).toStartWith("[ok]");
 
       await lose(how);
 
       // Both nodes, in turn: neither may hand out an ID issued before the loss.
-      const ids = [...(await newIds(b.ctl)), ...(await newIds(a.ctl))];
+      const tokens = [await newToken(b.ctl), await newToken(a.ctl)];
+      const ids = tokens.map((token) => Number(token.split("!")[0]));
       for (const id of ids) {
         expect(id).not.toBe(old.id);
         expect(id).not.toBe(earlier.id);
@@ -89,6 +109,16 @@ for (const how of ["restart", "flushall"] as const) {
         expect(await ctl.call("[shout] 1!after the loss")).toStartWith("[ok]");
       }
       expect(messages.filter((m) => m.includes("PRIVATE"))).toEqual([]);
+      // Listeners hear the new epoch; channel 1's offsets started again, so a v2 page that resumes
+      // with the old epoch is told of a gap, never replayed offsets it already had.
+      const newEpoch = (await event(listener, /^\[epoch\] /)).slice("[epoch] ".length);
+      expect(newEpoch).not.toBe(oldEpoch);
+      listener.close();
+      for (const n of [a, b]) {
+        const [notice, next] = await epochOf(n.server.publicUrl, tokens[0]!, `${oldEpoch}!1:0`);
+        expect(notice).not.toBe(`#epoch ${oldEpoch}`);
+        expect(next).toBe("#gap 1");
+      }
       // Each node logs the loss once (what happened, how many browsers it closed).
       await within(
         (async () => {

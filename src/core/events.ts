@@ -25,6 +25,14 @@ export class EventHub {
     for (const sink of this.#sinks) sink(payload);
   }
 
+  /**
+   * The state's IDs have a new lifetime (Redis lost webtalk's data): this process's listeners hear
+   * `[epoch] NEW`. Not relayed: in a cluster every node finds out by itself and tells its own.
+   */
+  epochChanged(epoch: string): void {
+    this.fanout(`[epoch] ${epoch}`);
+  }
+
   /** Registers a sink; returns the function that removes it. */
   add(sink: EventSink): () => void {
     this.#sinks.add(sink);

@@ -34,19 +34,27 @@ export function describeStateContract(name: string, driver: StateDriver): void {
     };
 
     describe("IDs", () => {
-      test("users start at 1 and channels at 2, each increasing by one", async () => {
-        expect(await users(3)).toEqual([1, 2, 3]);
-        expect([await state.createChannel(), await state.createChannel()]).toEqual([2, 3]);
+      // id-clock.ts: each ID is above the one before and never below its creation time in µs.
+      test("user and channel IDs rise and are never below the clock in microseconds", async () => {
+        const before = Date.now() * 1000;
+        const ids = await users(3);
+        const channels = [await state.createChannel(), await state.createChannel()];
+        for (const list of [ids, channels]) {
+          expect(list[0]!).toBeGreaterThanOrEqual(before);
+          expect(list[1]!).toBeGreaterThan(list[0]!);
+          for (const id of list) expect(Number.isSafeInteger(id)).toBe(true);
+        }
+        expect(await state.channelExists(GLOBAL_CHANNEL)).toBe(true);
       });
 
       test("deleted IDs are never reused, the highest ones included", async () => {
-        await users(3);
-        expect(await state.deleteUser(3)).toBe(true);
-        expect(await state.deleteUser(2)).toBe(true);
-        expect(await state.createUser("s")).toBe(4);
-        expect(await state.createChannel()).toBe(2);
-        expect(await state.deleteChannel(2)).toEqual([]);
-        expect(await state.createChannel()).toBe(3);
+        const ids = await users(3);
+        expect(await state.deleteUser(ids[2]!)).toBe(true);
+        expect(await state.deleteUser(ids[1]!)).toBe(true);
+        expect(await state.createUser("s")).toBeGreaterThan(ids[2]!);
+        const channel = await state.createChannel();
+        expect(await state.deleteChannel(channel)).toEqual([]);
+        expect(await state.createChannel()).toBeGreaterThan(channel);
       });
     });
 
@@ -143,10 +151,10 @@ export function describeStateContract(name: string, driver: StateDriver): void {
         const ids = await users(7);
         const channel = await state.createChannel();
         for (const id of [...ids].reverse()) await state.join(channel, id);
-        expect(await state.members(channel, 0, 3)).toEqual([1, 2, 3]);
-        expect(await state.members(channel, 3, 3)).toEqual([4, 5, 6]);
-        expect(await state.members(channel, 6, 3)).toEqual([7]);
-        expect(await state.members(channel, 7, 3)).toEqual([]);
+        expect(await state.members(channel, 0, 3)).toEqual(ids.slice(0, 3));
+        expect(await state.members(channel, ids[2]!, 3)).toEqual(ids.slice(3, 6));
+        expect(await state.members(channel, ids[5]!, 3)).toEqual(ids.slice(6));
+        expect(await state.members(channel, ids[6]!, 3)).toEqual([]);
         expect(await state.members(channel, 0, 0)).toEqual([]);
         expect(await state.memberCount(channel)).toBe(7);
         expect(await state.members(99, 0, 3)).toBeUndefined();
@@ -282,14 +290,14 @@ export function describeStateContract(name: string, driver: StateDriver): void {
         });
 
         test("IDs continue after the highest ever given, even when it was deleted", async () => {
-          await users(3);
-          await state.deleteUser(3);
-          await state.createChannel();
-          await state.deleteChannel(2);
+          const ids = await users(3);
+          await state.deleteUser(ids[2]!);
+          const channel = await state.createChannel();
+          await state.deleteChannel(channel);
           await state.deleteChannel(GLOBAL_CHANNEL);
           state = await reopen(state);
-          expect(await state.createUser("s")).toBe(4);
-          expect(await state.createChannel()).toBe(3);
+          expect(await state.createUser("s")).toBeGreaterThan(ids[2]!);
+          expect(await state.createChannel()).toBeGreaterThan(channel);
           expect(await state.channelExists(GLOBAL_CHANNEL)).toBe(false);
         });
 
