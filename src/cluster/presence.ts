@@ -66,6 +66,11 @@ return out`;
 export class RedisPresence {
   #timer: Timer | undefined;
   #lapsed = false;
+  /**
+   * Users whose release failed (Redis away): they would look online here for as long as this node
+   * lives, so each renewal releases them again, unless they were claimed here again meanwhile.
+   */
+  readonly #unreleased = new Set<number>();
 
   constructor(
     private readonly redis: RedisLink,
@@ -97,11 +102,17 @@ export class RedisPresence {
 
   /** Marks the user online on this node; true when a browser of theirs was online on another live node. */
   async claim(user: number): Promise<boolean> {
+    this.#unreleased.delete(user);
     return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
   }
 
   async release(user: number): Promise<void> {
-    await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+    try {
+      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+    } catch (error) {
+      this.#unreleased.add(user);
+      throw error;
+    }
   }
 
   async onlineCount(): Promise<number> {
@@ -137,11 +148,20 @@ export class RedisPresence {
       await this.redis.call("HSET", [this.#k(`nodestats:${this.nodeId}`), ...fields]);
       await this.redis.call("PEXPIRE", [this.#k(`nodestats:${this.nodeId}`), this.leaseMs]);
     }
+    await this.#releaseAgain();
     if (this.#lapsed || !same) {
       // Other nodes may have forgotten our users while our lease had lapsed, or Redis lost them:
       // claim those that still exist again.
       await this.#reclaim([...this.local.users()]);
       this.#lapsed = false;
+    }
+  }
+
+  async #releaseAgain(): Promise<void> {
+    for (const user of [...this.#unreleased]) {
+      // Checked just before each: a claim made since is sent after this release, so it stands.
+      if (!this.#unreleased.delete(user)) continue;
+      await this.release(user);
     }
   }
 
