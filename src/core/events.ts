@@ -1,3 +1,8 @@
+/** The event that names the state's epoch: the first a `[listen]`ing connection hears, and on each change. */
+export function epochEvent(epoch: string): string {
+  return `[epoch] ${epoch}`;
+}
+
 /** Receives each event payload, in the order events happened. */
 export type EventSink = (payload: string) => void;
 
@@ -8,6 +13,8 @@ export type EventSink = (payload: string) => void;
 export class EventHub {
   #sinks = new Set<EventSink>();
   #relay: EventSink | undefined;
+  /** The epoch last announced by epochChanged. */
+  #epoch: string | undefined;
 
   /** Raises an event: straight to this process's listeners, or through the relay when one is set. */
   emit(payload: string): void {
@@ -26,11 +33,14 @@ export class EventHub {
   }
 
   /**
-   * The state's IDs have a new lifetime (Redis lost webtalk's data): this process's listeners hear
-   * `[epoch] NEW`. Not relayed: in a cluster every node finds out by itself and tells its own.
+   * The state's epoch changed (its IDs' lifetime ended: a Redis that lost webtalk's data): tells this
+   * process's listeners `[epoch] EPOCH`, once per new epoch. Never relayed: in a cluster every node
+   * finds out on its own and tells its own listeners, so each hears it once.
    */
   epochChanged(epoch: string): void {
-    this.fanout(`[epoch] ${epoch}`);
+    if (epoch === this.#epoch) return;
+    this.#epoch = epoch;
+    this.fanout(epochEvent(epoch));
   }
 
   /** Registers a sink; returns the function that removes it. */
