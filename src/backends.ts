@@ -3,6 +3,7 @@
 
 import type { ConsolaInstance } from "consola";
 import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
+import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
@@ -11,6 +12,7 @@ import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.t
 import { newSalt } from "./core/secret.ts";
 import { sumCounters, type Metrics } from "./observe/metrics.ts";
 import { MemoryState } from "./state/memory.ts";
+import { evictionRisk } from "./state/redis-eviction.ts";
 import { RedisLink } from "./state/redis-link.ts";
 import { RedisState } from "./state/redis.ts";
 import { RedisReplay } from "./state/replay-redis.ts";
@@ -18,7 +20,7 @@ import { SqliteReplay } from "./state/replay-sqlite.ts";
 import { openDataFile } from "./state/sqlite-file.ts";
 import { SqliteState } from "./state/sqlite.ts";
 import { WriteHealth } from "./state/write-health.ts";
-import type { Maybe, State } from "./state/state.ts";
+import { StateOpenError, type Maybe, type State } from "./state/state.ts";
 
 /** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
 export interface Backends {
@@ -98,11 +100,26 @@ async function clusterBackends({ config, local, events, metrics, log }: BackendP
   const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
   await redis.open();
   try {
+    if (!config.redisAllowEviction) await refuseEviction(redis, log.withTag("redis"));
     return await clusterOn(redis, prefix, { config, local, events, metrics, log }, limits);
   } catch (error) {
     redis.close();
     throw error;
   }
+}
+
+/**
+ * Refuses to start (exit 2) on a Redis that may evict webtalk's keys, and logs an error should a
+ * reconnect find it changed (Redis restarted with another configuration).
+ */
+async function refuseEviction(redis: RedisLink, log: ConsolaInstance): Promise<void> {
+  const risk = await evictionRisk(redis);
+  if (risk) throw new StateOpenError(risk);
+  redis.onReconnect(() => {
+    evictionRisk(redis)
+      .then((changed) => changed && log.error(`after reconnecting: ${changed}`))
+      .catch(() => undefined);
+  });
 }
 
 async function clusterOn(
@@ -113,10 +130,17 @@ async function clusterOn(
 ): Promise<Backends> {
   const state = await RedisState.open(redis, prefix);
   const replay = await RedisReplay.open(redis, prefix, limits);
-  const presence = new RedisPresence(redis, prefix, newSalt().slice(0, 12), config.lease * 1000, {
-    users: () => local.users(),
-    stats: () => metrics.counters(events.listeners),
-  });
+  // Redis may lose webtalk's data under running nodes: checked on every reconnect and every renewal.
+  const generation = new GenerationWatch({ state, replay, local, events, log: log.withTag("redis") });
+  redis.onReconnect(() => void generation.check().catch(() => undefined));
+  const presence = new RedisPresence(
+    redis,
+    prefix,
+    newSalt().slice(0, 12),
+    config.lease * 1000,
+    { users: () => local.users(), stats: () => metrics.counters(events.listeners) },
+    () => generation.check(),
+  );
   const delivery = new ClusterDelivery({
     redis,
     prefix,

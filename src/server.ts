@@ -101,7 +101,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     sessions = backends.sessions;
     const { state, replay, delivery } = backends;
     // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
-    login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate }));
+    login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate, heldLimit: config.queue }));
     const execute = rejectingThrows(
       createExecutor({
         state,

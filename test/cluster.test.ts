@@ -61,7 +61,7 @@ describe.skipIf(!haveRedis)("cluster", () => {
     expect(new Set(ids).size).toBe(4);
     const [browser, user] = await loggedIn(c.nodes[1]!, b); // the browser is on node B
     const channel = await a.ok("[newchannel]");
-    expect(await third.ok("[newchannel]")).toBe(String(Number(channel) + 1));
+    expect(Number(await third.ok("[newchannel]"))).toBeGreaterThan(Number(channel));
     await a.ok(`[join] ${channel}!${user.id}`);
     // Pipelined on node A: every message reaches node B's browser, in order.
     const frames = Array.from({ length: 100 }, (_, i) => (i % 2 ? `[shout] ${channel}!m${i}` : `[whisper] ${user.id}!m${i}`));
@@ -230,7 +230,7 @@ describe.skipIf(!haveRedis)("cluster", () => {
     expect(await browser.messages.next()).toBe("held across the restart");
     await ctl.ok(`[shout] ${channel}!still a member`);
     expect(await browser.messages.next()).toBe("still a member");
-    expect((await newUser(ctl)).id).toBe(user.id + 1);
+    expect((await newUser(ctl)).id).toBeGreaterThan(user.id);
     browser.close();
     ctl.close();
     await second.stop();

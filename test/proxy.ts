@@ -1,6 +1,7 @@
 // A real TCP relay between a client and a server, for tests that need the network to fail: `cut()`
 // drops every relayed connection at once (as a lost network does), `down()` refuses new ones, `up()`
-// accepts again on the same port.
+// accepts again on the same port. `freezeOn(text)` stalls a connection from the first chunk the client
+// sends that contains `text` (what was sent before still flows, replies included) until `thaw()`.
 
 import type { Socket, TCPSocketListener } from "bun";
 
@@ -8,12 +9,16 @@ interface Pair {
   peer: Socket<Pair> | undefined;
   /** Bytes from the client that arrived before the connection to the server was up. */
   early: Uint8Array[];
+  /** Bytes from the client held back while the connection is frozen. */
+  frozen?: Uint8Array[];
 }
 
 export class TcpProxy {
   #listener: TCPSocketListener<Pair> | undefined;
   #sockets = new Set<Socket<Pair>>();
   #port = 0;
+  #freezeOn: string | undefined;
+  readonly #frozen = new Set<Socket<Pair>>();
 
   constructor(
     readonly targetPort: number,
@@ -28,6 +33,13 @@ export class TcpProxy {
   up(): void {
     const sockets = this.#sockets;
     const { host, targetPort } = this;
+    const freezes = (client: Socket<Pair>, chunk: Uint8Array): boolean => {
+      if (client.data.frozen) return true;
+      if (this.#freezeOn === undefined || !Buffer.from(chunk).toString("latin1").includes(this.#freezeOn)) return false;
+      client.data.frozen = [];
+      this.#frozen.add(client);
+      return true;
+    };
     this.#listener = Bun.listen<Pair>({
       hostname: host,
       port: this.#port,
@@ -55,7 +67,8 @@ export class TcpProxy {
           }).catch(() => client.end());
         },
         data(client, chunk) {
-          if (client.data.peer) client.data.peer.write(chunk);
+          if (freezes(client, chunk)) client.data.frozen!.push(new Uint8Array(chunk));
+          else if (client.data.peer) client.data.peer.write(chunk);
           else client.data.early.push(new Uint8Array(chunk));
         },
         close(client) {
@@ -66,6 +79,21 @@ export class TcpProxy {
       },
     });
     this.#port = this.#listener.port;
+  }
+
+  /** Stalls the connection whose client next sends `text` (that chunk included), as a hung server would. */
+  freezeOn(text: string): void {
+    this.#freezeOn = text;
+  }
+
+  /** Sends on what the frozen connections held back, and freezes nothing more. */
+  thaw(): void {
+    this.#freezeOn = undefined;
+    for (const client of this.#frozen) {
+      for (const chunk of client.data.frozen ?? []) client.data.peer?.write(chunk);
+      client.data.frozen = undefined;
+    }
+    this.#frozen.clear();
   }
 
   /** Stops accepting: new connections are refused. Relayed ones stay until `cut()`. */

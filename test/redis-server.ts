@@ -24,8 +24,11 @@ export function uniquePrefix(name = "t"): string {
   return `${name}${process.pid}-${++prefixes}-${Math.random().toString(36).slice(2, 8)}:`;
 }
 
-/** With `persistent` (a folder), the data survives `stop()` and `restart()`: every write is fsynced. */
-export async function startRedis(options: { persistent?: string } = {}): Promise<TestRedis> {
+/**
+ * With `persistent` (a folder), the data survives `stop()` and `restart()`: every write is fsynced.
+ * `args` are more configuration directives, e.g. `["--maxmemory-policy", "allkeys-lru"]`.
+ */
+export async function startRedis(options: { persistent?: string; args?: string[] } = {}): Promise<TestRedis> {
   const port = await freePort();
   let proc: Subprocess | undefined;
   const persistence = options.persistent
@@ -33,7 +36,7 @@ export async function startRedis(options: { persistent?: string } = {}): Promise
     : ["--appendonly", "no"];
   if (options.persistent) mkdirSync(options.persistent, { recursive: true });
   const launch = async () => {
-    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence], {
+    proc = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persistence, ...(options.args ?? [])], {
       stdout: "ignore",
       stderr: "ignore",
     });

@@ -48,7 +48,7 @@ test("a failed write is an [error] reply or a refused login, and the server carr
     log,
   });
   const delivery = pub.delivery;
-  login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: "replace" }));
+  login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: "replace", heldLimit: 100 }));
   const counters = () => metrics.counters(0);
   const execute = rejectingThrows(createExecutor({ state, delivery, heldLimit: 100, replay, counters, secret: "", metrics, log }));
   const control = listenControl({

@@ -21,6 +21,17 @@ const RELEASE = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 1`;
 
+// Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
+// make that ID look online (a whisper to it would be delivered, not refused).
+const RECLAIM = `
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+end
+return 1`;
+
+/** Users re-claimed per script call: one call never blocks Redis for long. */
+const RECLAIM_BATCH = 1_000;
+
 const COUNT_ONLINE = `
 local alive = {}
 local function live(node)
@@ -55,6 +66,11 @@ return out`;
 export class RedisPresence {
   #timer: Timer | undefined;
   #lapsed = false;
+  /**
+   * Users whose release failed (Redis away): they would look online here for as long as this node
+   * lives, so each renewal releases them again, unless they were claimed here again meanwhile.
+   */
+  readonly #unreleased = new Set<number>();
 
   constructor(
     private readonly redis: RedisLink,
@@ -63,6 +79,11 @@ export class RedisPresence {
     private readonly leaseMs: number,
     /** This node's users and counters, re-asserted after an outage and published with each renewal. */
     private readonly local: { users(): Iterable<number>; stats(): Record<string, number> },
+    /**
+     * Checked with every renewal: false when Redis had lost the data (and it was re-established
+     * meanwhile), so the users this node had claimed are claimed again only if they still exist.
+     */
+    private readonly sameData: () => Promise<boolean>,
   ) {}
 
   async start(): Promise<void> {
@@ -81,11 +102,17 @@ export class RedisPresence {
 
   /** Marks the user online on this node; true when a browser of theirs was online on another live node. */
   async claim(user: number): Promise<boolean> {
+    this.#unreleased.delete(user);
     return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
   }
 
   async release(user: number): Promise<void> {
-    await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+    try {
+      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+    } catch (error) {
+      this.#unreleased.add(user);
+      throw error;
+    }
   }
 
   async onlineCount(): Promise<number> {
@@ -111,6 +138,7 @@ export class RedisPresence {
   }
 
   async #renew(): Promise<void> {
+    const same = await this.sameData();
     const lease = this.#k(`node:${this.nodeId}`);
     const stats = this.local.stats();
     const fields = Object.entries(stats).flat();
@@ -120,10 +148,27 @@ export class RedisPresence {
       await this.redis.call("HSET", [this.#k(`nodestats:${this.nodeId}`), ...fields]);
       await this.redis.call("PEXPIRE", [this.#k(`nodestats:${this.nodeId}`), this.leaseMs]);
     }
-    if (this.#lapsed) {
-      // Other nodes may have forgotten our users while our lease had lapsed: claim them again.
-      for (const user of this.local.users()) await this.redis.call("HSET", [this.#k("online"), user, this.nodeId]);
+    await this.#releaseAgain();
+    if (this.#lapsed || !same) {
+      // Other nodes may have forgotten our users while our lease had lapsed, or Redis lost them:
+      // claim those that still exist again.
+      await this.#reclaim([...this.local.users()]);
       this.#lapsed = false;
+    }
+  }
+
+  async #releaseAgain(): Promise<void> {
+    for (const user of [...this.#unreleased]) {
+      // Checked just before each: a claim made since is sent after this release, so it stands.
+      if (!this.#unreleased.delete(user)) continue;
+      await this.release(user);
+    }
+  }
+
+  async #reclaim(users: number[]): Promise<void> {
+    const keys = [this.#k("online"), this.#k("users")];
+    for (let i = 0; i < users.length; i += RECLAIM_BATCH) {
+      await this.redis.script(RECLAIM, keys, [this.nodeId, ...users.slice(i, i + RECLAIM_BATCH)]);
     }
   }
 

@@ -48,6 +48,8 @@ export interface Config {
   /** redis:// URL: state and fan-out shared by every node; "" for this process alone. */
   redis: string;
   redisPrefix: string;
+  /** Start on a Redis whose maxmemory-policy may evict keys (or whose policy cannot be read). */
+  redisAllowEviction: boolean;
   /** Seconds a dead node's users stay online before they may log in elsewhere. */
   lease: number;
   /** Serve the demo page at `/` and the demo-only user endpoint. */
@@ -310,6 +312,16 @@ export const settings: readonly Setting[] = [
       if (!/^[\x21-\x7e]{1,64}$/.test(prefix)) throw new Error("expected 1 to 64 printable characters without spaces");
       return prefix;
     },
+  }),
+  define({
+    key: "redisAllowEviction",
+    flag: "redis-allow-eviction",
+    default: false,
+    valueHint: "",
+    boolean: true,
+    description:
+      "with --redis: start even when Redis's maxmemory-policy is not noeviction (or cannot be read): evicted users and ID counters can send a message to the wrong browser",
+    parse: (raw) => flag(raw),
   }),
   define({
     key: "lease",

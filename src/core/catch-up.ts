@@ -48,16 +48,17 @@ export function catchUpV1(held: string[]): CatchUp {
 /**
  * The v2 catch-up. A listed whisper stream is served from the replay window, which holds every whisper
  * the held queue does (and those lost in flight), so the held queue is then dropped; an unlisted one is
- * live from now, after the held whispers.
+ * live from now, after the held whispers. The replay is read first and the held whispers are given
+ * last, so a login that fails reading the replay has taken nothing from the user.
  */
-export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], held: string[]): Maybe<CatchUp> {
+export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[]): Maybe<(held: string[]) => CatchUp> {
   const member = new Set(channels.map(String));
   const listed = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
   const lookups = listed.map(([source, offset]): Maybe<Since> => {
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE);
   });
-  return then(all(lookups), (found) => {
+  return then(all(lookups), (found) => (held: string[]) => {
     const messages = [epochNotice(replay.epoch)];
     if (!login.positions.has(WHISPER_SOURCE)) {
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);

@@ -10,7 +10,15 @@ export type DuplicatePolicy = "replace" | "reject";
 
 /** What a login attempt decided. The transport carries it out; the rules live here. */
 export type LoginDecision =
-  | { ok: true; user: number; channels: number[]; catchUp: CatchUp; replaces: boolean }
+  | {
+      ok: true;
+      user: number;
+      channels: number[];
+      catchUp: CatchUp;
+      replaces: boolean;
+      /** The browser left before it could be admitted: undoes the claim and holds its catch-up's whispers again. */
+      abandon(): Maybe<void>;
+    }
   | { ok: false; why: "malformed" | "unknown" | "wrong-salt" | "duplicate" };
 
 export interface LoginOptions {
@@ -18,13 +26,43 @@ export interface LoginOptions {
   delivery: Delivery;
   replay: ReplayLog;
   duplicate: DuplicatePolicy;
+  /** Held messages kept per offline user: whispers handed back by an abandoned login count against it. */
+  heldLimit: number;
 }
 
 /**
  * Checks a browser's `ID!SALT` and, when it is accepted, takes the user's held messages and channels.
  * Malformed, unknown and wrong-salt logins are told apart only for logs: the browser sees one code.
+ * Once the user is claimed, every way the login can end without the browser admitted undoes the claim:
+ * otherwise the user would look online for good, and whispers to it would be "sent" to nobody.
  */
-export function createLogin({ state, delivery, replay, duplicate }: LoginOptions) {
+export function createLogin({ state, delivery, replay, duplicate, heldLimit }: LoginOptions) {
+  /** Puts whispers taken for a login that did not happen back in the user's held queue, in order. */
+  const holdAgain = (user: number, held: string[], i = 0): Maybe<void> => {
+    if (i >= held.length) return;
+    return then(state.hold(user, held[i]!, heldLimit), () => holdAgain(user, held, i + 1));
+  };
+
+  const claimed = (user: number, resume: ReturnType<typeof parseV2Login>, online: boolean): Maybe<LoginDecision> =>
+    // A kill that lands while the login waits on the state would find no browser to close: once the
+    // user is claimed (what follows about it now waits for the login), check it still exists.
+    then(state.userSalt(user), (still): Maybe<LoginDecision> => {
+      if (still === undefined) return then(delivery.unclaim(user), () => ({ ok: false as const, why: "unknown" as const }));
+      return then(state.channelsOf(user), (channels) =>
+        then(resume ? catchUpV2(replay, resume, user, channels) : catchUpV1, (catchUp) =>
+          // Taken last: nothing that can fail after it loses the user's whispers.
+          then(state.takeHeld(user), (held) => ({
+            ok: true as const,
+            user,
+            channels,
+            catchUp: catchUp(held),
+            replaces: online,
+            abandon: () => then(delivery.unclaim(user), () => holdAgain(user, held)),
+          })),
+        ),
+      );
+    });
+
   /** Checks a login message; `v2` when the browser chose the webtalk.v2 subprotocol. */
   return function login(message: string, v2: boolean): Maybe<LoginDecision> {
     const resume = v2 ? parseV2Login(message) : undefined;
@@ -37,27 +75,39 @@ export function createLogin({ state, delivery, replay, duplicate }: LoginOptions
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
         if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
-        // A kill that lands while the login waits on the state would find no browser to close: once the
-        // user is claimed (what follows about it now waits for the login), check it still exists.
-        return then(delivery.claim(user), () =>
-          then(state.userSalt(user), (still): Maybe<LoginDecision> => {
-            if (still === undefined) return then(delivery.unclaim(user), () => ({ ok: false as const, why: "unknown" as const }));
-            return then(state.channelsOf(user), (channels) =>
-              then(state.takeHeld(user), (held) =>
-                then(resume ? catchUpV2(replay, resume, user, channels, held) : catchUpV1(held), (catchUp) => ({
-                  ok: true as const,
-                  user,
-                  channels,
-                  catchUp,
-                  replaces: online,
-                })),
-              ),
-            );
-          }),
-        );
+        return then(delivery.claim(user), () => undoingOnFailure(() => claimed(user, resume, online), () => delivery.unclaim(user)));
       });
     });
   };
+}
+
+/**
+ * Runs `run`; if it throws or rejects, runs `undo` and then fails with the same error. A failing undo
+ * (the backend is away) does not hide the first error: the presence retries its releases.
+ */
+function undoingOnFailure<R>(run: () => Maybe<R>, undo: () => Maybe<void>): Maybe<R> {
+  const fail = (error: unknown): Maybe<never> => {
+    let undone: Maybe<void>;
+    try {
+      undone = undo();
+    } catch {
+      throw error;
+    }
+    if (undone instanceof Promise) {
+      return undone.then(
+        () => Promise.reject(error),
+        () => Promise.reject(error),
+      );
+    }
+    throw error;
+  };
+  let result: Maybe<R>;
+  try {
+    result = run();
+  } catch (error) {
+    return fail(error);
+  }
+  return result instanceof Promise ? result.catch(fail) : result;
 }
 
 function parseToken(token: string): [number, string] | undefined {

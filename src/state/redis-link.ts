@@ -20,6 +20,8 @@ export class RedisLink {
   readonly #options: RedisLinkOptions;
   readonly #scripts = new Map<string, string>();
   readonly #subscriptions = new Map<string, { listener: (message: string) => void; resubscribed?: () => void }>();
+  readonly #reconnected: (() => void)[] = [];
+  #opened = false;
   #down = false;
 
   constructor(options: RedisLinkOptions) {
@@ -27,7 +29,10 @@ export class RedisLink {
     const settings = { enableOfflineQueue: false, maxRetries: 4_294_967_295, connectionTimeout: options.timeoutMs };
     this.#client = new RedisClient(options.url, settings);
     this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
-    this.#client.onconnect = () => this.#up();
+    this.#client.onconnect = () => {
+      this.#up();
+      if (this.#opened) for (const listener of this.#reconnected) listener();
+    };
     this.#subscriber.onconnect = () => this.#resubscribe();
   }
 
@@ -35,10 +40,19 @@ export class RedisLink {
   async open(): Promise<void> {
     try {
       await withTimeout(Promise.all([this.#client.connect(), this.#subscriber.connect()]), this.#options.timeoutMs);
+      this.#opened = true;
     } catch (error) {
       this.close();
       throw new BackendUnavailable(`cannot reach Redis at ${redactUrl(this.#options.url)}: ${(error as Error).message}`);
     }
+  }
+
+  /**
+   * Calls `listener` each time the command link is connected again after a loss: what Redis holds
+   * may have changed meanwhile (it may have restarted empty, or with another configuration).
+   */
+  onReconnect(listener: () => void): void {
+    this.#reconnected.push(listener);
   }
 
   get healthy(): boolean {

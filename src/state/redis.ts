@@ -1,25 +1,49 @@
 import { newSalt } from "../core/secret.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
+import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 // Every call that touches more than one key is one Lua script, so it is atomic for every node.
 // Keys (under the prefix): users (hash id → salt), channels (set), members:C (zset, score = id),
-// uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init.
+// uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init,
+// generation (written once when the data is created: if it is gone or different, Redis lost the data).
 
-const INIT = `
-if redis.call('SETNX', KEYS[1], '1') == 1 then
+// Creates the data the first time, and again after Redis lost it: a new generation (SET NX, so of
+// several nodes only the first creates it, and all read the same one back) and channel 1.
+const ESTABLISH = `
+local fresh = redis.call('SET', KEYS[4], ARGV[2], 'NX')
+if redis.call('SETNX', KEYS[1], '1') == 1 or fresh then
   redis.call('SADD', KEYS[2], ARGV[1])
-  redis.call('SET', KEYS[3], ARGV[1])
+  if not redis.call('GET', KEYS[3]) then redis.call('SET', KEYS[3], ARGV[1]) end
 end
-return 1`;
+return redis.call('GET', KEYS[4])`;
 
-const CREATE_USER = `
-local id = redis.call('INCR', KEYS[1])
+// The ID rule of id-clock.ts, on Redis's clock so every node follows one clock: max(last + 1, now in
+// microseconds). Lua prints numbers this large in exponent form, so the ID is formatted once, here.
+// ID-issuing scripts refuse (-1) when the generation is not the caller's: Redis lost the data, and
+// until this node has re-established it, an ID it hands out could meet a browser of the old data.
+const NEXT_ID = `
+local function nextId(counter)
+  local t = redis.call('TIME')
+  local last = tonumber(redis.call('GET', counter) or '0')
+  local id = string.format('%.0f', math.max(last + 1, tonumber(t[1]) * 1000000 + tonumber(t[2])))
+  redis.call('SET', counter, id)
+  return id
+end`;
+
+const CREATE_USER = `${NEXT_ID}
+if redis.call('GET', KEYS[4]) ~= ARGV[4] then return -1 end
+local id = nextId(KEYS[1])
 redis.call('HSET', KEYS[2], id, ARGV[1])
 if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then
   redis.call('ZADD', ARGV[3] .. 'members:' .. ARGV[2], id, id)
   redis.call('SADD', ARGV[3] .. 'uch:' .. id, ARGV[2])
 end
+return id`;
+
+const CREATE_CHANNEL = `${NEXT_ID}
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+local id = nextId(KEYS[1])
+redis.call('SADD', KEYS[2], id)
 return id`;
 
 const DELETE_USER = `
@@ -86,6 +110,7 @@ export class RedisState implements State {
   readonly #redis: RedisLink;
   readonly #p: string;
   #generation = "";
+  readonly #refusalListeners: (() => void)[] = [];
 
   private constructor(redis: RedisLink, prefix: string) {
     this.#redis = redis;
@@ -95,9 +120,7 @@ export class RedisState implements State {
   /** Opens the state under `prefix`, creating channel 1 and the generation the first time this prefix is used. */
   static async open(redis: RedisLink, prefix: string): Promise<RedisState> {
     const state = new RedisState(redis, prefix);
-    await redis.script(INIT, [state.#k("init"), state.#k("channels"), state.#k("nextchannel")], [GLOBAL_CHANNEL]);
-    await redis.call("SET", [state.#k("generation"), newSalt().slice(0, 12), "NX"]);
-    state.#generation = (await redis.call("GET", [state.#k("generation")])) as string;
+    state.#generation = await state.establish();
     return state;
   }
 
@@ -106,9 +129,33 @@ export class RedisState implements State {
     return this.#generation;
   }
 
+  /** Whether Redis still holds the data this node opened (or last adopted). */
+  async sameGeneration(): Promise<boolean> {
+    return (await this.#redis.call("GET", [this.#k("generation")])) === this.#generation;
+  }
+
+  /**
+   * Creates the data again if it is gone (channel 1 and a new generation; of several nodes only the
+   * first creates it) and returns the generation Redis now holds. IDs stay refused until `adopt`.
+   */
+  async establish(): Promise<string> {
+    const keys = [this.#k("init"), this.#k("channels"), this.#k("nextchannel"), this.#k("generation")];
+    return (await this.#redis.script(ESTABLISH, keys, [GLOBAL_CHANNEL, newSalt().slice(0, 12)])) as string;
+  }
+
+  /** From now on this node issues IDs in `generation` (what `establish` returned). */
+  adopt(generation: string): void {
+    this.#generation = generation;
+  }
+
+  /** Calls `listener` whenever an ID was refused because the generation in Redis is not this node's. */
+  onRefused(listener: () => void): void {
+    this.#refusalListeners.push(listener);
+  }
+
   async createUser(salt: string): Promise<number> {
-    const keys = [this.#k("nextuser"), this.#k("users"), this.#k("channels")];
-    return Number(await this.#redis.script(CREATE_USER, keys, [salt, GLOBAL_CHANNEL, this.#p]));
+    const keys = [this.#k("nextuser"), this.#k("users"), this.#k("channels"), this.#k("generation")];
+    return this.#issued(await this.#redis.script(CREATE_USER, keys, [salt, GLOBAL_CHANNEL, this.#p, this.#generation]));
   }
 
   async userSalt(user: number): Promise<string | undefined> {
@@ -120,9 +167,8 @@ export class RedisState implements State {
   }
 
   async createChannel(): Promise<number> {
-    const id = Number(await this.#redis.call("INCR", [this.#k("nextchannel")]));
-    await this.#redis.call("SADD", [this.#k("channels"), id]);
-    return id;
+    const keys = [this.#k("nextchannel"), this.#k("channels"), this.#k("generation")];
+    return this.#issued(await this.#redis.script(CREATE_CHANNEL, keys, [this.#generation]));
   }
 
   async channelExists(channel: number): Promise<boolean> {
@@ -200,6 +246,13 @@ export class RedisState implements State {
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
     const keys = [this.#k("channels"), this.#k("users")];
     return (await this.#redis.script(MEMBERSHIP, keys, [channel, user, action, this.#p])) as JoinResult;
+  }
+
+  #issued(reply: unknown): number {
+    const id = Number(reply);
+    if (id > 0) return id;
+    for (const listener of this.#refusalListeners) listener();
+    throw new BackendUnavailable("Redis lost webtalk's data: no new IDs until this node has re-established it");
   }
 
   #k(name: string): string {

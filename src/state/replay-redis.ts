@@ -32,7 +32,8 @@ return {last, redis.call('LRANGE', KEYS[2], start, stop)}`;
  */
 export class RedisReplay implements ReplayLog {
   private constructor(
-    readonly epoch: string,
+    /** Changes only when Redis lost the data (see `reopen`). */
+    public epoch: string,
     private readonly redis: RedisLink,
     private readonly prefix: string,
     private readonly limits: ReplayLimits,
@@ -42,6 +43,15 @@ export class RedisReplay implements ReplayLog {
     await redis.call("SET", [`${prefix}epoch`, newSalt().slice(0, 12), "NX"]);
     const epoch = (await redis.call("GET", [`${prefix}epoch`])) as string;
     return new RedisReplay(epoch, redis, prefix, limits);
+  }
+
+  /**
+   * After Redis lost webtalk's data the offsets start again from 1: take the new epoch (created here
+   * unless another node already did), so a browser that resumes with the old one is told of a gap.
+   */
+  async reopen(): Promise<void> {
+    await this.redis.call("SET", [`${this.prefix}epoch`, newSalt().slice(0, 12), "NX"]);
+    this.epoch = (await this.redis.call("GET", [`${this.prefix}epoch`])) as string;
   }
 
   async append(key: string, text: string): Promise<number> {

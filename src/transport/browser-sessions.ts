@@ -94,7 +94,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     const { user } = decision;
     if (ws.data.phase !== "verifying") {
       log.debug(`user ${user}: browser left during login`);
-      hooks?.released(user);
+      abandon(decision);
       return;
     }
     metrics.logins.ok++;
@@ -122,6 +122,18 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       drained(ws);
     }
     if (debug) log.debug(`user ${user}: logged in`);
+  };
+
+  /** The user is no longer claimed here, and the whispers its login took are held again. */
+  const abandon = (decision: Extract<LoginDecision, { ok: true }>): void => {
+    const fail = (error: unknown) =>
+      log.error(`user ${decision.user}: could not hand back what an abandoned login took: ${(error as Error).message}`);
+    try {
+      const done = decision.abandon();
+      if (done instanceof Promise) done.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
   };
 
   const delivery: LocalDelivery = {

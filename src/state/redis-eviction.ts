@@ -1,0 +1,45 @@
+import type { RedisLink } from "./redis-link.ts";
+import { BackendUnavailable } from "./state.ts";
+
+/** The one maxmemory-policy under which Redis never drops a key to make room. */
+const SAFE_POLICY = "noeviction";
+
+/**
+ * Why Redis may drop webtalk's keys, or undefined when it will not. Every policy but noeviction may:
+ * allkeys-* any key (users, ID counters, the generation: IDs handed out again reach the wrong browser);
+ * volatile-* the keys with a TTL, and webtalk's node leases, node stats and replay windows have one (an
+ * evicted lease makes that node's users look offline: their whispers are held, not delivered).
+ * Throws BackendUnavailable when Redis cannot be reached.
+ */
+export async function evictionRisk(redis: RedisLink): Promise<string | undefined> {
+  let policy: string | undefined;
+  try {
+    policy = policyOf(await redis.call("CONFIG", ["GET", "maxmemory-policy"]));
+  } catch (error) {
+    if (error instanceof BackendUnavailable) throw error;
+    return unreadable((error as Error).message);
+  }
+  if (policy === undefined) return unreadable("no value");
+  if (policy === SAFE_POLICY) return undefined;
+  return (
+    `Redis maxmemory-policy is ${policy}: Redis may evict webtalk's keys (users, ID counters, leases), and a message could ` +
+    `then reach the wrong browser; set maxmemory-policy ${SAFE_POLICY}, or pass --redis-allow-eviction to accept the risk`
+  );
+}
+
+function unreadable(why: string): string {
+  return (
+    `cannot read Redis maxmemory-policy (CONFIG GET: ${why}): check that it is ${SAFE_POLICY}, ` +
+    `then pass --redis-allow-eviction to start without reading it`
+  );
+}
+
+/** CONFIG GET answers a flat [name, value] list (RESP2) or a map (RESP3). */
+function policyOf(reply: unknown): string | undefined {
+  if (Array.isArray(reply)) return typeof reply[1] === "string" ? reply[1] : undefined;
+  if (reply && typeof reply === "object") {
+    const value = (reply as Record<string, unknown>)["maxmemory-policy"];
+    return typeof value === "string" ? value : undefined;
+  }
+  return undefined;
+}
