@@ -7,7 +7,7 @@ import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { V2_PROTOCOL } from "../protocol/resume.ts";
-import { BackendUnavailable, type Maybe } from "../state/state.ts";
+import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
 import type { HttpHandler } from "./assets.ts";
 import { close, createBrowserSessions, type Browser, type Peer } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
@@ -146,6 +146,9 @@ export function servePublic(options: PublicOptions): PublicServer {
             (d) => admit(ws, d),
             (error: unknown) => {
               if (error instanceof BackendUnavailable) return close(ws, CloseCode.tryAgainLater);
+              // A write that failed (a full disk) is the server's trouble, not the token's: the page
+              // tries again later rather than stopping for good. The state has logged the failure.
+              if (error instanceof StateWriteFailed) return close(ws, CloseCode.tryAgainLater);
               log.error("login failed:", error);
               close(ws, CloseCode.loginFailed);
             },
