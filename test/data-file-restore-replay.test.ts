@@ -90,3 +90,42 @@ test("a data file restored from a backup: a v2 browser gets every shout sent aft
     await within(server.stop(), "stop");
   }
 }, 60_000);
+
+test("a data file restored from a backup: a user killed after the backup stays killed (or the epoch tells the backend)", async () => {
+  const data = join(dir, "killed.db");
+  const backup = join(dir, "killed-backup.db");
+  let server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
+  let ctl = await ControlClient.connect(server.privatePort);
+  const mallory = await newUser(ctl); // in channel 1, like every user
+  const epoch = await epochOf(ctl);
+  ctl.close();
+  expect(await server.stop()).toBe(0);
+  copyFileSync(data, backup);
+
+  // Later: mallory's access is revoked.
+  server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
+  ctl = await ControlClient.connect(server.privatePort);
+  expect(await ctl.call(`[killuser] ${mallory.id}`)).toBe("[ok] user killed");
+  ctl.close();
+  expect(await server.stop()).toBe(0);
+
+  // The operator restores the backup.
+  for (const f of [data, `${data}-wal`, `${data}-shm`]) rmSync(f, { force: true });
+  copyFileSync(backup, data);
+  server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
+  try {
+    ctl = await ControlClient.connect(server.privatePort);
+    const epochAfter = await epochOf(ctl);
+    const page = await Browser.open(server.publicUrl);
+    page.send(mallory.token);
+    for (let i = 0; i < 50 && (await ctl.call(`[online] ${mallory.id}`)) !== "[ok] 1"; i++) await Bun.sleep(20);
+    await ctl.ok("[shout] 1!to everyone still here");
+    const got = await Promise.race([page.messages.next("a shout"), page.closed.then((c) => `closed ${c.code}`)]);
+    console.log(`epoch ${epoch} -> ${epochAfter}; the killed user's page got: ${got}`);
+    page.close();
+    ctl.close();
+    expect(epochAfter !== epoch || !got.startsWith("to everyone"), `killed user's old token got ${JSON.stringify(got)} with the epoch unchanged`).toBe(true);
+  } finally {
+    await within(server.stop(), "stop");
+  }
+}, 60_000);
