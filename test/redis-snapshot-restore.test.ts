@@ -170,3 +170,36 @@ test.skipIf(!haveRedis)("after a restore from an older snapshot, a webtalk.v2 br
   expect(`${notice} ${next}`).not.toBe(`#epoch ${epoch} 1:7!new-4`);
   expect(next).toBe("#gap 1");
 }, 60_000);
+
+test.skipIf(!haveRedis)("after a restore from an older snapshot, a user removed from a channel, or killed, before the restore gets none of its private messages", async () => {
+  const prefix = uniquePrefix("snapleave");
+  const [a, ctlA] = await node(prefix);
+  const [b, ctlB] = await node(prefix);
+  const board = Number(await ctlA.ok("[newchannel]"));
+  const eve = await newUser(ctlA); // removed from the board after the snapshot
+  const mallory = await newUser(ctlA); // killed after the snapshot
+  await ctlA.ok(`[join] ${board}!${eve.id}`);
+  await ctlA.ok(`[join] ${board}!${mallory.id}`);
+  const [eveBrowser] = await loggedIn({ publicUrl: b.publicUrl }, ctlB, eve);
+  const eveGot: string[] = [];
+  eveBrowser.ws.addEventListener("message", (event) => eveGot.push(String(event.data)));
+  expect(await redisCli("SAVE")).toBe("OK");
+  expect(await ctlA.call(`[leave] ${board}!${eve.id}`)).toBe("[ok] user leaved");
+  expect(await ctlA.call(`[killuser] ${mallory.id}`)).toBe("[ok] user killed");
+
+  await restoreSnapshot();
+  await Bun.sleep(3_000);
+
+  // Mallory's token was killed: it must not log in again.
+  const page = await Browser.open(a.publicUrl);
+  const malloryGot: string[] = [];
+  page.ws.addEventListener("message", (event) => malloryGot.push(String(event.data)));
+  page.send(mallory.token);
+  await Bun.sleep(500);
+  expect(await callWhenUp(ctlA, `[shout] ${board}!PRIVATE board minutes`)).toStartWith("[ok]");
+  await Bun.sleep(500);
+  const malloryClosed = await Promise.race([page.closed, Bun.sleep(100).then(() => undefined)]);
+  page.close();
+  eveBrowser.close();
+  expect({ eve: eveGot, mallory: malloryGot, malloryClosed: malloryClosed?.code }).toEqual({ eve: [], mallory: [], malloryClosed: 4001 });
+}, 60_000);
