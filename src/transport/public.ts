@@ -7,7 +7,7 @@ import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { V2_PROTOCOL } from "../protocol/resume.ts";
-import { BackendUnavailable, type Maybe } from "../state/state.ts";
+import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
 import type { HttpHandler } from "./assets.ts";
 import { close, createBrowserSessions, type Browser, type Peer } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
@@ -147,7 +147,10 @@ export function servePublic(options: PublicOptions): PublicServer {
             (error: unknown) => {
               if (error instanceof BackendUnavailable) return close(ws, CloseCode.tryAgainLater);
               log.error("login failed:", error);
-              close(ws, CloseCode.loginFailed);
+              // A data file that cannot be written refuses the login (README, "Durable state"). Anything
+              // else did not find the token wrong: the state failed (e.g. Redis full, OOM), and 4001
+              // would be final for a valid token, so the browser is told to try again later.
+              close(ws, error instanceof StateWriteFailed ? CloseCode.loginFailed : CloseCode.tryAgainLater);
             },
           );
         } else admit(ws, decision);
