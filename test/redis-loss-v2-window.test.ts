@@ -3,9 +3,11 @@
 // renewal (up to a third of --lease later). In that window a webtalk.v2 page that was handed a new
 // token (what the README tells backends to do) resumes on the second node with the positions it had:
 // it must be told of a gap, never replayed the new data's offsets as if they followed its old ones.
+// Nor may a browser of a user that no longer exists, still open on that node, receive the new data's
+// shouts to channel 1 (the new users' global channel).
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { Browser, ControlClient, newUser, within } from "./helpers.ts";
+import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
 
@@ -63,6 +65,39 @@ test.skipIf(!haveRedis)("a v2 page resuming on a node that has not yet noticed t
     again.close();
     expect({ notice, next }).not.toEqual({ notice: `#epoch ${epoch}`, next: "1:6!new-6" });
     expect(next).toBe("#gap 1");
+  } finally {
+    ctlA.close();
+    await a.stop("SIGKILL");
+    await b.stop("SIGKILL");
+  }
+}, 60_000);
+
+test.skipIf(!haveRedis)("a browser of a user lost with the data gets none of the new data's channel 1 shouts while its node has not noticed", async () => {
+  const prefix = uniquePrefix("livewin");
+  const a = await node(prefix);
+  const b = await node(prefix);
+  const ctlA = await ControlClient.connect(a.privatePort);
+  try {
+    const gone = await newUser(ctlA);
+    const [page] = await loggedIn({ publicUrl: b.publicUrl }, ctlA, gone);
+    await ctlA.ok(`[shout] 1!before`);
+    expect(await page.messages.next("the shout before the loss")).toBe("before");
+    const got: string[] = [];
+    page.ws.addEventListener("message", (event) => got.push(String(event.data)));
+
+    const l = await link(redis!);
+    await l.call("FLUSHALL", []);
+    l.close();
+    await within(
+      (async () => {
+        while (!(await ctlA.call("[newuser]")).startsWith("[ok] ")) await Bun.sleep(20);
+      })(),
+      "[newuser] on node A after the loss",
+    );
+    await ctlA.ok("[shout] 1!for the new users only");
+    await Bun.sleep(500);
+    page.close();
+    expect(got).toEqual([]);
   } finally {
     ctlA.close();
     await a.stop("SIGKILL");
