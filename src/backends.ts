@@ -150,7 +150,9 @@ async function clusterOn(
     events,
     metrics,
     log: log.withTag("cluster"),
+    checkGeneration: () => generation.check(),
   });
+  generation.announceThrough(() => delivery.announceDataLoss());
   return {
     state,
     replay,

@@ -10,7 +10,12 @@ export type BusMessage =
   /** Close the user's browser with close code `r`; `x` names a node that must not (the one that claimed the user). */
   | { k: "d"; u: number; r: number; x?: string }
   /** A `[listen]` event for every node's listeners. */
-  | { k: "e"; p: string };
+  | { k: "e"; p: string }
+  /**
+   * A node found that Redis lost webtalk's data, before re-creating it: every node checks its own
+   * generation (closing its browsers of users that are gone) before it applies what follows.
+   */
+  | { k: "g" };
 
 export function encodeBus(message: BusMessage): string {
   return JSON.stringify(message);
@@ -39,6 +44,8 @@ export function decodeBus(text: string): BusMessage | undefined {
       return int(m.u) && int(m.r) && (m.x === undefined || typeof m.x === "string") ? (m as BusMessage) : undefined;
     case "e":
       return typeof m.p === "string" ? (m as BusMessage) : undefined;
+    case "g":
+      return { k: "g" };
     default:
       return undefined;
   }

@@ -17,6 +17,8 @@ export interface ClusterOptions {
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
+  /** Checks (and if need be re-establishes) this node's generation: run when another node found a data loss. */
+  checkGeneration?: () => Promise<unknown>;
 }
 
 /**
@@ -29,6 +31,8 @@ export class ClusterDelivery implements Delivery {
   readonly #channel: string;
   /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
   readonly #arriving = new Map<number, BusMessage[]>();
+  /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
+  #paused: BusMessage[] | undefined;
 
   constructor(options: ClusterOptions) {
     this.#o = options;
@@ -38,11 +42,19 @@ export class ClusterDelivery implements Delivery {
   async start(): Promise<void> {
     const listener = (text: string) => {
       const message = decodeBus(text);
-      if (message) this.#apply(message);
+      if (message) this.#receive(message);
       else this.#o.log.warn("ignored a malformed cluster bus message");
     };
     await this.#o.redis.subscribe(this.#channel, listener, () => void this.#resync());
     this.#o.events.relayThrough((payload) => void this.#publish({ k: "e", p: payload }).catch(() => undefined));
+  }
+
+  /**
+   * Tells every node that Redis lost the data, before this one re-creates it: anything published for
+   * the new data comes after this on the bus, so no node hands it to a browser of the old data.
+   */
+  announceDataLoss(): Promise<void> {
+    return this.#publish({ k: "g" });
   }
 
   isOnline(user: number): Promise<boolean> {
@@ -129,9 +141,31 @@ export class ClusterDelivery implements Delivery {
     return this.#o.redis.call("PUBLISH", [this.#channel, encodeBus(message)]).then(() => undefined);
   }
 
+  #receive(message: BusMessage): void {
+    if (this.#paused) return void this.#paused.push(message);
+    if (message.k === "g") return this.#pauseForGeneration();
+    this.#apply(message);
+  }
+
+  /** Applies nothing more until this node's generation is checked (its orphaned browsers closed). */
+  #pauseForGeneration(): void {
+    this.#paused = [];
+    const resume = () => {
+      const queued = this.#paused ?? [];
+      this.#paused = undefined;
+      for (let i = 0; i < queued.length; i++) {
+        // A later data loss paused the bus again: keep the rest, in order, for after it.
+        if (this.#paused) return void (this.#paused as BusMessage[]).push(...queued.slice(i));
+        this.#receive(queued[i]!);
+      }
+    };
+    (this.#o.checkGeneration?.() ?? Promise.resolve()).then(resume, resume);
+  }
+
   #apply(message: BusMessage): void {
     const { local, metrics, events } = this.#o;
     if (message.k === "e") return events.fanout(message.p);
+    if (message.k === "g") return;
     if (message.k === "c") {
       metrics.delivered += local.toChannel(message.c, message.m, message.o);
       return;

@@ -14,6 +14,9 @@ export interface GenerationOptions {
   log: ConsolaInstance;
 }
 
+/** Tells the other nodes of a data loss before this node re-creates the data (the cluster bus). */
+export type DataLossAnnouncer = () => Promise<void>;
+
 /** Users looked up at once while re-establishing: bounds the commands in flight, not the total. */
 const LOOKUP_BATCH = 1_000;
 
@@ -26,10 +29,16 @@ const LOOKUP_BATCH = 1_000;
 export class GenerationWatch {
   readonly #o: GenerationOptions;
   #checking: Promise<boolean> | undefined;
+  #announce: DataLossAnnouncer | undefined;
 
   constructor(options: GenerationOptions) {
     this.#o = options;
     options.state.onRefused(() => void this.check().catch(() => undefined));
+  }
+
+  /** Set once the bus is up. */
+  announceThrough(announce: DataLossAnnouncer): void {
+    this.#announce = announce;
   }
 
   /** True while Redis holds this node's data; otherwise re-establishes it first and answers false. */
@@ -48,6 +57,9 @@ export class GenerationWatch {
   async #reestablish(): Promise<void> {
     const { state, replay, events, log } = this.#o;
     const before = state.epoch();
+    // First the other nodes, so they close their orphaned browsers before anything of the new data
+    // (channel 1 exists again once established) reaches them; a failure here only costs that.
+    await this.#announce?.().catch(() => undefined);
     const after = await state.establish();
     await replay.reopen();
     const closed = await this.#closeOrphans();

@@ -29,6 +29,14 @@ for i = 2, #ARGV do
 end
 return 1`;
 
+// The users Redis says are online on this node (ARGV[1]): after Redis came back (restarted, restored
+// from an older snapshot) it may name users whose browser has long left, who would look online forever.
+const MINE = `
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 2, #all, 2 do if all[i] == ARGV[1] then table.insert(out, all[i - 1]) end end
+return out`;
+
 /** Users re-claimed per script call: one call never blocks Redis for long. */
 const RECLAIM_BATCH = 1_000;
 
@@ -71,6 +79,8 @@ export class RedisPresence {
    * lives, so each renewal releases them again, unless they were claimed here again meanwhile.
    */
   readonly #unreleased = new Set<number>();
+  /** Users this node claimed and has not released: what Redis should say is online here. */
+  readonly #claimed = new Set<number>();
 
   constructor(
     private readonly redis: RedisLink,
@@ -87,6 +97,9 @@ export class RedisPresence {
   ) {}
 
   async start(): Promise<void> {
+    // What Redis holds may have changed while the link was down (a restart, a restore from an older
+    // snapshot): the next renewal makes it say again exactly which users are online here.
+    this.redis.onReconnect(() => (this.#lapsed = true));
     await this.#renew();
     this.#timer = setInterval(() => void this.#renew().catch(() => (this.#lapsed = true)), Math.max(100, this.leaseMs / 3));
   }
@@ -103,10 +116,12 @@ export class RedisPresence {
   /** Marks the user online on this node; true when a browser of theirs was online on another live node. */
   async claim(user: number): Promise<boolean> {
     this.#unreleased.delete(user);
+    this.#claimed.add(user);
     return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
   }
 
   async release(user: number): Promise<void> {
+    this.#claimed.delete(user);
     try {
       await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
     } catch (error) {
@@ -151,7 +166,8 @@ export class RedisPresence {
     await this.#releaseAgain();
     if (this.#lapsed || !same) {
       // Other nodes may have forgotten our users while our lease had lapsed, or Redis lost them:
-      // claim those that still exist again.
+      // claim those that still exist again, and release those Redis says are here but are not.
+      await this.#prune();
       await this.#reclaim([...this.local.users()]);
       this.#lapsed = false;
     }
@@ -162,6 +178,15 @@ export class RedisPresence {
       // Checked just before each: a claim made since is sent after this release, so it stands.
       if (!this.#unreleased.delete(user)) continue;
       await this.release(user);
+    }
+  }
+
+  async #prune(): Promise<void> {
+    const mine = (await this.redis.script(MINE, [this.#k("online")], [this.nodeId])) as string[];
+    for (const user of mine.map(Number)) {
+      // Checked just before each: a claim made since is sent after this release, so it stands.
+      if (this.#claimed.has(user)) continue;
+      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
     }
   }
 

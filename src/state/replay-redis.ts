@@ -15,7 +15,10 @@ return offset`;
 
 // Offsets in a window are consecutive, so the page after ARGV[1] starts at a computed index; at most
 // ARGV[2] entries (-1: all). A window that starts after the position comes back from its head: a gap.
+// The offsets belong to the epoch in Redis: when it is not this node's (ARGV[3]), Redis lost the data
+// and this node has not noticed yet, so the positions a browser brings mean nothing here (false: a gap).
 const SINCE = `
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local head = redis.call('LINDEX', KEYS[2], 0)
 if not head then return {last, {}} end
@@ -60,9 +63,11 @@ export class RedisReplay implements ReplayLog {
   }
 
   async since(key: string, offset: number, max = -1): Promise<Since> {
-    const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`];
+    const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`, `${this.prefix}epoch`];
     const limit = max === Infinity ? -1 : max;
-    const [last, raw] = (await this.redis.script(SINCE, keys, [offset, limit])) as [number, string[]];
+    const reply = (await this.redis.script(SINCE, keys, [offset, limit, this.epoch])) as [number, string[]] | null;
+    if (!Array.isArray(reply)) return { gap: true };
+    const [last, raw] = reply;
     if (offset > last) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
     const oldest = Date.now() - this.limits.ageMs;

@@ -150,7 +150,10 @@ export function servePublic(options: PublicOptions): PublicServer {
               // tries again later rather than stopping for good. The state has logged the failure.
               if (error instanceof StateWriteFailed) return close(ws, CloseCode.tryAgainLater);
               log.error("login failed:", error);
-              close(ws, CloseCode.loginFailed);
+              // A data file that cannot be written refuses the login (README, "Durable state"). Anything
+              // else did not find the token wrong: the state failed (e.g. Redis full, OOM), and 4001
+              // would be final for a valid token, so the browser is told to try again later.
+              close(ws, error instanceof StateWriteFailed ? CloseCode.loginFailed : CloseCode.tryAgainLater);
             },
           );
         } else admit(ws, decision);
