@@ -128,7 +128,8 @@ async function clusterOn(
   { config, local, events, metrics, log }: BackendParts,
   limits: ReplayLimits,
 ): Promise<Backends> {
-  const state = await RedisState.open(redis, prefix);
+  const nodeId = newSalt().slice(0, 12);
+  const state = await RedisState.open(redis, prefix, nodeId);
   const replay = await RedisReplay.open(redis, prefix, limits);
   // Redis may lose webtalk's data under running nodes: checked on every reconnect and every renewal.
   const generation = new GenerationWatch({ state, replay, local, events, log: log.withTag("redis") });
@@ -136,7 +137,7 @@ async function clusterOn(
   const presence = new RedisPresence(
     redis,
     prefix,
-    newSalt().slice(0, 12),
+    nodeId,
     config.lease * 1000,
     { users: () => local.users(), stats: () => metrics.counters(events.listeners) },
     () => generation.check(),
@@ -166,6 +167,7 @@ async function clusterOn(
     },
     async close() {
       await presence.stop();
+      await state.retire().catch(() => undefined);
       redis.close();
     },
   };

@@ -8,23 +8,22 @@ import type { RedisReplay } from "../state/replay-redis.ts";
 export interface GenerationOptions {
   state: RedisState;
   replay: RedisReplay;
-  /** This node's browsers: those whose user is gone with the data are closed. */
+  /** This node's browsers: every one is closed when the data is discarded. */
   local: LocalDelivery;
   events: EventHub;
   log: ConsolaInstance;
 }
 
-/** Tells the other nodes of a data loss before this node re-creates the data (the cluster bus). */
+/** Tells the other nodes of a data loss before this node discards and re-creates the data (the cluster bus). */
 export type DataLossAnnouncer = () => Promise<void>;
 
-/** Users looked up at once while re-establishing: bounds the commands in flight, not the total. */
-const LOOKUP_BATCH = 1_000;
-
 /**
- * Notices that Redis lost webtalk's data (restarted empty, flushed, restored from a snapshot of
- * other data) and re-establishes it. Until then the state refuses to issue IDs: a browser still
- * logged in as a user of the lost data must never meet a new user's messages. Checked on every
- * reconnect, with every lease renewal, and whenever an ID was refused.
+ * Notices that Redis can no longer be trusted with webtalk's data (it lost it: restarted empty,
+ * flushed, its generation key deleted; or it went back in time: restarted from an older dump, failed
+ * over to a lagging replica) and makes the cluster start afresh: the data is discarded once
+ * cluster-wide, every browser is closed 4004 (its user is gone), and the backends hear a new epoch.
+ * Until then the state refuses every change. Checked on every reconnect, with every lease renewal,
+ * and whenever a change was refused.
  */
 export class GenerationWatch {
   readonly #o: GenerationOptions;
@@ -41,49 +40,42 @@ export class GenerationWatch {
     this.#announce = announce;
   }
 
-  /** True while Redis holds this node's data; otherwise re-establishes it first and answers false. */
+  /** True while Redis holds this node's data as it left it; otherwise starts afresh first and answers false. */
   check(): Promise<boolean> {
-    // One check at a time: a reconnect, a renewal and refused IDs may all ask at once.
+    // One check at a time: a reconnect, a renewal and refused changes may all ask at once.
     this.#checking ??= this.#check().finally(() => (this.#checking = undefined));
     return this.#checking;
   }
 
   async #check(): Promise<boolean> {
-    if (await this.#o.state.sameGeneration()) return true;
-    await this.#reestablish();
+    const { state, replay, events, log } = this.#o;
+    const found = await state.lineage();
+    if (found.kind === "same") return true;
+    // At once: nothing of the untrusted data, nor of the new, may reach a browser of the old.
+    let closed = this.#closeAll();
+    const settled = await state.repair(found, () => this.#announce?.() ?? Promise.resolve());
+    await replay.reopen();
+    closed += this.#closeAll();
+    state.adopt(settled.generation);
+    const what =
+      settled.discarded === undefined
+        ? "another node discarded webtalk's data"
+        : `webtalk's data can no longer be trusted (users killed, memberships left, held messages delivered and offsets used since may be back): discarded it (${settled.discarded} keys)`;
+    log.error(
+      `${settled.cause}; ${what}; closed ${closed} browser(s) (4004: their users are gone); ` +
+        `backends must create their users and channels again; new epoch ${settled.generation}`,
+    );
+    events.epochChanged(settled.generation);
     return false;
   }
 
-  async #reestablish(): Promise<void> {
-    const { state, replay, events, log } = this.#o;
-    const before = state.epoch();
-    // First the other nodes, so they close their orphaned browsers before anything of the new data
-    // (channel 1 exists again once established) reaches them; a failure here only costs that.
-    await this.#announce?.().catch(() => undefined);
-    const after = await state.establish();
-    await replay.reopen();
-    const closed = await this.#closeOrphans();
-    state.adopt(after);
-    log.error(
-      `Redis lost webtalk's data (generation ${before} is gone): closed ${closed} browser(s) whose user no longer exists (4004); ` +
-        `backends must create their users and channels again; new epoch ${after}`,
-    );
-    events.epochChanged(after);
-  }
-
-  /** Closes every local browser whose user is not in the state any more; returns how many. */
-  async #closeOrphans(): Promise<number> {
-    const { state, local } = this.#o;
-    const users = [...local.users()];
+  /** Closes every local browser: its user belongs to data that is gone. Returns how many. */
+  #closeAll(): number {
+    const { local } = this.#o;
     let closed = 0;
-    for (let i = 0; i < users.length; i += LOOKUP_BATCH) {
-      const batch = users.slice(i, i + LOOKUP_BATCH);
-      const salts = await Promise.all(batch.map((user) => state.userSalt(user)));
-      batch.forEach((user, j) => {
-        if (salts[j] !== undefined) return;
-        local.disconnect(user, CloseCode.killed);
-        closed++;
-      });
+    for (const user of [...local.users()]) {
+      local.disconnect(user, CloseCode.killed);
+      closed++;
     }
     return closed;
   }

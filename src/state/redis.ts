@@ -1,16 +1,20 @@
 import { newSalt } from "../core/secret.ts";
+import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
+import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 // Every call that touches more than one key is one Lua script, so it is atomic for every node.
 // Keys (under the prefix): users (hash id → salt), channels (set), members:C (zset, score = id),
-// uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init,
-// generation (written once when the data is created: if it is gone or different, Redis lost the data).
+// uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init, and
+// the lineage's keys (lineage.ts). Every changing script runs guarded: refused when Redis is not on
+// this node's lineage (it lost the data or went back in time), before it changes anything.
 
-// Creates the data the first time, and again after Redis lost it: a new generation (SET NX, so of
-// several nodes only the first creates it, and all read the same one back) and channel 1.
+// Creates the data the first time: a generation (SET NX, so of several nodes only the first creates
+// it, and all read the same one back) and channel 1. A generation is Redis's time in microseconds
+// when the data was created, so a later one is always greater (see lineage.ts).
 const ESTABLISH = `
-local fresh = redis.call('SET', KEYS[4], ARGV[2], 'NX')
+local t = redis.call('TIME')
+local fresh = redis.call('SET', KEYS[4], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])), 'NX')
 if redis.call('SETNX', KEYS[1], '1') == 1 or fresh then
   redis.call('SADD', KEYS[2], ARGV[1])
   if not redis.call('GET', KEYS[3]) then redis.call('SET', KEYS[3], ARGV[1]) end
@@ -19,8 +23,6 @@ return redis.call('GET', KEYS[4])`;
 
 // The ID rule of id-clock.ts, on Redis's clock so every node follows one clock: max(last + 1, now in
 // microseconds). Lua prints numbers this large in exponent form, so the ID is formatted once, here.
-// ID-issuing scripts refuse (-1) when the generation is not the caller's: Redis lost the data, and
-// until this node has re-established it, an ID it hands out could meet a browser of the old data.
 const NEXT_ID = `
 local function nextId(counter)
   local t = redis.call('TIME')
@@ -30,23 +32,21 @@ local function nextId(counter)
   return id
 end`;
 
-const CREATE_USER = `${NEXT_ID}
-if redis.call('GET', KEYS[4]) ~= ARGV[4] then return -1 end
+const CREATE_USER = Lineage.guarded(`${NEXT_ID}
 local id = nextId(KEYS[1])
 redis.call('HSET', KEYS[2], id, ARGV[1])
 if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then
   redis.call('ZADD', ARGV[3] .. 'members:' .. ARGV[2], id, id)
   redis.call('SADD', ARGV[3] .. 'uch:' .. id, ARGV[2])
 end
-return id`;
+return id`);
 
-const CREATE_CHANNEL = `${NEXT_ID}
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+const CREATE_CHANNEL = Lineage.guarded(`${NEXT_ID}
 local id = nextId(KEYS[1])
 redis.call('SADD', KEYS[2], id)
-return id`;
+return id`);
 
-const DELETE_USER = `
+const DELETE_USER = Lineage.guarded(`
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 for _, ch in ipairs(redis.call('SMEMBERS', ARGV[2] .. 'uch:' .. ARGV[1])) do
   redis.call('ZREM', ARGV[2] .. 'members:' .. ch, ARGV[1])
@@ -55,16 +55,16 @@ redis.call('DEL', ARGV[2] .. 'uch:' .. ARGV[1])
 local held = redis.call('LLEN', ARGV[2] .. 'held:' .. ARGV[1])
 redis.call('DEL', ARGV[2] .. 'held:' .. ARGV[1])
 redis.call('DECRBY', KEYS[2], held)
-return 1`;
+return 1`);
 
-const DELETE_CHANNEL = `
+const DELETE_CHANNEL = Lineage.guarded(`
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
 local members = redis.call('ZRANGE', ARGV[2] .. 'members:' .. ARGV[1], 0, -1)
 for _, u in ipairs(members) do redis.call('SREM', ARGV[2] .. 'uch:' .. u, ARGV[1]) end
 redis.call('DEL', ARGV[2] .. 'members:' .. ARGV[1])
-return members`;
+return members`);
 
-const MEMBERSHIP = `
+const MEMBERSHIP = Lineage.guarded(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
 if ARGV[3] == 'join' then
@@ -74,7 +74,7 @@ else
   redis.call('ZREM', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2])
   redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
 end
-return 'ok'`;
+return 'ok'`);
 
 const MEMBERS = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
@@ -84,7 +84,7 @@ const MEMBER_COUNT = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 return redis.call('ZCARD', KEYS[2])`;
 
-const HOLD = `
+const HOLD = Lineage.guarded(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local len = redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('INCR', KEYS[3])
@@ -94,68 +94,73 @@ if excess > 0 then
   redis.call('DECRBY', KEYS[3], excess)
   return excess
 end
-return 0`;
+return 0`);
 
-const TAKE_HELD = `
+const TAKE_HELD = Lineage.guarded(`
 local held = redis.call('LRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
 redis.call('DECRBY', KEYS[2], #held)
-return held`;
+return held`);
+
+const STORE = Lineage.guarded(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`);
+const CLEAR = Lineage.guarded(`redis.call('HDEL', KEYS[1], ARGV[1])`);
 
 /**
  * State in Redis, shared by every node of a cluster and surviving their restarts. Every method
- * answers asynchronously and fails with BackendUnavailable while Redis is away.
+ * answers asynchronously and fails with BackendUnavailable while Redis is away, and every change
+ * while Redis is not on this node's lineage (see `lineage`).
  */
 export class RedisState implements State {
   readonly #redis: RedisLink;
   readonly #p: string;
-  #generation = "";
-  readonly #refusalListeners: (() => void)[] = [];
+  readonly #lineage: Lineage;
 
-  private constructor(redis: RedisLink, prefix: string) {
+  private constructor(redis: RedisLink, prefix: string, node: string) {
     this.#redis = redis;
     this.#p = prefix;
-  }
-
-  /** Opens the state under `prefix`, creating channel 1 and the generation the first time this prefix is used. */
-  static async open(redis: RedisLink, prefix: string): Promise<RedisState> {
-    const state = new RedisState(redis, prefix);
-    state.#generation = await state.establish();
-    return state;
-  }
-
-  /** The generation written when this prefix's data was created: it changes only if Redis lost it. */
-  epoch(): string {
-    return this.#generation;
-  }
-
-  /** Whether Redis still holds the data this node opened (or last adopted). */
-  async sameGeneration(): Promise<boolean> {
-    return (await this.#redis.call("GET", [this.#k("generation")])) === this.#generation;
+    this.#lineage = new Lineage(redis, prefix, node);
   }
 
   /**
-   * Creates the data again if it is gone (channel 1 and a new generation; of several nodes only the
-   * first creates it) and returns the generation Redis now holds. IDs stay refused until `adopt`.
+   * Opens the state under `prefix` as `node` (the name its changes are marked with), creating channel 1
+   * and the generation the first time this prefix is used, or finishing a wipe a node left half done.
    */
-  async establish(): Promise<string> {
-    const keys = [this.#k("init"), this.#k("channels"), this.#k("nextchannel"), this.#k("generation")];
-    return (await this.#redis.script(ESTABLISH, keys, [GLOBAL_CHANNEL, newSalt().slice(0, 12)])) as string;
+  static async open(redis: RedisLink, prefix: string, node = newSalt().slice(0, 12)): Promise<RedisState> {
+    const state = new RedisState(redis, prefix, node);
+    await state.#establish();
+    const settled = await state.#lineage.settle(await state.#lineage.read());
+    state.#lineage.adopt(settled.generation);
+    return state;
   }
 
-  /** From now on this node issues IDs in `generation` (what `establish` returned). */
+  /** The generation of the data this node works in: it changes only if Redis lost it or went back in time. */
+  epoch(): string {
+    return this.#lineage.generation;
+  }
+
+  /** What Redis holds compared with what this node knows: "same" while it can be trusted. */
+  lineage(): Promise<Verdict> {
+    return this.#lineage.read();
+  }
+
+  /** After a verdict other than "same": discards the data once cluster-wide and answers the generation to adopt. */
+  repair(found: Verdict, announce?: () => Promise<void>): Promise<Settled> {
+    return this.#lineage.settle(found, announce);
+  }
+
+  /** From now on this node works in `generation` (what `repair` answered). */
   adopt(generation: string): void {
-    this.#generation = generation;
+    this.#lineage.adopt(generation);
   }
 
-  /** Calls `listener` whenever an ID was refused because the generation in Redis is not this node's. */
+  /** Calls `listener` whenever a change was refused because Redis is not on this node's lineage. */
   onRefused(listener: () => void): void {
-    this.#refusalListeners.push(listener);
+    this.#lineage.onRefused(listener);
   }
 
   async createUser(salt: string): Promise<number> {
-    const keys = [this.#k("nextuser"), this.#k("users"), this.#k("channels"), this.#k("generation")];
-    return this.#issued(await this.#redis.script(CREATE_USER, keys, [salt, GLOBAL_CHANNEL, this.#p, this.#generation]));
+    const keys = [this.#k("nextuser"), this.#k("users"), this.#k("channels")];
+    return Number(await this.#lineage.run(CREATE_USER, keys, [salt, GLOBAL_CHANNEL, this.#p]));
   }
 
   async userSalt(user: number): Promise<string | undefined> {
@@ -163,12 +168,11 @@ export class RedisState implements State {
   }
 
   async deleteUser(user: number): Promise<boolean> {
-    return (await this.#redis.script(DELETE_USER, [this.#k("users"), this.#k("heldcount")], [user, this.#p])) === 1;
+    return (await this.#lineage.run(DELETE_USER, [this.#k("users"), this.#k("heldcount")], [user, this.#p])) === 1;
   }
 
   async createChannel(): Promise<number> {
-    const keys = [this.#k("nextchannel"), this.#k("channels"), this.#k("generation")];
-    return this.#issued(await this.#redis.script(CREATE_CHANNEL, keys, [this.#generation]));
+    return Number(await this.#lineage.run(CREATE_CHANNEL, [this.#k("nextchannel"), this.#k("channels")], []));
   }
 
   async channelExists(channel: number): Promise<boolean> {
@@ -176,7 +180,7 @@ export class RedisState implements State {
   }
 
   async deleteChannel(channel: number): Promise<number[] | undefined> {
-    const members = await this.#redis.script(DELETE_CHANNEL, [this.#k("channels")], [channel, this.#p]);
+    const members = await this.#lineage.run(DELETE_CHANNEL, [this.#k("channels")], [channel, this.#p]);
     return Array.isArray(members) ? members.map(Number) : undefined;
   }
 
@@ -216,19 +220,19 @@ export class RedisState implements State {
 
   async hold(user: number, message: string, limit: number): Promise<number> {
     const keys = [this.#k("users"), this.#k(`held:${user}`), this.#k("heldcount")];
-    return Number(await this.#redis.script(HOLD, keys, [user, message, limit]));
+    return Number(await this.#lineage.run(HOLD, keys, [user, message, limit]));
   }
 
   async takeHeld(user: number): Promise<string[]> {
-    return (await this.#redis.script(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) as string[];
+    return ((await this.#lineage.run(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) ?? []) as string[];
   }
 
   async store(key: string, value: string): Promise<void> {
-    await this.#redis.call("HSET", [this.#k("kv"), key, value]);
+    await this.#lineage.run(STORE, [this.#k("kv")], [key, value]);
   }
 
   async clear(key: string): Promise<void> {
-    await this.#redis.call("HDEL", [this.#k("kv"), key]);
+    await this.#lineage.run(CLEAR, [this.#k("kv")], [key]);
   }
 
   async retrieve(key: string): Promise<string> {
@@ -240,19 +244,22 @@ export class RedisState implements State {
     return (await this.#redis.call("PING", [])) === "PONG";
   }
 
-  /** The link is shared with the cluster parts; the composition root closes it. */
+  /** Forgets this node's mark in Redis; the link is shared with the cluster parts, and the composition root closes it. */
+  async retire(): Promise<void> {
+    await this.#lineage.retire();
+  }
+
   close(): void {}
+
+  /** Creates the data the first time this prefix is used (a generation and channel 1). */
+  async #establish(): Promise<void> {
+    const keys = [this.#k("init"), this.#k("channels"), this.#k("nextchannel"), this.#k("generation")];
+    await this.#redis.script(ESTABLISH, keys, [GLOBAL_CHANNEL]);
+  }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
     const keys = [this.#k("channels"), this.#k("users")];
-    return (await this.#redis.script(MEMBERSHIP, keys, [channel, user, action, this.#p])) as JoinResult;
-  }
-
-  #issued(reply: unknown): number {
-    const id = Number(reply);
-    if (id > 0) return id;
-    for (const listener of this.#refusalListeners) listener();
-    throw new BackendUnavailable("Redis lost webtalk's data: no new IDs until this node has re-established it");
+    return (await this.#lineage.run(MEMBERSHIP, keys, [channel, user, action, this.#p])) as JoinResult;
   }
 
   #k(name: string): string {

@@ -35,29 +35,51 @@ describeStateContract("redis", {
   },
 });
 
-// Redis may lose webtalk's data under a running node: until the node has re-established it, the
-// scripts that issue IDs refuse, atomically, so no ID can meet a browser of the lost data.
-describe("Redis state after a data loss", () => {
-  test("IDs are refused until the new generation is adopted; channel 1 is back; IDs never go back", async () => {
+// Redis may lose webtalk's data, or go back in time, under a running node: until the node has
+// discarded it and adopted a new generation, every change is refused, atomically.
+describe("Redis state after a data loss or a rollback", () => {
+  test("changes are refused until the new generation is adopted; channel 1 is back; IDs never go back", async () => {
     const prefix = uniquePrefix("lost");
     const state = await RedisState.open(client, prefix);
+    const other = await RedisState.open(client, prefix);
     const before = await state.createUser("s");
     let refusals = 0;
     state.onRefused(() => refusals++);
     await client.call("EVAL", [`for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end`, 0, `${prefix}*`]);
-    expect(await state.sameGeneration()).toBe(false);
+    const found = await state.lineage();
+    expect(found).toMatchObject({ kind: "broken", cause: expect.stringContaining("lost webtalk's data") });
     await expect(Promise.resolve().then(() => state.createUser("s"))).rejects.toBeInstanceOf(BackendUnavailable);
     await expect(Promise.resolve().then(() => state.createChannel())).rejects.toBeInstanceOf(BackendUnavailable);
-    const generation = await state.establish();
-    expect(generation).not.toBe(state.epoch());
-    expect(await state.establish()).toBe(generation); // a second node reads the same one back
+    const settled = await state.repair(found);
+    expect(settled.generation).not.toBe(state.epoch());
+    expect(Number(settled.generation)).toBeGreaterThan(Number(state.epoch()));
+    // A second node finds the newer generation and adopts it without discarding anything.
+    expect(await other.lineage()).toMatchObject({ kind: "newer", generation: settled.generation });
     expect(await state.channelExists(GLOBAL_CHANNEL)).toBe(true);
     await expect(Promise.resolve().then(() => state.createUser("s"))).rejects.toBeInstanceOf(BackendUnavailable);
-    state.adopt(generation);
-    expect(await state.sameGeneration()).toBe(true);
+    state.adopt(settled.generation);
+    expect(await state.lineage()).toEqual({ kind: "same" });
     const after = await state.createUser("s");
     expect(after).toBeGreaterThan(before);
     expect(await state.channelsOf(after)).toEqual([GLOBAL_CHANNEL]);
     expect(refusals).toBe(3);
+  });
+
+  test("a node whose last change Redis forgot finds it went back in time, even after other nodes' changes", async () => {
+    const prefix = uniquePrefix("back");
+    const state = await RedisState.open(client, prefix, "node-a");
+    const other = await RedisState.open(client, prefix, "node-b");
+    const user = await state.createUser("s");
+    await state.deleteUser(user);
+    // As a restore from a dump taken before the delete: node-a's mark goes back.
+    await client.call("HINCRBY", [`${prefix}writers`, "node-a", -1]);
+    for (let i = 0; i < 5; i++) await other.createChannel(); // the global seq moves on past it
+    expect(await other.lineage()).toEqual({ kind: "same" });
+    expect(await state.lineage()).toMatchObject({ kind: "broken", cause: expect.stringMatching(/went back in time \(seq \d+ < seen \d+\)/) });
+    await expect(Promise.resolve().then(() => state.join(GLOBAL_CHANNEL, user))).rejects.toBeInstanceOf(BackendUnavailable);
+    // A generation older than this node's (a snapshot from before the last wipe) is broken too.
+    const old = String(Number(state.epoch()) - 1);
+    await client.call("SET", [`${prefix}generation`, old]);
+    expect(await other.lineage()).toMatchObject({ kind: "broken", seen: old, cause: expect.stringContaining("older than this node's") });
   });
 });
