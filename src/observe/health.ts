@@ -60,11 +60,13 @@ export interface HealthOptions {
 /** Checks the state backend's reachability (when it can tell) and reports it with version and uptime. */
 export async function checkHealth({ state, version, startedAt, timeoutMs = STATE_CHECK_MS }: HealthOptions): Promise<Health> {
   const base = { version, uptime_s: Math.floor((Date.now() - startedAt) / 1000) };
+  // Reachability first: a backend's check may tell whether its problem is over (a full Redis's probe).
+  const reachable = state.healthy ? await within(timeoutMs, () => state.healthy!()) : undefined;
+  const reach = reachable === undefined ? {} : { state: reachable ? ("reachable" as const) : ("unreachable" as const) };
+  if (reachable === false) return { status: "unavailable", ...base, ...reach };
   const problem = state.problem?.();
-  if (problem !== undefined) return { status: "unavailable", ...base, problem };
-  if (!state.healthy) return { status: "ok", ...base };
-  const reachable = await within(timeoutMs, () => state.healthy!());
-  return { status: reachable ? "ok" : "unavailable", ...base, state: reachable ? "reachable" : "unreachable" };
+  if (problem !== undefined) return { status: "unavailable", ...base, ...reach, problem };
+  return { status: "ok", ...base, ...reach };
 }
 
 /** True when `check` answers true within `ms`; false when it answers false, throws, or is late. */

@@ -1,6 +1,10 @@
 import { RedisClient } from "bun";
 import type { ConsolaInstance } from "consola";
-import { BackendUnavailable } from "./state.ts";
+import { createWindowedWarn } from "../observe/windowed-warn.ts";
+import { BackendUnavailable, StateWriteFailed } from "./state.ts";
+
+/** What a command refused by a full Redis answers (maxmemory reached under noeviction). */
+export const BACKEND_FULL = "backend full: Redis refused the write (maxmemory)";
 
 export interface RedisLinkOptions {
   url: string;
@@ -23,9 +27,19 @@ export class RedisLink {
   readonly #reconnected: (() => void)[] = [];
   #opened = false;
   #down = false;
+  /** Set when Redis refused a write for want of memory; cleared once a write goes through (`probeRoom`). */
+  #full = false;
+  readonly #warnFull: (key: string) => void;
 
   constructor(options: RedisLinkOptions) {
     this.#options = options;
+    // A full Redis refuses every write, thousands a second: one line per window, not one per command.
+    this.#warnFull = createWindowedWarn(
+      options.log,
+      (count) =>
+        `Redis is full (maxmemory reached, noeviction): refused ${count} write(s); commands answer [error] ${BACKEND_FULL} ` +
+        `and /healthz answers 503 until it has room (raise maxmemory, or free memory)`,
+    );
     const settings = { enableOfflineQueue: false, maxRetries: 4_294_967_295, connectionTimeout: options.timeoutMs };
     this.#client = new RedisClient(options.url, settings);
     this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
@@ -57,6 +71,18 @@ export class RedisLink {
 
   get healthy(): boolean {
     return this.#client.connected && !this.#down;
+  }
+
+  /** Whether Redis refused a write for want of memory and none has gone through since. */
+  get full(): boolean {
+    return this.#full;
+  }
+
+  /** While `full`: a small write to `key` (expiring at once) tells whether Redis has room again. */
+  async probeRoom(key: string): Promise<void> {
+    if (!this.#full) return;
+    await this.call("SET", [key, "1", "PX", 1_000]);
+    this.#full = false;
   }
 
   async call(command: string, args: (string | number)[]): Promise<unknown> {
@@ -111,8 +137,16 @@ export class RedisLink {
   #failure(error: unknown): Error {
     if (error instanceof BackendUnavailable) return this.#markDown(error);
     const code = (error as { code?: string }).code ?? "";
-    if (code === "ERR_REDIS_SERVER_ERROR") return error as Error;
+    if (code === "ERR_REDIS_SERVER_ERROR") return this.#serverError(error as Error);
     return this.#markDown(new BackendUnavailable(`Redis unavailable: ${(error as Error).message}`));
+  }
+
+  /** Redis's OOM refusal is the backend being full, not a bug: a StateWriteFailed the command answers with. */
+  #serverError(error: Error): Error {
+    if (!String(error.message).startsWith("OOM")) return error;
+    this.#full = true;
+    this.#warnFull("oom");
+    return new StateWriteFailed(BACKEND_FULL);
   }
 
   #markDown(error: BackendUnavailable): BackendUnavailable {

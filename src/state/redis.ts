@@ -1,6 +1,6 @@
 import { newSalt } from "../core/secret.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
-import type { RedisLink } from "./redis-link.ts";
+import { BACKEND_FULL, type RedisLink } from "./redis-link.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 // Every call that touches more than one key is one Lua script, so it is atomic for every node.
@@ -239,9 +239,19 @@ export class RedisState implements State {
     return ((await this.#redis.call("HGET", [this.#k("kv"), key])) as string | null) ?? "";
   }
 
-  /** A PING round trip: /healthz answers 503 while it fails (the link fails fast while Redis is away). */
+  /**
+   * A PING round trip: /healthz answers 503 while it fails (the link fails fast while Redis is away).
+   * While Redis is full, a small write tells whether it has room again (`problem` says until then).
+   */
   async healthy(): Promise<boolean> {
-    return (await this.#redis.call("PING", [])) === "PONG";
+    const pong = (await this.#redis.call("PING", [])) === "PONG";
+    await this.#redis.probeRoom(this.#k("roomprobe")).catch(() => undefined);
+    return pong;
+  }
+
+  /** While Redis refuses writes for want of memory: /healthz and /readyz answer 503 naming it. */
+  problem(): string | undefined {
+    return this.#redis.full ? `Redis is full: ${BACKEND_FULL.replace("backend full: ", "")}, raise maxmemory or free memory` : undefined;
   }
 
   /** Forgets this node's mark in Redis; the link is shared with the cluster parts, and the composition root closes it. */
