@@ -32,7 +32,7 @@ export class GenerationWatch {
 
   constructor(options: GenerationOptions) {
     this.#o = options;
-    options.state.onRefused(() => void this.check().catch(() => undefined));
+    options.state.onRefused(() => void this.check().catch((error: Error) => options.log.warn(`could not check Redis's data: ${error.message}`)));
   }
 
   /** Set once the bus is up. */

@@ -46,7 +46,8 @@ redis.call('SET', KEYS[1], '${WIPING}' .. ARGV[4])
 return 1`;
 
 // Only the wiper that still holds the lock: a new generation above every earlier one, channel 1, a
-// new replay epoch (offsets start again: v2 pages get #epoch and #gap), and why.
+// new replay epoch (offsets start again: v2 pages get #epoch and #gap), and why; the nodes waiting
+// for it hear it at once on ARGV[6], so none refuses its browsers' logins for longer than needed.
 const ESTABLISH = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
 local t = redis.call('TIME')
@@ -58,6 +59,7 @@ redis.call('SET', KEYS[6], ARGV[3])
 redis.call('SET', KEYS[7], ARGV[5])
 redis.call('SET', KEYS[1], gen)
 redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[6], gen)
 return gen`;
 
 /** What Redis holds compared with what this node knows. */
@@ -84,6 +86,8 @@ export class Lineage {
   /** The highest seq Redis answered this node's changes in this generation. */
   #maxSeq = 0;
   readonly #refusalListeners: (() => void)[] = [];
+  /** Wakes a node waiting for another's wipe (see `listen`). */
+  #woken = Promise.withResolvers<void>();
 
   constructor(
     private readonly redis: RedisLink,
@@ -94,6 +98,14 @@ export class Lineage {
   /** Wraps a changing script's body behind the guard: it answers {seq, what the body returns}. */
   static guarded(body: string): string {
     return `${GUARD}${body}\nend\nreturn {seq, body()}`;
+  }
+
+  /** Hears when another node has established a new generation, so a node waiting for it adopts it at once. */
+  async listen(): Promise<void> {
+    await this.redis.subscribe(this.#k("lineage"), () => {
+      this.#woken.resolve();
+      this.#woken = Promise.withResolvers<void>();
+    });
   }
 
   /** Calls `listener` whenever a change was refused because Redis is not on this node's lineage. */
@@ -151,7 +163,7 @@ export class Lineage {
         const discarded = await this.#discard();
         const generation = await this.#establish(found);
         if (generation) return { generation, cause: found.cause, discarded };
-      } else await Bun.sleep(100);
+      } else await Promise.race([Bun.sleep(100), this.#woken.promise]);
       if (Date.now() > deadline) throw new BackendUnavailable("another node is still discarding webtalk's data in Redis");
       found = await this.read();
     }
@@ -192,7 +204,7 @@ export class Lineage {
   async #establish(found: { seen: string; cause: string }): Promise<string | undefined> {
     const keys = ["generation", "wipelock", "init", "channels", "nextchannel", "lost", "epoch"].map((name) => this.#k(name));
     const floor = Math.max(numeric(this.generation), numeric(found.seen));
-    const args = [this.node, floor, found.cause, GLOBAL_CHANNEL, newSalt().slice(0, 12)];
+    const args = [this.node, floor, found.cause, GLOBAL_CHANNEL, newSalt().slice(0, 12), this.#k("lineage")];
     const generation = await this.redis.script(ESTABLISH, keys, args);
     return typeof generation === "string" ? generation : undefined;
   }

@@ -128,6 +128,7 @@ export class RedisState implements State {
   static async open(redis: RedisLink, prefix: string, node = newSalt().slice(0, 12)): Promise<RedisState> {
     const state = new RedisState(redis, prefix, node);
     await state.#establish();
+    await state.#lineage.listen();
     const settled = await state.#lineage.settle(await state.#lineage.read());
     state.#lineage.adopt(settled.generation);
     return state;
