@@ -1,0 +1,119 @@
+// A cluster's numbered messages reach every node in order (issue 14 item 7): two nodes on a real Redis,
+// several control connections pipelining shouts to one channel and whispers to one user, and webtalk.v2
+// browsers on both nodes, each of which must see every source's offsets rise by exactly one.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { encodeFrames } from "../src/protocol/frame.ts";
+import type { Webtalk } from "../src/server.ts";
+import { Browser, ControlClient, newUser, startTestServer, within, type User } from "./helpers.ts";
+import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+
+let redis: TestRedis;
+beforeAll(async () => {
+  if (haveRedis) redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+/** A webtalk.v2 browser that records, per source, every offset in the order it arrived. */
+class Numbered {
+  readonly offsets = new Map<string, number[]>();
+  #count = 0;
+  #wanted = 0;
+  #reached = Promise.withResolvers<void>();
+
+  private constructor(readonly browser: Browser) {
+    browser.ws.addEventListener("message", (event) => {
+      const match = /^(u|\d+):(\d+)!/.exec(String(event.data));
+      if (!match) return;
+      const list = this.offsets.get(match[1]!) ?? [];
+      list.push(Number(match[2]));
+      this.offsets.set(match[1]!, list);
+      if (++this.#count === this.#wanted) this.#reached.resolve();
+    });
+  }
+
+  /** Logs in and returns once admitted: the whisper held before the login has arrived. */
+  static async login(node: Webtalk, ctl: ControlClient, user: User): Promise<Numbered> {
+    expect(await ctl.call(`[whisper] ${user.id}!admitted`)).toBe("[ok] message queued");
+    const page = new Numbered(await Browser.open(node.publicUrl, "webtalk.v2"));
+    page.browser.send(user.token);
+    for (let m = ""; !m.endsWith("!admitted"); m = await page.browser.messages.next("the login marker"));
+    return page;
+  }
+
+  /** Waits until `count` numbered messages have arrived in all (the login marker included). */
+  received(count: number): Promise<void> {
+    this.#wanted = count;
+    if (this.#count >= count) return Promise.resolve();
+    return within(this.#reached.promise, `${count} numbered messages (have ${this.#count})`, 20_000);
+  }
+}
+
+/** Where a list of offsets is not the previous one plus one: [index, previous, offset]. */
+function breaks(offsets: number[]): [number, number, number][] {
+  const out: [number, number, number][] = [];
+  for (let i = 1; i < offsets.length; i++) if (offsets[i] !== offsets[i - 1]! + 1) out.push([i, offsets[i - 1]!, offsets[i]!]);
+  return out;
+}
+
+describe.skipIf(!haveRedis)("cluster offsets", () => {
+  test("two nodes, four control connections pipelining to one channel and one user: every v2 browser sees +1 steps", async () => {
+    const prefix = uniquePrefix("order");
+    const nodes = [
+      await startTestServer({ redis: redis.url, redisPrefix: prefix, lease: 2 }),
+      await startTestServer({ redis: redis.url, redisPrefix: prefix, lease: 2 }),
+    ];
+    // Two control connections per node: the race is between connections, on one node or across nodes.
+    const ctls = [
+      await ControlClient.connect(nodes[0]!.private.port),
+      await ControlClient.connect(nodes[0]!.private.port),
+      await ControlClient.connect(nodes[1]!.private.port),
+      await ControlClient.connect(nodes[1]!.private.port),
+    ];
+    const pages: Numbered[] = [];
+    try {
+      const channel = await ctls[0]!.ok("[newchannel]");
+      const users: User[] = [];
+      for (let i = 0; i < 6; i++) {
+        const user = await newUser(ctls[0]!);
+        await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
+        users.push(user);
+        pages.push(await Numbered.login(nodes[i % 2]!, ctls[0]!, user));
+      }
+      const whispered = users[0]!;
+
+      const shouts = 1_500;
+      const whispers = 250;
+      for (const [n, ctl] of ctls.entries()) {
+        const frames = Array.from({ length: shouts }, (_, i) => `[shout] ${channel}!c${n}-${i}`);
+        for (let i = 0; i < whispers; i++) frames.push(`[whisper] ${whispered.id}!w${n}-${i}`);
+        ctl.write(encodeFrames(frames));
+      }
+      for (const ctl of ctls) {
+        const replies = await ctl.replies.take(shouts + whispers, "the replies", 30_000);
+        expect(replies.filter((r) => r !== "[ok] message sent")).toEqual([]);
+      }
+      for (const [i, page] of pages.entries()) await page.received(1 + ctls.length * (shouts + (i === 0 ? whispers : 0)));
+
+      // Per browser and source: how many steps were not +1, and the first few as [index, previous, offset].
+      const seen: Record<string, { breaks: number; first: [number, number, number][] }> = {};
+      const record = (name: string, offsets: number[]) => {
+        const found = breaks(offsets);
+        seen[name] = { breaks: found.length, first: found.slice(0, 3) };
+      };
+      for (const [i, page] of pages.entries()) {
+        const shouted = page.offsets.get(channel) ?? [];
+        expect(shouted).toHaveLength(ctls.length * shouts);
+        record(`browser ${i} channel`, shouted);
+        if (i === 0) record("browser 0 whispers", page.offsets.get("u") ?? []);
+      }
+      expect(seen).toEqual(Object.fromEntries(Object.keys(seen).map((k) => [k, { breaks: 0, first: [] }])));
+    } finally {
+      for (const page of pages) page.browser.close();
+      for (const ctl of ctls) ctl.close();
+      for (const node of nodes) await node.stop();
+    }
+  }, 60_000);
+});
