@@ -85,7 +85,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     undo.push(() => backends.close());
     await backends.start();
     sessions = backends.sessions;
-    const { state, replay, delivery } = backends;
+    const { state, replay, delivery, numbered } = backends;
     // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
     login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate }));
     const execute = rejectingThrows(
@@ -94,6 +94,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         delivery,
         heldLimit: config.queue,
         replay,
+        numbered,
         counters: backends.counters,
         secret: config.secret,
         metrics,

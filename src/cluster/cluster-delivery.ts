@@ -4,7 +4,7 @@ import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
-import { decodeBus, encodeBus, type BusMessage } from "./bus.ts";
+import { busChannel, decodeBus, encodeBus, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
 
 export interface ClusterOptions {
@@ -32,7 +32,7 @@ export class ClusterDelivery implements Delivery {
 
   constructor(options: ClusterOptions) {
     this.#o = options;
-    this.#channel = `${options.prefix}bus`;
+    this.#channel = busChannel(options.prefix);
   }
 
   async start(): Promise<void> {
