@@ -116,4 +116,39 @@ describe.skipIf(!haveRedis)("cluster offsets", () => {
       for (const node of nodes) await node.stop();
     }
   }, 60_000);
+
+  test("whispers held for an offline user by four control connections on two nodes come back at login in offset order", async () => {
+    const prefix = uniquePrefix("held");
+    const nodes = [
+      await startTestServer({ redis: redis.url, redisPrefix: prefix, lease: 2, queue: 10_000 }),
+      await startTestServer({ redis: redis.url, redisPrefix: prefix, lease: 2, queue: 10_000 }),
+    ];
+    const ctls = [
+      await ControlClient.connect(nodes[0]!.private.port),
+      await ControlClient.connect(nodes[0]!.private.port),
+      await ControlClient.connect(nodes[1]!.private.port),
+      await ControlClient.connect(nodes[1]!.private.port),
+    ];
+    let page: Numbered | undefined;
+    try {
+      const user = await newUser(ctls[0]!);
+      const whispers = 500;
+      for (const [n, ctl] of ctls.entries()) {
+        ctl.write(encodeFrames(Array.from({ length: whispers }, (_, i) => `[whisper] ${user.id}!w${n}-${i}`)));
+      }
+      for (const ctl of ctls) {
+        const replies = await ctl.replies.take(whispers, "the replies", 30_000);
+        expect(replies.filter((r) => r !== "[ok] message queued")).toEqual([]);
+      }
+      page = await Numbered.login(nodes[1]!, ctls[0]!, user);
+      const held = page.offsets.get("u") ?? [];
+      expect(held).toHaveLength(ctls.length * whispers + 1);
+      const found = breaks(held);
+      expect({ breaks: found.length, first: found.slice(0, 3) }).toEqual({ breaks: 0, first: [] });
+    } finally {
+      page?.browser.close();
+      for (const ctl of ctls) ctl.close();
+      for (const node of nodes) await node.stop();
+    }
+  }, 60_000);
 });
