@@ -41,8 +41,24 @@ export function heldText(entry: string): string {
   return entry.slice(entry.indexOf("!") + 1);
 }
 
+function heldOffset(entry: string): number {
+  return Number.parseInt(entry, 10);
+}
+
+/**
+ * The held whispers in offset order. Their offsets are given out in order, but in a cluster each node
+ * stores its own whispers' holds, so two nodes' holds can land in Redis in either order; one process
+ * stores them in order, and then this is one pass that sorts nothing.
+ */
+export function inOffsetOrder(held: string[]): string[] {
+  for (let i = 1; i < held.length; i++) {
+    if (heldOffset(held[i]!) < heldOffset(held[i - 1]!)) return held.toSorted((a, b) => heldOffset(a) - heldOffset(b));
+  }
+  return held;
+}
+
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }) };
+  return { messages: inOffsetOrder(held).map(heldText), sources: [], more: () => ({ gap: true }) };
 }
 
 /**
@@ -60,7 +76,7 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
   return then(all(lookups), (found) => {
     const messages = [epochNotice(replay.epoch)];
     if (!login.positions.has(WHISPER_SOURCE)) {
-      for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
+      for (const entry of inOffsetOrder(held)) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
     const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
     return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE) };
