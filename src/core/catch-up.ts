@@ -46,9 +46,9 @@ function heldOffset(entry: string): number {
 }
 
 /**
- * The held whispers in offset order. Their offsets are given out in order, but in a cluster each node
- * stores its own whispers' holds, so two nodes' holds can land in Redis in either order; one process
- * stores them in order, and then this is one pass that sorts nothing.
+ * Held whispers (heldEntry) in offset order: one pass that sorts nothing when they already are. Only
+ * for entries numbered in one epoch (a cluster's Redis): a data file's held whispers outlive a crash
+ * that can number later ones from lower offsets again, and there the order of the holds is the truth.
  */
 export function inOffsetOrder(held: string[]): string[] {
   for (let i = 1; i < held.length; i++) {
@@ -58,7 +58,7 @@ export function inOffsetOrder(held: string[]): string[] {
 }
 
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: inOffsetOrder(held).map(heldText), sources: [], more: () => ({ gap: true }) };
+  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }) };
 }
 
 /**
@@ -76,7 +76,7 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
   return then(all(lookups), (found) => {
     const messages = [epochNotice(replay.epoch)];
     if (!login.positions.has(WHISPER_SOURCE)) {
-      for (const entry of inOffsetOrder(held)) messages.push(`${WHISPER_SOURCE}:${entry}`);
+      for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
     const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
     return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE) };
