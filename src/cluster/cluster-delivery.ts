@@ -57,6 +57,8 @@ export class ClusterDelivery implements Delivery {
     return this.#o.presence.onlineIn(channel);
   }
 
+  // The executor sends a cluster's whispers and shouts through ClusterNumbering (numbered and published
+  // in one script); these two keep the Delivery contract for any caller that has its offset already.
   toUser(user: number, message: string, offset: number): Promise<void> {
     return this.#publish({ k: "u", u: user, m: message, o: offset });
   }
