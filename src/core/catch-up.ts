@@ -15,6 +15,11 @@ export interface CatchUp {
   sources: ReplaySource[];
   /** Reads the next page of a source's window after `offset`. */
   more(key: string, offset: number): Maybe<Since>;
+  /**
+   * The first pages were read in the turn the login is carried out (a replay log that answers at
+   * once). Read from a cluster's Redis, they are older than that, and the stream reads them again.
+   */
+  current: boolean;
 }
 
 /** One source a v2 browser resumes: its name as the browser knows it, its stream, and what was read of it so far. */
@@ -58,7 +63,7 @@ export function inOffsetOrder(held: string[]): string[] {
 }
 
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }) };
+  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }), current: true };
 }
 
 /**
@@ -73,13 +78,15 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE);
   });
-  return then(all(lookups), (found) => {
+  const pages = all(lookups);
+  const current = !(pages instanceof Promise);
+  return then(pages, (found) => {
     const messages = [epochNotice(replay.epoch)];
     if (!login.positions.has(WHISPER_SOURCE)) {
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
     const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
-    return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE) };
+    return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE), current };
   });
 }
 
