@@ -1,3 +1,4 @@
+import { inOffsetOrder } from "../core/catch-up.ts";
 import { newSalt } from "../core/secret.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
@@ -220,7 +221,9 @@ export class RedisState implements State {
   }
 
   async takeHeld(user: number): Promise<string[]> {
-    return (await this.#redis.script(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) as string[];
+    const held = (await this.#redis.script(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) as string[];
+    // Each node stores the holds of its own whispers, so two nodes' holds land in either order.
+    return inOffsetOrder(held);
   }
 
   async store(key: string, value: string): Promise<void> {
