@@ -5,7 +5,7 @@
 // restore and the copy themselves.)
 
 import { afterAll, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
@@ -50,6 +50,7 @@ test("moving FILE and FILE.seal together keeps the state epoch and the replay ep
   ctl.close();
   expect(await server.stop()).toBe(0);
   expect(existsSync(`${data}.seal`)).toBe(true);
+  expect(statSync(`${data}.seal`).mode & 0o777).toBe(0o600);
 
   for (const name of ["webtalk.db", "webtalk.db.seal"]) renameSync(join(from, name), join(to, name));
   server = await serve(join(to, "webtalk.db"));
@@ -115,6 +116,20 @@ test("a copy taken while running, restored after a clean stop, is a new epoch", 
   server = await serve(data);
   try {
     expect(await stateEpoch(server)).not.toBe(epoch);
+  } finally {
+    await within(server.stop(), "stop");
+  }
+}, 60_000);
+
+test("a crash (kill -9) keeps the state epoch, with no warning: the file is still the one its path last used", async () => {
+  const data = join(dir, "crashed.db");
+  let server = await serve(data);
+  const epoch = await stateEpoch(server);
+  expect(await server.stop("SIGKILL")).not.toBe(0);
+  server = await serve(data);
+  try {
+    expect(await stateEpoch(server)).toBe(epoch);
+    expect(server.output()).not.toMatch(WARNING);
   } finally {
     await within(server.stop(), "stop");
   }
