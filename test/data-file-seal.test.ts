@@ -4,6 +4,7 @@
 // keeps both epochs. (test/data-file-restore-replay.test.ts and data-file-copy-ids.test.ts cover the
 // restore and the copy themselves.)
 
+import { Database } from "bun:sqlite";
 import { afterAll, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -135,14 +136,38 @@ test("a crash (kill -9) keeps the state epoch, with no warning: the file is stil
   }
 }, 60_000);
 
-test("a FILE.seal that cannot be written: one line naming it, exit 2", async () => {
-  const data = join(dir, "unsealable.db");
-  // A directory in the seal's place (not empty, so nothing can be renamed over it).
-  mkdirSync(`${data}.seal`);
-  writeFileSync(join(`${data}.seal`, "x"), "");
-  const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data]);
-  const lines = result.stderr.trim().split("\n");
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toContain(`${data}.seal`);
-  expect(result.code).toBe(2);
-}, 30_000);
+test("a file last used by a webtalk without seals (no seal in it, no FILE.seal): a new epoch, said in one warning line", async () => {
+  const data = join(dir, "unsealed.db");
+  let server = await serve(data);
+  const epoch = await stateEpoch(server);
+  expect(await server.stop()).toBe(0);
+  // What an earlier webtalk left: the same file without the seal row, and no FILE.seal.
+  const db = new Database(data);
+  db.run("DELETE FROM replay_meta WHERE name = 'seal'");
+  db.close();
+  rmSync(`${data}.seal`);
+  server = await serve(data);
+  try {
+    expect(await stateEpoch(server)).not.toBe(epoch);
+    expect(server.output().split("\n").filter((line) => line.includes("without data file seals"))).toHaveLength(1);
+  } finally {
+    await within(server.stop(), "stop");
+  }
+}, 60_000);
+
+for (const [what, blocked] of [
+  ["read", ".seal"],
+  ["written", ".seal.tmp"],
+] as const) {
+  test(`a FILE.seal that cannot be ${what}: one line naming it, exit 2`, async () => {
+    const data = join(dir, `unsealable-${what}.db`);
+    // A directory in the way (not empty, so nothing can be renamed over it or remove it).
+    mkdirSync(`${data}${blocked}`);
+    writeFileSync(join(`${data}${blocked}`, "x"), "");
+    const result = await runToExit(["bun", MAIN, ...LOOPBACK, "--data", data]);
+    const lines = result.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`cannot ${what === "read" ? "read" : "write"} ${data}.seal`);
+    expect(result.code).toBe(2);
+  }, 30_000);
+}
