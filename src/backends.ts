@@ -71,8 +71,8 @@ function localBackends({ config, local, events, metrics, log }: BackendParts, li
     };
   }
   const started = performance.now();
-  const db = openDataFile(config.data, { sync: config.dataSync });
   const dataLog = log.withTag("data");
+  const db = openDataFile(config.data, { sync: config.dataSync, log: dataLog });
   // One health for the file: a failed write of either makes /healthz 503, a good write of either clears it.
   const health = new WriteHealth(db.filename);
   let replay: SqliteReplay;
