@@ -3,11 +3,13 @@
 
 import type { ConsolaInstance } from "consola";
 import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
+import { ClusterNumbering } from "./cluster/cluster-numbering.ts";
 import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
 import type { EventHub } from "./core/events.ts";
+import type { NumberedSend } from "./core/numbered-send.ts";
 import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.ts";
 import { newSalt } from "./core/secret.ts";
 import { sumCounters, type Metrics } from "./observe/metrics.ts";
@@ -27,6 +29,8 @@ export interface Backends {
   state: State;
   replay: ReplayLog;
   delivery: Delivery;
+  /** A cluster's: offsets given out and published in one step, so every node sees a source in order. */
+  numbered?: NumberedSend;
   counters: () => Maybe<Record<string, number>>;
   /** Starts what must run once the public server exists (the cluster bus, the node's lease). */
   start(): Promise<void>;
@@ -67,8 +71,8 @@ function localBackends({ config, local, events, metrics, log }: BackendParts, li
     };
   }
   const started = performance.now();
-  const db = openDataFile(config.data, { sync: config.dataSync });
   const dataLog = log.withTag("data");
+  const db = openDataFile(config.data, { sync: config.dataSync, log: dataLog });
   // One health for the file: a failed write of either makes /healthz 503, a good write of either clears it.
   const health = new WriteHealth(db.filename);
   let replay: SqliteReplay;
@@ -158,6 +162,7 @@ async function clusterOn(
     state,
     replay,
     delivery,
+    numbered: new ClusterNumbering(redis, prefix, limits),
     counters: async () => sumCounters(await presence.nodeStats()),
     sessions: { settled: (user) => delivery.settled(user), released: (user) => delivery.released(user) },
     async start() {

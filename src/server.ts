@@ -99,7 +99,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     undo.push(() => backends.close());
     await backends.start();
     sessions = backends.sessions;
-    const { state, replay, delivery } = backends;
+    const { state, replay, delivery, numbered } = backends;
     // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
     login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate, heldLimit: config.queue }));
     const execute = rejectingThrows(
@@ -108,6 +108,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         delivery,
         heldLimit: config.queue,
         replay,
+        numbered,
         counters: backends.counters,
         secret: config.secret,
         metrics,

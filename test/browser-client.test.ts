@@ -263,6 +263,71 @@ describe("webtalk.v2", () => {
   });
 });
 
+/**
+ * A public port that answers any login with exactly these v2 frames, for what webtalk itself no longer
+ * sends (offsets out of order or repeated); ended by the test.
+ */
+function scriptedV2Server(frames: string[]) {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(request, srv) {
+      if (srv.upgrade(request, { headers: { "Sec-WebSocket-Protocol": "webtalk.v2" } })) return undefined;
+      return new Response("not a WebSocket", { status: 400 });
+    },
+    websocket: {
+      message(ws) {
+        for (const frame of frames) ws.send(frame);
+      },
+    },
+  });
+}
+
+describe("webtalk.v2 offsets that are not the last plus one", () => {
+  test("a repeated, a late and a skipped-ahead offset are each reported to onGap; the late ones are not delivered", async () => {
+    const fake = scriptedV2Server(["#epoch e1", "7:1!a", "7:2!b", "7:2!b again", "7:1!late", "7:5!ahead", "7:6!next", "u:1!marker"]);
+    const page = open(`ws://127.0.0.1:${fake.port}/webtalk`, { id: 1, salt: "s", token: "1!s" }, { minDelay: 60_000 });
+    try {
+      expect(await page.messages.take(5)).toEqual(["a", "b", "ahead", "next", "marker"]);
+      expect(page.log.map(([, meta]) => meta)).toEqual([
+        { source: "7", offset: 1 },
+        { source: "7", offset: 2 },
+        { source: "7", offset: 5 },
+        { source: "7", offset: 6 },
+        { source: "u", offset: 1 },
+      ]);
+      // One gap per offset that was not the last plus one: 2 again, 1 after 2, 5 after 2.
+      expect(await page.gaps.take(3, "the gaps")).toEqual(["7", "7", "7"]);
+      expect(page.gaps.size).toBe(0);
+      expect(page.connection.resume).toEqual({ epoch: "e1", positions: { "7": 6, u: 1 } });
+    } finally {
+      page.connection.close();
+      fake.stop(true);
+    }
+  });
+
+  test("with a real server: a channel left and joined again skips ahead, which is reported as a gap", async () => {
+    const user = await newUser(ctl);
+    const channel = Number(await ctl.ok("[newchannel]"));
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    const page = open(server.publicUrl, user);
+    try {
+      await untilOnline(ctl, user, page);
+      await ctl.ok(`[shout] ${channel}!first`);
+      expect(await page.messages.next()).toBe("first");
+      await ctl.ok(`[leave] ${channel}!${user.id}`);
+      await ctl.ok(`[shout] ${channel}!while away`);
+      await ctl.ok(`[join] ${channel}!${user.id}`);
+      await ctl.ok(`[shout] ${channel}!back`);
+      expect(await page.messages.next()).toBe("back");
+      expect(page.log.at(-1)).toEqual(["back", { source: String(channel), offset: 3 }]);
+      expect(await page.gaps.next("the gap of the message shouted while away")).toBe(String(channel));
+    } finally {
+      page.connection.close();
+    }
+  });
+});
+
 describe("reconnection", () => {
   test("after network loss it reconnects with growing, capped, jittered delays and logs in again", async () => {
     const proxy = new TcpProxy(server.public.port);

@@ -17,8 +17,22 @@ export type BusMessage =
    */
   | { k: "g" };
 
+/** The one Redis pub/sub channel of a cluster's bus. */
+export function busChannel(prefix: string): string {
+  return `${prefix}bus`;
+}
+
 export function encodeBus(message: BusMessage): string {
   return JSON.stringify(message);
+}
+
+/**
+ * A numbered message up to its offset: `head + offset + "}"` is its encodeBus text. Redis numbers the
+ * message and publishes it in one script, so it completes the text; the offset is the last field so
+ * that Lua never formats an ID (a 16-digit one would lose digits) or escapes a text.
+ */
+export function encodeBusHead(message: { k: "u"; u: number; m: string } | { k: "c"; c: number; m: string }): string {
+  return `${JSON.stringify(message).slice(0, -1)},"o":`;
 }
 
 /** Parses a bus message; undefined for anything malformed (the bus is shared: never trust it blindly). */

@@ -4,7 +4,7 @@ import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
-import { decodeBus, encodeBus, type BusMessage } from "./bus.ts";
+import { busChannel, decodeBus, encodeBus, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
 
 export interface ClusterOptions {
@@ -36,7 +36,7 @@ export class ClusterDelivery implements Delivery {
 
   constructor(options: ClusterOptions) {
     this.#o = options;
-    this.#channel = `${options.prefix}bus`;
+    this.#channel = busChannel(options.prefix);
   }
 
   async start(): Promise<void> {
@@ -69,6 +69,8 @@ export class ClusterDelivery implements Delivery {
     return this.#o.presence.onlineIn(channel);
   }
 
+  // The executor sends a cluster's whispers and shouts through ClusterNumbering (numbered and published
+  // in one script); these two keep the Delivery contract for any caller that has its offset already.
   toUser(user: number, message: string, offset: number): Promise<void> {
     return this.#publish({ k: "u", u: user, m: message, o: offset });
   }

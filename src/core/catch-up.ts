@@ -15,6 +15,11 @@ export interface CatchUp {
   sources: ReplaySource[];
   /** Reads the next page of a source's window after `offset`. */
   more(key: string, offset: number): Maybe<Since>;
+  /**
+   * The first pages were read in the turn the login is carried out (a replay log that answers at
+   * once). Read from a cluster's Redis, they are older than that, and the stream reads them again.
+   */
+  current: boolean;
 }
 
 /** One source a v2 browser resumes: its name as the browser knows it, its stream, and what was read of it so far. */
@@ -41,8 +46,24 @@ export function heldText(entry: string): string {
   return entry.slice(entry.indexOf("!") + 1);
 }
 
+function heldOffset(entry: string): number {
+  return Number.parseInt(entry, 10);
+}
+
+/**
+ * Held whispers (heldEntry) in offset order: one pass that sorts nothing when they already are. Only
+ * for entries numbered in one epoch (a cluster's Redis): a data file's held whispers outlive a crash
+ * that can number later ones from lower offsets again, and there the order of the holds is the truth.
+ */
+export function inOffsetOrder(held: string[]): string[] {
+  for (let i = 1; i < held.length; i++) {
+    if (heldOffset(held[i]!) < heldOffset(held[i - 1]!)) return held.toSorted((a, b) => heldOffset(a) - heldOffset(b));
+  }
+  return held;
+}
+
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }) };
+  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }), current: true };
 }
 
 /**
@@ -58,13 +79,15 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE);
   });
-  return then(all(lookups), (found) => (held: string[]) => {
+  const pages = all(lookups);
+  const current = !(pages instanceof Promise);
+  return then(pages, (found) => (held: string[]) => {
     const messages = [epochNotice(replay.epoch)];
     if (!login.positions.has(WHISPER_SOURCE)) {
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
     const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
-    return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE) };
+    return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE), current };
   });
 }
 

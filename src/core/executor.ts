@@ -6,6 +6,7 @@ import type { Maybe, State } from "../state/state.ts";
 import type { Handler } from "./command-kit.ts";
 import type { Delivery } from "./delivery.ts";
 import { messagingCommands } from "./messaging-commands.ts";
+import type { NumberedSend } from "./numbered-send.ts";
 import { presenceCommands } from "./presence-commands.ts";
 import type { ReplayLog } from "./replay.ts";
 import type { ControlSession } from "./session.ts";
@@ -16,6 +17,8 @@ export interface ExecutorOptions {
   /** Held messages kept per offline user. */
   heldLimit: number;
   replay: ReplayLog;
+  /** A cluster's numbered send (see NumberedSend); a single process has none. */
+  numbered?: NumberedSend;
   /** The counters `[stats]` reports: this node's, or the sum over a cluster's nodes. */
   counters: () => Maybe<Record<string, number>>;
   /** The `[auth]` secret; "" when none is required (then `[auth]` always succeeds). */

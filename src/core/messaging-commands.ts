@@ -11,6 +11,7 @@ import type { Delivery } from "./delivery.ts";
 import { createDropReporter } from "./drop-reporter.ts";
 import { all, then } from "./maybe.ts";
 import { channelStream, userStream, type ReplayLog } from "./replay.ts";
+import type { NumberedSend } from "./numbered-send.ts";
 import { newSalt } from "./secret.ts";
 
 // The replies of the hottest commands, built once.
@@ -23,19 +24,43 @@ export interface MessagingDeps {
   /** Held messages kept per offline user. */
   heldLimit: number;
   replay: ReplayLog;
+  /** A cluster's: numbers and sends shouts and whispers in one step. Without it, `replay` numbers and `delivery` sends. */
+  numbered?: NumberedSend;
   metrics: Metrics;
   log: ConsolaInstance;
 }
 
-export function messagingCommands({ state, delivery, heldLimit, replay, metrics, log }: MessagingDeps): Record<string, Handler> {
+export function messagingCommands({ state, delivery, heldLimit, replay, numbered, metrics, log }: MessagingDeps): Record<string, Handler> {
   const reportDrop = createDropReporter(log);
   const { withUser, withChannel } = createLookups(state);
 
   // Whispers are the busiest command: each step answers at once in memory and SQLite, so the steps
   // are taken directly when they do, with no closure made per whisper.
-  const whisper = (user: number, message: string): Maybe<string> => {
+  const whisperHere = (user: number, message: string): Maybe<string> => {
     const offset = replay.append(userStream(user), message);
     return offset instanceof Promise ? offset.then((o) => toUserOrHeld(user, message, o)) : toUserOrHeld(user, message, offset);
+  };
+
+  // A cluster's whisper: numbered and, when the user is online, published in one step; else held.
+  const whisperNumbered = (send: NumberedSend) => async (user: number, message: string): Promise<string> => {
+    const offset = await send.whisper(user, message);
+    if (offset < 0) return holdNow(user, message, -offset);
+    metrics.delivered++;
+    return SENT;
+  };
+
+  const shoutHere = (channel: number, message: string): Maybe<string> =>
+    then(replay.append(channelStream(channel), message), (offset) =>
+      then(delivery.toChannel(channel, message, offset), (recipients) => {
+        metrics.delivered += recipients;
+        return SENT;
+      }),
+    );
+
+  // Each node counts the deliveries of a cluster's shout when it reaches its browsers.
+  const shoutNumbered = (send: NumberedSend) => async (channel: number, message: string): Promise<string> => {
+    await send.shout(channel, message);
+    return SENT;
   };
 
   const toUserOrHeld = (user: number, message: string, offset: number): Maybe<string> => {
@@ -59,6 +84,9 @@ export function messagingCommands({ state, delivery, heldLimit, replay, metrics,
       }
       return QUEUED;
     });
+
+  const whisper = numbered ? whisperNumbered(numbered) : whisperHere;
+  const shout = numbered ? shoutNumbered(numbered) : shoutHere;
 
   return {
     newuser: (data) => {
@@ -93,14 +121,7 @@ export function messagingCommands({ state, delivery, heldLimit, replay, metrics,
 
     shout: (data) =>
       withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
-        withChannel(id, (channel) =>
-          then(replay.append(channelStream(channel), message), (offset) =>
-            then(delivery.toChannel(channel, message, offset), (recipients) => {
-              metrics.delivered += recipients;
-              return SENT;
-            }),
-          ),
-        ),
+        withChannel(id, (channel) => shout(channel, message)),
       ),
 
     join: (data) =>

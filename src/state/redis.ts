@@ -1,3 +1,4 @@
+import { inOffsetOrder } from "../core/catch-up.ts";
 import { newSalt } from "../core/secret.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import { BACKEND_FULL, type RedisLink } from "./redis-link.ts";
@@ -225,7 +226,9 @@ export class RedisState implements State {
   }
 
   async takeHeld(user: number): Promise<string[]> {
-    return ((await this.#lineage.run(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) ?? []) as string[];
+    const held = ((await this.#lineage.run(TAKE_HELD, [this.#k(`held:${user}`), this.#k("heldcount")], [])) ?? []) as string[];
+    // Each node stores the holds of its own whispers, so two nodes' holds land in either order.
+    return inOffsetOrder(held);
   }
 
   async store(key: string, value: string): Promise<void> {

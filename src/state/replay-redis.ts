@@ -4,14 +4,32 @@ import type { RedisLink } from "./redis-link.ts";
 
 // off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT", newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
-const APPEND = `
+
+/**
+ * Lua that numbers a message and keeps it in its source's window, leaving its offset in `offset`:
+ * KEYS as replayKeys(), ARGV as appendArgs(). A script may add steps after it (the cluster publishes
+ * in the same script, so the offset and the publish are one atomic step).
+ */
+export const APPEND_STEP = `
 local offset = redis.call('INCR', KEYS[1])
 if tonumber(ARGV[2]) > 0 then
   redis.call('RPUSH', KEYS[2], offset .. ':' .. ARGV[3] .. ':' .. ARGV[1])
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
-end
+end`;
+
+const APPEND = `${APPEND_STEP}
 return offset`;
+
+/** The Redis keys of a source (userStream/channelStream): its last offset and its window. */
+export function replayKeys(prefix: string, key: string): [string, string] {
+  return [`${prefix}off:${key}`, `${prefix}win:${key}`];
+}
+
+/** APPEND_STEP's ARGV[1..4] for a message appended now. */
+export function appendArgs(text: string, limits: ReplayLimits): [string, number, number, number] {
+  return [text, limits.count, Date.now(), limits.ageMs];
+}
 
 // Offsets in a window are consecutive, so the page after ARGV[1] starts at a computed index; at most
 // ARGV[2] entries (-1: all). A window that starts after the position comes back from its head: a gap.
@@ -58,12 +76,11 @@ export class RedisReplay implements ReplayLog {
   }
 
   async append(key: string, text: string): Promise<number> {
-    const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`];
-    return Number(await this.redis.script(APPEND, keys, [text, this.limits.count, Date.now(), this.limits.ageMs]));
+    return Number(await this.redis.script(APPEND, replayKeys(this.prefix, key), appendArgs(text, this.limits)));
   }
 
   async since(key: string, offset: number, max = -1): Promise<Since> {
-    const keys = [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`, `${this.prefix}epoch`];
+    const keys = [...replayKeys(this.prefix, key), `${this.prefix}epoch`];
     const limit = max === Infinity ? -1 : max;
     const reply = (await this.redis.script(SINCE, keys, [offset, limit, this.epoch])) as [number, string[]] | null;
     if (!Array.isArray(reply)) return { gap: true };
@@ -77,7 +94,7 @@ export class RedisReplay implements ReplayLog {
   }
 
   async drop(key: string): Promise<void> {
-    await this.redis.call("DEL", [`${this.prefix}off:${key}`, `${this.prefix}win:${key}`]);
+    await this.redis.call("DEL", replayKeys(this.prefix, key));
   }
 }
 

@@ -12,7 +12,9 @@ const AGE_SWEEP_MS = 10_000;
  * The replay log in the data file, so offsets and windows survive a restart. Appends are written in
  * one transaction per turn of the event loop rather than one fsync per message, so shouts stay fast;
  * the price is that a crash can lose the last turn's appends. A run that did not close cleanly
- * therefore starts a new epoch: browsers are told `#gap`, never replayed a wrong message.
+ * therefore starts a new epoch: browsers are told `#gap`, never replayed a wrong message. So does a
+ * file restored from a backup or copied here: openDataFile finds it unsealed and leaves it no epoch
+ * (data-seal.ts), or its offsets would start again from the copy's and pages would skip the new ones.
  * A flush that fails (a full disk) loses its turn's appends the same way: positions before them
  * answer a gap for the rest of the run, and the run is not marked clean, so the next start is a
  * new epoch too. The shouts themselves were delivered; only their replay is lost.

@@ -4,6 +4,8 @@
 import { Database, SQLiteError } from "bun:sqlite";
 import { closeSync, existsSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { ConsolaInstance } from "consola";
+import { sealAtOpen } from "./data-seal.ts";
 import { StateOpenError } from "./state.ts";
 
 /** Marks the file as webtalk's ("wtk1"), so another program's SQLite file is refused, not reused. */
@@ -17,6 +19,8 @@ export interface DataFileOptions {
   sync: SyncMode;
   /** Reads every page at open so a damaged file fails here, not at some later command. Default true. */
   check?: boolean;
+  /** Hears why an existing file starts a new epoch (restored, copied: see data-seal.ts). */
+  log?: ConsolaInstance;
 }
 
 // Version 1. The ID counters live in the file, updated in the same transaction as the row they
@@ -48,9 +52,10 @@ const SCHEMA_V2 = `
 
 /**
  * Opens (creating when absent) the data file, locked to this process for as long as it is open,
- * in WAL mode with the given sync mode, its schema created or checked.
+ * in WAL mode with the given sync mode, its schema created or checked, and sealed (data-seal.ts):
+ * a file that is not the one this path last used has lost its epochs.
  */
-export function openDataFile(path: string, { sync, check = true }: DataFileOptions): Database {
+export function openDataFile(path: string, { sync, check = true, log }: DataFileOptions): Database {
   const file = resolve(path);
   let db: Database | undefined;
   try {
@@ -63,8 +68,9 @@ export function openDataFile(path: string, { sync, check = true }: DataFileOptio
     db.run("PRAGMA busy_timeout = 0");
     const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode = WAL").get();
     if (mode?.journal_mode !== "wal") throw new StateOpenError(`data file ${file}: cannot use WAL mode`);
-    db.transaction(() => prepareSchema(db!, file)).immediate();
+    const created = db.transaction(() => prepareSchema(db!, file)).immediate();
     if (check) quickCheck(db, file);
+    sealAtOpen(db, file, created, log);
     db.run(`PRAGMA synchronous = ${sync === "full" ? "FULL" : "NORMAL"}`);
     // Where fsync does not reach the platter (macOS), FULL asks for F_FULLFSYNC; elsewhere a no-op.
     db.run(`PRAGMA fullfsync = ${sync === "full" ? "ON" : "OFF"}`);
@@ -89,7 +95,8 @@ function createPrivate(file: string): void {
   }
 }
 
-function prepareSchema(db: Database, file: string): void {
+/** Creates or upgrades the schema; answers whether the file was empty (made just now). */
+function prepareSchema(db: Database, file: string): boolean {
   const version = pragma(db, "user_version");
   const application = pragma(db, "application_id");
   const tables = db.query<{ n: number }, []>("SELECT count(*) AS n FROM sqlite_schema").get()?.n ?? 0;
@@ -108,6 +115,7 @@ function prepareSchema(db: Database, file: string): void {
   if (version < 2) db.run(SCHEMA_V2);
   // Later versions add their upgrade steps here, each `if (version < N)`, inside this transaction.
   if (version < SCHEMA_VERSION) db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  return version === 0;
 }
 
 function quickCheck(db: Database, file: string): void {

@@ -1,6 +1,7 @@
 import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import { newSalt } from "../core/secret.ts";
+import { sealAtClose } from "./data-seal.ts";
 import { nextId } from "./id-clock.ts";
 import { openDataFile, type DataFileOptions } from "./sqlite-file.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
@@ -44,12 +45,13 @@ export class SqliteState implements State {
     const transaction = db.transaction((fn: () => unknown) => fn());
     this.#transaction = transaction as <T>(fn: () => T) => T;
     this.#totals = { ...this.#sql.totals.get()! };
-    // Written once, when the file is new (or first opened by a webtalk that knows epochs).
+    // openDataFile writes a new one whenever the file is new, restored or copied (data-seal.ts);
+    // this only covers a file opened without it.
     db.query("INSERT OR IGNORE INTO replay_meta (name, value) VALUES ('state_epoch', ?)").run(newSalt().slice(0, 12));
     this.#epoch = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'state_epoch'").get()!.value;
   }
 
-  /** Lives as long as the data file: a new file is a new epoch. */
+  /** Lives as long as the data file at its path: a new, restored or copied file is a new epoch. */
   epoch(): string {
     return this.#epoch;
   }
@@ -188,12 +190,14 @@ export class SqliteState implements State {
   }
 
   /**
-   * Checkpoints the WAL into the file and releases its lock; a second close does nothing. Never
-   * throws: on a full disk the checkpoint may fail, and what was committed is safe in the WAL anyway.
+   * Seals the file anew (data-seal.ts), checkpoints the WAL into the file and releases its lock; a
+   * second close does nothing. Never throws: on a full disk the checkpoint may fail, and what was
+   * committed is safe in the WAL anyway.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    sealAtClose(this.#db, this.#db.filename, this.#log);
     try {
       this.#db.run("PRAGMA optimize");
     } catch (error) {

@@ -24,6 +24,8 @@ export interface Peer {
   rate: RateBucket;
   /** A v2 login's replay still being sent, paced by the socket's drain. */
   replay?: ReplayStream;
+  /** The whisper offset its replay reached: a live copy of one up to here (queued during the login) was sent already. */
+  whisperFloor?: number;
 }
 
 export type Browser = ServerWebSocket<Peer>;
@@ -47,6 +49,13 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const debug = debugEnabled(log);
   const hooks = options.hooks;
   const sessions = new UserTable<Browser>();
+  /** Browsers replaying a channel, by channel: a shout published meanwhile is heard by their replay. */
+  const replaying = new Map<number, Set<Browser>>();
+  /**
+   * Browsers whose replay of a channel reached an offset while shouts up to it may still be on a
+   * cluster's bus, by channel: each joins the channel's topic with the first later shout, so none comes twice.
+   */
+  const joining = new Map<number, Map<Browser, number>>();
 
   const watchdog = createWatchdog<Peer>(
     options.backpressure,
@@ -119,6 +128,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     events.emit(Event.online(user));
     if (catchUp.sources.length > 0) {
       ws.data.replay = new ReplayStream(catchUp, replayTarget(ws), replayBudget, REPLAY_PAGE);
+      for (const { source } of catchUp.sources) if (source !== WHISPER_SOURCE) listReplay(Number(source), ws);
       drained(ws);
     }
     if (debug) log.debug(`user ${user}: logged in`);
@@ -144,11 +154,14 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     toUser(user, message, offset) {
       const ws = sessions.get(user);
       if (!ws) return;
+      ws.data.replay?.heard(WHISPER_SOURCE, offset);
+      if (offset <= (ws.data.whisperFloor ?? 0)) return;
       const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
       watchdog.observe(server().publish(userTopic(user, ws.data.v2), text));
     },
     toChannel(channel, message, offset) {
       // Each protocol has its own topic: the v2 prefix is built once per message, never per subscriber.
+      if (replaying.size > 0 || joining.size > 0) hearShout(channel, offset);
       const plain = server().subscriberCount(channelTopic(channel, false));
       const resumable = server().subscriberCount(channelTopic(channel, true));
       if (plain > 0) watchdog.observe(server().publish(channelTopic(channel, false), message));
@@ -162,6 +175,10 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     },
     unsubscribe(user, channel) {
       const ws = sessions.get(user);
+      if (ws) {
+        unlistReplay(channel, ws);
+        unlistJoining(ws, channel);
+      }
       ws?.data.replay?.drop(String(channel));
       ws?.unsubscribe(channelTopic(channel, ws.data.v2));
     },
@@ -195,7 +212,22 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const replayTarget = (ws: Browser): ReplayTarget => ({
     send: (text) => void ws.send(text),
     buffered: () => ws.getBufferedAmount(),
-    live: (source) => ws.subscribe(source === WHISPER_SOURCE ? userTopic(ws.data.user, ws.data.v2) : channelTopic(Number(source), ws.data.v2)),
+    live(source, offset) {
+      if (source === WHISPER_SOURCE) {
+        ws.data.whisperFloor = offset;
+        return ws.subscribe(userTopic(ws.data.user, ws.data.v2));
+      }
+      unlistReplay(Number(source), ws);
+      ws.subscribe(channelTopic(Number(source), ws.data.v2));
+    },
+    liveAfter(source, offset) {
+      if (source === WHISPER_SOURCE) return this.live(source, offset);
+      const channel = Number(source);
+      unlistReplay(channel, ws);
+      const waiting = joining.get(channel);
+      if (waiting) waiting.set(ws, offset);
+      else joining.set(channel, new Map([[ws, offset]]));
+    },
     gap(source) {
       metrics.gaps++;
       events.emit(Event.gap(ws.data.user, source));
@@ -214,9 +246,50 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     if (stream.done) ws.data.replay = undefined;
   };
 
+  const listReplay = (channel: number, ws: Browser): void => {
+    const set = replaying.get(channel);
+    if (set) set.add(ws);
+    else replaying.set(channel, new Set([ws]));
+  };
+
+  const unlistReplay = (channel: number, ws: Browser): void => {
+    const set = replaying.get(channel);
+    if (set?.delete(ws) && set.size === 0) replaying.delete(channel);
+  };
+
+  /**
+   * Before a shout goes out live: the replays of its channel hear of it, and browsers joining the
+   * channel join now if it is past what their replay sent. Forgets browsers no longer replaying.
+   */
+  const hearShout = (channel: number, offset: number): void => {
+    const source = String(channel);
+    for (const ws of replaying.get(channel) ?? []) {
+      if (ws.data.replay?.pending(source)) ws.data.replay.heard(source, offset);
+      else unlistReplay(channel, ws);
+    }
+    const waiting = joining.get(channel);
+    if (!waiting) return;
+    for (const [ws, floor] of waiting) {
+      if (offset <= floor && ws.data.phase === "live") continue;
+      waiting.delete(ws);
+      if (ws.data.phase === "live") ws.subscribe(channelTopic(channel, ws.data.v2));
+    }
+    if (waiting.size === 0) joining.delete(channel);
+  };
+
+  /** A browser gone or out of a channel joins it no more. */
+  const unlistJoining = (ws: Browser, channel?: number): void => {
+    for (const [ch, waiting] of joining) {
+      if (channel !== undefined && ch !== channel) continue;
+      if (waiting.delete(ws) && waiting.size === 0) joining.delete(ch);
+    }
+  };
+
   /** A live browser went away by itself. */
   const ended = (ws: Browser): boolean => {
     const { user } = ws.data;
+    for (const source of ws.data.replay?.sources() ?? []) if (source !== WHISPER_SOURCE) unlistReplay(Number(source), ws);
+    if (joining.size > 0) unlistJoining(ws);
     endReplay(ws);
     watchdog.remove(ws);
     if (ws.data.phase !== "live" || sessions.get(user) !== ws) return false;

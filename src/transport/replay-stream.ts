@@ -8,8 +8,13 @@ export interface ReplayTarget {
   send(text: string): void;
   /** Bytes queued to the browser, unread. */
   buffered(): number;
-  /** The source is caught up: from now on it is live (its topic subscribed). */
-  live(source: string): void;
+  /** The source is caught up to `offset` (0 after a gap): from now on it is live (its topic subscribed). */
+  live(source: string, offset: number): void;
+  /**
+   * The same, when messages up to `offset` may still be on their way (read from a cluster's Redis, they
+   * come on the bus after the page that held them): live from the first message after `offset`.
+   */
+  liveAfter(source: string, offset: number): void;
   /** The source could not be recovered: `#gap` was sent, the backend is to be told. */
   gap(source: string): void;
   /** Counts replayed messages. */
@@ -36,9 +41,21 @@ export class ReplayStream {
   #ended = false;
   /**
    * The login's first pages are only current in the turn the login is carried out; once the stream has
-   * waited, a later source is read afresh (a gap stays a gap: the window only moves forward).
+   * waited, or when they were read before it (CatchUp.current), a source is read afresh (a gap stays a
+   * gap: the window only moves forward).
    */
   #waited = false;
+  /**
+   * Per source still to be made live, the highest offset published live meanwhile (and so not sent:
+   * its topic is not subscribed). In a cluster a page is read on one Redis connection and messages come
+   * on another, so one appended just after the read can arrive before the page does; a page that seems
+   * to reach the newest message is then not the end, and the source is read on before it goes live.
+   */
+  readonly #heard = new Map<string, number>();
+  /** Where the current source was last read again for a heard message. */
+  #rereadFrom = -1;
+  /** Pages are read where messages are published in the same turn (one process), not across connections. */
+  readonly #settled: boolean;
 
   constructor(
     catchUp: CatchUp,
@@ -48,6 +65,8 @@ export class ReplayStream {
   ) {
     this.#sources = catchUp.sources;
     this.#more = catchUp.more;
+    this.#waited = !catchUp.current;
+    this.#settled = catchUp.current;
     this.#startSource();
   }
 
@@ -93,6 +112,11 @@ export class ReplayStream {
     } else this.#sources.splice(at, 1);
   }
 
+  /** A message of `source` was published live while the source may still be replaying (see #heard). */
+  heard(source: string, offset: number): void {
+    if (offset > (this.#heard.get(source) ?? 0) && this.pending(source)) this.#heard.set(source, offset);
+  }
+
   /** The sources still to be replayed. */
   sources(): string[] {
     return this.#sources.slice(this.#index).map((s) => s.source);
@@ -135,7 +159,7 @@ export class ReplayStream {
     if (page.gap) {
       this.target.send(gapNotice(source));
       this.target.gap(source);
-      return this.#finishSource(source);
+      return this.#finishSource(source, 0);
     }
     const { entries } = page;
     let sent = 0;
@@ -147,12 +171,26 @@ export class ReplayStream {
     }
     this.target.replayed(sent);
     if (this.#next < entries.length) return this.#wait();
-    if (entries.length < this.pageSize) return this.#finishSource(source);
+    if (entries.length < this.pageSize && !this.#readOn(source)) return this.#finishSource(source, this.#offset);
     this.#page = undefined;
   }
 
-  #finishSource(source: string): void {
-    this.target.live(source);
+  /**
+   * A short page is the newest unless a later message was heard meanwhile: then read once more. A read
+   * made after the message was heard holds it (messages are appended before they are published), so a
+   * second read that brings nothing new ends the source all the same: nothing can loop.
+   */
+  #readOn(source: string): boolean {
+    if ((this.#heard.get(source) ?? 0) <= this.#offset || this.#rereadFrom === this.#offset) return false;
+    this.#rereadFrom = this.#offset;
+    return true;
+  }
+
+  #finishSource(source: string, offset: number): void {
+    this.#heard.delete(source);
+    this.#rereadFrom = -1;
+    if (this.#settled) this.target.live(source, offset);
+    else this.target.liveAfter(source, offset);
     this.#index++;
     this.#startSource();
   }

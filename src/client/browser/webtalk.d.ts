@@ -16,7 +16,7 @@ export interface CloseInfo {
 /** Where a message came from, with webtalk.v2: "u" for whispers to this user, else the channel ID. */
 export interface MessageMeta {
   source: string;
-  /** Increases by exactly one per message in the source. */
+  /** Increases by exactly one per message in the source; any other step is reported to onGap first. */
   offset: number;
 }
 
@@ -31,7 +31,10 @@ export interface ConnectOptions {
   onMessage?: (text: string, meta: MessageMeta | undefined) => void;
   /**
    * webtalk.v2 only: messages of `source` ("u" or a channel ID) were lost beyond recovery (the replay
-   * window no longer reaches back, or the server restarted): reload that data from your backend.
+   * window no longer reaches back, or the server restarted), or one arrived with an offset that is not
+   * the last one plus one: reload that data from your backend. A repeated or late offset (not above the
+   * last) is reported and not passed to onMessage; one that skips ahead (as after leaving a channel and
+   * joining it again) is reported, then passed on.
    */
   onGap?: (source: string) => void;
   /** The socket opened and the login was sent (webtalk answers a good login with silence). */

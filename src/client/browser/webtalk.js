@@ -41,8 +41,14 @@ export function connect(url, token, options = {}) {
     if (!match) return;
     const [head, source, digits] = match;
     const offset = Number(digits);
-    // The server resumes with no duplicate; this guard keeps that promise to the page whatever happens.
-    if (offset <= (positions.get(source) ?? 0)) return;
+    const last = positions.get(source);
+    if (last !== undefined && offset !== last + 1) {
+      // Repeated, late or skipped ahead: the page's copy of this source has a hole or is out of order,
+      // which only a reload from its backend can mend. A repeated or late message is then not handed
+      // on (it would come after newer ones, or twice); one that skipped ahead is, and counts from here.
+      onGap?.(source);
+      if (offset <= last) return;
+    }
     // Most recent last: a login that cannot list every source keeps the most recent ones.
     positions.delete(source);
     positions.set(source, offset);

@@ -1,0 +1,127 @@
+// The data file's seal: FILE.seal beside a --data file names the file this path last used. A file
+// restored from a backup, copied here or put in place by hand carries an older seal (or none), and
+// passing it off as the file it replaced would bring back users killed since and reissue v2 offsets
+// that pages already saw. Such a file starts a new state epoch and a new replay epoch instead, so
+// backends create their users again and pages are told `#epoch`.
+//
+// The seal is a random token, written into the file (committed) and then into FILE.seal at every open
+// and every clean close. A crash between the two writes leaves them different: the next start is a new
+// epoch for nothing, which is safe. FILE.seal is deliberately left out of what a backup restores.
+
+import type { Database } from "bun:sqlite";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import type { ConsolaInstance } from "consola";
+import { newSalt } from "../core/secret.ts";
+import { StateOpenError } from "./state.ts";
+
+/** Where the seal of the data file `file` (an absolute path) is kept. */
+export function sealPath(file: string): string {
+  return `${file}.seal`;
+}
+
+/**
+ * At open, after the schema is ready: when the file is not the one FILE.seal names, forgets its
+ * epochs (a new state epoch now; the replay log starts a new one when it finds none), then seals it
+ * anew. `created`: the file was made just now (a new epoch that needs no warning). Throws
+ * StateOpenError when FILE.seal cannot be read or written.
+ */
+export function sealAtOpen(db: Database, file: string, created: boolean, log?: ConsolaInstance): void {
+  const expected = readSeal(file);
+  const found = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'seal'").get()?.value;
+  const token = newToken();
+  const kept = found !== undefined && found === expected;
+  db.transaction(() => {
+    if (!kept) forgetEpochs(db);
+    writeFileSeal(db, token);
+  }).immediate();
+  try {
+    writeSeal(file, token);
+  } catch (error) {
+    throw new StateOpenError(`cannot write ${sealPath(file)}: ${(error as Error).message}`);
+  }
+  // After the seal is written: a start that fails says one line, not a warning and an error.
+  if (!kept && !created) log?.warn(`${why(file, found, expected)}: new epoch ${stateEpoch(db)}; backends must create their users again`);
+}
+
+/**
+ * At a clean close: seals the file anew, so a copy taken while it ran (a snapshot of the file alone)
+ * no longer matches once restored. Never throws: a close on a full disk still closes, and a half-done
+ * reseal only makes the next start a new epoch.
+ */
+export function sealAtClose(db: Database, file: string, log?: ConsolaInstance): void {
+  const token = newToken();
+  try {
+    writeFileSeal(db, token);
+    writeSeal(file, token);
+  } catch (error) {
+    log?.warn(`data file not resealed at close (the next start may begin a new epoch): ${(error as Error).message}`);
+  }
+}
+
+/** A new state epoch, and no replay epoch: SqliteReplay starts a new one and drops the old windows. */
+function forgetEpochs(db: Database): void {
+  db.query("INSERT INTO replay_meta VALUES ('state_epoch', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(newToken());
+  db.run("DELETE FROM replay_meta WHERE name IN ('epoch', 'clean')");
+}
+
+function writeFileSeal(db: Database, token: string): void {
+  db.query("INSERT INTO replay_meta VALUES ('seal', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(token);
+}
+
+function stateEpoch(db: Database): string | undefined {
+  return db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'state_epoch'").get()?.value;
+}
+
+function why(file: string, found: string | undefined, expected: string | undefined): string {
+  if (found === undefined) return `data file ${file} was last used by a webtalk without data file seals`;
+  if (expected === undefined) {
+    return `data file ${file} has no ${sealPath(file)} beside it (restored from a backup, or copied or moved without it?)`;
+  }
+  return `data file ${file} is not the one this path last used (restored from a backup or copied?)`;
+}
+
+/** FILE.seal's token; undefined when there is none. Throws StateOpenError when it cannot be read. */
+function readSeal(file: string): string | undefined {
+  try {
+    return readFileSync(sealPath(file), "utf8").trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new StateOpenError(`cannot read ${sealPath(file)}: ${(error as Error).message}`);
+  }
+}
+
+/** Replaces FILE.seal atomically (a temporary file renamed over it, both fsynced), mode 0600. */
+function writeSeal(file: string, token: string): void {
+  const path = sealPath(file);
+  const temp = `${path}.tmp`;
+  rmSync(temp, { force: true });
+  const fd = openSync(temp, "wx", 0o600);
+  try {
+    writeSync(fd, `${token}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(temp, path);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  syncDirectory(dirname(file));
+}
+
+/** Makes the rename itself last through a power loss. */
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function newToken(): string {
+  return newSalt().slice(0, 12);
+}
