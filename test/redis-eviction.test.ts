@@ -65,3 +65,26 @@ test.skipIf(!haveRedis)("a policy changed under a running node is logged as an e
     await redis.stop();
   }
 }, 30_000);
+
+test.skipIf(!haveRedis)("a policy changed by CONFIG SET under a running node (no reconnect) is logged once, at the next lease renewal", async () => {
+  const redis = await startRedis();
+  const errors: string[] = [];
+  const log = createConsola({ level: 1, reporters: [{ log: (e) => void (e.level === 0 && errors.push(e.args.map(String).join(" "))) }] });
+  const server = await startServer(defaultConfig({ redis: redis.url, redisPrefix: uniquePrefix("evictset"), lease: 1 }), log);
+  const admin = await link(redis);
+  try {
+    await admin.call("CONFIG", ["SET", "maxmemory-policy", "volatile-lru"]);
+    await within(
+      (async () => {
+        while (!errors.some((line) => line.includes("maxmemory-policy is volatile-lru"))) await Bun.sleep(20);
+      })(),
+      "the error line at the next renewal",
+    );
+    await Bun.sleep(1_200); // a few more renewals: still one line
+    expect(errors.filter((line) => line.includes("maxmemory-policy"))).toHaveLength(1);
+  } finally {
+    admin.close();
+    await server.stop();
+    await redis.stop();
+  }
+}, 30_000);
