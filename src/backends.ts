@@ -14,7 +14,7 @@ import { MemoryReplay, type ReplayLimits, type ReplayLog } from "./core/replay.t
 import { newSalt } from "./core/secret.ts";
 import { sumCounters, type Metrics } from "./observe/metrics.ts";
 import { MemoryState } from "./state/memory.ts";
-import { evictionRisk } from "./state/redis-eviction.ts";
+import { evictionRisk, watchEviction } from "./state/redis-eviction.ts";
 import { RedisLink } from "./state/redis-link.ts";
 import { RedisState } from "./state/redis.ts";
 import { RedisReplay } from "./state/replay-redis.ts";
@@ -104,7 +104,7 @@ async function clusterBackends({ config, local, events, metrics, log }: BackendP
   const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
   await redis.open();
   try {
-    if (!config.redisAllowEviction) await refuseEviction(redis, log.withTag("redis"));
+    if (!config.redisAllowEviction) await refuseEviction(redis);
     return await clusterOn(redis, prefix, { config, local, events, metrics, log }, limits);
   } catch (error) {
     redis.close();
@@ -113,17 +113,12 @@ async function clusterBackends({ config, local, events, metrics, log }: BackendP
 }
 
 /**
- * Refuses to start (exit 2) on a Redis that may evict webtalk's keys, and logs an error should a
- * reconnect find it changed (Redis restarted with another configuration).
+ * Refuses to start (exit 2) on a Redis that may evict webtalk's keys; the policy is read again at
+ * every reconnect and lease renewal (`checkEviction`), and an error is logged should it change.
  */
-async function refuseEviction(redis: RedisLink, log: ConsolaInstance): Promise<void> {
+async function refuseEviction(redis: RedisLink): Promise<void> {
   const risk = await evictionRisk(redis);
   if (risk) throw new StateOpenError(risk);
-  redis.onReconnect(() => {
-    evictionRisk(redis)
-      .then((changed) => changed && log.error(`after reconnecting: ${changed}`))
-      .catch(() => undefined);
-  });
 }
 
 async function clusterOn(
@@ -138,13 +133,20 @@ async function clusterOn(
   // Redis may lose webtalk's data under running nodes: checked on every reconnect and every renewal.
   const generation = new GenerationWatch({ state, replay, local, events, log: log.withTag("redis") });
   redis.onReconnect(() => void generation.check().catch(() => undefined));
+  const checkEviction = config.redisAllowEviction ? async () => {} : watchEviction(redis, log.withTag("redis"));
+  redis.onReconnect(() => void checkEviction().catch(() => undefined));
   const presence = new RedisPresence(
     redis,
     prefix,
     nodeId,
     config.lease * 1000,
     { users: () => local.users(), stats: () => metrics.counters(events.listeners) },
-    () => generation.check(),
+    // Each renewal: the lineage first (it decides what is re-claimed), and the eviction policy.
+    async () => {
+      const same = await generation.check();
+      await checkEviction().catch(() => undefined);
+      return same;
+    },
   );
   const delivery = new ClusterDelivery({
     redis,
@@ -162,7 +164,7 @@ async function clusterOn(
     state,
     replay,
     delivery,
-    numbered: new ClusterNumbering(redis, prefix, limits),
+    numbered: new ClusterNumbering(state.guard, prefix, limits),
     counters: async () => sumCounters(await presence.nodeStats()),
     sessions: { settled: (user) => delivery.settled(user), released: (user) => delivery.released(user) },
     async start() {

@@ -1,3 +1,4 @@
+import type { ConsolaInstance } from "consola";
 import type { RedisLink } from "./redis-link.ts";
 import { BackendUnavailable } from "./state.ts";
 
@@ -25,6 +26,21 @@ export async function evictionRisk(redis: RedisLink): Promise<string | undefined
     `Redis maxmemory-policy is ${policy}: Redis may evict webtalk's keys (users, ID counters, leases), and a message could ` +
     `then reach the wrong browser; set maxmemory-policy ${SAFE_POLICY}, or pass --redis-allow-eviction to accept the risk`
   );
+}
+
+/**
+ * Reads the policy again each time it is called (every reconnect and every lease renewal: CONFIG SET
+ * changes it without any reconnect) and logs one error line when it turns to one that may evict,
+ * not one per check; one info line when it is safe again. A read that fails is left to the next one.
+ */
+export function watchEviction(redis: RedisLink, log: ConsolaInstance): () => Promise<void> {
+  let reported: string | undefined;
+  return async () => {
+    const risk = await evictionRisk(redis);
+    if (risk !== undefined && risk !== reported) log.error(`Redis's configuration changed under this node: ${risk}`);
+    if (risk === undefined && reported !== undefined) log.info("Redis maxmemory-policy is noeviction again");
+    reported = risk;
+  };
 }
 
 function unreadable(why: string): string {
