@@ -1,31 +1,32 @@
 import type { NumberedSend } from "../core/numbered-send.ts";
 import { channelStream, userStream, type ReplayLimits } from "../core/replay.ts";
-import type { RedisLink } from "../state/redis-link.ts";
+import { Lineage } from "../state/lineage.ts";
 import { APPEND_STEP, appendArgs, replayKeys } from "../state/replay-redis.ts";
 import { busChannel, encodeBusHead } from "./bus.ts";
 
 // Redis runs a script alone, so between a source's INCR and its PUBLISH no other offset of that source
 // is given out: every node's subscriber reads the bus in publish order, hence in offset order.
 // ARGV[5]: the bus channel; ARGV[6]: the bus message up to its offset (encodeBusHead).
-const SHOUT = `${APPEND_STEP}
+// Both run guarded (lineage.ts): a Redis that went back in time must not hand out offsets again.
+const SHOUT = Lineage.guarded(`${APPEND_STEP}
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
-return offset`;
+return offset`);
 
 // A whisper goes out only when its user is online on a live node (presence.ts's layout: the online
 // hash names the user's node, node:ID is that node's lease); else it is held by the caller, as before.
 // KEYS[3]: the online hash; ARGV[7]: the user; ARGV[8]: the key prefix.
-const WHISPER = `${APPEND_STEP}
+const WHISPER = Lineage.guarded(`${APPEND_STEP}
 local node = redis.call('HGET', KEYS[3], ARGV[7])
 if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then return -offset end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
-return offset`;
+return offset`);
 
 /** A cluster's numbered send: offset, replay window and bus publish in one Redis script per message. */
 export class ClusterNumbering implements NumberedSend {
   readonly #bus: string;
 
   constructor(
-    private readonly redis: RedisLink,
+    private readonly lineage: Lineage,
     private readonly prefix: string,
     private readonly limits: ReplayLimits,
   ) {
@@ -35,13 +36,13 @@ export class ClusterNumbering implements NumberedSend {
   async shout(channel: number, message: string): Promise<void> {
     const head = encodeBusHead({ k: "c", c: channel, m: message });
     const args = [...appendArgs(message, this.limits), this.#bus, head];
-    await this.redis.script(SHOUT, replayKeys(this.prefix, channelStream(channel)), args);
+    await this.lineage.run(SHOUT, replayKeys(this.prefix, channelStream(channel)), args);
   }
 
   async whisper(user: number, message: string): Promise<number> {
     const head = encodeBusHead({ k: "u", u: user, m: message });
     const keys = [...replayKeys(this.prefix, userStream(user)), `${this.prefix}online`];
     const args = [...appendArgs(message, this.limits), this.#bus, head, user, this.prefix];
-    return Number(await this.redis.script(WHISPER, keys, args));
+    return Number(await this.lineage.run(WHISPER, keys, args));
   }
 }

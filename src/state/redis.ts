@@ -140,6 +140,11 @@ export class RedisState implements State {
     return this.#lineage.generation;
   }
 
+  /** The guard every changing script runs behind, for the cluster's numbered sends too. */
+  get guard(): Lineage {
+    return this.#lineage;
+  }
+
   /** What Redis holds compared with what this node knows: "same" while it can be trusted. */
   lineage(): Promise<Verdict> {
     return this.#lineage.read();
