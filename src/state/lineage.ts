@@ -88,12 +88,15 @@ export class Lineage {
   readonly #refusalListeners: (() => void)[] = [];
   /** Wakes a node waiting for another's wipe (see `listen`). */
   #woken = Promise.withResolvers<void>();
+  readonly #keys: string[];
 
   constructor(
     private readonly redis: RedisLink,
     private readonly prefix: string,
     readonly node: string,
-  ) {}
+  ) {
+    this.#keys = [this.#k("generation"), this.#k("seq"), this.#k("writers")];
+  }
 
   /** Wraps a changing script's body behind the guard: it answers {seq, what the body returns}. */
   static guarded(body: string): string {
@@ -113,12 +116,17 @@ export class Lineage {
     this.#refusalListeners.push(listener);
   }
 
-  /** Runs a `guarded` script; a refusal throws BackendUnavailable (and tells the listeners). */
+  /**
+   * Runs a `guarded` script; a refusal throws BackendUnavailable (and tells the listeners). `keys` and
+   * `args` are the caller's fresh arrays: the lineage's are appended to them, not copied (hot path).
+   */
   async run(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
     const generation = this.generation;
+    keys.push(...this.#keys);
+    args.push(generation, this.node, this.#maxSeq);
     let reply: unknown;
     try {
-      reply = await this.redis.script(lua, [...keys, this.#k("generation"), this.#k("seq"), this.#k("writers")], [...args, generation, this.node, this.#maxSeq]);
+      reply = await this.redis.script(lua, keys, args);
     } catch (error) {
       if (!String((error as Error).message).includes(REFUSED)) throw error;
       for (const listener of this.#refusalListeners) listener();
