@@ -95,6 +95,7 @@ for (const mode of ["memory", "--data"] as const) {
         const ctl = await ControlClient.connect(server.privatePort);
         await ctl.ok("[shout] 1!before anyone");
         const early = await newUser(ctl);
+        await Bun.sleep(2); // a shout in the millisecond of a user's creation is taken as before it (a gap)
         await ctl.ok("[shout] 1!before carol 1");
         await ctl.ok("[shout] 1!before carol 2");
         await Bun.sleep(2); // carol's ID (µs clock) is then after both shouts' millisecond

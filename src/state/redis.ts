@@ -69,8 +69,8 @@ const MEMBERSHIP = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
 if ARGV[3] == 'join' then
-  redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2])
   redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+  if redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2]) == 1 then return 'added' end
 else
   redis.call('ZREM', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2])
   redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
