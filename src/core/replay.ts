@@ -58,8 +58,11 @@ export class MemoryReplay implements ReplayLog {
   #window: KeyedFifo<string, string>;
   /** Per source, the floor of each member that joined after it was numbered (none: member from its start). */
   readonly #floors = new Map<string, Map<number, number>>();
-  /** Per user, the sources it has a floor in, so deleting the user forgets them. */
-  readonly #floorsOf = new Map<number, Set<string>>();
+  /**
+   * Per user, the sources it has a floor in, so deleting the user forgets them: most users have one,
+   * kept as a plain string, so a join costs no set of its own.
+   */
+  readonly #floorsOf = new Map<number, string | Set<string>>();
 
   constructor(
     private readonly limits: ReplayLimits,
@@ -108,23 +111,31 @@ export class MemoryReplay implements ReplayLog {
     if (last === 0) return this.left(key, user);
     let floors = this.#floors.get(key);
     if (!floors) this.#floors.set(key, (floors = new Map()));
+    if (floors.get(user) === undefined) this.#indexFloor(user, key);
     floors.set(user, last);
-    let keys = this.#floorsOf.get(user);
-    if (!keys) this.#floorsOf.set(user, (keys = new Set()));
-    keys.add(key);
   }
 
   left(key: string, user: number): void {
     const floors = this.#floors.get(key);
     if (!floors?.delete(user)) return;
     if (floors.size === 0) this.#floors.delete(key);
-    const keys = this.#floorsOf.get(user)!;
-    keys.delete(key);
-    if (keys.size === 0) this.#floorsOf.delete(user);
+    const keys = this.#floorsOf.get(user);
+    if (typeof keys === "object") {
+      keys.delete(key);
+      if (keys.size === 1) this.#floorsOf.set(user, keys.values().next().value!);
+    } else this.#floorsOf.delete(user);
   }
 
   forget(user: number): void {
-    for (const key of this.#floorsOf.get(user) ?? []) this.left(key, user);
+    const keys = this.#floorsOf.get(user);
+    for (const key of typeof keys === "string" ? [keys] : [...(keys ?? [])]) this.left(key, user);
+  }
+
+  #indexFloor(user: number, key: string): void {
+    const keys = this.#floorsOf.get(user);
+    if (keys === undefined) this.#floorsOf.set(user, key);
+    else if (typeof keys === "string") this.#floorsOf.set(user, new Set([keys, key]));
+    else keys.add(key);
   }
 
   /** Forgets a source (a killed channel or user). */
