@@ -86,6 +86,11 @@ const FORGET = `
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('HDEL', ARGV[2] .. 'floor:' .. key, ARGV[1]) end
 redis.call('DEL', KEYS[1])`;
 
+// A source's keys with its floors, each also taken out of its user's set (ARGV[1] the prefix, ARGV[2] the source).
+const DROP = `
+for _, user in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('SREM', ARGV[1] .. 'floors:u' .. user, ARGV[2]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
+
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
  * way, and the epoch lives as long as the Redis data does (nodes restart without forcing gaps).
@@ -150,7 +155,7 @@ export class RedisReplay implements ReplayLog {
   }
 
   async drop(key: string): Promise<void> {
-    await this.redis.call("DEL", [...replayKeys(this.prefix, key), this.#floorKey(key)]);
+    await this.redis.script(DROP, [...replayKeys(this.prefix, key), this.#floorKey(key)], [this.prefix, key]);
   }
 
   #floorKey(key: string): string {
