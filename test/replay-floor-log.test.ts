@@ -1,16 +1,21 @@
-// The replay log's floors directly, in each implementation (memory, a real SQLite file, a real
-// redis-server): a floor bounds a member's resume, and [leave], [killuser] and [killchannel] remove
-// what they make irrelevant, so what is kept stays bounded by the memberships.
+// Replay floors kept by each state and replay log pair (memory; a real SQLite file; a real redis-server),
+// driven as the [join], [leave], [killuser] and [killchannel] handlers drive them: a floor bounds a
+// member's resume, and leaving or killing removes what it makes irrelevant, so what is kept stays
+// bounded by the memberships. (End to end through real servers: replay-floor.test.ts.)
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MemoryReplay, type ReplayLimits, type ReplayLog } from "../src/core/replay.ts";
+import { channelStream, MemoryReplay, type ReplayLimits, type ReplayLog } from "../src/core/replay.ts";
+import { MemoryState } from "../src/state/memory.ts";
+import { RedisState } from "../src/state/redis.ts";
+import type { RedisLink } from "../src/state/redis-link.ts";
 import { RedisReplay } from "../src/state/replay-redis.ts";
 import { SqliteReplay } from "../src/state/replay-sqlite.ts";
-import type { RedisLink } from "../src/state/redis-link.ts";
+import { SqliteState } from "../src/state/sqlite.ts";
 import { openDataFile } from "../src/state/sqlite-file.ts";
+import type { State } from "../src/state/state.ts";
 import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-floor-log-"));
@@ -30,20 +35,22 @@ afterAll(async () => {
 });
 
 interface Subject {
+  state: State;
   log: ReplayLog;
-  /** How many floors are stored, as the backing store sees them. */
+  /** How many floors the backing store holds (memory: not visible, -1). */
   stored(): Promise<number>;
 }
 
 let files = 0;
 const subjects: [string, () => Promise<Subject>][] = [
-  ["memory", async () => ({ log: new MemoryReplay(limits), stored: async () => -1 })],
+  ["memory", async () => ({ state: new MemoryState(), log: new MemoryReplay(limits), stored: async () => -1 })],
   [
     "sqlite",
     async () => {
       const db = openDataFile(join(dir, `log-${++files}.db`), { sync: "normal" });
       const log = new SqliteReplay(db, limits);
-      return { log, stored: async () => db.query<{ n: number }, []>("SELECT count(*) AS n FROM replay_floors").get()!.n };
+      const count = () => db.query<{ n: number }, []>("SELECT count(*) AS n FROM replay_floors").get()!.n;
+      return { state: new SqliteState(db), log, stored: async () => count() };
     },
   ],
 ];
@@ -52,60 +59,83 @@ if (haveRedis) {
     "redis",
     async () => {
       const prefix = uniquePrefix("floorlog");
+      const state = await RedisState.open(redisLink!, prefix);
       const log = await RedisReplay.open(redisLink!, prefix, limits);
+      // Each floor is a field of its channel's hash and a member of its user's set: both are counted,
+      // and must agree, so neither is ever left behind.
       const stored = async () => {
-        const keys = (await redisLink!.call("KEYS", [`${prefix}floor*`])) as string[];
-        return keys.length;
+        let [fields, members] = [0, 0];
+        for (const key of (await redisLink!.call("KEYS", [`${prefix}floor*`])) as string[]) {
+          if (key.includes(":floors:")) members += Number(await redisLink!.call("SCARD", [key]));
+          else fields += Number(await redisLink!.call("HLEN", [key]));
+        }
+        expect(members).toBe(fields);
+        return fields;
       };
-      return { log, stored };
+      return { state, log, stored };
     },
   ]);
 }
 
-const ALICE = 1_796_000_000_000_001;
-const BOB = 1_796_000_000_000_002;
+/** What the [join] handler does. */
+async function joinUser(s: Subject, channel: number, user: number): Promise<void> {
+  if ((await s.state.join(channel, user)) === "added") await s.log.joined(channelStream(channel), user);
+}
+
+async function leaveUser(s: Subject, channel: number, user: number): Promise<void> {
+  if ((await s.state.leave(channel, user)) === "ok") await s.log.left(channelStream(channel), user);
+}
 
 for (const [name, open] of subjects) {
   describe(`replay floors (${name})`, () => {
-    test("a floor bounds the member's resume; leave, forget and drop remove floors", async () => {
-      const { log, stored } = await open();
-      for (const text of ["a", "b"]) await log.append("c7", text);
-      await log.joined("c7", ALICE); // floor 2
-      await log.joined("c8", ALICE); // nothing numbered in c8: no floor
-      await log.append("c7", "c");
-      expect(await log.since("c7", 0, 16, ALICE)).toEqual({ gap: false, entries: [{ offset: 3, text: "c" }], floor: 2 });
-      expect(await log.since("c7", 2, 16, ALICE)).toEqual({ gap: false, entries: [{ offset: 3, text: "c" }] });
-      // Another member with no floor (a member from the start) reads the whole window.
-      const whole = (await log.since("c7", 0, 16, BOB)) as { entries: unknown[] };
+    test("a floor bounds the member's resume; leave, killuser and killchannel leave none behind", async () => {
+      const s = await open();
+      const { log, state } = s;
+      const [alice, bob] = [await state.createUser("a"), await state.createUser("b")];
+      const [seven, eight] = [await state.createChannel(), await state.createChannel()];
+      const c7 = channelStream(seven);
+      for (const text of ["a", "b"]) await log.append(c7, text);
+      await joinUser(s, seven, alice); // floor 2
+      await joinUser(s, seven, alice); // redundant: the floor stays
+      await joinUser(s, eight, alice); // nothing numbered in 8: no floor
+      await log.append(c7, "c");
+      await joinUser(s, seven, alice); // redundant after a message: still 2
+      expect(await log.since(c7, 0, 16, alice)).toEqual({ gap: false, entries: [{ offset: 3, text: "c" }], floor: 2 });
+      expect(await log.since(c7, 2, 16, alice)).toEqual({ gap: false, entries: [{ offset: 3, text: "c" }] });
+      // A reader with no floor reads the whole window.
+      const whole = (await log.since(c7, 0, 16, bob)) as { entries: unknown[] };
       expect(whole.entries).toHaveLength(3);
       expect("floor" in whole).toBe(false);
       // At the floor with nothing after it: the gap is still told.
-      await log.joined("c7", BOB); // floor 3
-      expect(await log.since("c7", 1, 16, BOB)).toEqual({ gap: false, entries: [], floor: 3 });
-      if (name !== "memory") expect(await stored()).toBeGreaterThan(0);
+      await joinUser(s, seven, bob); // floor 3
+      expect(await log.since(c7, 1, 16, bob)).toEqual({ gap: false, entries: [], floor: 3 });
+      if (name !== "memory") expect(await s.stored()).toBe(2);
 
-      await log.left("c7", BOB);
-      expect(((await log.since("c7", 0, 16, BOB)) as { entries: unknown[] }).entries).toHaveLength(3);
-      await log.forget(ALICE);
-      expect(((await log.since("c7", 0, 16, ALICE)) as { entries: unknown[] }).entries).toHaveLength(3);
-      if (name !== "memory") expect(await stored()).toBe(0);
+      await leaveUser(s, seven, bob);
+      expect(((await log.since(c7, 0, 16, bob)) as { entries: unknown[] }).entries).toHaveLength(3);
+      if (name !== "memory") expect(await s.stored()).toBe(1);
+      await state.deleteUser(alice);
+      await log.forget(alice);
+      expect(((await log.since(c7, 0, 16, alice)) as { entries: unknown[] }).entries).toHaveLength(3);
+      if (name !== "memory") expect(await s.stored()).toBe(0);
 
-      await log.joined("c7", ALICE);
-      await log.drop("c7");
-      if (name !== "memory") expect(await stored()).toBe(0);
-      await log.append("c7", "new");
-      expect(await log.since("c7", 0, 16, ALICE)).toEqual({ gap: false, entries: [{ offset: 1, text: "new" }] });
+      await joinUser(s, seven, bob);
+      await state.deleteChannel(seven);
+      await log.drop(c7);
+      if (name !== "memory") expect(await s.stored()).toBe(0);
+      await log.append(c7, "new");
+      expect(await log.since(c7, 0, 16, bob)).toEqual({ gap: false, entries: [{ offset: 1, text: "new" }] });
     });
 
     test("channel 1: nothing stamped at or before the member's ID millisecond", async () => {
       const { log } = await open();
       await log.append("c1", "old");
       const born = Date.now() + 1;
-      const user = born * 1000 + 5; // created in the millisecond after "old"
+      const user = born * 1000 + 5; // an ID issued in the millisecond after "old"
       while (Date.now() <= born) await Bun.sleep(1);
       await log.append("c1", "new");
       expect(await log.since("c1", 0, 16, user)).toEqual({ gap: false, entries: [{ offset: 2, text: "new" }], floor: 1 });
-      // Whisper streams and readers without a member are not filtered.
+      // Read with no member (a user's own whisper stream is read so), nothing is left out.
       expect(((await log.since("c1", 0, 16)) as { entries: unknown[] }).entries).toHaveLength(2);
     });
   });

@@ -66,20 +66,27 @@ local stop = -1
 if max >= 0 then stop = start + max - 1 end
 return {last, redis.call('LRANGE', KEYS[2], start, stop), from}`;
 
-// A join that added a member: its floor is the source's last offset (none while nothing is numbered).
-const JOINED = `
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-if last == 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('SREM', KEYS[3], ARGV[2])
-else
-  redis.call('HSET', KEYS[2], ARGV[1], last)
-  redis.call('SADD', KEYS[3], ARGV[2])
+/**
+ * Lua for RedisState's join script, run when it added the member: the floor is the channel's last
+ * offset (none while nothing is numbered). In the join's own script, a resume on any node never finds
+ * the member without its floor. `prefix`, `channel` and `user` are Lua expressions; the source is
+ * channelStream's name ('c' .. channel).
+ */
+export function floorJoinStep(prefix: string, channel: string, user: string): string {
+  return `
+local floorLast = tonumber(redis.call('GET', ${prefix} .. 'off:c' .. ${channel}) or '0')
+if floorLast > 0 then
+  redis.call('HSET', ${prefix} .. 'floor:c' .. ${channel}, ${user}, floorLast)
+  redis.call('SADD', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})
 end`;
+}
 
-const LEFT = `
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[2], ARGV[2])`;
+/** Lua for RedisState's leave script: the member's floor goes with the membership. As floorJoinStep. */
+export function floorLeaveStep(prefix: string, channel: string, user: string): string {
+  return `
+redis.call('HDEL', ${prefix} .. 'floor:c' .. ${channel}, ${user})
+redis.call('SREM', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})`;
+}
 
 // ARGV[2] is the prefix: the sources a user has floors in are only known once its set is read.
 const FORGET = `
@@ -141,14 +148,11 @@ export class RedisReplay implements ReplayLog {
     return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
   }
 
-  async joined(key: string, user: number): Promise<void> {
-    const keys = [replayKeys(this.prefix, key)[0], this.#floorKey(key), this.#floorsOf(user)];
-    await this.redis.script(JOINED, keys, [user, key]);
-  }
+  /** Recorded by RedisState's join script itself (floorJoinStep): nothing more to do, no round trip. */
+  joined(): void {}
 
-  async left(key: string, user: number): Promise<void> {
-    await this.redis.script(LEFT, [this.#floorKey(key), this.#floorsOf(user)], [user, key]);
-  }
+  /** Removed by RedisState's leave script itself (floorLeaveStep). */
+  left(): void {}
 
   async forget(user: number): Promise<void> {
     await this.redis.script(FORGET, [this.#floorsOf(user)], [user, this.prefix]);
