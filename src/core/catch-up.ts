@@ -77,7 +77,7 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
   const listed = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
   const lookups = listed.map(([source, offset]): Maybe<Since> => {
     if (login.epoch !== replay.epoch) return { gap: true };
-    return replay.since(streamOf(source, user), offset, REPLAY_PAGE);
+    return replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user));
   });
   const pages = all(lookups);
   const current = !(pages instanceof Promise);
@@ -87,8 +87,15 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
     const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
-    return { messages, sources, more: (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE), current };
+    const whispers = userStream(user);
+    const more = (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE, key === whispers ? undefined : user);
+    return { messages, sources, more, current };
   });
+}
+
+/** A channel is read as its member, so nothing from before the membership is replayed; whispers are the user's own. */
+function memberOf(source: string, user: number): number | undefined {
+  return source === WHISPER_SOURCE ? undefined : user;
 }
 
 function streamOf(source: string, user: number): string {

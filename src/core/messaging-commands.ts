@@ -85,6 +85,17 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
       return QUEUED;
     });
 
+  // A new member's replay floor. Without it a resume could reach back to before the join, so when it
+  // cannot be recorded the join is undone and the command fails.
+  const floorAt = (channel: number, user: number): Maybe<void> => {
+    const recorded = replay.joined(channelStream(channel), user);
+    if (!(recorded instanceof Promise)) return;
+    return recorded.catch(async (error: unknown) => {
+      await state.leave(channel, user);
+      throw error;
+    });
+  };
+
   const whisper = numbered ? whisperNumbered(numbered) : whisperHere;
   const shout = numbered ? shoutNumbered(numbered) : shoutHere;
 
@@ -98,7 +109,9 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
       withUser(data, (user) =>
         then(state.deleteUser(user), () =>
           then(replay.drop(userStream(user)), () =>
-            then(delivery.disconnect(user, CloseCode.killed), () => ok(Reply.userKilled)),
+            then(replay.forget(user), () =>
+              then(delivery.disconnect(user, CloseCode.killed), () => ok(Reply.userKilled)),
+            ),
           ),
         ),
       ),
@@ -127,8 +140,10 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     join: (data) =>
       withPair(data, ([channel, user]) =>
         then(state.join(channel, user), (result) =>
-          then(result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
-            membership(result, channel, user, Reply.userJoined),
+          then(result === "added" ? floorAt(channel, user) : undefined, () =>
+            then(result === "added" || result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
+              membership(result, channel, user, Reply.userJoined),
+            ),
           ),
         ),
       ),
@@ -136,8 +151,10 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     leave: (data) =>
       withPair(data, ([channel, user]) =>
         then(state.leave(channel, user), (result) =>
-          then(result === "ok" ? delivery.unsubscribe(user, channel) : undefined, () =>
-            membership(result, channel, user, Reply.userLeft),
+          then(result === "ok" ? replay.left(channelStream(channel), user) : undefined, () =>
+            then(result === "ok" ? delivery.unsubscribe(user, channel) : undefined, () =>
+              membership(result, channel, user, Reply.userLeft),
+            ),
           ),
         ),
       ),

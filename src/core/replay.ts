@@ -1,4 +1,4 @@
-import type { Maybe } from "../state/state.ts";
+import { GLOBAL_CHANNEL, type Maybe } from "../state/state.ts";
 import { KeyedFifo } from "../util/keyed-fifo.ts";
 import { newSalt } from "./secret.ts";
 
@@ -11,8 +11,12 @@ export interface ReplayLimits {
   bytes: number;
 }
 
-/** What a browser missed since a position: the messages, or a gap when they cannot be recovered. */
-export type Since = { gap: false; entries: { offset: number; text: string }[] } | { gap: true };
+/**
+ * What a browser missed since a position: the messages, or a gap when they cannot be recovered. With
+ * `floor`, the position was from before the user's membership: the browser is told of a gap, and the
+ * entries follow the floor (what was sent up to it is never the user's to read).
+ */
+export type Since = { gap: false; entries: { offset: number; text: string }[]; floor?: number } | { gap: true };
 
 /**
  * Numbers every message per source (a channel, or a user's whisper stream) and keeps a bounded window
@@ -27,9 +31,21 @@ export interface ReplayLog {
   /**
    * The messages of a source after `offset`, at most `max` of them (default: all), or a gap when the
    * window no longer reaches back that far. Fewer than `max` means the page reached the newest message.
+   * For a channel read by `member`, nothing from before its membership: not at or below its floor
+   * (`joined`), and on channel 1 nothing stamped at or before the millisecond of its ID (bornMs).
    */
-  since(key: string, offset: number, max?: number): Maybe<Since>;
-  /** Forgets a source (a killed channel or user). */
+  since(key: string, offset: number, max?: number, member?: number): Maybe<Since>;
+  /**
+   * A join added `user` to a channel: its floor becomes the source's last offset, so a resume never
+   * reaches back past it. Called after the membership exists, so a message numbered in between is
+   * at most a gap, never replayed to a non-member.
+   */
+  joined(key: string, user: number): Maybe<void>;
+  /** The user left the channel: its floor is no longer needed. */
+  left(key: string, user: number): Maybe<void>;
+  /** The user was deleted: forgets its floors. */
+  forget(user: number): Maybe<void>;
+  /** Forgets a source (a killed channel or user) with its floors. */
   drop(key: string): Maybe<void>;
 }
 
@@ -40,6 +56,13 @@ export class MemoryReplay implements ReplayLog {
   #last = new Map<string, number>();
   /** The window's texts; offsets need no storing, as a window always holds consecutive ones up to the last. */
   #window: KeyedFifo<string, string>;
+  /** Per source, the floor of each member that joined after it was numbered (none: member from its start). */
+  readonly #floors = new Map<string, Map<number, number>>();
+  /**
+   * Per user, the sources it has a floor in, so deleting the user forgets them: most users have one,
+   * kept as a plain string, so a join costs no set of its own.
+   */
+  readonly #floorsOf = new Map<number, string | Set<string>>();
 
   constructor(
     private readonly limits: ReplayLimits,
@@ -62,26 +85,74 @@ export class MemoryReplay implements ReplayLog {
   }
 
   /** The messages of a source after `offset`, or a gap when the window no longer reaches back that far. */
-  since(key: string, offset: number, max = Infinity): Since {
+  since(key: string, offset: number, max = Infinity, member?: number): Since {
     const last = this.#last.get(key) ?? 0;
     if (offset > last) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
+    let from = member === undefined ? offset : Math.max(offset, this.#floors.get(key)?.get(member) ?? 0);
     const oldest = this.now() - this.limits.ageMs;
     while ((this.#window.peek(key)[0]?.at ?? Infinity) < oldest) this.#window.shift(key);
     const window = this.#window.peek(key);
     const first = last - window.length + 1;
-    if (window.length === 0 || first > offset + 1) return { gap: true };
+    if (member !== undefined && key === GLOBAL_STREAM) {
+      const born = bornMs(member);
+      for (let i = Math.max(from + 1 - first, 0); i < window.length; i++) if (window[i]!.at <= born) from = first + i;
+    }
+    if (from < last && (window.length === 0 || first > from + 1)) return { gap: true };
     const entries = [];
-    const from = offset + 1 - first;
-    for (let i = from; i < window.length && i - from < max; i++) entries.push({ offset: first + i, text: window[i]!.value });
-    return { gap: false, entries };
+    const start = from + 1 - first;
+    for (let i = start; i < window.length && i - start < max; i++) entries.push({ offset: first + i, text: window[i]!.value });
+    return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
+  }
+
+  joined(key: string, user: number): void {
+    const last = this.#last.get(key) ?? 0;
+    // Nothing numbered yet: everything the source will number comes after the join.
+    if (last === 0) return this.left(key, user);
+    let floors = this.#floors.get(key);
+    if (!floors) this.#floors.set(key, (floors = new Map()));
+    if (floors.get(user) === undefined) this.#indexFloor(user, key);
+    floors.set(user, last);
+  }
+
+  left(key: string, user: number): void {
+    const floors = this.#floors.get(key);
+    if (!floors?.delete(user)) return;
+    if (floors.size === 0) this.#floors.delete(key);
+    const keys = this.#floorsOf.get(user);
+    if (typeof keys === "object") {
+      keys.delete(key);
+      if (keys.size === 1) this.#floorsOf.set(user, keys.values().next().value!);
+    } else this.#floorsOf.delete(user);
+  }
+
+  forget(user: number): void {
+    const keys = this.#floorsOf.get(user);
+    for (const key of typeof keys === "string" ? [keys] : [...(keys ?? [])]) this.left(key, user);
+  }
+
+  #indexFloor(user: number, key: string): void {
+    const keys = this.#floorsOf.get(user);
+    if (keys === undefined) this.#floorsOf.set(user, key);
+    else if (typeof keys === "string") this.#floorsOf.set(user, new Set([keys, key]));
+    else keys.add(key);
   }
 
   /** Forgets a source (a killed channel or user). */
   drop(key: string): void {
     this.#last.delete(key);
     this.#window.take(key);
+    for (const user of this.#floors.get(key)?.keys() ?? []) this.left(key, user);
   }
+}
+
+/**
+ * The latest millisecond a user may have been created in: IDs are the creation time in microseconds
+ * or above (id-clock.ts), so a channel-1 entry stamped at or before it may be older than the user —
+ * and is not replayed to it. The same millisecond counts as before: a gap is safe, a leak is not.
+ */
+export function bornMs(user: number): number {
+  return Math.floor(user / 1000);
 }
 
 export function userStream(user: number): string {
@@ -91,3 +162,6 @@ export function userStream(user: number): string {
 export function channelStream(channel: number): string {
   return `c${channel}`;
 }
+
+/** Channel 1's stream: every user joins it at creation, so its floor is the user's ID clock, never stored. */
+export const GLOBAL_STREAM = channelStream(GLOBAL_CHANNEL);

@@ -81,9 +81,10 @@ export class MemoryState implements State {
     if (!members) return "no-channel";
     const user = this.#users.get(id);
     if (!user) return "no-user";
+    if (members.has(id)) return "ok";
     members.add(id);
     user.channels.add(channel);
-    return "ok";
+    return "added";
   }
 
   leave(channel: number, id: number): JoinResult {

@@ -2,6 +2,7 @@ import { inOffsetOrder } from "../core/catch-up.ts";
 import { newSalt } from "../core/secret.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import { BACKEND_FULL, type RedisLink } from "./redis-link.ts";
+import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 // Every call that touches more than one key is one Lua script, so it is atomic for every node.
@@ -9,6 +10,8 @@ import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from ".
 // uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init, and
 // the lineage's keys (lineage.ts). Every changing script runs guarded: refused when Redis is not on
 // this node's lineage (it lost the data or went back in time), before it changes anything.
+// The join and leave script also keeps the replay log's floor of the membership (floorJoinStep in
+// replay-redis.ts), in the same atomic step, so no node ever sees a new member without its floor.
 
 // Creates the data the first time: a generation (SET NX, so of several nodes only the first creates
 // it, and all read the same one back) and channel 1. A generation is Redis's time in microseconds
@@ -69,11 +72,15 @@ const MEMBERSHIP = Lineage.guarded(`
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
 if ARGV[3] == 'join' then
-  redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2])
   redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+  if redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2]) == 1 then
+    ${floorJoinStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
+    return 'added'
+  end
 else
   redis.call('ZREM', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2])
   redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+  ${floorLeaveStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
 end
 return 'ok'`);
 

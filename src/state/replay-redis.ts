@@ -1,9 +1,10 @@
-import type { ReplayLimits, ReplayLog, Since } from "../core/replay.ts";
+import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 // off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT", newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
+// floor:KEY a hash of user → floor (the offset a member joined at); floors:uUSER the sources it has one in.
 
 /**
  * Lua that numbers a message and keeps it in its source's window, leaving its offset in `offset`:
@@ -35,17 +36,67 @@ export function appendArgs(text: string, limits: ReplayLimits): [string, number,
 // ARGV[2] entries (-1: all). A window that starts after the position comes back from its head: a gap.
 // The offsets belong to the epoch in Redis: when it is not this node's (ARGV[3]), Redis lost the data
 // and this node has not noticed yet, so the positions a browser brings mean nothing here (false: a gap).
+// A member (ARGV[4], '' for none) is read from no lower than its floor (KEYS[4]) and, given a birth
+// millisecond (ARGV[5], -1 for none), after the newest entry stamped at or before it. The reply's third
+// element is where the page starts: above the position, the browser is told of a gap.
 const SINCE = `
 if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local from = tonumber(ARGV[1])
+if ARGV[4] ~= '' then
+  local floor = tonumber(redis.call('HGET', KEYS[4], ARGV[4]) or '0')
+  if floor > from then from = floor end
+end
 local head = redis.call('LINDEX', KEYS[2], 0)
-if not head then return {last, {}} end
-local start = tonumber(ARGV[1]) + 1 - tonumber(string.match(head, '^(%d+):'))
+if not head then return {last, {}, from} end
+local first = tonumber(string.match(head, '^(%d+):'))
+local born = tonumber(ARGV[5])
+if born >= 0 and from < last then
+  local i = from + 1 - first
+  if i < 0 then i = 0 end
+  for _, entry in ipairs(redis.call('LRANGE', KEYS[2], i, -1)) do
+    local offset, at = string.match(entry, '^(%d+):(%d+):')
+    if tonumber(at) <= born then from = tonumber(offset) end
+  end
+end
+local start = from + 1 - first
 if start < 0 then start = 0 end
 local max = tonumber(ARGV[2])
 local stop = -1
 if max >= 0 then stop = start + max - 1 end
-return {last, redis.call('LRANGE', KEYS[2], start, stop)}`;
+return {last, redis.call('LRANGE', KEYS[2], start, stop), from}`;
+
+/**
+ * Lua for RedisState's join script, run when it added the member: the floor is the channel's last
+ * offset (none while nothing is numbered). In the join's own script, a resume on any node never finds
+ * the member without its floor. `prefix`, `channel` and `user` are Lua expressions; the source is
+ * channelStream's name ('c' .. channel).
+ */
+export function floorJoinStep(prefix: string, channel: string, user: string): string {
+  return `
+local floorLast = tonumber(redis.call('GET', ${prefix} .. 'off:c' .. ${channel}) or '0')
+if floorLast > 0 then
+  redis.call('HSET', ${prefix} .. 'floor:c' .. ${channel}, ${user}, floorLast)
+  redis.call('SADD', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})
+end`;
+}
+
+/** Lua for RedisState's leave script: the member's floor goes with the membership. As floorJoinStep. */
+export function floorLeaveStep(prefix: string, channel: string, user: string): string {
+  return `
+redis.call('HDEL', ${prefix} .. 'floor:c' .. ${channel}, ${user})
+redis.call('SREM', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})`;
+}
+
+// ARGV[2] is the prefix: the sources a user has floors in are only known once its set is read.
+const FORGET = `
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('HDEL', ARGV[2] .. 'floor:' .. key, ARGV[1]) end
+redis.call('DEL', KEYS[1])`;
+
+// A source's keys with its floors, each also taken out of its user's set (ARGV[1] the prefix, ARGV[2] the source).
+const DROP = `
+for _, user in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('SREM', ARGV[1] .. 'floors:u' .. user, ARGV[2]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
 
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
@@ -79,22 +130,44 @@ export class RedisReplay implements ReplayLog {
     return Number(await this.redis.script(APPEND, replayKeys(this.prefix, key), appendArgs(text, this.limits)));
   }
 
-  async since(key: string, offset: number, max = -1): Promise<Since> {
-    const keys = [...replayKeys(this.prefix, key), `${this.prefix}epoch`];
+  async since(key: string, offset: number, max = -1, member?: number): Promise<Since> {
+    const keys = [...replayKeys(this.prefix, key), `${this.prefix}epoch`, this.#floorKey(key)];
     const limit = max === Infinity ? -1 : max;
-    const reply = (await this.redis.script(SINCE, keys, [offset, limit, this.epoch])) as [number, string[]] | null;
+    const born = member !== undefined && key === GLOBAL_STREAM ? bornMs(member) : -1;
+    const args = [offset, limit, this.epoch, member ?? "", born];
+    const reply = (await this.redis.script(SINCE, keys, args)) as [number, string[], number] | null;
     if (!Array.isArray(reply)) return { gap: true };
-    const [last, raw] = reply;
+    const [last, raw, from] = reply;
     if (offset > last) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
+    if (from >= last) return { gap: false, entries: [], floor: from };
     const oldest = Date.now() - this.limits.ageMs;
     const window = raw.map(parseEntry).filter((entry) => entry.at >= oldest);
-    if (window.length === 0 || window[0]!.offset > offset + 1) return { gap: true };
-    return { gap: false, entries: window.filter((e) => e.offset > offset).map(({ offset, text }) => ({ offset, text })) };
+    if (window.length === 0 || window[0]!.offset > from + 1) return { gap: true };
+    const entries = window.filter((e) => e.offset > from).map(({ offset, text }) => ({ offset, text }));
+    return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
+  }
+
+  /** Recorded by RedisState's join script itself (floorJoinStep): nothing more to do, no round trip. */
+  joined(): void {}
+
+  /** Removed by RedisState's leave script itself (floorLeaveStep). */
+  left(): void {}
+
+  async forget(user: number): Promise<void> {
+    await this.redis.script(FORGET, [this.#floorsOf(user)], [user, this.prefix]);
   }
 
   async drop(key: string): Promise<void> {
-    await this.redis.call("DEL", replayKeys(this.prefix, key));
+    await this.redis.script(DROP, [...replayKeys(this.prefix, key), this.#floorKey(key)], [this.prefix, key]);
+  }
+
+  #floorKey(key: string): string {
+    return `${this.prefix}floor:${key}`;
+  }
+
+  #floorsOf(user: number): string {
+    return `${this.prefix}floors:u${user}`;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
-import type { ReplayLimits, ReplayLog, Since } from "../core/replay.ts";
+import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
 import { StateOpenError } from "./state.ts";
 import { WriteHealth } from "./write-health.ts";
@@ -57,6 +57,15 @@ export class SqliteReplay implements ReplayLog {
       expire: db.query("DELETE FROM replay WHERE at < ?"),
       dropWindow: db.query("DELETE FROM replay WHERE source = ?"),
       dropOffset: db.query("DELETE FROM replay_offsets WHERE source = ?"),
+      floor: db.query<{ floor: number }, [string, number]>("SELECT floor FROM replay_floors WHERE source = ? AND user = ?"),
+      // The newest entry after a position stamped at or before a time: a new user's floor in channel 1.
+      bornAfter: db.query<{ offset: number | null }, [string, number, number]>(
+        "SELECT max(offset) AS offset FROM replay WHERE source = ? AND offset > ? AND at <= ?",
+      ),
+      setFloor: db.query("INSERT INTO replay_floors VALUES (?, ?, ?) ON CONFLICT (source, user) DO UPDATE SET floor = excluded.floor"),
+      unsetFloor: db.query("DELETE FROM replay_floors WHERE source = ? AND user = ?"),
+      forget: db.query("DELETE FROM replay_floors WHERE user = ?"),
+      dropFloors: db.query("DELETE FROM replay_floors WHERE source = ?"),
     };
     const clean = this.#sql.meta.get("clean")?.value === "1";
     const kept = this.#sql.meta.get("epoch")?.value;
@@ -66,7 +75,7 @@ export class SqliteReplay implements ReplayLog {
         this.#sql.setMeta.run("epoch", this.epoch);
         this.#sql.setMeta.run("clean", "0");
         // A new epoch invalidates every position: the old windows can never be asked for again.
-        if (this.epoch !== kept) db.run("DELETE FROM replay; DELETE FROM replay_offsets;");
+        if (this.epoch !== kept) db.run("DELETE FROM replay; DELETE FROM replay_offsets; DELETE FROM replay_floors;");
       })();
     } catch (error) {
       throw new StateOpenError(`cannot start on data file ${db.filename}: ${(error as Error).message}`);
@@ -84,16 +93,51 @@ export class SqliteReplay implements ReplayLog {
     return offset;
   }
 
-  since(key: string, offset: number, max = -1): Since {
+  since(key: string, offset: number, max = -1, member?: number): Since {
     this.flush();
     const last = this.#lastOffset(key);
     if (offset > last) return { gap: true };
     if (offset < (this.#lost.get(key) ?? 0)) return { gap: true };
     if (offset === last) return { gap: false, entries: [] };
+    const from = member === undefined ? offset : this.#floorOf(key, offset, member);
+    if (from >= last) return { gap: false, entries: [], floor: from };
     // Offsets in a window are consecutive: the page is whole when it starts right after the position.
-    const page = this.#sql.page.all(key, Date.now() - this.#limits.ageMs, offset, max === Infinity ? -1 : max);
-    if (page.length === 0 || page[0]!.offset > offset + 1) return { gap: true };
-    return { gap: false, entries: page.map(({ offset, text }) => ({ offset, text })) };
+    const page = this.#sql.page.all(key, Date.now() - this.#limits.ageMs, from, max === Infinity ? -1 : max);
+    if (page.length === 0 || page[0]!.offset > from + 1) return { gap: true };
+    const entries = page.map(({ offset, text }) => ({ offset, text }));
+    return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
+  }
+
+  /** Where a member's replay starts: after its position, its floor, and (channel 1) what predates it. */
+  #floorOf(key: string, offset: number, member: number): number {
+    const from = Math.max(offset, this.#sql.floor.get(key, member)?.floor ?? 0);
+    if (key !== GLOBAL_STREAM) return from;
+    return Math.max(from, this.#sql.bornAfter.get(key, from, bornMs(member))?.offset ?? 0);
+  }
+
+  /**
+   * Records the floor at once (the join it follows is already durable). A failed write cannot leave a
+   * resume reaching back past the join: every position before now answers a gap for the rest of the run.
+   */
+  joined(key: string, user: number): void {
+    const last = this.#lastOffset(key);
+    try {
+      if (last === 0) this.#sql.unsetFloor.run(key, user);
+      else this.#sql.setFloor.run(key, user, last);
+    } catch (error) {
+      this.#health.failed(error);
+      this.#lost.set(key, Math.max(this.#lost.get(key) ?? 0, last));
+      this.#log?.error(`replay floor write failed, positions in ${key} before this cannot be replayed until restart: ${(error as Error).message}`);
+    }
+  }
+
+  /** A floor left behind only costs a row until the next join, leave or kill: a failure is not the command's. */
+  left(key: string, user: number): void {
+    this.#quietly(() => this.#sql.unsetFloor.run(key, user));
+  }
+
+  forget(user: number): void {
+    this.#quietly(() => this.#sql.forget.run(user));
   }
 
   drop(key: string): void {
@@ -102,6 +146,7 @@ export class SqliteReplay implements ReplayLog {
       this.#db.transaction(() => {
         this.#sql.dropWindow.run(key);
         this.#sql.dropOffset.run(key);
+        this.#sql.dropFloors.run(key);
       })();
     } catch (error) {
       throw this.#health.failed(error);
@@ -162,6 +207,14 @@ export class SqliteReplay implements ReplayLog {
       this.#sql.setMeta.run("clean", "1");
     } catch (error) {
       this.#log?.warn(`replay log not marked clean (the next start begins a new epoch): ${(error as Error).message}`);
+    }
+  }
+
+  #quietly(write: () => void): void {
+    try {
+      write();
+    } catch (error) {
+      this.#health.failed(error);
     }
   }
 

@@ -11,7 +11,7 @@ import { StateOpenError } from "./state.ts";
 /** Marks the file as webtalk's ("wtk1"), so another program's SQLite file is refused, not reused. */
 export const APPLICATION_ID = 0x77746b31;
 /** The schema this code writes. A file with a higher version was written by a newer webtalk. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export type SyncMode = "full" | "normal";
 
@@ -48,6 +48,14 @@ const SCHEMA_V2 = `
   CREATE TABLE replay (source TEXT NOT NULL, offset INTEGER NOT NULL, at INTEGER NOT NULL, text TEXT NOT NULL,
     PRIMARY KEY (source, offset));
   CREATE INDEX replay_by_age ON replay (at);
+`;
+
+// Version 3: replay floors. A member that joined a channel after it was numbered is never replayed
+// what the channel sent before (the channel's last offset at the join); by user, so deleting one is quick.
+const SCHEMA_V3 = `
+  CREATE TABLE replay_floors (source TEXT NOT NULL, user INTEGER NOT NULL, floor INTEGER NOT NULL,
+    PRIMARY KEY (source, user)) WITHOUT ROWID;
+  CREATE INDEX replay_floors_by_user ON replay_floors (user);
 `;
 
 /**
@@ -113,6 +121,7 @@ function prepareSchema(db: Database, file: string): boolean {
     db.run(`PRAGMA application_id = ${APPLICATION_ID}`);
   }
   if (version < 2) db.run(SCHEMA_V2);
+  if (version < 3) db.run(SCHEMA_V3);
   // Later versions add their upgrade steps here, each `if (version < N)`, inside this transaction.
   if (version < SCHEMA_VERSION) db.run(`PRAGMA user_version = ${SCHEMA_VERSION}`);
   return version === 0;

@@ -112,8 +112,7 @@ export class SqliteState implements State {
     return this.#write(() => {
       const missing = this.#missing(channel, user);
       if (missing) return missing;
-      this.#sql.join.run(channel, user);
-      return "ok";
+      return this.#sql.join.run(channel, user).changes > 0 ? "added" : "ok";
     });
   }
 

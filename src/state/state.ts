@@ -20,7 +20,8 @@ export interface StateCounts {
   held: number;
 }
 
-export type JoinResult = "ok" | "no-user" | "no-channel";
+/** "added" when a join made the user a member, "ok" when it changed nothing (or for a leave). */
+export type JoinResult = "added" | "ok" | "no-user" | "no-channel";
 
 /**
  * Guarantees every implementation keeps:
@@ -46,6 +47,7 @@ export interface State {
   channelExists(channel: number): Maybe<boolean>;
   /** Deletes the channel; returns its former members, or undefined when there was no such channel. */
   deleteChannel(channel: number): Maybe<number[] | undefined>;
+  /** Answers "added" when the user was not a member before (the replay log then records its floor). */
   join(channel: number, user: number): Maybe<JoinResult>;
   leave(channel: number, user: number): Maybe<JoinResult>;
   /** The channels the user is a member of, in ascending order. */

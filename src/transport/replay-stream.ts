@@ -161,6 +161,12 @@ export class ReplayStream {
       this.target.gap(source);
       return this.#finishSource(source, 0);
     }
+    // A position from before the membership: the gap is told once, and the replay goes on after the floor.
+    if (page.floor !== undefined && page.floor > this.#offset) {
+      this.target.send(gapNotice(source));
+      this.target.gap(source);
+      this.#offset = page.floor;
+    }
     const { entries } = page;
     let sent = 0;
     while (this.#next < entries.length && this.target.buffered() < this.budget) {

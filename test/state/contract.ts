@@ -123,7 +123,7 @@ export function describeStateContract(name: string, driver: StateDriver): void {
       test("join and leave are idempotent", async () => {
         const [user] = (await users(1)) as [number];
         const channel = await state.createChannel();
-        expect(await state.join(channel, user)).toBe("ok");
+        expect(await state.join(channel, user)).toBe("added");
         expect(await state.join(channel, user)).toBe("ok");
         expect(await state.memberCount(channel)).toBe(1);
         expect(await state.leave(channel, user)).toBe("ok");
