@@ -163,3 +163,57 @@ describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
     }
   }, 60_000);
 });
+
+describe.skipIf(!haveRedis)("membership changes interleaved with shouts", () => {
+  test("[join]/[leave]/[killchannel] from other connections: untouched members see +1 steps; toggled ones never a repeat or a step back", async () => {
+    const nodes = await cluster(uniquePrefix("members"), 2);
+    const ctls = [await ControlClient.connect(nodes[0]!.privatePort), await ControlClient.connect(nodes[1]!.privatePort), await ControlClient.connect(nodes[1]!.privatePort)];
+    const pages: Page[] = [];
+    try {
+      const channel = await ctls[0]!.ok("[newchannel]");
+      const doomed = await ctls[0]!.ok("[newchannel]");
+      const users: User[] = [];
+      for (let i = 0; i < 4; i++) {
+        const user: User = await newUser(ctls[0]!);
+        await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
+        await ctls[0]!.ok(`[join] ${doomed}!${user.id}`);
+        users.push(user);
+        const page = new Page(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
+        page.browser.send(user.token);
+        expect(await page.browser.messages.next("#epoch")).toStartWith("#epoch ");
+        pages.push(page);
+      }
+      await Bun.sleep(200);
+      const shouts = 1500;
+      const a = ctls[0]!;
+      a.write(encodeFrames(Array.from({ length: shouts }, (_, i) => (i % 5 ? `[shout] ${channel}!s${i}` : `[shout] ${doomed}!d${i}`))));
+      const toggles: string[] = [];
+      for (let i = 0; i < 60; i++) for (const u of [users[2]!, users[3]!]) toggles.push(`[leave] ${channel}!${u.id}`, `[join] ${channel}!${u.id}`);
+      ctls[1]!.write(encodeFrames(toggles));
+      await Bun.sleep(20);
+      ctls[2]!.write(encodeFrames([`[killchannel] ${doomed}`]));
+      const replies = await a.replies.take(shouts, "the shouts", 40_000);
+      await ctls[1]!.replies.take(toggles.length, "the toggles", 40_000);
+      expect(await ctls[2]!.replies.next()).toBe("[ok] channel killed");
+      const acked = replies.filter((r) => r === "[ok] message sent").length;
+      await Bun.sleep(1000);
+      const report: Record<string, unknown> = { acked };
+      const problems: string[] = [];
+      for (const [i, page] of pages.entries()) {
+        const offsets = page.offsets.get(channel) ?? [];
+        const steps = breaks(offsets);
+        const backwards = steps.filter((s) => Number(s.split("->")[1]) <= Number(s.split("->")[0]));
+        const d = page.offsets.get(doomed) ?? [];
+        report[`user ${i}`] = { received: offsets.length, notPlusOne: steps.length, backwards: backwards.slice(0, 4), doomed: d.length, doomedSteps: breaks(d).slice(0, 3) };
+        if (i < 2 && steps.length) problems.push(`untouched user ${i}: ${steps.slice(0, 4).join(" ")}`);
+        if (backwards.length || breaks(d).length) problems.push(`user ${i}: back ${backwards.slice(0, 4).join(" ")} doomed ${breaks(d).slice(0, 3).join(" ")}`);
+      }
+      console.log(JSON.stringify(report));
+      expect(problems).toEqual([]);
+    } finally {
+      for (const page of pages) page.browser.close();
+      for (const ctl of ctls) ctl.close();
+      for (const node of nodes) await node.stop("SIGKILL");
+    }
+  }, 60_000);
+});
