@@ -123,10 +123,13 @@ export class ClusterDelivery implements Delivery {
 
   /**
    * After the bus was down, joins and leaves sent meanwhile never reached this node: make every local
-   * browser follow its channels as Redis has them again.
+   * browser follow its channels as Redis has them again. Whispers and shouts sent meanwhile are gone
+   * for it too: each webtalk.v2 browser gets `#gap` for its sources.
    */
   async #resync(): Promise<void> {
     const { local, channelsOf, log } = this.#o;
+    // What was published while the bus was down never reached this node: its v2 browsers are told.
+    local.gapAll();
     let synced = 0;
     for (const user of [...local.users()]) {
       try {

@@ -1,4 +1,4 @@
-import type { NumberedSend } from "../core/numbered-send.ts";
+import type { NumberedSend, WhisperOutcome } from "../core/numbered-send.ts";
 import { channelStream, userStream, type ReplayLimits } from "../core/replay.ts";
 import { Lineage } from "../state/lineage.ts";
 import { APPEND_STEP, appendArgs, replayKeys } from "../state/replay-redis.ts";
@@ -13,13 +13,27 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
 return offset`);
 
 // A whisper goes out only when its user is online on a live node (presence.ts's layout: the online
-// hash names the user's node, node:ID is that node's lease); else it is held by the caller, as before.
-// KEYS[3]: the online hash; ARGV[7]: the user; ARGV[8]: the key prefix.
+// hash names the user's node, node:ID is that node's lease); else it is held in the same script (the
+// layout and limit of RedisState.hold), so a login's take of the held queue comes before or after it,
+// never between the numbering and the hold. Returns {offset, held (0|1), dropped}.
+// KEYS[3]: the online hash; KEYS[4..6]: users, held:USER, heldcount; ARGV[7]: the user; ARGV[8]: the
+// key prefix; ARGV[9]: the held limit.
 const WHISPER = Lineage.guarded(`${APPEND_STEP}
 local node = redis.call('HGET', KEYS[3], ARGV[7])
-if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then return -offset end
+if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then
+  if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return {offset, 1, 0} end
+  local len = redis.call('RPUSH', KEYS[5], offset .. '!' .. ARGV[1])
+  redis.call('INCR', KEYS[6])
+  local excess = len - tonumber(ARGV[9])
+  if excess > 0 then
+    redis.call('LTRIM', KEYS[5], excess, -1)
+    redis.call('DECRBY', KEYS[6], excess)
+    return {offset, 1, excess}
+  end
+  return {offset, 1, 0}
+end
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
-return offset`);
+return {offset, 0, 0}`);
 
 /** A cluster's numbered send: offset, replay window and bus publish in one Redis script per message. */
 export class ClusterNumbering implements NumberedSend {
@@ -39,10 +53,12 @@ export class ClusterNumbering implements NumberedSend {
     await this.lineage.run(SHOUT, replayKeys(this.prefix, channelStream(channel)), args);
   }
 
-  async whisper(user: number, message: string): Promise<number> {
+  async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome> {
     const head = encodeBusHead({ k: "u", u: user, m: message });
-    const keys = [...replayKeys(this.prefix, userStream(user)), `${this.prefix}online`];
-    const args = [...appendArgs(message, this.limits), this.#bus, head, user, this.prefix];
-    return Number(await this.lineage.run(WHISPER, keys, args));
+    const p = this.prefix;
+    const keys = [...replayKeys(p, userStream(user)), `${p}online`, `${p}users`, `${p}held:${user}`, `${p}heldcount`];
+    const args = [...appendArgs(message, this.limits), this.#bus, head, user, p, heldLimit];
+    const [, held, dropped] = (await this.lineage.run(WHISPER, keys, args)) as [number, number, number];
+    return Number(held) === 1 ? { held: true, dropped: Number(dropped) } : { held: false };
   }
 }

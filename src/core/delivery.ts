@@ -45,4 +45,9 @@ export interface LocalDelivery extends Delivery {
   follow(user: number, channels: number[]): void;
   /** The users with a browser connected here. */
   users(): Iterable<number>;
+  /**
+   * After this node missed bus messages: tells each webtalk.v2 browser here `#gap` for its whisper
+   * stream and every channel it follows live, since what was published meanwhile never reached it.
+   */
+  gapAll(): void;
 }

@@ -41,10 +41,11 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     return offset instanceof Promise ? offset.then((o) => toUserOrHeld(user, message, o)) : toUserOrHeld(user, message, offset);
   };
 
-  // A cluster's whisper: numbered and, when the user is online, published in one step; else held.
+  // A cluster's whisper: numbered and, when the user is online, published in one step; else held in
+  // that same step (a login on another node takes the held queue before it or claims the user first).
   const whisperNumbered = (send: NumberedSend) => async (user: number, message: string): Promise<string> => {
-    const offset = await send.whisper(user, message);
-    if (offset < 0) return holdNow(user, message, -offset);
+    const outcome = await send.whisper(user, message, heldLimit);
+    if (outcome.held) return countHeld(user, outcome.dropped);
     metrics.delivered++;
     return SENT;
   };
@@ -76,14 +77,16 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
   };
 
   const holdNow = (user: number, message: string, offset: number): Maybe<string> =>
-    then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => {
-      metrics.held++;
-      if (dropped > 0) {
-        metrics.dropped += dropped;
-        reportDrop(user, dropped);
-      }
-      return QUEUED;
-    });
+    then(state.hold(user, heldEntry(offset, message), heldLimit), (dropped) => countHeld(user, dropped));
+
+  const countHeld = (user: number, dropped: number): string => {
+    metrics.held++;
+    if (dropped > 0) {
+      metrics.dropped += dropped;
+      reportDrop(user, dropped);
+    }
+    return QUEUED;
+  };
 
   // A new member's replay floor. Without it a resume could reach back to before the join, so when it
   // cannot be recorded the join is undone and the command fails.

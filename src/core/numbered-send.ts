@@ -9,8 +9,12 @@ export interface NumberedSend {
   /** Numbers the shout in the channel's stream and sends it to the channel's browsers on every node. */
   shout(channel: number, message: string): Promise<void>;
   /**
-   * Numbers the whisper in the user's stream and, when the user is online, sends it in the same step.
-   * Returns its offset, negated when the user was offline and nothing was sent: the caller holds it.
+   * Numbers the whisper in the user's stream and, when the user is online, sends it in the same step;
+   * else holds it in that same step (at most `heldLimit` held), so a login that takes the held queue
+   * either finds it there or has claimed the user before it was numbered and receives it live.
    */
-  whisper(user: number, message: string): Promise<number>;
+  whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome>;
 }
+
+/** A numbered whisper: sent, or held (`dropped`: how many older held whispers it pushed out). */
+export type WhisperOutcome = { held: false } | { held: true; dropped: number };

@@ -4,9 +4,10 @@
 // that pages already saw. Such a file starts a new state epoch and a new replay epoch instead, so
 // backends create their users again and pages are told `#epoch`.
 //
-// The seal is a random token, written into the file (committed) and then into FILE.seal at every open
-// and every clean close. A crash between the two writes leaves them different: the next start is a new
-// epoch for nothing, which is safe. FILE.seal is deliberately left out of what a backup restores.
+// The seal is a random token, written into the file (committed) and into FILE.seal at every open and
+// every clean close. While the file's token changes FILE.seal names the old and the new one (written
+// before the file, then again with the new one alone), so a full disk or a crash between the writes
+// keeps the epoch of the same file. FILE.seal is deliberately left out of what a backup restores.
 
 import type { Database } from "bun:sqlite";
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
@@ -30,18 +31,24 @@ export function sealAtOpen(db: Database, file: string, created: boolean, log?: C
   const expected = readSeal(file);
   const found = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'seal'").get()?.value;
   const token = newToken();
-  const kept = found !== undefined && found === expected;
+  const kept = found !== undefined && expected.includes(found);
+  const seal = (tokens: string[]) => {
+    try {
+      writeSeal(file, tokens);
+    } catch (error) {
+      throw new StateOpenError(`cannot write ${sealPath(file)}: ${(error as Error).message}`);
+    }
+  };
+  // FILE.seal first names both the file's seal and the new one, so a start that fails (a full disk)
+  // or dies between the writes leaves the two matching: the same file never becomes a new epoch.
+  if (kept) seal([found, token]);
   db.transaction(() => {
     if (!kept) forgetEpochs(db);
     writeFileSeal(db, token);
   }).immediate();
-  try {
-    writeSeal(file, token);
-  } catch (error) {
-    throw new StateOpenError(`cannot write ${sealPath(file)}: ${(error as Error).message}`);
-  }
+  seal([token]);
   // After the seal is written: a start that fails says one line, not a warning and an error.
-  if (!kept && !created) log?.warn(`${why(file, found, expected)}: new epoch ${stateEpoch(db)}; backends must create their users again`);
+  if (!kept && !created) log?.warn(`${why(file, found, expected[0])}: new epoch ${stateEpoch(db)}; backends must create their users again`);
 }
 
 /**
@@ -52,10 +59,14 @@ export function sealAtOpen(db: Database, file: string, created: boolean, log?: C
 export function sealAtClose(db: Database, file: string, log?: ConsolaInstance): void {
   const token = newToken();
   try {
+    const current = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'seal'").get()?.value;
+    // As at open: FILE.seal names both while the file changes, so a write that fails halfway (a full
+    // disk) leaves the file still accepted at the next start.
+    if (current !== undefined) writeSeal(file, [current, token]);
     writeFileSeal(db, token);
-    writeSeal(file, token);
+    writeSeal(file, [token]);
   } catch (error) {
-    log?.warn(`data file not resealed at close (the next start may begin a new epoch): ${(error as Error).message}`);
+    log?.warn(`data file not resealed at close (a copy taken while it ran would not be told apart from it): ${(error as Error).message}`);
   }
 }
 
@@ -81,24 +92,27 @@ function why(file: string, found: string | undefined, expected: string | undefin
   return `data file ${file} is not the one this path last used (restored from a backup or copied?)`;
 }
 
-/** FILE.seal's token; undefined when there is none. Throws StateOpenError when it cannot be read. */
-function readSeal(file: string): string | undefined {
+/**
+ * The tokens FILE.seal accepts (one, or two while the file is being resealed); none when there is no
+ * FILE.seal. Throws StateOpenError when it cannot be read.
+ */
+function readSeal(file: string): string[] {
   try {
-    return readFileSync(sealPath(file), "utf8").trim();
+    return readFileSync(sealPath(file), "utf8").split(/\s+/).filter((t) => t !== "");
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw new StateOpenError(`cannot read ${sealPath(file)}: ${(error as Error).message}`);
   }
 }
 
 /** Replaces FILE.seal atomically (a temporary file renamed over it, both fsynced), mode 0600. */
-function writeSeal(file: string, token: string): void {
+function writeSeal(file: string, tokens: string[]): void {
   const path = sealPath(file);
   const temp = `${path}.tmp`;
   rmSync(temp, { force: true });
   const fd = openSync(temp, "wx", 0o600);
   try {
-    writeSync(fd, `${token}\n`);
+    writeSync(fd, `${tokens.join(" ")}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -6,7 +6,7 @@ import type { LoginDecision } from "../core/login.ts";
 import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
-import { numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import { gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
 import { REPLAY_PAGE } from "../core/catch-up.ts";
 import type { RateBucket } from "./message-rate.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
@@ -202,6 +202,17 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       for (const channel of channels) if (!replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
     },
     users: () => sessions.keys(),
+    gapAll() {
+      for (const ws of sessions.values()) {
+        if (!ws.data.v2) continue;
+        const sources = [WHISPER_SOURCE, ...ws.subscriptions.filter(isChannelTopic).map((topic) => topic.slice(1))];
+        for (const source of sources) {
+          ws.send(gapNotice(source));
+          metrics.gaps++;
+          events.emit(Event.gap(ws.data.user, source));
+        }
+      }
+    },
   };
 
   // At most half the slow-consumer limit, so a replay alone never gets a browser closed as slow (live
