@@ -68,8 +68,9 @@ export function catchUpV1(held: string[]): CatchUp {
 
 /**
  * The v2 catch-up. A listed whisper stream is served from the replay window, which holds every whisper
- * the held queue does (and those lost in flight), so the held queue is then dropped; an unlisted one is
- * live from now, after the held whispers. The replay is read first and the held whispers are given
+ * the held queue does (and those lost in flight), so the held queue is then dropped, unless the window no
+ * longer reaches the position (a gap): then the held whispers are sent, before the `#gap u`. An unlisted
+ * one is live from now, after the held whispers. The replay is read first and the held whispers are given
  * last, so a login that fails reading the replay has taken nothing from the user.
  */
 export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[]): Maybe<(held: string[]) => CatchUp> {
@@ -83,10 +84,14 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
   const current = !(pages instanceof Promise);
   return then(pages, (found) => (held: string[]) => {
     const messages = [epochNotice(replay.epoch)];
-    if (!login.positions.has(WHISPER_SOURCE)) {
+    const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
+    // The window covers a listed whisper stream's held whispers only when it reaches back to the
+    // position; past it (a gap: a new epoch after a crash, or older than --replay-age) the held queue
+    // is all there is of them, and each was acknowledged "message queued": deliver it, then the #gap.
+    const whisperGap = sources.some((s) => s.source === WHISPER_SOURCE && s.first.gap);
+    if (!login.positions.has(WHISPER_SOURCE) || whisperGap) {
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
-    const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
     const whispers = userStream(user);
     const more = (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE, key === whispers ? undefined : user);
     return { messages, sources, more, current };
