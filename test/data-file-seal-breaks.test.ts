@@ -117,7 +117,7 @@ describe.skipIf(!!mountProblem)("a legitimate stop or start on a (nearly) full d
   }, 60_000);
 });
 
-test("a hot snapshot (FILE and FILE-wal) restored after a crash is a new epoch, or a user killed after it stays killed", async () => {
+test("a hot snapshot (FILE and FILE-wal) restored after a crash, FILE.seal deleted as the README says, is a new epoch", async () => {
   const data = join(dir, "webtalk.db");
   const snap = join(dir, "snapshot.db");
   let server = await serve(data);
@@ -132,8 +132,10 @@ test("a hot snapshot (FILE and FILE-wal) restored after a crash is a new epoch, 
   ctl.close();
   expect(await server.stop("SIGKILL")).not.toBe(0);
 
-  // The operator restores the snapshot (FILE and FILE-wal only, as the README says).
-  for (const f of [data, `${data}-wal`, `${data}-shm`]) rmSync(f, { force: true });
+  // The operator restores the snapshot as the README says for a copy taken while webtalk ran: FILE and
+  // FILE-wal, and FILE.seal deleted. (Without that step the restore cannot be told from the crashed run
+  // it was copied from: the seal changes only at a start and a clean stop. A documented limit.)
+  for (const f of [data, `${data}-wal`, `${data}-shm`, `${data}.seal`]) rmSync(f, { force: true });
   copyFileSync(snap, data);
   if (existsSync(`${snap}-wal`)) copyFileSync(`${snap}-wal`, `${data}-wal`);
   server = await serve(data);
