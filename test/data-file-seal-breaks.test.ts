@@ -13,7 +13,7 @@
 
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, existsSync, statSync, truncateSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, statSync, symlinkSync, truncateSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
@@ -151,4 +151,20 @@ test("a hot snapshot (FILE and FILE-wal) restored after a crash, FILE.seal delet
   ctl.close();
   expect(after !== epoch || !got.startsWith("to everyone"), `killed user's old token got ${JSON.stringify(got)} with the epoch unchanged`).toBe(true);
   await within(server.stop(), "stop");
+}, 60_000);
+
+test("a data file opened through a symlink and through its real path keeps one epoch (one seal, beside the real file)", async () => {
+  const data = join(dir, "real.db");
+  const link = join(dir, "link.db");
+  let server = await serve(data);
+  const epoch = await epochOf(server);
+  expect(await server.stop()).toBe(0);
+  symlinkSync(data, link);
+  server = await serve(link);
+  expect(await epochOf(server)).toBe(epoch);
+  expect(await server.stop()).toBe(0);
+  server = await serve(data);
+  expect(await epochOf(server)).toBe(epoch);
+  expect(await server.stop()).toBe(0);
+  expect(existsSync(`${link}.seal`)).toBe(false);
 }, 60_000);

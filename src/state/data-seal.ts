@@ -12,13 +12,23 @@
 import type { Database } from "bun:sqlite";
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { realpathSync } from "node:fs";
 import type { ConsolaInstance } from "consola";
 import { newSalt } from "../core/secret.ts";
 import { StateOpenError } from "./state.ts";
 
-/** Where the seal of the data file `file` (an absolute path) is kept. */
+/**
+ * Where the seal of the data file `file` (an absolute path) is kept: beside the file itself, so a
+ * symlinked path and the real one share one seal (the file is opened by then, so it exists).
+ */
 export function sealPath(file: string): string {
-  return `${file}.seal`;
+  let real = file;
+  try {
+    real = realpathSync(file);
+  } catch {
+    // Not there (yet): the path as given.
+  }
+  return `${real}.seal`;
 }
 
 /**
