@@ -12,12 +12,12 @@
 //    channel 1, and the backend is never told.
 
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, existsSync, statSync, symlinkSync, truncateSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { copyFileSync, existsSync, statSync, symlinkSync, truncateSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
@@ -30,16 +30,9 @@ async function epochOf(server: Spawned): Promise<string> {
   }
 }
 
-const disk = mkdtempSync(join(tmpdir(), "webtalk-seal-full-"));
-const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", disk], { encoding: "utf8" });
-const mountProblem = mounted.error?.message ?? (mounted.status === 0 ? undefined : mounted.stderr.trim() || `exit ${mounted.status}`);
-if (mountProblem) console.warn(`SKIPPING the full-disk seal test: cannot mount a tmpfs (${mountProblem})`);
+const { dir: disk, problem: mountProblem } = mountSmallDisk("webtalk-seal-full-", "the full-disk seal test");
 const dir = mkdtempSync(join(tmpdir(), "webtalk-seal-breaks-"));
-afterAll(() => {
-  if (!mountProblem) spawnSync("umount", [disk]);
-  rmSync(disk, { recursive: true, force: true });
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const started: Spawned[] = [];
 afterEach(async () => {
   for (const server of started.splice(0)) {
@@ -51,26 +44,6 @@ async function serve(data: string, cwd?: string): Promise<Spawned> {
   const server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data], cwd ? { env: { PATH: process.env.PATH ?? "", HOME: cwd }, cwd } : undefined);
   started.push(server);
   return server;
-}
-
-/** Writes a file until the filesystem says ENOSPC. */
-function fillDisk(filler: string): void {
-  const fd = openSync(filler, "a");
-  try {
-    for (const size of [65_536, 4096, 512, 1]) {
-      const chunk = new Uint8Array(size);
-      for (;;) {
-        try {
-          writeSync(fd, chunk);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
-          break;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
 }
 
 describe.skipIf(!!mountProblem)("a legitimate stop or start on a (nearly) full disk", () => {

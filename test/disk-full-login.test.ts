@@ -4,18 +4,14 @@
 // page stays dead after the disk has room again. A transient server-side failure is 1013 (try again
 // later), as for a server still starting or a Redis that is away. End to end on a real 2 MB tmpfs.
 
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterEach, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "webtalk-disk-full-login-"));
-const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", dir], { encoding: "utf8" });
-const mountProblem = mounted.error?.message ?? (mounted.status === 0 ? undefined : mounted.stderr.trim() || `exit ${mounted.status}`);
-if (mountProblem) console.warn(`SKIPPING disk-full login test: cannot mount a tmpfs (${mountProblem})`);
+const { dir, problem: mountProblem } = mountSmallDisk("webtalk-disk-full-login-", "disk-full login test");
 
 const started: Spawned[] = [];
 afterEach(async () => {
@@ -24,32 +20,8 @@ afterEach(async () => {
     await server.proc.exited;
   }
 });
-afterAll(() => {
-  if (!mountProblem) spawnSync("umount", [dir]);
-  rmSync(dir, { recursive: true, force: true });
-});
-
 const data = join(dir, "webtalk.db");
 const filler = join(dir, "filler");
-
-function fillDisk(): void {
-  const fd = openSync(filler, "a");
-  try {
-    for (const size of [65_536, 4096, 512, 1]) {
-      const chunk = new Uint8Array(size);
-      for (;;) {
-        try {
-          writeSync(fd, chunk);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
-          break;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe.skipIf(!!mountProblem)("--data on a full disk, a login", () => {
   test("with held whispers is told to try again later (not the final 4001), and gets them once there is room", async () => {
@@ -62,7 +34,7 @@ describe.skipIf(!!mountProblem)("--data on a full disk, a login", () => {
     const alice = await newUser(ctl);
     expect(await ctl.call(`[whisper] ${alice.id}!held for alice`)).toBe("[ok] message queued");
 
-    fillDisk();
+    fillDisk(filler);
     // Fill what room the WAL has left too, so the login's write cannot fit.
     for (let i = 0; i < 40; i++) if ((await ctl.call(`[store] big${i}!${"x".repeat(90_000)}`)).startsWith("[error]")) break;
 

@@ -2,23 +2,14 @@
 // fails is an error for the command that caused it, never a crash; /healthz tells the operator;
 // SIGTERM still closes cleanly; a start on the full disk is one line and exit 2.
 
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterEach, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { ControlClient, newUser } from "./helpers.ts";
 import { MAIN, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
+import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "webtalk-disk-full-"));
-const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", dir], { encoding: "utf8" });
-const mountProblem = mounted.error?.message ?? (mounted.status === 0 ? undefined : mounted.stderr.trim() || `exit ${mounted.status}`);
-if (mountProblem) console.warn(`SKIPPING disk-full tests: cannot mount a tmpfs (${mountProblem})`);
-
-afterAll(() => {
-  if (!mountProblem) spawnSync("umount", [dir]);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, problem: mountProblem } = mountSmallDisk("webtalk-disk-full-", "disk-full tests");
 const started: Spawned[] = [];
 afterEach(async () => {
   for (const server of started.splice(0)) {
@@ -36,26 +27,6 @@ async function serve(): Promise<Spawned> {
   const server = await spawn(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
   started.push(server);
   return server;
-}
-
-/** Writes a file until the filesystem says ENOSPC: afterwards not one more block fits. */
-function fillDisk(): void {
-  const fd = openSync(filler, "a");
-  try {
-    for (const size of [65_536, 4096, 512, 1]) {
-      const chunk = new Uint8Array(size);
-      for (;;) {
-        try {
-          writeSync(fd, chunk);
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error;
-          break;
-        }
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Stores values until one fails (on a full disk, the first or second) and returns that reply. */
@@ -77,7 +48,7 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
     const alice = await newUser(ctl);
     expect(await health(server)).toEqual([200, expect.stringContaining('"ok"')]);
 
-    fillDisk();
+    fillDisk(filler);
     // Large enough that it cannot fit in whatever room the WAL has left.
     const store = await storeBig(ctl);
     expect(store).toStartWith("[error] ");
@@ -105,7 +76,7 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
     expect((await health(server))[0]).toBe(200);
     expect(await health(server, "/readyz")).toEqual([200, "ready\n"]);
 
-    fillDisk();
+    fillDisk(filler);
     await storeBig(ctl);
     await ctl.call("[shout] 1!while full");
     const code = await server.stop("SIGTERM");
@@ -125,7 +96,7 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
 
   test("a start on the full disk prints one line and exits 2", async () => {
     for (const file of [filler, data, `${data}-wal`, `${data}-shm`]) rmSync(file, { force: true });
-    fillDisk();
+    fillDisk(filler);
     await expectOneLineExit2();
   }, 30_000);
 
@@ -133,7 +104,7 @@ describe.skipIf(!!mountProblem)("--data on a full disk", () => {
     rmSync(filler, { force: true });
     const server = await serve();
     expect(await server.stop("SIGTERM")).toBe(0);
-    fillDisk();
+    fillDisk(filler);
     await expectOneLineExit2();
   }, 30_000);
 });
