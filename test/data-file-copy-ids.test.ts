@@ -14,16 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient } from "./helpers.ts";
+import { stateEpoch } from "./epochs.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-copy-ids-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--data-sync", "normal"];
-
-async function epochOf(ctl: ControlClient): Promise<string> {
-  return / epoch=(\S+)$/.exec(await ctl.ok("[stats]"))![1]!;
-}
 
 /** Pipelines `count` [newuser] and answers ID → token. */
 async function burst(ctl: ControlClient, count: number): Promise<Map<number, string>> {
@@ -53,8 +50,8 @@ test("two servers on copies of one data file: a backend that checks the epoch ne
     servers.push(await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", original]));
     servers.push(await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", copy]));
     const [a, b] = await Promise.all(servers.map((s) => ControlClient.connect(s.privatePort)));
-    const epochA = await epochOf(a!);
-    const epochB = await epochOf(b!);
+    const epochA = await stateEpoch(a!);
+    const epochB = await stateEpoch(b!);
 
     // Both in use at the same time, as a backend's users sign up on each.
     const [onA, onB] = await Promise.all([burst(a!, 3_000), burst(b!, 3_000)]);

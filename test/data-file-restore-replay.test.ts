@@ -13,7 +13,8 @@ import { afterAll, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Browser, ControlClient, newUser, within } from "./helpers.ts";
+import { Browser, ControlClient, messagesUntil, newUser, within } from "./helpers.ts";
+import { stateEpoch } from "./epochs.ts";
 import { MAIN, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-restore-replay-"));
@@ -21,18 +22,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
-async function epochOf(ctl: ControlClient): Promise<string> {
-  return / epoch=(\S+)$/.exec(await ctl.ok("[stats]"))![1]!;
-}
-
-/** Messages up to (and including) the first that starts with `u:` and ends with `marker`. */
-async function until(browser: Browser, marker: string): Promise<string[]> {
-  const seen: string[] = [];
-  for (;;) {
-    const m = await browser.messages.next(`the marker ${marker}`);
-    if (m.startsWith("u:") && m.endsWith(`!${marker}`)) return seen;
-    seen.push(m);
-  }
+/** The operator's restore: the data file's copies in use are removed and the backup takes its place. */
+function restore(backup: string, data: string): void {
+  for (const f of [data, `${data}-wal`, `${data}-shm`]) rmSync(f, { force: true });
+  copyFileSync(backup, data);
 }
 
 test("a data file restored from a backup: a v2 browser gets every shout sent after the restore, or #gap", async () => {
@@ -51,7 +44,7 @@ test("a data file restored from a backup: a v2 browser gets every shout sent aft
   // Run 2: the page (webtalk.v2) sees five shouts on channel 1, then goes away.
   server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
   ctl = await ControlClient.connect(server.privatePort);
-  const stateEpoch = await epochOf(ctl);
+  const stateEpochBefore = await stateEpoch(ctl);
   let page = await Browser.open(server.publicUrl, "webtalk.v2");
   page.send(user.token);
   const epochNotice = await page.messages.next("#epoch");
@@ -59,28 +52,27 @@ test("a data file restored from a backup: a v2 browser gets every shout sent aft
   const replayEpoch = epochNotice.slice("#epoch ".length);
   for (let i = 1; i <= 5; i++) await ctl.ok(`[shout] 1!old-${i}`);
   await ctl.ok(`[whisper] ${user.id}!m1`);
-  const before = await until(page, "m1");
+  const before = await messagesUntil(page, "m1");
   expect(before).toEqual(["1:1!old-1", "1:2!old-2", "1:3!old-3", "1:4!old-4", "1:5!old-5"]);
   page.close();
   ctl.close();
   expect(await server.stop()).toBe(0);
 
   // The operator restores the backup.
-  for (const f of [data, `${data}-wal`, `${data}-shm`]) rmSync(f, { force: true });
-  copyFileSync(backup, data);
+  restore(backup, data);
 
   // Run 3: five shouts while the page is away, then it resumes from where it was.
   server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
   try {
     ctl = await ControlClient.connect(server.privatePort);
-    const stateEpochAfter = await epochOf(ctl);
+    const stateEpochAfter = await stateEpoch(ctl);
     for (let i = 1; i <= 5; i++) await ctl.ok(`[shout] 1!new-${i}`);
     page = await Browser.open(server.publicUrl, "webtalk.v2");
     page.send(`${user.token}!${replayEpoch}!1:5,u:1`);
     const notice = await page.messages.next("#epoch");
     await ctl.ok(`[whisper] ${user.id}!m2`);
-    const after = await until(page, "m2");
-    console.log(`state epoch ${stateEpoch} -> ${stateEpochAfter}; replay epoch ${replayEpoch} -> ${notice}; resumed with: ${JSON.stringify(after)}`);
+    const after = await messagesUntil(page, "m2");
+    console.log(`state epoch ${stateEpochBefore} -> ${stateEpochAfter}; replay epoch ${replayEpoch} -> ${notice}; resumed with: ${JSON.stringify(after)}`);
     const told = notice !== `#epoch ${replayEpoch}` || after.includes("#gap 1");
     const gotAll = ["new-1", "new-2", "new-3", "new-4", "new-5"].every((text) => after.some((m) => m.endsWith(`!${text}`)));
     expect(told || gotAll, `after the restore the page resumed silently with ${JSON.stringify([notice, ...after])}`).toBe(true);
@@ -97,7 +89,7 @@ test("a data file restored from a backup: a user killed after the backup stays k
   let server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
   let ctl = await ControlClient.connect(server.privatePort);
   const mallory = await newUser(ctl); // in channel 1, like every user
-  const epoch = await epochOf(ctl);
+  const epoch = await stateEpoch(ctl);
   ctl.close();
   expect(await server.stop()).toBe(0);
   copyFileSync(data, backup);
@@ -110,12 +102,11 @@ test("a data file restored from a backup: a user killed after the backup stays k
   expect(await server.stop()).toBe(0);
 
   // The operator restores the backup.
-  for (const f of [data, `${data}-wal`, `${data}-shm`]) rmSync(f, { force: true });
-  copyFileSync(backup, data);
+  restore(backup, data);
   server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
   try {
     ctl = await ControlClient.connect(server.privatePort);
-    const epochAfter = await epochOf(ctl);
+    const epochAfter = await stateEpoch(ctl);
     const page = await Browser.open(server.publicUrl);
     page.send(mallory.token);
     for (let i = 0; i < 50 && (await ctl.call(`[online] ${mallory.id}`)) !== "[ok] 1"; i++) await Bun.sleep(20);

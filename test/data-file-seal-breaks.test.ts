@@ -16,19 +16,11 @@ import { copyFileSync, existsSync, statSync, symlinkSync, truncateSync, mkdtempS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
+import { stateEpochOf } from "./epochs.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
-
-async function epochOf(server: Spawned): Promise<string> {
-  const ctl = await ControlClient.connect(server.privatePort);
-  try {
-    return / epoch=(\S+)$/.exec(await ctl.ok("[stats]"))![1]!;
-  } finally {
-    ctl.close();
-  }
-}
 
 const { dir: disk, problem: mountProblem } = mountSmallDisk("webtalk-seal-full-", "the full-disk seal test");
 const dir = mkdtempSync(join(tmpdir(), "webtalk-seal-breaks-"));
@@ -57,7 +49,7 @@ describe.skipIf(!!mountProblem)("a legitimate stop or start on a (nearly) full d
     const data = join(disk, `webtalk-${room}-${stopOnFullDisk}.db`);
     const filler = join(disk, "filler");
     let server = await serve(data, disk);
-    const epoch = await epochOf(server);
+    const epoch = await stateEpochOf(server);
     if (stopOnFullDisk) {
       leaveRoom(filler, room);
       expect(await server.stop("SIGTERM")).toBe(0);
@@ -75,7 +67,7 @@ describe.skipIf(!!mountProblem)("a legitimate stop or start on a (nearly) full d
     rmSync(filler);
     for (const f of [join(disk, `webtalk-${room}-${stopOnFullDisk}.db-shm`)]) rmSync(f, { force: true });
     server = await serve(data, disk);
-    const after = await epochOf(server);
+    const after = await stateEpochOf(server);
     const warned = server.output().includes("not the one this path last used");
     await server.stop("SIGTERM");
     for (const f of [data, `${data}-wal`, `${data}.seal`]) rmSync(f, { force: true });
@@ -96,7 +88,7 @@ test("a hot snapshot (FILE and FILE-wal) restored after a crash, FILE.seal delet
   let server = await serve(data);
   let ctl = await ControlClient.connect(server.privatePort);
   const mallory = await newUser(ctl);
-  const epoch = await epochOf(server);
+  const epoch = await stateEpochOf(server);
   // The hot backup: FILE and FILE-wal together, as a filesystem snapshot would take them (no FILE.seal).
   copyFileSync(data, snap);
   if (existsSync(`${data}-wal`)) copyFileSync(`${data}-wal`, `${snap}-wal`);
@@ -113,7 +105,7 @@ test("a hot snapshot (FILE and FILE-wal) restored after a crash, FILE.seal delet
   if (existsSync(`${snap}-wal`)) copyFileSync(`${snap}-wal`, `${data}-wal`);
   server = await serve(data);
   ctl = await ControlClient.connect(server.privatePort);
-  const after = await epochOf(server);
+  const after = await stateEpochOf(server);
   const page = await Browser.open(server.publicUrl);
   page.send(mallory.token);
   for (let i = 0; i < 50 && (await ctl.call(`[online] ${mallory.id}`)) !== "[ok] 1"; i++) await Bun.sleep(20);
@@ -130,14 +122,14 @@ test("a data file opened through a symlink and through its real path keeps one e
   const data = join(dir, "real.db");
   const link = join(dir, "link.db");
   let server = await serve(data);
-  const epoch = await epochOf(server);
+  const epoch = await stateEpochOf(server);
   expect(await server.stop()).toBe(0);
   symlinkSync(data, link);
   server = await serve(link);
-  expect(await epochOf(server)).toBe(epoch);
+  expect(await stateEpochOf(server)).toBe(epoch);
   expect(await server.stop()).toBe(0);
   server = await serve(data);
-  expect(await epochOf(server)).toBe(epoch);
+  expect(await stateEpochOf(server)).toBe(epoch);
   expect(await server.stop()).toBe(0);
   expect(existsSync(`${link}.seal`)).toBe(false);
 }, 60_000);

@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, s
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
+import { stateEpochOf } from "./epochs.ts";
 import { MAIN, runToExit, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-seal-"));
@@ -22,15 +23,6 @@ function serve(data: string): Promise<Spawned> {
   return spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data]);
 }
 
-async function stateEpoch(server: Spawned): Promise<string> {
-  const ctl = await ControlClient.connect(server.privatePort);
-  try {
-    return / epoch=(\S+)$/.exec(await ctl.ok("[stats]"))![1]!;
-  } finally {
-    ctl.close();
-  }
-}
-
 test("moving FILE and FILE.seal together keeps the state epoch and the replay epoch (a v2 page resumes)", async () => {
   const from = join(dir, "old-host");
   const to = join(dir, "new-host");
@@ -41,7 +33,7 @@ test("moving FILE and FILE.seal together keeps the state epoch and the replay ep
   let server = await serve(data);
   let ctl = await ControlClient.connect(server.privatePort);
   const user = await newUser(ctl);
-  const epoch = await stateEpoch(server);
+  const epoch = await stateEpochOf(server);
   let page = await Browser.open(server.publicUrl, "webtalk.v2");
   page.send(user.token);
   const notice = await page.messages.next("#epoch");
@@ -56,7 +48,7 @@ test("moving FILE and FILE.seal together keeps the state epoch and the replay ep
   for (const name of ["webtalk.db", "webtalk.db.seal"]) renameSync(join(from, name), join(to, name));
   server = await serve(join(to, "webtalk.db"));
   try {
-    expect(await stateEpoch(server)).toBe(epoch);
+    expect(await stateEpochOf(server)).toBe(epoch);
     ctl = await ControlClient.connect(server.privatePort);
     await ctl.ok("[shout] 1!after the move");
     page = await Browser.open(server.publicUrl, "webtalk.v2");
@@ -75,13 +67,13 @@ test("a data file copied to a new path without its seal: a new epoch, said in on
   const data = join(dir, "original.db");
   const copy = join(dir, "copy.db");
   let server = await serve(data);
-  const epoch = await stateEpoch(server);
+  const epoch = await stateEpochOf(server);
   expect(await server.stop()).toBe(0);
   copyFileSync(data, copy);
 
   server = await serve(copy);
   try {
-    expect(await stateEpoch(server)).not.toBe(epoch);
+    expect(await stateEpochOf(server)).not.toBe(epoch);
     const warnings = server.output().split("\n").filter((line) => WARNING.test(line));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(copy);
@@ -91,7 +83,7 @@ test("a data file copied to a new path without its seal: a new epoch, said in on
   // The original, with its own seal, is still the file its path last used.
   server = await serve(data);
   try {
-    expect(await stateEpoch(server)).toBe(epoch);
+    expect(await stateEpochOf(server)).toBe(epoch);
   } finally {
     await within(server.stop(), "stop");
   }
@@ -102,7 +94,7 @@ test("a copy taken while running, restored after a clean stop, is a new epoch", 
   const backup = join(dir, "hot-backup.db");
   let server = await serve(data);
   const ctl = await ControlClient.connect(server.privatePort);
-  const epoch = await stateEpoch(server);
+  const epoch = await stateEpochOf(server);
   await newUser(ctl);
   // A copy of the file and its WAL while the server runs (and writes nothing).
   copyFileSync(data, backup);
@@ -116,7 +108,7 @@ test("a copy taken while running, restored after a clean stop, is a new epoch", 
   copyFileSync(`${backup}-wal`, `${data}-wal`);
   server = await serve(data);
   try {
-    expect(await stateEpoch(server)).not.toBe(epoch);
+    expect(await stateEpochOf(server)).not.toBe(epoch);
   } finally {
     await within(server.stop(), "stop");
   }
@@ -125,11 +117,11 @@ test("a copy taken while running, restored after a clean stop, is a new epoch", 
 test("a crash (kill -9) keeps the state epoch, with no warning: the file is still the one its path last used", async () => {
   const data = join(dir, "crashed.db");
   let server = await serve(data);
-  const epoch = await stateEpoch(server);
+  const epoch = await stateEpochOf(server);
   expect(await server.stop("SIGKILL")).not.toBe(0);
   server = await serve(data);
   try {
-    expect(await stateEpoch(server)).toBe(epoch);
+    expect(await stateEpochOf(server)).toBe(epoch);
     expect(server.output()).not.toMatch(WARNING);
   } finally {
     await within(server.stop(), "stop");
@@ -139,7 +131,7 @@ test("a crash (kill -9) keeps the state epoch, with no warning: the file is stil
 test("a file last used by a webtalk without seals (no seal in it, no FILE.seal): a new epoch, said in one warning line", async () => {
   const data = join(dir, "unsealed.db");
   let server = await serve(data);
-  const epoch = await stateEpoch(server);
+  const epoch = await stateEpochOf(server);
   expect(await server.stop()).toBe(0);
   // What an earlier webtalk left: the same file without the seal row, and no FILE.seal.
   const db = new Database(data);
@@ -148,7 +140,7 @@ test("a file last used by a webtalk without seals (no seal in it, no FILE.seal):
   rmSync(`${data}.seal`);
   server = await serve(data);
   try {
-    expect(await stateEpoch(server)).not.toBe(epoch);
+    expect(await stateEpochOf(server)).not.toBe(epoch);
     expect(server.output().split("\n").filter((line) => line.includes("without data file seals"))).toHaveLength(1);
   } finally {
     await within(server.stop(), "stop");

@@ -252,6 +252,19 @@ export async function loggedIn(server: Pick<Webtalk, "publicUrl">, ctl: ControlC
 }
 
 /**
+ * A browser's messages up to (not including) the whisper `marker` (`u:N!marker`, as a webtalk.v2 page
+ * sees it): what arrived before a point the test chose.
+ */
+export async function messagesUntil(browser: Browser, marker: string): Promise<string[]> {
+  const seen: string[] = [];
+  for (;;) {
+    const m = await browser.messages.next(`the marker ${marker}`);
+    if (m.startsWith("u:") && m.endsWith(`!${marker}`)) return seen;
+    seen.push(m);
+  }
+}
+
+/**
  * Proves a browser received nothing more: a fresh marker whispered to it must be the next message.
  * Works because one browser's messages arrive in the order the control commands ran.
  */

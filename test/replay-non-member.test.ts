@@ -11,23 +11,13 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Browser, ControlClient, newUser } from "./helpers.ts";
+import { Browser, ControlClient, messagesUntil, newUser } from "./helpers.ts";
 import { MAIN, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-replay-member-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
-
-/** Messages up to (not including) the whisper `marker` (`u:N!marker`). */
-async function until(browser: Browser, marker: string): Promise<string[]> {
-  const seen: string[] = [];
-  for (;;) {
-    const m = await browser.messages.next(`the marker ${marker}`);
-    if (m.startsWith("u:") && m.endsWith(`!${marker}`)) return seen;
-    seen.push(m);
-  }
-}
 
 for (const mode of [[] as string[], ["--data", "DATA"]]) {
   test(`a shout sent while a user was not in the channel never reaches that user's page (${mode.length ? "--data" : "memory"})`, async () => {
@@ -44,13 +34,13 @@ for (const mode of [[] as string[], ["--data", "DATA"]]) {
       const epoch = (await page.messages.next("#epoch")).slice("#epoch ".length);
       await ctl.ok(`[shout] ${channel}!hello team`);
       await ctl.ok(`[whisper] ${bob.id}!m1`);
-      expect(await until(page, "m1")).toEqual([`${channel}:1!hello team`]);
+      expect(await messagesUntil(page, "m1")).toEqual([`${channel}:1!hello team`]);
 
       // Bob is taken out of the channel; the others talk about him; later he is added back.
       await ctl.ok(`[leave] ${channel}!${bob.id}`);
       await ctl.ok(`[shout] ${channel}!private: we are letting bob go`);
       await ctl.ok(`[whisper] ${bob.id}!m2`);
-      expect(await until(page, "m2")).toEqual([]); // not a member: nothing live, as it should be
+      expect(await messagesUntil(page, "m2")).toEqual([]); // not a member: nothing live, as it should be
       await ctl.ok(`[join] ${channel}!${bob.id}`);
 
       // His network blinks: the page resumes from what it had seen (channel position 1, whispers 2).
@@ -61,7 +51,7 @@ for (const mode of [[] as string[], ["--data", "DATA"]]) {
       expect(await page.messages.next("#epoch")).toBe(`#epoch ${epoch}`);
       await ctl.ok(`[shout] ${channel}!welcome back`);
       await ctl.ok(`[whisper] ${bob.id}!m3`);
-      const resumed = await until(page, "m3");
+      const resumed = await messagesUntil(page, "m3");
       console.log(`bob's page after re-joining got: ${JSON.stringify(resumed)}`);
       expect(resumed.filter((m) => m.includes("letting bob go"))).toEqual([]);
       page.close();
