@@ -7,26 +7,19 @@
 // with no #gap (a raw v2 client cannot tell; /webtalk.js only reports onGap), though every one of
 // those shouts was answered [ok] and is still in the replay window.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { offsetSkips, spawnCluster } from "./cluster-kit.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 describe.skipIf(!haveRedis)("a node's bus link cut by Redis", () => {
   test("v2 browsers get every [ok] shout, or a #gap (or are closed to resume)", async () => {
     const prefix = uniquePrefix("buscut");
-    const nodes: Spawned[] = [];
-    for (let i = 0; i < 2; i++) nodes.push(await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
+    const nodes = await spawnCluster(redis, prefix, 2);
     const ctl = await ControlClient.connect(nodes[0]!.privatePort);
     const pages: { browser: Browser; got: string[]; closed: boolean }[] = [];
     try {
@@ -53,8 +46,7 @@ describe.skipIf(!haveRedis)("a node's bus link cut by Redis", () => {
       const problems: string[] = [];
       for (const [i, page] of pages.entries()) {
         const offsets = page.got.flatMap((m) => (m.startsWith(`${channel}:`) ? [Number(m.slice(channel.length + 1, m.indexOf("!")))] : []));
-        const skips: string[] = [];
-        for (let j = 1; j < offsets.length; j++) if (offsets[j] !== offsets[j - 1]! + 1) skips.push(`${offsets[j - 1]}->${offsets[j]}`);
+        const skips = offsetSkips(offsets);
         const gapNotices = page.got.filter((m) => m.startsWith("#gap"));
         report.push(`browser on node ${i}: ${offsets.length} of ${acked}, skips ${skips.slice(0, 3).join(" ")}, #gap notices ${gapNotices.length}, closed ${page.closed}`);
         if (offsets.length < acked && gapNotices.length === 0 && !page.closed) problems.push(`node ${i}: ${acked - offsets.length} [ok] shouts missing, skips ${skips.slice(0, 3).join(" ")}, no #gap, still open`);

@@ -9,59 +9,26 @@
 // lists "u" (the window replaces the held queue and the position is already past them).
 // Seen: 2-3 of 12 rounds per run, 1 to 11 of 360 whispers missing from the session.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-class Page {
-  readonly offsets = new Map<string, number[]>();
-  constructor(readonly browser: Browser) {
-    browser.ws.addEventListener("message", (event) => {
-      const match = /^(u|\d+):(\d+)!/.exec(String(event.data));
-      if (!match) return;
-      const list = this.offsets.get(match[1]!) ?? [];
-      list.push(Number(match[2]));
-      this.offsets.set(match[1]!, list);
-    });
-  }
-}
-
-function breaks(offsets: number[]): string[] {
-  const out: string[] = [];
-  for (let i = 1; i < offsets.length; i++) if (offsets[i] !== offsets[i - 1]! + 1) out.push(`${offsets[i - 1]}->${offsets[i]}`);
-  return out;
-}
-
-async function cluster(prefix: string, count: number): Promise<Spawned[]> {
-  const nodes: Spawned[] = [];
-  for (let i = 0; i < count; i++) {
-    nodes.push(await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
-  }
-  return nodes;
-}
+const redis = useRedis();
 
 describe.skipIf(!haveRedis)("held whispers at a login on an idle node while a busy node whispers", () => {
   test("each v2 page gets its whisper offsets 1..N once, +1, all within its session", async () => {
-    const nodes = await cluster(uniquePrefix("held"), 2);
+    const nodes = await spawnCluster(redis, uniquePrefix("held"), 2);
     const ctls = await Promise.all(Array.from({ length: 12 }, () => ControlClient.connect(nodes[0]!.privatePort)));
-    const pages: Page[] = [];
+    const pages: OffsetPage[] = [];
     const problems: string[] = [];
     const queued: number[] = [];
     try {
       const per = 60;
       for (let round = 0; round < 12; round++) {
         const user: User = await newUser(ctls[0]!);
-        const page = new Page(await Browser.open(nodes[1]!.publicUrl, "webtalk.v2"));
+        const page = new OffsetPage(await Browser.open(nodes[1]!.publicUrl, "webtalk.v2"));
         pages.push(page);
         const sent = ctls.map((ctl, n) => {
           // Whispers to the user interleaved with shouts to channel 1 (every user is in it): load on node 0.
@@ -76,7 +43,7 @@ describe.skipIf(!haveRedis)("held whispers at a login on an idle node while a bu
         const whispers = (ctls.length * per) / 2;
         for (let i = 0; i < 200 && (page.offsets.get("u") ?? []).length < whispers; i++) await Bun.sleep(10);
         const got = page.offsets.get("u") ?? [];
-        const steps = breaks(got);
+        const steps = offsetSkips(got);
         if (got.length !== whispers || steps.length || got[0] !== 1) problems.push(`round ${round}: ${got.length}/${whispers} whispers, first ${got[0]}, not +1: ${steps.slice(0, 5).join(" ")}`);
         page.browser.close();
       }

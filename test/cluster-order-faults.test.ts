@@ -3,70 +3,34 @@
 // both nodes. Each browser must see the channel's offsets rise by exactly one, and every shout answered
 // [ok] must reach every browser once; checked with Redis paused (CLIENT PAUSE) in the middle.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 function redisCli(...args: string[]): string {
   return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8" }).stdout.trim();
 }
 
-class Page {
-  readonly offsets = new Map<string, number[]>();
-  readonly texts = new Map<string, string[]>();
-  constructor(readonly browser: Browser) {
-    browser.ws.addEventListener("message", (event) => {
-      const match = /^(u|\d+):(\d+)!(.*)$/s.exec(String(event.data));
-      if (!match) return;
-      for (const [map, value] of [[this.offsets, Number(match[2])], [this.texts, match[3]]] as const) {
-        const list = (map as Map<string, unknown[]>).get(match[1]!) ?? [];
-        list.push(value);
-        (map as Map<string, unknown[]>).set(match[1]!, list);
-      }
-    });
-  }
-}
-
-function breaks(offsets: number[]): string[] {
-  const out: string[] = [];
-  for (let i = 1; i < offsets.length; i++) if (offsets[i] !== offsets[i - 1]! + 1) out.push(`${offsets[i - 1]}->${offsets[i]}`);
-  return out;
-}
-
-async function cluster(prefix: string, count: number): Promise<Spawned[]> {
-  const nodes: Spawned[] = [];
-  for (let i = 0; i < count; i++) {
-    nodes.push(await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
-  }
-  return nodes;
-}
-
 describe.skipIf(!haveRedis)("cluster offsets under faults", () => {
   for (const pauseMs of [800, 3000]) {
     test(`Redis paused (CLIENT PAUSE ${pauseMs} ALL) in the middle of pipelined shouts: +1 steps, every [ok] shout on every browser`, async () => {
-      const nodes = await cluster(uniquePrefix("pause"), 2);
+      const nodes = await spawnCluster(redis, uniquePrefix("pause"), 2);
       const ctls = [
         await ControlClient.connect(nodes[0]!.privatePort),
         await ControlClient.connect(nodes[1]!.privatePort),
       ];
-      const pages: Page[] = [];
+      const pages: OffsetPage[] = [];
       try {
         const channel = await ctls[0]!.ok("[newchannel]");
         for (let i = 0; i < 4; i++) {
           const user: User = await newUser(ctls[0]!);
           await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
-          const page = new Page(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
+          const page = new OffsetPage(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
           page.browser.send(user.token);
           expect(await page.browser.messages.next("#epoch")).toStartWith("#epoch ");
           pages.push(page);
@@ -89,7 +53,7 @@ describe.skipIf(!haveRedis)("cluster offsets under faults", () => {
           const offsets = page.offsets.get(channel) ?? [];
           const texts = new Set(page.texts.get(channel) ?? []);
           const missing = acked.filter((t) => !texts.has(t));
-          const steps = breaks(offsets);
+          const steps = offsetSkips(offsets);
           report[`browser ${i} (node ${i % 2})`] = { received: offsets.length, notPlusOne: steps.slice(0, 4), missingAcked: missing.length };
           if (steps.length || missing.length) problems.push(`browser ${i}`);
         }
@@ -107,15 +71,15 @@ describe.skipIf(!haveRedis)("cluster offsets under faults", () => {
 
 describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
   test("v2 browsers of a node killed with kill -9 resume on another node: every source 1..N, once each, +1 steps", async () => {
-    const nodes = await cluster(uniquePrefix("kill"), 3);
+    const nodes = await spawnCluster(redis, uniquePrefix("kill"), 3);
     const ctls = [await ControlClient.connect(nodes[0]!.privatePort), await ControlClient.connect(nodes[1]!.privatePort)];
-    const sessions: { user: User; pages: Page[]; epoch: string }[] = [];
+    const sessions: { user: User; pages: OffsetPage[]; epoch: string }[] = [];
     try {
       const channel = await ctls[0]!.ok("[newchannel]");
       for (let i = 0; i < 4; i++) {
         const user: User = await newUser(ctls[0]!);
         await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
-        const page = new Page(await Browser.open(nodes[2]!.publicUrl, "webtalk.v2"));
+        const page = new OffsetPage(await Browser.open(nodes[2]!.publicUrl, "webtalk.v2"));
         page.browser.send(user.token);
         const epoch = (await page.browser.messages.next("#epoch")).slice(7);
         sessions.push({ user, pages: [page], epoch });
@@ -136,7 +100,7 @@ describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
           await first.browser.closed;
           // Position 0 for a source not heard from yet (as the resume test does): asks for all of it.
           const positions = [String(channel), "u"].map((source) => `${source}:${first.offsets.get(source)?.at(-1) ?? 0}`).join(",");
-          const page = new Page(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
+          const page = new OffsetPage(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
           page.browser.send(positions ? `${s.user.token}!${s.epoch}!${positions}` : s.user.token);
           s.pages.push(page);
         }),
@@ -149,7 +113,7 @@ describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
       for (const [i, s] of sessions.entries()) {
         for (const source of [String(channel), "u"]) {
           const all = s.pages.flatMap((p) => p.offsets.get(source) ?? []);
-          const steps = breaks(all);
+          const steps = offsetSkips(all);
           const firstOffset = all[0];
           report[`user ${i} ${source}`] = { received: all.length, first: firstOffset, last: all.at(-1), notPlusOne: steps.slice(0, 4), before: s.pages[0]!.offsets.get(source)?.length ?? 0 };
           if (steps.length || (all.length && firstOffset !== 1)) problems.push(`user ${i} ${source}`);
@@ -167,9 +131,9 @@ describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
 
 describe.skipIf(!haveRedis)("membership changes interleaved with shouts", () => {
   test("[join]/[leave]/[killchannel] from other connections: untouched members see +1 steps; toggled ones never a repeat or a step back", async () => {
-    const nodes = await cluster(uniquePrefix("members"), 2);
+    const nodes = await spawnCluster(redis, uniquePrefix("members"), 2);
     const ctls = [await ControlClient.connect(nodes[0]!.privatePort), await ControlClient.connect(nodes[1]!.privatePort), await ControlClient.connect(nodes[1]!.privatePort)];
-    const pages: Page[] = [];
+    const pages: OffsetPage[] = [];
     try {
       const channel = await ctls[0]!.ok("[newchannel]");
       const doomed = await ctls[0]!.ok("[newchannel]");
@@ -179,7 +143,7 @@ describe.skipIf(!haveRedis)("membership changes interleaved with shouts", () => 
         await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
         await ctls[0]!.ok(`[join] ${doomed}!${user.id}`);
         users.push(user);
-        const page = new Page(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
+        const page = new OffsetPage(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
         page.browser.send(user.token);
         expect(await page.browser.messages.next("#epoch")).toStartWith("#epoch ");
         pages.push(page);
@@ -202,12 +166,12 @@ describe.skipIf(!haveRedis)("membership changes interleaved with shouts", () => 
       const problems: string[] = [];
       for (const [i, page] of pages.entries()) {
         const offsets = page.offsets.get(channel) ?? [];
-        const steps = breaks(offsets);
+        const steps = offsetSkips(offsets);
         const backwards = steps.filter((s) => Number(s.split("->")[1]) <= Number(s.split("->")[0]));
         const d = page.offsets.get(doomed) ?? [];
-        report[`user ${i}`] = { received: offsets.length, notPlusOne: steps.length, backwards: backwards.slice(0, 4), doomed: d.length, doomedSteps: breaks(d).slice(0, 3) };
+        report[`user ${i}`] = { received: offsets.length, notPlusOne: steps.length, backwards: backwards.slice(0, 4), doomed: d.length, doomedSteps: offsetSkips(d).slice(0, 3) };
         if (i < 2 && steps.length) problems.push(`untouched user ${i}: ${steps.slice(0, 4).join(" ")}`);
-        if (backwards.length || breaks(d).length) problems.push(`user ${i}: back ${backwards.slice(0, 4).join(" ")} doomed ${breaks(d).slice(0, 3).join(" ")}`);
+        if (backwards.length || offsetSkips(d).length) problems.push(`user ${i}: back ${backwards.slice(0, 4).join(" ")} doomed ${offsetSkips(d).slice(0, 3).join(" ")}`);
       }
       console.log(JSON.stringify(report));
       expect(problems).toEqual([]);

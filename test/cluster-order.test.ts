@@ -2,19 +2,13 @@
 // several control connections pipelining shouts to one channel and whispers to one user, and webtalk.v2
 // browsers on both nodes, each of which must see every source's offsets rise by exactly one.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, newUser, startTestServer, within, type User } from "./helpers.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 /** A webtalk.v2 browser that records, per source, every offset in the order it arrived. */
 class Numbered {

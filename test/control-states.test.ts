@@ -1,18 +1,12 @@
 // The control connection's states, seen from outside: what a connection that is gone may no longer do.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { connect } from "node:net";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { ControlClient, startTestServer, within } from "./helpers.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 async function users(ctl: ControlClient): Promise<number> {
   return Number(/users=(\d+)/.exec(await ctl.ok("[stats]"))![1]);
@@ -21,7 +15,7 @@ async function users(ctl: ControlClient): Promise<number> {
 // With Redis every command is asynchronous, so frames wait in the backlog behind the one in flight:
 // once the peer is gone, none of them may still run.
 test.skipIf(!haveRedis)("a connection closed with frames waiting runs none of them", async () => {
-  const server = await startTestServer({ redis: redis!.url, redisPrefix: uniquePrefix("states") });
+  const server = await startTestServer({ redis: redis.url, redisPrefix: uniquePrefix("states") });
   try {
     const ctl = await ControlClient.connect(server.private.port);
     const before = await users(ctl);
@@ -49,7 +43,7 @@ function stat(stats: string, key: string): number {
 // listeners=50 for good. A connection's [listen] must go with it, whatever was still in flight.
 for (const mode of ["memory", "redis"] as const) {
   test.skipIf(mode === "redis" && !haveRedis)(`${mode}: 50 connections that pipeline [newuser][listen] and close leave no listener behind`, async () => {
-    const server = await startTestServer(mode === "redis" ? { redis: redis!.url, redisPrefix: uniquePrefix("states") } : {});
+    const server = await startTestServer(mode === "redis" ? { redis: redis.url, redisPrefix: uniquePrefix("states") } : {});
     try {
       const ctl = await ControlClient.connect(server.private.port);
       const baseline = stat(await ctl.ok("[stats]"), "control_connections");

@@ -2,18 +2,12 @@
 // the user's channels are read, so the read times out) must undo the claim. Otherwise the user stays
 // "online" for good: whispers answer "message sent" and are lost, and a later login receives nothing.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Browser, ControlClient, newUser, startTestServer, within } from "./helpers.ts";
 import { TcpProxy } from "./proxy.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 /** Waits (bounded) until `[online] U` answers 0. */
 async function offline(ctl: ControlClient, user: number): Promise<void> {
@@ -26,7 +20,7 @@ async function offline(ctl: ControlClient, user: number): Promise<void> {
 }
 
 test.skipIf(!haveRedis)("a login that times out after the claim leaves the user offline, its whispers held and delivered later", async () => {
-  const proxy = new TcpProxy(redis!.port);
+  const proxy = new TcpProxy(redis.port);
   proxy.up();
   const server = await startTestServer({ redis: `redis://127.0.0.1:${proxy.port}`, redisPrefix: uniquePrefix("claim"), lease: 1 });
   const ctl = await ControlClient.connect(server.private.port);
@@ -56,7 +50,7 @@ test.skipIf(!haveRedis)("a login that times out after the claim leaves the user 
 }, 30_000);
 
 test.skipIf(!haveRedis)("a browser gone before its login completed: the user is offline and its held whispers wait for the next login", async () => {
-  const proxy = new TcpProxy(redis!.port);
+  const proxy = new TcpProxy(redis.port);
   proxy.up();
   const server = await startTestServer({ redis: `redis://127.0.0.1:${proxy.port}`, redisPrefix: uniquePrefix("claim"), lease: 1 });
   const ctl = await ControlClient.connect(server.private.port);

@@ -4,26 +4,20 @@
 // never retries: it is a transient failure of the backend, 1013 (try again later), as while Redis is
 // unreachable.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
 import { MAIN, spawnServer } from "./process.ts";
-import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis({ args: ["--maxmemory-policy", "noeviction"] });
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis({ args: ["--maxmemory-policy", "noeviction"] });
 
 test.skipIf(!haveRedis)("a valid login while Redis is full (noeviction, maxmemory reached) is closed 1013, never the final 4001", async () => {
   const prefix = uniquePrefix("full");
   const server = await spawnServer(
-    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis!.url, "--redis-prefix", prefix, "--lease", "3"],
+    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
     { env: { ...(process.env as Record<string, string>) } },
   );
-  const l = await link(redis!);
+  const l = await link(redis);
   const ctl = await ControlClient.connect(server.privatePort);
   try {
     const user = await newUser(ctl);

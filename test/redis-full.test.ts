@@ -3,19 +3,13 @@
 // answer 503 naming it while it lasts (a load balancer stops sending browsers), the log says it once
 // per window rather than once per command, and all is well again once Redis has room.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { createConsola, type ConsolaInstance } from "consola";
 import { ControlClient, defaultConfig, newUser, within } from "./helpers.ts";
-import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 import { startServer } from "../src/server.ts";
 
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis({ args: ["--maxmemory-policy", "noeviction"] });
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis({ args: ["--maxmemory-policy", "noeviction"] });
 
 const FULL = "[error] backend full: Redis refused the write (maxmemory)";
 
@@ -25,10 +19,10 @@ test.skipIf(!haveRedis)("a full Redis: commands answer 'backend full', /healthz 
     level: 1,
     reporters: [{ log: (entry) => void (entry.level <= 1 && lines.push(entry.args.map(String).join(" "))) }],
   });
-  const server = await startServer(defaultConfig({ redis: redis!.url, redisPrefix: uniquePrefix("full"), lease: 1 }), log);
+  const server = await startServer(defaultConfig({ redis: redis.url, redisPrefix: uniquePrefix("full"), lease: 1 }), log);
   const admin = `http://127.0.0.1:${server.admin!.port}`;
   const ctl = await ControlClient.connect(server.private.port);
-  const l = await link(redis!);
+  const l = await link(redis);
   try {
     const user = await newUser(ctl);
     const used = Number(/used_memory:(\d+)/.exec(String(await l.call("INFO", ["memory"])))![1]);

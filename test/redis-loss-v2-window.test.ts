@@ -6,22 +6,16 @@
 // Nor may a browser of a user that no longer exists, still open on that node, receive the new data's
 // shouts to channel 1 (the new users' global channel).
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
-import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 function node(prefix: string): Promise<Spawned> {
   return spawnServer(
-    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis!.url, "--redis-prefix", prefix, "--lease", "30"],
+    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "30"],
     { env: { ...(process.env as Record<string, string>) } },
   );
 }
@@ -40,7 +34,7 @@ test.skipIf(!haveRedis)("a v2 page resuming on a node that has not yet noticed t
     expect(await page.messages.take(5, "channel 1, offsets 1..5")).toEqual(["1:1!old-1", "1:2!old-2", "1:3!old-3", "1:4!old-4", "1:5!old-5"]);
     page.close();
 
-    const l = await link(redis!);
+    const l = await link(redis);
     await l.call("FLUSHALL", []);
     l.close();
 
@@ -85,7 +79,7 @@ test.skipIf(!haveRedis)("a browser of a user lost with the data gets none of the
     const got: string[] = [];
     page.ws.addEventListener("message", (event) => got.push(String(event.data)));
 
-    const l = await link(redis!);
+    const l = await link(redis);
     await l.call("FLUSHALL", []);
     l.close();
     await within(

@@ -1,6 +1,7 @@
 // A real redis-server per test file, on a free loopback port, ended by its PID.
 
 import type { Subprocess } from "bun";
+import { afterAll, beforeAll } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { createLog } from "../src/observe/log.ts";
 import { RedisLink } from "../src/state/redis-link.ts";
@@ -54,6 +55,37 @@ export async function startRedis(options: { persistent?: string; args?: string[]
       await proc?.exited;
     },
     restart: launch,
+  };
+}
+
+/**
+ * Starts one redis-server before a test file's tests (where redis-server is installed: skip the tests
+ * on `haveRedis` otherwise) and kills it after them. The returned handle reads the running server.
+ */
+export function useRedis(options: Parameters<typeof startRedis>[0] = {}): TestRedis {
+  let started: TestRedis | undefined;
+  beforeAll(async () => {
+    if (haveRedis) started = await startRedis(options);
+  });
+  afterAll(async () => {
+    await started?.stop();
+  });
+  const running = (): TestRedis => {
+    if (!started) throw new Error("no redis-server is running (is the test skipped without one?)");
+    return started;
+  };
+  return {
+    get port() {
+      return running().port;
+    },
+    get url() {
+      return running().url;
+    },
+    get pid() {
+      return running().pid;
+    },
+    stop: () => running().stop(),
+    restart: () => running().restart(),
   };
 }
 

@@ -1,0 +1,42 @@
+// A cluster of webtalk processes on one redis-server, and webtalk.v2 pages that record the offsets
+// they are sent: what the cluster-order tests compare.
+
+import { Browser } from "./helpers.ts";
+import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import type { TestRedis } from "./redis-server.ts";
+
+/** Starts `count` server processes, one after another, on `redis` under one key prefix (lease 2 s). */
+export async function spawnCluster(redis: Pick<TestRedis, "url">, prefix: string, count: number): Promise<Spawned[]> {
+  const nodes: Spawned[] = [];
+  for (let i = 0; i < count; i++) {
+    nodes.push(await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
+  }
+  return nodes;
+}
+
+/** A webtalk.v2 page that records, per source (`u` or a channel ID), every offset and text in arrival order. */
+export class OffsetPage {
+  readonly offsets = new Map<string, number[]>();
+  readonly texts = new Map<string, string[]>();
+  constructor(readonly browser: Browser) {
+    browser.ws.addEventListener("message", (event) => {
+      const match = /^(u|\d+):(\d+)!(.*)$/s.exec(String(event.data));
+      if (!match) return;
+      append(this.offsets, match[1]!, Number(match[2]));
+      append(this.texts, match[1]!, match[3]!);
+    });
+  }
+}
+
+/** Where a list of offsets does not rise by exactly one, as `previous->offset`. */
+export function offsetSkips(offsets: number[]): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < offsets.length; i++) if (offsets[i] !== offsets[i - 1]! + 1) out.push(`${offsets[i - 1]}->${offsets[i]}`);
+  return out;
+}
+
+function append<T>(map: Map<string, T[]>, source: string, value: T): void {
+  const list = map.get(source) ?? [];
+  list.push(value);
+  map.set(source, list);
+}
