@@ -2,36 +2,12 @@
 // No old ID may be handed out again, no whisper may reach the old user's browser, channel 1 must
 // exist again, and each node says so once in its log.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createConsola, type ConsolaInstance } from "consola";
-import { Browser, defaultConfig, loggedIn, newUser, within, ControlClient } from "./helpers.ts";
-import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
-import { startServer, type Webtalk } from "../src/server.ts";
+import { expect, test } from "bun:test";
+import { Browser, loggedIn, newUser, within, ControlClient } from "./helpers.ts";
+import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
+import { startRedisNode } from "./redis-node.ts";
 
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
-
-interface Node {
-  server: Webtalk;
-  ctl: ControlClient;
-  errors: string[];
-}
-
-/** A node whose error lines are kept, so the test can count them. */
-async function node(prefix: string): Promise<Node> {
-  const errors: string[] = [];
-  const log: ConsolaInstance = createConsola({
-    level: 1,
-    reporters: [{ log: (entry) => void (entry.level === 0 && errors.push(entry.args.map(String).join(" "))) }],
-  });
-  const server = await startServer(defaultConfig({ redis: redis!.url, redisPrefix: prefix, lease: 1 }), log);
-  return { server, ctl: await ControlClient.connect(server.private.port), errors };
-}
+const redis = useRedis();
 
 /** `[newuser]` until it succeeds (it is refused while the node re-establishes the state); its token. */
 function newToken(ctl: ControlClient): Promise<string> {
@@ -68,7 +44,7 @@ async function event(ctl: ControlClient, pattern: RegExp): Promise<string> {
 
 /** The generation webtalk wrote under `prefix`: the state's epoch. */
 async function generation(prefix: string): Promise<string> {
-  const l = await link(redis!);
+  const l = await link(redis);
   try {
     return String(await l.call("GET", [`${prefix}generation`]));
   } finally {
@@ -78,11 +54,11 @@ async function generation(prefix: string): Promise<string> {
 
 async function lose(how: "restart" | "flushall"): Promise<void> {
   if (how === "restart") {
-    await redis!.stop();
-    await redis!.restart();
+    await redis.stop();
+    await redis.restart();
     return;
   }
-  const l = await link(redis!);
+  const l = await link(redis);
   await l.call("FLUSHALL", []);
   l.close();
 }
@@ -90,8 +66,8 @@ async function lose(how: "restart" | "flushall"): Promise<void> {
 for (const how of ["restart", "flushall"] as const) {
   test.skipIf(!haveRedis)(`after Redis lost its data (${how}) no old ID, no whisper to the old browser, channel 1 back`, async () => {
     const prefix = uniquePrefix("loss");
-    const a = await node(prefix);
-    const b = await node(prefix);
+    const a = await startRedisNode(redis, prefix);
+    const b = await startRedisNode(redis, prefix);
     try {
       const old = await newUser(a.ctl);
       const earlier = await newUser(b.ctl);

@@ -3,33 +3,21 @@
 // only its generation key deleted: the data under the prefix can no longer be trusted, so every node
 // drops it, closes every browser 4004, refuses the old tokens, logs it once and tells its listeners.
 
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import { createConsola, type ConsolaInstance } from "consola";
+import { afterAll, afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Browser, ControlClient, defaultConfig, loggedIn, newUser, within, type User } from "./helpers.ts";
-import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
-import { startServer, type Webtalk } from "../src/server.ts";
+import { Browser, ControlClient, loggedIn, newUser, within, type User } from "./helpers.ts";
+import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
+import { callWhenUp, startRedisNode, type RedisNode } from "./redis-node.ts";
 
-let redis: TestRedis | undefined;
-let dir = "";
-beforeAll(async () => {
-  if (!haveRedis) return;
-  dir = mkdtempSync(join(tmpdir(), "webtalk-rollback-"));
-  // RDB only, no automatic saves: SAVE writes dump.rdb, and a restart (kill -9) loads it.
-  redis = await startRedis({ args: ["--dir", dir] });
-});
-afterAll(async () => {
-  await redis?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+const dir = mkdtempSync(join(tmpdir(), "webtalk-rollback-"));
+// RDB only, no automatic saves: SAVE writes dump.rdb, and a restart (kill -9) loads it.
+const redis = useRedis({ args: ["--dir", dir] });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface Node {
-  server: Webtalk;
-  ctl: ControlClient;
+interface Node extends RedisNode {
   listener: ControlClient;
-  errors: string[];
 }
 
 const nodes: Node[] = [];
@@ -42,21 +30,15 @@ afterEach(async () => {
 });
 
 async function node(prefix: string): Promise<Node> {
-  const errors: string[] = [];
-  const log: ConsolaInstance = createConsola({
-    level: 1,
-    reporters: [{ log: (entry) => void (entry.level === 0 && errors.push(entry.args.map(String).join(" "))) }],
-  });
-  const server = await startServer(defaultConfig({ redis: redis!.url, redisPrefix: prefix, lease: 1 }), log);
-  const listener = await ControlClient.connect(server.private.port);
-  expect(await listener.call("[listen]")).toStartWith("[ok]");
-  const n = { server, ctl: await ControlClient.connect(server.private.port), listener, errors };
+  const started = await startRedisNode(redis, prefix);
+  const n = { ...started, listener: await ControlClient.connect(started.server.private.port) };
   nodes.push(n);
+  expect(await n.listener.call("[listen]")).toStartWith("[ok]");
   return n;
 }
 
 async function redisCall(command: string, args: string[]): Promise<unknown> {
-  const l = await link(redis!);
+  const l = await link(redis);
   try {
     return await l.call(command, args);
   } finally {
@@ -74,21 +56,6 @@ async function newEpochEvent(n: Node, old: string): Promise<string> {
       }
     })(),
     "the [epoch] event",
-    15_000,
-  );
-}
-
-/** A command answered once the node serves again (it answers backend unavailable while Redis is away). */
-function whenUp(ctl: ControlClient, payload: string): Promise<string> {
-  return within(
-    (async () => {
-      for (;;) {
-        const reply = await ctl.call(payload);
-        if (!reply.includes("backend unavailable")) return reply;
-        await Bun.sleep(100);
-      }
-    })(),
-    `${payload} to be answered`,
     15_000,
   );
 }
@@ -127,7 +94,7 @@ async function expectLineageBroken(a: Node, b: Node, users: [User, Browser, Node
   }
   // Channel 1 exists again, and new users work.
   for (const n of [a, b]) {
-    expect(await whenUp(n.ctl, "[shout] 1!after")).toStartWith("[ok]");
+    expect(await callWhenUp(n.ctl, "[shout] 1!after")).toStartWith("[ok]");
     const fresh = await newUser(n.ctl);
     const [page] = await loggedIn(n.server, n.ctl, fresh);
     page.close();
@@ -175,8 +142,8 @@ test.skipIf(!haveRedis)("a Redis restarted from a dump older than a node's own w
   expect((await browserA.closedWithin("the killed user's browser")).code).toBe(4004);
   const [browserA2, userA2] = await loggedIn(a.server, a.ctl);
 
-  await redis!.stop();
-  await redis!.restart();
+  await redis.stop();
+  await redis.restart();
 
   await expectLineageBroken(
     a,

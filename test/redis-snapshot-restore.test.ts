@@ -5,44 +5,22 @@
 // be trusted, so it is discarded (issue 14, lineage.ts): no removed or killed user gets anything, and a
 // webtalk.v2 page that resumes is never replayed offsets that now name other messages (it gets #gap).
 
-import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
-import type { Subprocess } from "bun";
+import { afterAll, afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
-import { haveRedis, uniquePrefix } from "./redis-server.ts";
+import { callWhenUp } from "./redis-node.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
-let dir = "";
-let port = 0;
-let redis: Subprocess | undefined;
-
-/** redis-server with RDB only (no AOF, no automatic saves): SAVE writes dump.rdb, a restart loads it. */
-async function launchRedis(): Promise<void> {
-  redis = Bun.spawn(
-    ["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no"],
-    { stdout: "ignore", stderr: "ignore" },
-  );
-  await within(
-    (async () => {
-      for (;;) {
-        try {
-          const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-          s.end();
-          return;
-        } catch {
-          await Bun.sleep(20);
-        }
-      }
-    })(),
-    "redis-server to accept connections",
-    10_000,
-  );
-}
+const dir = mkdtempSync(join(tmpdir(), "webtalk-snap-"));
+// RDB only (no AOF, no automatic saves): SAVE writes dump.rdb, and a restart (kill -9) loads it.
+const redis = useRedis({ args: ["--dir", dir] });
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function redisCli(...args: string[]): Promise<string> {
-  const proc = Bun.spawn(["redis-cli", "-p", String(port), ...args], { stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(["redis-cli", "-p", String(redis.port), ...args], { stdout: "pipe", stderr: "pipe" });
   const out = await new Response(proc.stdout).text();
   await proc.exited;
   return out.trim();
@@ -50,24 +28,9 @@ async function redisCli(...args: string[]): Promise<string> {
 
 /** kill -9 Redis and start it again from the dump written by the last SAVE. */
 async function restoreSnapshot(): Promise<void> {
-  redis!.kill("SIGKILL");
-  await redis!.exited;
-  await launchRedis();
+  await redis.stop();
+  await redis.restart();
 }
-
-beforeAll(async () => {
-  if (!haveRedis) return;
-  dir = mkdtempSync(join(tmpdir(), "webtalk-snap-"));
-  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  port = probe.port;
-  probe.stop(true);
-  await launchRedis();
-});
-afterAll(async () => {
-  redis?.kill("SIGKILL");
-  await redis?.exited;
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
 
 const nodes: Spawned[] = [];
 const ctls: ControlClient[] = [];
@@ -78,7 +41,7 @@ afterEach(async () => {
 
 async function node(prefix: string): Promise<[Spawned, ControlClient]> {
   const n = await spawnServer(
-    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", `redis://127.0.0.1:${port}`, "--redis-prefix", prefix, "--lease", "3"],
+    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
     { env: { ...(process.env as Record<string, string>) } },
   );
   nodes.push(n);
@@ -94,21 +57,6 @@ async function loginCode(url: string, token: string): Promise<number | undefined
   const closed = await Promise.race([page.closed, Bun.sleep(1_000).then(() => undefined)]);
   page.close();
   return closed?.code;
-}
-
-/** Retries a command while it answers backend unavailable (Redis is coming back). */
-async function callWhenUp(ctl: ControlClient, payload: string): Promise<string> {
-  return within(
-    (async () => {
-      for (;;) {
-        const reply = await ctl.call(payload);
-        if (!reply.includes("backend unavailable")) return reply;
-        await Bun.sleep(100);
-      }
-    })(),
-    `${payload} to be answered`,
-    15_000,
-  );
 }
 
 test.skipIf(!haveRedis)("after a restore from an older snapshot, a user who logged out is not online and a whisper to them is held", async () => {
