@@ -12,7 +12,7 @@
 import { describe, expect, test } from "bun:test";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
+import { endCluster, OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis();
@@ -50,9 +50,7 @@ describe.skipIf(!haveRedis)("held whispers at a login on an idle node while a bu
       console.log(`queued per round: ${queued.join(" ")}\n${problems.join("\n")}`);
       expect(problems).toEqual([]);
     } finally {
-      for (const page of pages) page.browser.close();
-      for (const ctl of ctls) ctl.close();
-      for (const node of nodes) await node.stop("SIGKILL");
+      await endCluster({ pages, ctls, nodes });
     }
   }, 60_000);
 });

@@ -1,7 +1,7 @@
 // A cluster of webtalk processes on one redis-server, and webtalk.v2 pages that record the offsets
 // they are sent: what the cluster-order tests compare.
 
-import { Browser } from "./helpers.ts";
+import type { Browser, ControlClient } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import type { TestRedis } from "./redis-server.ts";
 
@@ -26,6 +26,13 @@ export class OffsetPage {
       append(this.texts, match[1]!, match[3]!);
     });
   }
+}
+
+/** Ends what a cluster test opened: its pages, its control connections, then its nodes (SIGKILL). */
+export async function endCluster(parts: { pages: OffsetPage[]; ctls: ControlClient[]; nodes: Spawned[] }): Promise<void> {
+  for (const page of parts.pages) page.browser.close();
+  for (const ctl of parts.ctls) ctl.close();
+  for (const node of parts.nodes) await node.stop("SIGKILL");
 }
 
 /** Where a list of offsets does not rise by exactly one, as `previous->offset`. */

@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
+import { endCluster, OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis();
@@ -61,9 +61,7 @@ describe.skipIf(!haveRedis)("cluster offsets under faults", () => {
         console.log(JSON.stringify(report, null, 1));
         expect(problems).toEqual([]);
       } finally {
-        for (const page of pages) page.browser.close();
-        for (const ctl of ctls) ctl.close();
-        for (const node of nodes) await node.stop("SIGKILL");
+        await endCluster({ pages, ctls, nodes });
       }
     }, 60_000);
   }
@@ -122,9 +120,7 @@ describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
       console.log(JSON.stringify(report));
       expect(problems).toEqual([]);
     } finally {
-      for (const s of sessions) for (const p of s.pages) p.browser.close();
-      for (const ctl of ctls) ctl.close();
-      for (const node of nodes) await node.stop("SIGKILL");
+      await endCluster({ pages: sessions.flatMap((s) => s.pages), ctls, nodes });
     }
   }, 60_000);
 });
@@ -176,9 +172,7 @@ describe.skipIf(!haveRedis)("membership changes interleaved with shouts", () => 
       console.log(JSON.stringify(report));
       expect(problems).toEqual([]);
     } finally {
-      for (const page of pages) page.browser.close();
-      for (const ctl of ctls) ctl.close();
-      for (const node of nodes) await node.stop("SIGKILL");
+      await endCluster({ pages, ctls, nodes });
     }
   }, 60_000);
 });

@@ -3,11 +3,27 @@
 // "online" for good: whispers answer "message sent" and are lost, and a later login receives nothing.
 
 import { expect, test } from "bun:test";
+import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, newUser, startTestServer, within } from "./helpers.ts";
 import { TcpProxy } from "./proxy.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis();
+
+/** A node whose Redis link goes through a proxy the test can freeze, with a control connection; all ended after `body`. */
+async function throughProxy(body: (proxy: TcpProxy, server: Webtalk, ctl: ControlClient) => Promise<void>): Promise<void> {
+  const proxy = new TcpProxy(redis.port);
+  proxy.up();
+  const server = await startTestServer({ redis: `redis://127.0.0.1:${proxy.port}`, redisPrefix: uniquePrefix("claim"), lease: 1 });
+  const ctl = await ControlClient.connect(server.private.port);
+  try {
+    await body(proxy, server, ctl);
+  } finally {
+    ctl.close();
+    await server.stop();
+    proxy.stop();
+  }
+}
 
 /** Waits (bounded) until `[online] U` answers 0. */
 async function offline(ctl: ControlClient, user: number): Promise<void> {
@@ -20,11 +36,7 @@ async function offline(ctl: ControlClient, user: number): Promise<void> {
 }
 
 test.skipIf(!haveRedis)("a login that times out after the claim leaves the user offline, its whispers held and delivered later", async () => {
-  const proxy = new TcpProxy(redis.port);
-  proxy.up();
-  const server = await startTestServer({ redis: `redis://127.0.0.1:${proxy.port}`, redisPrefix: uniquePrefix("claim"), lease: 1 });
-  const ctl = await ControlClient.connect(server.private.port);
-  try {
+  await throughProxy(async (proxy, server, ctl) => {
     const user = await newUser(ctl);
     // The claim goes through; the read of the user's channels that follows it hangs.
     proxy.freezeOn(`uch:${user.id}`);
@@ -42,19 +54,11 @@ test.skipIf(!haveRedis)("a login that times out after the claim leaves the user 
     expect(await again.messages.next("the held whisper")).toBe("kept for later");
     expect(await ctl.call(`[online] ${user.id}`)).toBe("[ok] 1");
     again.close();
-  } finally {
-    ctl.close();
-    await server.stop();
-    proxy.stop();
-  }
+  });
 }, 30_000);
 
 test.skipIf(!haveRedis)("a browser gone before its login completed: the user is offline and its held whispers wait for the next login", async () => {
-  const proxy = new TcpProxy(redis.port);
-  proxy.up();
-  const server = await startTestServer({ redis: `redis://127.0.0.1:${proxy.port}`, redisPrefix: uniquePrefix("claim"), lease: 1 });
-  const ctl = await ControlClient.connect(server.private.port);
-  try {
+  await throughProxy(async (proxy, server, ctl) => {
     const user = await newUser(ctl);
     expect(await ctl.call(`[whisper] ${user.id}!held before`)).toBe("[ok] message queued");
     proxy.freezeOn(`uch:${user.id}`);
@@ -73,9 +77,5 @@ test.skipIf(!haveRedis)("a browser gone before its login completed: the user is 
     again.send(user.token);
     expect(await again.messages.take(2, "the held whispers")).toEqual(["held before", "held after"]);
     again.close();
-  } finally {
-    ctl.close();
-    await server.stop();
-    proxy.stop();
-  }
+  });
 }, 30_000);
