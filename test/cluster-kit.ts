@@ -1,7 +1,8 @@
 // A cluster of webtalk processes on one redis-server, and webtalk.v2 pages that record the offsets
 // they are sent: what the cluster-order tests compare.
 
-import type { Browser, ControlClient } from "./helpers.ts";
+import { expect } from "bun:test";
+import { Browser, type ControlClient } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import type { TestRedis } from "./redis-server.ts";
 
@@ -25,6 +26,14 @@ export class OffsetPage {
       append(this.offsets, match[1]!, Number(match[2]));
       append(this.texts, match[1]!, match[3]!);
     });
+  }
+
+  /** Opens a page on `url`, logs it in with `token` (no positions) and checks it is told the epoch. */
+  static async login(url: string, token: string): Promise<OffsetPage> {
+    const page = new OffsetPage(await Browser.open(url, "webtalk.v2"));
+    page.browser.send(token);
+    expect(await page.browser.messages.next("#epoch")).toStartWith("#epoch ");
+    return page;
   }
 }
 

@@ -30,10 +30,7 @@ describe.skipIf(!haveRedis)("cluster offsets under faults", () => {
         for (let i = 0; i < 4; i++) {
           const user: User = await newUser(ctls[0]!);
           await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
-          const page = new OffsetPage(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
-          page.browser.send(user.token);
-          expect(await page.browser.messages.next("#epoch")).toStartWith("#epoch ");
-          pages.push(page);
+          pages.push(await OffsetPage.login(nodes[i % 2]!.publicUrl, user.token));
         }
         await Bun.sleep(200);
         const shouts = 1500;
@@ -139,10 +136,7 @@ describe.skipIf(!haveRedis)("membership changes interleaved with shouts", () => 
         await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
         await ctls[0]!.ok(`[join] ${doomed}!${user.id}`);
         users.push(user);
-        const page = new OffsetPage(await Browser.open(nodes[i % 2]!.publicUrl, "webtalk.v2"));
-        page.browser.send(user.token);
-        expect(await page.browser.messages.next("#epoch")).toStartWith("#epoch ");
-        pages.push(page);
+        pages.push(await OffsetPage.login(nodes[i % 2]!.publicUrl, user.token));
       }
       await Bun.sleep(200);
       const shouts = 1500;

@@ -4,23 +4,17 @@
 // user existed; a member that never left resumes with everything and no gap. End to end against real
 // server processes (and a real redis-server for the cluster case).
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-replay-floor-"));
-let redis: TestRedis | undefined;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const redis = useRedis();
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 let files = 0;
@@ -142,7 +136,7 @@ for (const mode of ["memory", "--data"] as const) {
 describe.skipIf(!haveRedis)("replay floor (--redis, two nodes)", () => {
   test("joined through one node, resumed on the other: nothing from while the user was not a member", async () => {
     const prefix = uniquePrefix("floor");
-    const args = ["bun", MAIN, ...LOOPBACK, "--redis", redis!.url, "--redis-prefix", prefix];
+    const args = ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix];
     const a = await spawnServer(args);
     const b = await spawnServer(args);
     try {
