@@ -11,13 +11,14 @@
 //    killed after the snapshot comes back, its old token logs in and receives the next shout to
 //    channel 1, and the backend is never told.
 
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, statSync, symlinkSync, truncateSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
 import { stateEpochOf } from "./epochs.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, type Spawned } from "./process.ts";
+import { spawnPerTest } from "./spawn-per-test.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
@@ -25,17 +26,9 @@ const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 const { dir: disk, problem: mountProblem } = mountSmallDisk("webtalk-seal-full-", "the full-disk seal test");
 const dir = mkdtempSync(join(tmpdir(), "webtalk-seal-breaks-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const started: Spawned[] = [];
-afterEach(async () => {
-  for (const server of started.splice(0)) {
-    server.proc.kill("SIGKILL");
-    await server.proc.exited;
-  }
-});
+const spawnServer = spawnPerTest(); // ended before the umount
 async function serve(data: string, cwd?: string): Promise<Spawned> {
-  const server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data], cwd ? { env: { PATH: process.env.PATH ?? "", HOME: cwd }, cwd } : undefined);
-  started.push(server);
-  return server;
+  return spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data], cwd ? { env: { PATH: process.env.PATH ?? "", HOME: cwd }, cwd } : undefined);
 }
 
 describe.skipIf(!!mountProblem)("a legitimate stop or start on a (nearly) full disk", () => {

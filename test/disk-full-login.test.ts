@@ -4,22 +4,17 @@
 // page stays dead after the disk has room again. A transient server-side failure is 1013 (try again
 // later), as for a server still starting or a Redis that is away. End to end on a real 2 MB tmpfs.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN } from "./process.ts";
+import { spawnPerTest } from "./spawn-per-test.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
 const { dir, problem: mountProblem } = mountSmallDisk("webtalk-disk-full-login-", "disk-full login test");
 
-const started: Spawned[] = [];
-afterEach(async () => {
-  for (const server of started.splice(0)) {
-    server.proc.kill("SIGKILL");
-    await server.proc.exited;
-  }
-});
+const spawnServer = spawnPerTest(); // ended before the umount
 const data = join(dir, "webtalk.db");
 const filler = join(dir, "filler");
 
@@ -29,7 +24,6 @@ describe.skipIf(!!mountProblem)("--data on a full disk, a login", () => {
       env: { PATH: process.env.PATH ?? "", HOME: dir },
       cwd: dir,
     });
-    started.push(server);
     const ctl = await ControlClient.connect(server.privatePort);
     const alice = await newUser(ctl);
     expect(await ctl.call(`[whisper] ${alice.id}!held for alice`)).toBe("[ok] message queued");

@@ -2,21 +2,16 @@
 // fails is an error for the command that caused it, never a crash; /healthz tells the operator;
 // SIGTERM still closes cleanly; a start on the full disk is one line and exit 2.
 
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { ControlClient, newUser } from "./helpers.ts";
-import { MAIN, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
+import { MAIN, runToExit, type Spawned } from "./process.ts";
+import { spawnPerTest } from "./spawn-per-test.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
 const { dir, problem: mountProblem } = mountSmallDisk("webtalk-disk-full-", "disk-full tests");
-const started: Spawned[] = [];
-afterEach(async () => {
-  for (const server of started.splice(0)) {
-    server.proc.kill("SIGKILL");
-    await server.proc.exited; // before umount: a process with the file open keeps the mount busy
-  }
-});
+const spawn = spawnPerTest(); // ended before the umount
 
 const env = { PATH: process.env.PATH ?? "", HOME: dir };
 const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
@@ -24,9 +19,7 @@ const data = join(dir, "webtalk.db");
 const filler = join(dir, "filler");
 
 async function serve(): Promise<Spawned> {
-  const server = await spawn(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
-  started.push(server);
-  return server;
+  return spawn(["bun", MAIN, ...LOOPBACK, "--data", data], { env, cwd: dir });
 }
 
 /** Stores values until one fails (on a full disk, the first or second) and returns that reply. */
