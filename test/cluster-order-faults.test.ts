@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
+import { replayEpoch } from "./epochs.ts";
 import { endCluster, OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
@@ -76,7 +77,7 @@ describe.skipIf(!haveRedis)("a node killed mid-traffic", () => {
         await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
         const page = new OffsetPage(await Browser.open(nodes[2]!.publicUrl, "webtalk.v2"));
         page.browser.send(user.token);
-        const epoch = (await page.browser.messages.next("#epoch")).slice(7);
+        const epoch = await replayEpoch(page.browser);
         sessions.push({ user, pages: [page], epoch });
       }
       await Bun.sleep(200);

@@ -1,6 +1,7 @@
-// Reading the state epoch a server names (`[stats]` ends with ` epoch=EPOCH`): the lifetime of its IDs.
+// Reading the epochs a server names: the state epoch (`[stats]` ends with ` epoch=EPOCH`: the lifetime of
+// its IDs) and the replay epoch a webtalk.v2 page is told at login (the lifetime of its positions).
 
-import { ControlClient } from "./helpers.ts";
+import { ControlClient, type Browser } from "./helpers.ts";
 import type { Spawned } from "./process.ts";
 
 /** The state epoch on `ctl`'s server, from `[stats]`. */
@@ -16,4 +17,9 @@ export async function stateEpochOf(server: Pick<Spawned, "privatePort">): Promis
   } finally {
     ctl.close();
   }
+}
+
+/** The replay epoch a webtalk.v2 page is told first at login (`#epoch EPOCH`): its next message. */
+export async function replayEpoch(page: Browser): Promise<string> {
+  return (await page.messages.next("#epoch")).slice("#epoch ".length);
 }

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
+import { replayEpoch } from "./epochs.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-held-v2-"));
@@ -42,7 +43,7 @@ for (const [what, extra, stop] of [
     const user = await newUser(ctl);
     let page = await Browser.open(server.publicUrl, "webtalk.v2");
     page.send(user.token);
-    const epoch = (await page.messages.next("#epoch")).slice("#epoch ".length);
+    const epoch = await replayEpoch(page);
     expect(await ctl.call(`[whisper] ${user.id}!seen`)).toBe("[ok] message sent");
     expect(await page.messages.next("the first whisper")).toBe("u:1!seen");
     page.close();

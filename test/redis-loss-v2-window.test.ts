@@ -8,6 +8,7 @@
 
 import { expect, test } from "bun:test";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
+import { replayEpoch } from "./epochs.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
@@ -29,7 +30,7 @@ test.skipIf(!haveRedis)("a v2 page resuming on a node that has not yet noticed t
     const before = await newUser(ctlA);
     const page = await Browser.open(b.publicUrl, "webtalk.v2");
     page.send(before.token);
-    const epoch = (await page.messages.next("#epoch")).slice("#epoch ".length);
+    const epoch = await replayEpoch(page);
     for (let i = 1; i <= 5; i++) await ctlA.ok(`[shout] 1!old-${i}`);
     expect(await page.messages.take(5, "channel 1, offsets 1..5")).toEqual(["1:1!old-1", "1:2!old-2", "1:3!old-3", "1:4!old-4", "1:5!old-5"]);
     page.close();

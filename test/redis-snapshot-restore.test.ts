@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
+import { replayEpoch } from "./epochs.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import { callWhenUp } from "./redis-node.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
@@ -107,7 +108,7 @@ test.skipIf(!haveRedis)("after a restore from an older snapshot, a webtalk.v2 br
   // A v2 browser follows channel 1 live and sees offsets 4..6.
   const page = await Browser.open(a.publicUrl, "webtalk.v2");
   page.send(user.token);
-  const epoch = (await page.messages.next("#epoch")).slice("#epoch ".length);
+  const epoch = await replayEpoch(page);
   for (let i = 4; i <= 6; i++) await ctlA.ok(`[shout] 1!old-${i}`);
   const seen = await page.messages.take(3, "offsets 4..6");
   expect(seen).toEqual(["1:4!old-4", "1:5!old-5", "1:6!old-6"]);

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
+import { replayEpoch } from "./epochs.ts";
 import { MAIN, spawnServer, type Spawned } from "./process.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
@@ -54,7 +55,7 @@ async function resume(url: string, ctl: ControlClient, user: User, epoch: string
 async function epochOf(url: string, user: User): Promise<string> {
   const page = await Browser.open(url, "webtalk.v2");
   page.send(user.token);
-  const epoch = (await page.messages.next("#epoch")).slice("#epoch ".length);
+  const epoch = await replayEpoch(page);
   page.close();
   await page.closed;
   return epoch;

@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, messagesUntil, newUser } from "./helpers.ts";
+import { replayEpoch } from "./epochs.ts";
 import { MAIN, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-replay-member-"));
@@ -31,7 +32,7 @@ for (const mode of [[] as string[], ["--data", "DATA"]]) {
       // Bob's page (webtalk.v2) hears the channel.
       let page = await Browser.open(server.publicUrl, "webtalk.v2");
       page.send(bob.token);
-      const epoch = (await page.messages.next("#epoch")).slice("#epoch ".length);
+      const epoch = await replayEpoch(page);
       await ctl.ok(`[shout] ${channel}!hello team`);
       await ctl.ok(`[whisper] ${bob.id}!m1`);
       expect(await messagesUntil(page, "m1")).toEqual([`${channel}:1!hello team`]);
