@@ -3,14 +3,14 @@
 
 import { expect } from "bun:test";
 import { Browser, type ControlClient } from "./helpers.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 import type { TestRedis } from "./redis-server.ts";
 
 /** Starts `count` server processes, one after another, on `redis` under one key prefix (lease 2 s). */
 export async function spawnCluster(redis: Pick<TestRedis, "url">, prefix: string, count: number): Promise<Spawned[]> {
   const nodes: Spawned[] = [];
   for (let i = 0; i < count; i++) {
-    nodes.push(await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
+    nodes.push(await spawnServer(["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
   }
   return nodes;
 }

@@ -12,12 +12,10 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ControlClient, newUser } from "./helpers.ts";
-import { MAIN, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-deleted-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 async function get(base: string, path: string): Promise<[number, string]> {
   const response = await fetch(`${base}${path}`);

@@ -15,12 +15,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, messagesUntil, newUser, within } from "./helpers.ts";
 import { stateEpoch } from "./epochs.ts";
-import { MAIN, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-restore-replay-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 /** The operator's restore: the data file's copies in use are removed and the backup takes its place. */
 function restore(backup: string, data: string): void {

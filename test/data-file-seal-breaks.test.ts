@@ -17,11 +17,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
 import { stateEpochOf } from "./epochs.ts";
-import { MAIN, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, type Spawned } from "./process.ts";
 import { spawnPerTest } from "./spawn-per-test.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 const { dir: disk, problem: mountProblem } = mountSmallDisk("webtalk-seal-full-", "the full-disk seal test");
 const dir = mkdtempSync(join(tmpdir(), "webtalk-seal-breaks-"));

@@ -11,12 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
 import { stateEpochOf } from "./epochs.ts";
-import { MAIN, runToExit, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, runToExit, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-seal-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 const WARNING = /not the one this path last used|has no .*\.seal beside it/;
 
 function serve(data: string): Promise<Spawned> {

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
-import { MAIN } from "./process.ts";
+import { MAIN, LOOPBACK } from "./process.ts";
 import { spawnPerTest } from "./spawn-per-test.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
@@ -20,7 +20,7 @@ const filler = join(dir, "filler");
 
 describe.skipIf(!!mountProblem)("--data on a full disk, a login", () => {
   test("with held whispers is told to try again later (not the final 4001), and gets them once there is room", async () => {
-    const server = await spawnServer(["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--data", data], {
+    const server = await spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data], {
       env: { PATH: process.env.PATH ?? "", HOME: dir },
       cwd: dir,
     });

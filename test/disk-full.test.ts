@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { ControlClient, newUser } from "./helpers.ts";
-import { MAIN, runToExit, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, runToExit, type Spawned } from "./process.ts";
 import { spawnPerTest } from "./spawn-per-test.ts";
 import { fillDisk, mountSmallDisk } from "./small-disk.ts";
 
@@ -14,7 +14,6 @@ const { dir, problem: mountProblem } = mountSmallDisk("webtalk-disk-full-", "dis
 const spawn = spawnPerTest(); // ended before the umount
 
 const env = { PATH: process.env.PATH ?? "", HOME: dir };
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 const data = join(dir, "webtalk.db");
 const filler = join(dir, "filler");
 

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { CloseCode } from "../src/protocol/codes.ts";
 import { SCHEMA_VERSION } from "../src/state/sqlite-file.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
-import { MAIN, ROOT, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, ROOT, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-durable-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,7 +25,6 @@ const spawnServer = async (...args: Parameters<typeof spawn>) => {
 };
 
 const env = { PATH: process.env.PATH ?? "", HOME: dir };
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 const serve = (data: string, ...flags: string[]) => spawnServer(["bun", MAIN, ...LOOPBACK, "--data", data, ...flags], { env, cwd: dir });
 
 /** Logs a browser in and returns it with the messages held for it (those before a fresh marker). */

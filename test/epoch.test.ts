@@ -10,12 +10,10 @@ import { join } from "node:path";
 import { EventHub } from "../src/core/events.ts";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { ControlClient } from "./helpers.ts";
-import { MAIN, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-epoch-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 /** Starts the server, reads its epoch both ways (they must agree), and stops it. */
 async function epochOfRun(args: string[]): Promise<string> {

@@ -12,11 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-held-v2-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 /** Everything the page receives within `ms`. */
 async function drain(page: Browser, ms: number): Promise<string[]> {

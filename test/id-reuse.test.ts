@@ -8,12 +8,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, expectNothingMore, loggedIn, newUser, type User } from "./helpers.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-id-reuse-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 /** One run of the server: its first user, logged in, then SIGTERM. Returns that user. */
 async function firstRun(args: string[]): Promise<User> {

@@ -6,6 +6,8 @@ import { within } from "./helpers.ts";
 
 export const ROOT = resolve(import.meta.dir, "..");
 export const MAIN = resolve(ROOT, "src/main.ts");
+/** Flags that put a spawned server's public and private ports on free loopback ports. */
+export const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 export interface Spawned {
   proc: Subprocess<"ignore", "pipe", "pipe">;

@@ -6,9 +6,7 @@
 import { expect, test } from "bun:test";
 import type { TCPSocketListener } from "bun";
 import { ControlClient, within } from "./helpers.ts";
-import { MAIN, runToExit, spawnServer } from "./process.ts";
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
+import { MAIN, LOOPBACK, runToExit, spawnServer } from "./process.ts";
 
 function freePort(): number {
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

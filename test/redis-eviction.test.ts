@@ -5,10 +5,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createConsola } from "consola";
 import { startServer } from "../src/server.ts";
 import { defaultConfig, within } from "./helpers.ts";
-import { MAIN, runToExit, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, runToExit, spawnServer } from "./process.ts";
 import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 let evicting: TestRedis | undefined;
 let noConfig: TestRedis | undefined;

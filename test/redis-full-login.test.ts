@@ -6,7 +6,7 @@
 
 import { expect, test } from "bun:test";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
-import { MAIN, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
 import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis({ args: ["--maxmemory-policy", "noeviction"] });
@@ -14,7 +14,7 @@ const redis = useRedis({ args: ["--maxmemory-policy", "noeviction"] });
 test.skipIf(!haveRedis)("a valid login while Redis is full (noeviction, maxmemory reached) is closed 1013, never the final 4001", async () => {
   const prefix = uniquePrefix("full");
   const server = await spawnServer(
-    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
+    ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
     { env: { ...(process.env as Record<string, string>) } },
   );
   const l = await link(redis);

@@ -9,14 +9,14 @@
 import { expect, test } from "bun:test";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis();
 
 function node(prefix: string): Promise<Spawned> {
   return spawnServer(
-    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "30"],
+    ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "30"],
     { env: { ...(process.env as Record<string, string>) } },
   );
 }

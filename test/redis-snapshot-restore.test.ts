@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 import { callWhenUp } from "./redis-node.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
@@ -42,7 +42,7 @@ afterEach(async () => {
 
 async function node(prefix: string): Promise<[Spawned, ControlClient]> {
   const n = await spawnServer(
-    ["bun", MAIN, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
+    ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
     { env: { ...(process.env as Record<string, string>) } },
   );
   nodes.push(n);

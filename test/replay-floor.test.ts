@@ -10,14 +10,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, spawnServer, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-replay-floor-"));
 const redis = useRedis();
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 let files = 0;
 
 function start(mode: "memory" | "--data"): Promise<Spawned> {

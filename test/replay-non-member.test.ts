@@ -13,12 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, messagesUntil, newUser } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-replay-member-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 for (const mode of [[] as string[], ["--data", "DATA"]]) {
   test(`a shout sent while a user was not in the channel never reaches that user's page (${mode.length ? "--data" : "memory"})`, async () => {

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, newUser, within } from "./helpers.ts";
-import { MAIN, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
+import { MAIN, LOOPBACK, runToExit, spawnServer as spawn, type Spawned } from "./process.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-surprises-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -17,7 +17,6 @@ afterEach(() => {
 });
 
 const env = (extra: Record<string, string> = {}) => ({ PATH: process.env.PATH ?? "", HOME: dir, ...extra });
-const LOOPBACK = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0"];
 
 async function serve(flags: string[], extraEnv: Record<string, string> = {}): Promise<Spawned> {
   const server = await spawn(["bun", MAIN, ...LOOPBACK, ...flags], { env: env(extraEnv), cwd: dir });
