@@ -1,4 +1,4 @@
-// A cluster of webtalk processes on one redis-server, and webtalk.v2 pages that record the offsets
+// Cluster nodes as webtalk processes on one redis-server, and webtalk.v2 pages that record the offsets
 // they are sent: what the cluster-order tests compare.
 
 import { expect } from "bun:test";
@@ -6,12 +6,15 @@ import { Browser, type ControlClient } from "./helpers.ts";
 import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 import type { TestRedis } from "./redis-server.ts";
 
+/** Starts one server process on `redis` under `prefix`, its node lease `lease` seconds. */
+export function spawnNode(redis: Pick<TestRedis, "url">, prefix: string, lease: number): Promise<Spawned> {
+  return spawnServer(["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", String(lease)]);
+}
+
 /** Starts `count` server processes, one after another, on `redis` under one key prefix (lease 2 s). */
 export async function spawnCluster(redis: Pick<TestRedis, "url">, prefix: string, count: number): Promise<Spawned[]> {
   const nodes: Spawned[] = [];
-  for (let i = 0; i < count; i++) {
-    nodes.push(await spawnServer(["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "2"]));
-  }
+  for (let i = 0; i < count; i++) nodes.push(await spawnNode(redis, prefix, 2));
   return nodes;
 }
 

@@ -6,17 +6,14 @@
 
 import { expect, test } from "bun:test";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
-import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
+import { spawnNode } from "./cluster-kit.ts";
 import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis({ args: ["--maxmemory-policy", "noeviction"] });
 
 test.skipIf(!haveRedis)("a valid login while Redis is full (noeviction, maxmemory reached) is closed 1013, never the final 4001", async () => {
   const prefix = uniquePrefix("full");
-  const server = await spawnServer(
-    ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
-    { env: { ...(process.env as Record<string, string>) } },
-  );
+  const server = await spawnNode(redis, prefix, 3);
   const l = await link(redis);
   const ctl = await ControlClient.connect(server.privatePort);
   try {

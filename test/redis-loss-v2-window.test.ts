@@ -9,16 +9,14 @@
 import { expect, test } from "bun:test";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
+import { spawnNode } from "./cluster-kit.ts";
+import type { Spawned } from "./process.ts";
 import { haveRedis, link, useRedis, uniquePrefix } from "./redis-server.ts";
 
 const redis = useRedis();
 
 function node(prefix: string): Promise<Spawned> {
-  return spawnServer(
-    ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "30"],
-    { env: { ...(process.env as Record<string, string>) } },
-  );
+  return spawnNode(redis, prefix, 30);
 }
 
 test.skipIf(!haveRedis)("a v2 page resuming on a node that has not yet noticed the data loss gets #gap, not the new data's offsets", async () => {

@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
-import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
+import { spawnNode } from "./cluster-kit.ts";
+import type { Spawned } from "./process.ts";
 import { callWhenUp } from "./redis-node.ts";
 import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
 
@@ -41,10 +42,7 @@ afterEach(async () => {
 });
 
 async function node(prefix: string): Promise<[Spawned, ControlClient]> {
-  const n = await spawnServer(
-    ["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", "3"],
-    { env: { ...(process.env as Record<string, string>) } },
-  );
+  const n = await spawnNode(redis, prefix, 3);
   nodes.push(n);
   const ctl = await ControlClient.connect(n.privatePort);
   ctls.push(ctl);
