@@ -30,6 +30,11 @@ test.skipIf(!haveRedis)("a full Redis: commands answer 'backend full', /healthz 
     let reply = "";
     for (let i = 0; i < 2_000 && (reply === "" || reply.startsWith("[ok]")); i++) reply = await ctl.call(`[store] fill${i}!${"v".repeat(4_000)}`);
     expect(reply).toBe(FULL);
+    // A command's own bytes count against maxmemory while Redis reads it: fill on with small writes
+    // until even a small one is refused, so the small commands below meet a Redis that is truly full.
+    reply = "";
+    for (let i = 0; i < 20_000 && (reply === "" || reply.startsWith("[ok]")); i++) reply = await ctl.call(`[store] small${i}!v`);
+    expect(reply).toBe(FULL);
     // Every write refused the same way, whichever command.
     for (let i = 0; i < 20; i++) expect(await ctl.call(`[store] more${i}!${"v".repeat(4_000)}`)).toBe(FULL);
     expect(await ctl.call(`[whisper] ${user.id}!held while full`)).toBe(FULL);
