@@ -43,7 +43,9 @@ test.skipIf(!haveRedis)("a deployment's wipe after its own data loss leaves a de
     browser.ws.addEventListener("close", (event) => (closed = event.code));
     const innerGeneration = String(await l.call("GET", [`${inner}generation`]));
     const outerGeneration = String(await l.call("GET", [`${outer}generation`]));
-    expect(await newUser(a.ctl)).toBeDefined();
+    const gone = await newUser(a.ctl);
+    expect(await a.ctl.call(`[whisper] ${gone.id}!held`)).toBe("[ok] message queued");
+    expect(await l.call("EXISTS", [`${outer}held:${gone.id}`])).toBe(1);
 
     // Deployment `outer` (only) loses its data.
     await l.call("DEL", [`${outer}generation`]);
@@ -56,6 +58,9 @@ test.skipIf(!haveRedis)("a deployment's wipe after its own data loss leaves a de
     expect(String(await l.call("GET", [`${outer}generation`]))).not.toBe(outerGeneration);
     await Bun.sleep(1_500); // the inner deployment's periodic checks
 
+    // The outer deployment's own old data is gone: nothing of it left behind.
+    expect(await l.call("EXISTS", [`${outer}held:${gone.id}`])).toBe(0);
+    expect(await l.call("HEXISTS", [`${outer}users`, String(gone.id)])).toBe(0);
     // Deployment `inner` must be untouched.
     expect(String(await l.call("GET", [`${inner}generation`]))).toBe(innerGeneration);
     expect(closed).toBeUndefined();
