@@ -19,6 +19,15 @@ const WIPING = "wiping ";
 const WIPE_LOCK_MS = 10_000;
 /** Keys unlinked per command while discarding. */
 const DISCARD_BATCH = 1_000;
+/**
+ * The names webtalk gives its keys after the prefix, IDs included. The wipe
+ * discards only these: another deployment sharing the Redis under a longer prefix (`webtalk:a:` next
+ * to `webtalk:`) matches the SCAN pattern too, and must keep its data. A new key name must be added here.
+ */
+const OWN_KEY = new RegExp(
+  "^(?:generation|seq|writers|wipelock|lost|lineage|init|channels|nextchannel|nextuser|nodes|online|roomprobe|users|heldcount|kv|bus|epoch" +
+    "|(?:held|members|uch):\\d+|(?:off|win):[cu]\\d+|floor:c\\d+|floors:u\\d+|(?:node|nodestats):[A-Za-z0-9_-]{12})$",
+);
 /** How long a node waits for another one's wipe before it gives up this time (the next check retries). */
 const SETTLE_MS = 60_000;
 
@@ -202,7 +211,7 @@ export class Lineage {
     do {
       const [next, found] = (await this.redis.call("SCAN", [cursor, "MATCH", pattern, "COUNT", DISCARD_BATCH])) as [string, string[]];
       cursor = String(next);
-      const doomed = found.filter((key) => !keep.has(key));
+      const doomed = found.filter((key) => !keep.has(key) && OWN_KEY.test(key.slice(this.prefix.length)));
       if (doomed.length > 0) discarded += Number(await this.redis.call("UNLINK", doomed));
       await this.redis.call("PEXPIRE", [this.#k("wipelock"), WIPE_LOCK_MS]);
     } while (cursor !== "0");

@@ -2,7 +2,7 @@ import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } 
 import { newSalt } from "../core/secret.ts";
 import type { RedisLink } from "./redis-link.ts";
 
-// off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT", newest last,
+// off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT" (MILLIS on Redis's clock), newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
 // floor:KEY a hash of user → floor (the offset a member joined at); floors:uUSER the sources it has one in.
 
@@ -14,7 +14,8 @@ import type { RedisLink } from "./redis-link.ts";
 export const APPEND_STEP = `
 local offset = redis.call('INCR', KEYS[1])
 if tonumber(ARGV[2]) > 0 then
-  redis.call('RPUSH', KEYS[2], offset .. ':' .. ARGV[3] .. ':' .. ARGV[1])
+  local appendAt = redis.call('TIME')
+  redis.call('RPUSH', KEYS[2], offset .. ':' .. string.format('%.0f', tonumber(appendAt[1]) * 1000 + math.floor(tonumber(appendAt[2]) / 1000)) .. ':' .. ARGV[1])
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end`;
@@ -27,7 +28,11 @@ export function replayKeys(prefix: string, key: string): [string, string] {
   return [`${prefix}off:${key}`, `${prefix}win:${key}`];
 }
 
-/** APPEND_STEP's ARGV[1..4] for a message appended now. */
+/**
+ * APPEND_STEP's ARGV[1..4] for a message appended now. An entry is stamped with Redis's clock, not
+ * ARGV[3]: user IDs come from Redis's clock too, so channel 1's born-millisecond bound (bornMs) holds
+ * on a node whose clock runs ahead of Redis's.
+ */
 export function appendArgs(text: string, limits: ReplayLimits): [string, number, number, number] {
   return [text, limits.count, Date.now(), limits.ageMs];
 }
