@@ -5,22 +5,26 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { RedisState } from "../../src/state/redis.ts";
 import type { RedisLink } from "../../src/state/redis-link.ts";
 import { BackendUnavailable, GLOBAL_CHANNEL, type State } from "../../src/state/state.ts";
-import { link, startRedis, uniquePrefix, type TestRedis } from "../redis-server.ts";
+import { haveRedis, link, startRedis, uniquePrefix, type TestRedis } from "../redis-server.ts";
 import { describeStateContract } from "./contract.ts";
 
 let redis: TestRedis;
 let client: RedisLink;
+// On a machine without redis-server (a fresh one: `npm test` must pass there) every test of this file
+// is skipped, with one line saying what is missing; .ci/run installs it and runs them all.
+if (!haveRedis) console.warn("SKIPPING the Redis state tests: redis-server is not installed (apt-get install redis-server)");
 beforeAll(async () => {
+  if (!haveRedis) return;
   redis = await startRedis();
   client = await link(redis);
 });
 afterAll(async () => {
-  client.close();
-  await redis.stop();
+  client?.close();
+  await redis?.stop();
 });
 
 const prefixes = new WeakMap<State, string>();
-describeStateContract("redis", {
+if (haveRedis) describeStateContract("redis", {
   async open() {
     const prefix = uniquePrefix("state");
     const state = await RedisState.open(client, prefix);
@@ -37,7 +41,7 @@ describeStateContract("redis", {
 
 // Redis may lose webtalk's data, or go back in time, under a running node: until the node has
 // discarded it and adopted a new generation, every change is refused, atomically.
-describe("Redis state after a data loss or a rollback", () => {
+describe.skipIf(!haveRedis)("Redis state after a data loss or a rollback", () => {
   test("changes are refused until the new generation is adopted; channel 1 is back; IDs never go back", async () => {
     const prefix = uniquePrefix("lost");
     const state = await RedisState.open(client, prefix);
