@@ -18,6 +18,9 @@ export interface TestRedis {
 }
 
 export const haveRedis = Bun.which("redis-server") !== null;
+if (!haveRedis) {
+  console.warn("SKIPPING every test that needs Redis (cluster, --redis, Redis state): redis-server is not installed (apt-get install redis-server; .ci/run installs it)");
+}
 
 let prefixes = 0;
 /** A key prefix no other test uses, so tests never see each other's state. */

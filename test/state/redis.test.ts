@@ -11,8 +11,7 @@ import { describeStateContract } from "./contract.ts";
 let redis: TestRedis;
 let client: RedisLink;
 // On a machine without redis-server (a fresh one: `npm test` must pass there) every test of this file
-// is skipped, with one line saying what is missing; .ci/run installs it and runs them all.
-if (!haveRedis) console.warn("SKIPPING the Redis state tests: redis-server is not installed (apt-get install redis-server)");
+// is skipped (test/redis-server.ts says so in one line); .ci/run installs it and runs them all.
 beforeAll(async () => {
   if (!haveRedis) return;
   redis = await startRedis();
