@@ -39,7 +39,7 @@ export function sealPath(file: string): string {
  */
 export function sealAtOpen(db: Database, file: string, created: boolean, log?: ConsolaInstance): void {
   const expected = readSeal(file);
-  const found = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'seal'").get()?.value;
+  const found = readMeta(db, "seal");
   const token = newToken();
   const kept = found !== undefined && expected.includes(found);
   const seal = (tokens: string[]) => {
@@ -69,7 +69,7 @@ export function sealAtOpen(db: Database, file: string, created: boolean, log?: C
 export function sealAtClose(db: Database, file: string, log?: ConsolaInstance): void {
   const token = newToken();
   try {
-    const current = db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'seal'").get()?.value;
+    const current = readMeta(db, "seal");
     // As at open: FILE.seal names both while the file changes, so a write that fails halfway (a full
     // disk) leaves the file still accepted at the next start.
     if (current !== undefined) writeSeal(file, [current, token]);
@@ -82,16 +82,24 @@ export function sealAtClose(db: Database, file: string, log?: ConsolaInstance): 
 
 /** A new state epoch, and no replay epoch: SqliteReplay starts a new one and drops the old windows. */
 function forgetEpochs(db: Database): void {
-  db.query("INSERT INTO replay_meta VALUES ('state_epoch', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(newToken());
+  writeMeta(db, "state_epoch", newToken());
   db.run("DELETE FROM replay_meta WHERE name IN ('epoch', 'clean')");
 }
 
 function writeFileSeal(db: Database, token: string): void {
-  db.query("INSERT INTO replay_meta VALUES ('seal', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(token);
+  writeMeta(db, "seal", token);
 }
 
 function stateEpoch(db: Database): string | undefined {
-  return db.query<{ value: string }, []>("SELECT value FROM replay_meta WHERE name = 'state_epoch'").get()?.value;
+  return readMeta(db, "state_epoch");
+}
+
+function readMeta(db: Database, name: string): string | undefined {
+  return db.query<{ value: string }, [string]>("SELECT value FROM replay_meta WHERE name = ?").get(name)?.value;
+}
+
+function writeMeta(db: Database, name: string, value: string): void {
+  db.query("INSERT INTO replay_meta VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(name, value);
 }
 
 function why(file: string, found: string | undefined, expected: string | undefined): string {
@@ -133,7 +141,8 @@ function writeSeal(file: string, tokens: string[]): void {
     rmSync(temp, { force: true });
     throw error;
   }
-  syncDirectory(dirname(file));
+  // The directory the rename happened in: the real file's (sealPath follows a symlinked path).
+  syncDirectory(dirname(path));
 }
 
 /** Makes the rename itself last through a power loss. */
