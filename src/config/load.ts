@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { CONFIG_FLAG, DEFAULT_CONFIG_FILE, envName, settings, type Config, type RawValue, type Setting } from "./schema.ts";
+import { isAbsolute, relative, resolve } from "node:path";
+import { didYouMean } from "../util/suggest.ts";
+import { findJsonError } from "./json-error.ts";
+import { CONFIG_FLAG, DEFAULT_CONFIG_FILE, envName, OTHER_VARIABLES, settings, type Config, type RawValue, type Setting } from "./schema.ts";
 
 /** A bad setting: the message names the key, the bad value and where it came from. Exit code 2. */
 export class ConfigError extends Error {
@@ -16,7 +18,7 @@ export interface ConfigSources {
 
 export interface LoadedConfig {
   config: Readonly<Config>;
-  /** Things worth a warning that do not stop the server (unknown file keys). */
+  /** Things worth a warning that do not stop the server (WEBTALK_* variables that are no setting). */
   warnings: string[];
   /** The config file read, if any. */
   file?: string;
@@ -24,12 +26,13 @@ export interface LoadedConfig {
 
 /** Resolves every setting: flag, then WEBTALK_* variable, then config file, then default. */
 export function loadConfig({ flags, env, cwd }: ConfigSources): LoadedConfig {
-  const warnings: string[] = [];
+  const warnings = unknownVariables(env);
   const file = configFile(flags, env, cwd);
-  const fileValues = file ? readConfigFile(file, warnings) : {};
+  const shown = file && shownPath(file, cwd);
+  const fileValues = file ? readConfigFile(file, shown!) : {};
   const config: Record<string, unknown> = {};
   for (const setting of settings) {
-    config[setting.key] = resolveSetting(setting, flags, env, fileValues, file);
+    config[setting.key] = resolveSetting(setting, flags, env, fileValues, shown);
   }
   return { config: Object.freeze(config as unknown as Config), warnings, file };
 }
@@ -74,19 +77,53 @@ function configFile(flags: Record<string, unknown>, env: Record<string, string |
   return existsSync(implicit) ? implicit : undefined;
 }
 
-function readConfigFile(path: string, warnings: string[]): Record<string, unknown> {
+/** The file as the operator would name it: relative to the working directory when inside it. */
+function shownPath(path: string, cwd: string): string {
+  const inside = relative(cwd, path);
+  return inside.startsWith("..") || isAbsolute(inside) ? path : inside;
+}
+
+function readConfigFile(path: string, shown: string): Record<string, unknown> {
+  const text = readFileSync(path, "utf8");
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, "utf8"));
+    parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`invalid config file ${path}: ${(error as Error).message}`);
+    const at = findJsonError(text);
+    const hint = /^\s*[{[]/.test(text) ? "" : ` (${DEFAULT_CONFIG_FILE} holds JSON, e.g. {"public": ":12345"})`;
+    if (at) throw new ConfigError(`${shown}:${at.line}:${at.column}: ${at.message}${hint}`);
+    throw new ConfigError(`invalid config file ${shown}: ${(error as Error).message}`);
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ConfigError(`invalid config file ${path}: expected a JSON object such as {"Public": ":12345"}`);
+    throw new ConfigError(`invalid config file ${shown}: expected a JSON object such as {"public": ":12345"}`);
   }
-  const known = new Set(settings.flatMap((s) => s.fileKeys));
-  for (const key of Object.keys(parsed)) {
-    if (!known.has(key)) warnings.push(`unknown key "${key}" in ${path} (ignored)`);
-  }
+  checkKeys(Object.keys(parsed), shown);
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * Keys are matched exactly: `Queue` is not `queue`, and a key that means nothing is a mistake the
+ * operator wants to hear about before the server runs without it. Documented aliases are fine alone.
+ */
+function checkKeys(keys: string[], shown: string): void {
+  const known = settings.flatMap((s) => s.fileKeys);
+  for (const key of keys) {
+    if (!known.includes(key)) {
+      throw new ConfigError(`unknown key "${key}" in ${shown}${didYouMean(key, known, (k) => `"${k}"`)}`);
+    }
+  }
+  for (const setting of settings) {
+    const given = setting.fileKeys.filter((key) => keys.includes(key));
+    if (given.length > 1) throw new ConfigError(`${given.map((k) => `"${k}"`).join(" and ")} in ${shown} are the same setting: keep one`);
+  }
+}
+
+/** A mistyped variable is ignored by everything else: say so, with the name probably meant. */
+function unknownVariables(env: Record<string, string | undefined>): string[] {
+  const known = [...settings.map((s) => envName(s.flag)), envName(CONFIG_FLAG)];
+  const others = Object.keys(OTHER_VARIABLES);
+  return Object.keys(env)
+    .filter((name) => name.startsWith("WEBTALK_") && !known.includes(name) && !others.includes(name))
+    .sort()
+    .map((name) => `unknown variable ${name} (ignored)${didYouMean(name, known)}`);
 }

@@ -66,12 +66,29 @@ export interface Config {
 
 export type RawValue = string | number | boolean;
 
+/** The sections of --help and of docs/reference/configuration.md, in the order they are shown. */
+export const GROUPS = {
+  network: "addresses, the WebSocket endpoint and how connections behave",
+  limits: "sizes, rates and timeouts that keep one client from hurting the others",
+  security: "authentication of backends, TLS and allowed origins",
+  durability: "keeping state across restarts",
+  cluster: "several nodes sharing one Redis",
+  observability: "logs, health and metrics",
+} as const;
+export type Group = keyof typeof GROUPS;
+
 export interface Setting<K extends keyof Config = keyof Config> {
   key: K;
   /** The long flag, without dashes; the variable is WEBTALK_ + its upper-snake form. */
   flag: string;
-  /** Keys accepted in the JSON config file: the key capitalised (the original's `Public`, `Private`) or as is. */
+  group: Group;
+  /**
+   * Keys accepted in the JSON config file, matched exactly: the first (the setting's key) is the one
+   * documented; the rest are its `fileAliases`.
+   */
   readonly fileKeys: readonly string[];
+  /** Other names the file accepts for this key: the original Go webtalk's `Public` and `Private`. */
+  fileAliases?: readonly string[];
   default: Config[K];
   valueHint: string;
   description: string;
@@ -86,6 +103,8 @@ export const settings: readonly Setting[] = [
   define({
     key: "public",
     flag: "public",
+    group: "network",
+    fileAliases: ["Public"],
     default: { host: "0.0.0.0", port: 12345 },
     valueHint: "HOST:PORT",
     description: "WebSocket address browsers connect to (port 0 picks a free port)",
@@ -94,6 +113,8 @@ export const settings: readonly Setting[] = [
   define({
     key: "private",
     flag: "private",
+    group: "network",
+    fileAliases: ["Private"],
     default: { host: "127.0.0.1", port: 12344 },
     valueHint: "HOST:PORT",
     description: "control address backends connect to; loopback by default, it has no authentication",
@@ -102,6 +123,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "path",
     flag: "path",
+    group: "network",
     default: "/webtalk",
     valueHint: "PATH",
     description: "URL path of the WebSocket endpoint",
@@ -114,6 +136,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "queue",
     flag: "queue",
+    group: "limits",
     default: 1000,
     valueHint: "COUNT",
     description: "messages held per offline user; past it the oldest is dropped",
@@ -122,6 +145,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "loginTimeout",
     flag: "login-timeout",
+    group: "network",
     default: 10,
     valueHint: "SECONDS",
     description: "seconds a browser has to log in before it is closed with 4003",
@@ -130,6 +154,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "duplicate",
     flag: "duplicate",
+    group: "network",
     default: "replace",
     valueHint: "replace|reject",
     description: "a second login for a connected user replaces the first, or is rejected",
@@ -138,6 +163,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "upstream",
     flag: "upstream",
+    group: "network",
     default: false,
     valueHint: "",
     boolean: true,
@@ -147,6 +173,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxMessage",
     flag: "max-message",
+    group: "limits",
     default: 4096,
     valueHint: "BYTES",
     description: "largest message a browser may send; larger closes it with 1009",
@@ -155,6 +182,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxMessageRate",
     flag: "max-message-rate",
+    group: "limits",
     default: 100,
     valueHint: "N",
     description: "messages per second a logged-in browser may send (0: unlimited); past it the browser is closed with 1008",
@@ -163,6 +191,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "listenerBuffer",
     flag: "listener-buffer",
+    group: "limits",
     default: 8 << 20,
     valueHint: "BYTES",
     description: "memory (bytes, buffers and their per-buffer cost) a [listen] connection's unsent events may hold before it is disconnected",
@@ -171,6 +200,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "secret",
     flag: "secret",
+    group: "security",
     default: "",
     valueHint: "SECRET",
     description: "control connections must first send [auth] SECRET (unset: none, and the control port should stay on loopback)",
@@ -179,6 +209,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "tlsCert",
     flag: "tls-cert",
+    group: "security",
     default: "",
     valueHint: "FILE",
     description: "PEM certificate: with --tls-key, the public port serves wss:// and https://",
@@ -187,6 +218,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "tlsKey",
     flag: "tls-key",
+    group: "security",
     default: "",
     valueHint: "FILE",
     description: "PEM private key for --tls-cert",
@@ -195,6 +227,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "privateTls",
     flag: "private-tls",
+    group: "security",
     default: false,
     valueHint: "",
     boolean: true,
@@ -204,6 +237,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "origins",
     flag: "origins",
+    group: "security",
     default: [],
     valueHint: "ORIGIN,ORIGIN",
     description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
@@ -212,6 +246,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxConnections",
     flag: "max-connections",
+    group: "limits",
     default: 100_000,
     valueHint: "COUNT",
     description: "browsers beyond this many are refused with 503",
@@ -220,6 +255,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "maxControlConnections",
     flag: "max-control-connections",
+    group: "limits",
     default: 1000,
     valueHint: "COUNT",
     description: "control connections beyond this many are refused",
@@ -228,6 +264,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "authTimeout",
     flag: "auth-timeout",
+    group: "security",
     default: 5,
     valueHint: "SECONDS",
     description: "with --secret, seconds a control connection has to send a good [auth] before it is closed",
@@ -236,6 +273,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "frameTimeout",
     flag: "frame-timeout",
+    group: "limits",
     default: 30,
     valueHint: "SECONDS",
     description: "seconds a control frame may take to arrive whole once it has begun; past it the connection is closed",
@@ -244,6 +282,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "backpressure",
     flag: "backpressure",
+    group: "limits",
     default: 4 << 20,
     valueHint: "BYTES",
     description: "bytes queued for a browser that is not reading before it is closed with 4006",
@@ -252,6 +291,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "queueBytes",
     flag: "queue-bytes",
+    group: "limits",
     default: 64 << 20,
     valueHint: "BYTES",
     description: "memory for held messages across all users (2 bytes a character and ~100 a message); past it the oldest are dropped",
@@ -260,6 +300,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "shutdownTimeout",
     flag: "shutdown-timeout",
+    group: "network",
     default: 10,
     valueHint: "SECONDS",
     description: "on SIGTERM/SIGINT, time allowed to answer pending commands and close connections",
@@ -268,6 +309,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayCount",
     flag: "replay-count",
+    group: "limits",
     default: 1000,
     valueHint: "COUNT",
     description: "messages kept per channel and per user for webtalk.v2 browsers to resume from (0: none)",
@@ -276,6 +318,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayAge",
     flag: "replay-age",
+    group: "limits",
     default: 300,
     valueHint: "SECONDS",
     description: "how long a message stays in the replay window",
@@ -284,6 +327,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "replayBytes",
     flag: "replay-bytes",
+    group: "limits",
     default: 64 << 20,
     valueHint: "BYTES",
     description: "memory for replay windows across all sources (2 bytes a character and ~100 a message); past it the oldest go first",
@@ -292,6 +336,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "redis",
     flag: "redis",
+    group: "cluster",
     default: "",
     valueHint: "URL",
     description: "run as one node of a cluster: state and fan-out in Redis, e.g. redis://127.0.0.1:6379/0",
@@ -304,6 +349,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "redisPrefix",
     flag: "redis-prefix",
+    group: "cluster",
     default: "webtalk:",
     valueHint: "PREFIX",
     description: "namespace for every Redis key and channel, so deployments can share a Redis",
@@ -316,6 +362,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "redisAllowEviction",
     flag: "redis-allow-eviction",
+    group: "cluster",
     default: false,
     valueHint: "",
     boolean: true,
@@ -326,6 +373,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "lease",
     flag: "lease",
+    group: "cluster",
     default: 15,
     valueHint: "SECONDS",
     description: "with --redis: how long a dead node's users stay online before they can log in on another node",
@@ -334,6 +382,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "demo",
     flag: "demo",
+    group: "network",
     default: false,
     valueHint: "",
     boolean: true,
@@ -343,6 +392,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "logLevel",
     flag: "log-level",
+    group: "observability",
     default: "info",
     valueHint: "silent|error|warn|info|debug",
     description: "how much to log",
@@ -351,6 +401,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "data",
     flag: "data",
+    group: "durability",
     default: "",
     shownDefault: "none: in memory, empty at each start",
     valueHint: "FILE",
@@ -366,6 +417,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "dataSync",
     flag: "data-sync",
+    group: "durability",
     default: "full",
     valueHint: "full|normal",
     description: "with --data: full = on disk before each [ok] (survives power loss); normal = survives a crash of webtalk, faster",
@@ -374,6 +426,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "logFormat",
     flag: "log-format",
+    group: "observability",
     default: "pretty",
     valueHint: "pretty|json",
     description: "log lines for people, or one JSON object per line for log shippers",
@@ -382,6 +435,7 @@ export const settings: readonly Setting[] = [
   define({
     key: "admin",
     flag: "admin",
+    group: "observability",
     default: { host: "127.0.0.1", port: 12346 },
     valueHint: "HOST:PORT|off",
     description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
@@ -393,11 +447,21 @@ export const settings: readonly Setting[] = [
 export const CONFIG_FLAG = "config";
 export const DEFAULT_CONFIG_FILE = "webtalk.ini";
 
+/**
+ * WEBTALK_* variables that are not the server's settings but are not typos either: `webtalk ctl`'s
+ * own, and the test suite's, which often share an environment with a server.
+ */
+export const OTHER_VARIABLES: Readonly<Record<string, string>> = {
+  WEBTALK_TLS_CA: "webtalk ctl: the certificate to trust",
+  WEBTALK_TEST_REDIS: "the test suite: a Redis to run against",
+  WEBTALK_ATTACK: "the test suite: attack sizes",
+};
+
 export function envName(flag: string): string {
   return `WEBTALK_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
 function define<K extends keyof Config>(setting: Omit<Setting<K>, "fileKeys">): Setting {
-  const fileKeys = [setting.key[0]!.toUpperCase() + setting.key.slice(1), setting.key];
+  const fileKeys = [setting.key, ...(setting.fileAliases ?? [])];
   return { ...setting, fileKeys } as unknown as Setting;
 }
