@@ -2,6 +2,7 @@
 // Usage: bun scripts/build.ts [--outfile PATH] [--target bun-OS-ARCH]   (the target defaults to this machine)
 
 import { resolve } from "node:path";
+import { gitCommit } from "../src/cli/version.ts";
 
 const root = resolve(import.meta.dir, "..");
 const option = (name: string) => {
@@ -10,6 +11,8 @@ const option = (name: string) => {
 };
 const outfile = resolve(option("--outfile") ?? resolve(root, "dist/webtalk"));
 const target = option("--target");
+// `webtalk --version` names the commit it was built from; a build outside a checkout says "unknown".
+const commit = gitCommit(root) ?? "unknown";
 
 const build = Bun.spawnSync(
   [
@@ -19,6 +22,7 @@ const build = Bun.spawnSync(
     "--minify",
     "--bytecode",
     "--format=esm",
+    `--define=WEBTALK_COMMIT=${JSON.stringify(commit)}`,
     ...(target ? [`--target=${target}`] : []),
     resolve(root, "src/main.ts"),
     "--outfile",

@@ -4,6 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pkg from "../package.json" with { type: "json" };
 import { Browser, ControlClient, newUser } from "./helpers.ts";
 import { ROOT, runToExit, spawnServer } from "./process.ts";
 
@@ -16,7 +17,9 @@ test("the compiled binary, with no Bun on PATH, serves a backend, a browser, the
   expect(build.code).toBe(0);
 
   const env = { PATH: "/nonexistent", HOME: dir };
-  expect((await runToExit([binary, "--version"], { env, cwd: dir })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  // The commit is baked in at build time: no git on PATH here, and no checkout around the binary.
+  const commit = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: ROOT }).stdout.toString().trim() || "unknown";
+  expect((await runToExit([binary, "--version"], { env, cwd: dir })).stdout).toBe(`webtalk ${pkg.version} (commit ${commit}, bun ${Bun.version})\n`);
 
   const server = await spawnServer([binary, "--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--demo"], { env, cwd: dir });
   // The browser client and the demo's files are embedded in the binary, which runs far from the sources.

@@ -1,11 +1,13 @@
 import { defineCommand, type ArgsDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { ConfigError, loadConfig } from "../config/load.ts";
+import { argumentError } from "./argument-errors.ts";
 import { readRawFlags } from "./boolean-flags.ts";
-import { CONFIG_FLAG, envName, settings } from "../config/schema.ts";
+import { helpStyle, renderHelp } from "./help.ts";
+import { versionLine } from "./version.ts";
+import { CONFIG_FLAG, settings } from "../config/schema.ts";
 import { createLog } from "../observe/log.ts";
 import { startServer, StartupError, type Webtalk } from "../server.ts";
-import { formatAddress, type Address } from "../config/address.ts";
 import { StateOpenError } from "../state/state.ts";
 
 /** `webtalk [flags]`: loads the configuration and runs the server until SIGINT or SIGTERM. */
@@ -13,10 +15,12 @@ export const serveCommand = defineCommand({
   meta: { name: "webtalk", version: pkg.version, description: pkg.description },
   args: serveArgs(),
   async run({ args, rawArgs }) {
-    const unknown = unknownFlags(rawArgs);
-    if (unknown.length > 0) return fail(2, `unknown flag ${unknown[0]} (see --help)`);
-    const raw = readRawFlags(rawArgs, BOOLEAN_FLAGS);
-    if (raw.strays.length > 0) return fail(2, `unexpected argument ${JSON.stringify(raw.strays[0])} (flags are --name VALUE; see --help)`);
+    // Asked for anywhere on the line, as citty would: `webtalk --public x --help` still helps.
+    if (rawArgs.some((arg) => arg === "--help" || arg === "-h")) return print(renderHelp(helpStyle(process.stdout, process.env)));
+    if (rawArgs.some((arg) => arg === "--version" || arg === "-v")) return print(`${versionLine()}\n`);
+    const raw = readRawFlags(rawArgs, FLAG_NAMES);
+    const problem = argumentError(raw, [...FLAG_NAMES.known].filter((name) => name.length > 1));
+    if (problem !== undefined) return fail(2, problem);
     let loaded;
     try {
       loaded = loadConfig({ flags: { ...args, ...raw.booleans }, env: process.env, cwd: process.cwd() });
@@ -55,34 +59,27 @@ export const serveCommand = defineCommand({
   },
 });
 
-const BOOLEAN_FLAGS: ReadonlySet<string> = new Set(settings.filter((s) => s.boolean).map((s) => s.flag));
+const FLAG_NAMES = {
+  known: new Set([...settings.map((s) => s.flag), CONFIG_FLAG, "help", "h", "version", "v"]),
+  booleans: new Set(settings.filter((s) => s.boolean).map((s) => s.flag)),
+};
 
+/**
+ * What citty parses for us: the settings' values. Its own --help and --version are turned off by
+ * declaring them (help.ts draws the help; version.ts prints more than the version).
+ */
 function serveArgs(): ArgsDef {
   const args: ArgsDef = {};
-  for (const s of settings) {
-    const shown = s.shownDefault ?? showDefault(s.default);
-    const description = `${s.description} (env ${envName(s.flag)}, default ${shown})`;
-    args[s.flag] = s.boolean
-      ? { type: "boolean", description: `${description}; bare --${s.flag} is true, or give true|false|1|0|yes|no` }
-      : { type: "string", valueHint: s.valueHint, description };
-  }
-  args[CONFIG_FLAG] = {
-    type: "string",
-    valueHint: "FILE",
-    description: `JSON config file, e.g. {"Public": ":12345", "Private": "127.0.0.1:12344"} (env ${envName(CONFIG_FLAG)}, default ./webtalk.ini when present)`,
-  };
+  for (const s of settings) args[s.flag] = s.boolean ? { type: "boolean" } : { type: "string", valueHint: s.valueHint };
+  args[CONFIG_FLAG] = { type: "string", valueHint: "FILE" };
+  args.help = { type: "boolean", alias: "h" };
+  args.version = { type: "boolean", alias: "v" };
   return args;
 }
 
-function showDefault(value: unknown): string {
-  if (Array.isArray(value)) return value.length === 0 ? "none" : value.join(",");
-  if (typeof value === "object" && value !== null) return formatAddress(value as Address);
-  return value === "" ? "none" : String(value);
-}
-
-function unknownFlags(rawArgs: string[]): string[] {
-  const known = new Set([...settings.map((s) => s.flag), CONFIG_FLAG]);
-  return rawArgs.filter((arg) => /^-[^0-9]/.test(arg) && !known.has(arg.replace(/^--?/, "").split("=")[0]!));
+function print(text: string): never {
+  process.stdout.write(text);
+  process.exit(0);
 }
 
 function fail(code: number, message: string): never {
