@@ -28,6 +28,8 @@ describe("stray words and unknown flags", () => {
     [["--pubic", "127.0.0.1:0"], "unknown flag --pubic — did you mean --public?"],
     [["--Queue=5"], "unknown flag --Queue — did you mean --queue?"],
     [["--verison"], "unknown flag --verison — did you mean --version?"],
+    // Followed by another flag: "--public" is not the queue, and its address is no stray.
+    [["--queue"], "--queue needs a value: --queue VALUE, or --queue=VALUE"],
   ])("webtalk %p exits 2: %s", async (args, message) => {
     // The real ports are given, so a server that starts anyway would be seen running, not exit 2.
     const result = await webtalk(args[0] === "--pubic" ? args : [...args, ...LOOPBACK]);

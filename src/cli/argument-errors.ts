@@ -16,6 +16,8 @@ export function argumentError(raw: RawFlags, flags: readonly string[]): string |
   const names = [...flags, ...BUILTIN_FLAGS];
   const flag = raw.unknown[0];
   if (flag !== undefined) return `unknown flag ${flag}${hint(flag.replace(/^--?/, ""), names, [])} (see --help)`;
+  const empty = raw.missing[0];
+  if (empty !== undefined) return `${empty} needs a value: ${empty} VALUE, or ${empty}=VALUE for one that starts with -- (see --help)`;
   const stray = raw.strays[0];
   if (stray === undefined) return undefined;
   if (COMMANDS.includes(stray)) return `"${stray}" must come first: webtalk ${stray} … (see webtalk ${stray} --help)`;

@@ -10,6 +10,8 @@ export interface RawFlags {
   unknown: string[];
   /** Arguments that belong to no flag (the server takes none): worth an exit 2, not silence. */
   strays: string[];
+  /** Flags that take a value but were given none: last on the line, or followed by another --flag. */
+  missing: string[];
 }
 
 export interface FlagNames {
@@ -21,7 +23,7 @@ export interface FlagNames {
 
 /** Every flag in `known` that is not boolean takes a value: `--name=VALUE` or the next argument. */
 export function readRawFlags(rawArgs: readonly string[], names: FlagNames): RawFlags {
-  const found: RawFlags = { booleans: {}, unknown: [], strays: [] };
+  const found: RawFlags = { booleans: {}, unknown: [], strays: [], missing: [] };
   for (let i = 0; i < rawArgs.length; i++) {
     const arg = rawArgs[i]!;
     if (!arg.startsWith("-") || arg === "-") {
@@ -36,7 +38,10 @@ export function readRawFlags(rawArgs: readonly string[], names: FlagNames): RawF
       continue;
     }
     if (!names.booleans.has(name)) {
-      if (eq < 0 && next !== undefined) i++; // its value, whatever it looks like, as citty reads it
+      // `--queue --public x` would take "--public" as the queue and leave "x" a stray: name the real
+      // mistake. A value that starts with "--" can still be given as --flag=VALUE.
+      if (eq < 0 && (next === undefined || next.startsWith("--"))) found.missing.push(arg);
+      else if (eq < 0) i++; // its value, whatever else it looks like, as citty reads it
       continue;
     }
     if (eq >= 0) found.booleans[name] = arg.slice(eq + 1);
