@@ -1,7 +1,7 @@
 // The one line an exit 2 prints for a command line the server cannot take, naming the word and,
 // when one is near, what was probably meant: `webtalk version` is `--version`, not a server on defaults.
 
-import type { RawFlags } from "./boolean-flags.ts";
+import type { RawFlags } from "./raw-flags.ts";
 import { didYouMean } from "../util/suggest.ts";
 
 /** What the server's command line may hold besides its settings' flags. */

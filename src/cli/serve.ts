@@ -2,7 +2,7 @@ import { defineCommand, type ArgsDef } from "citty";
 import pkg from "../../package.json" with { type: "json" };
 import { ConfigError, loadConfig } from "../config/load.ts";
 import { argumentError } from "./argument-errors.ts";
-import { readRawFlags } from "./boolean-flags.ts";
+import { readRawFlags } from "./raw-flags.ts";
 import { helpStyle, renderHelp } from "./help.ts";
 import { versionLine } from "./version.ts";
 import { CONFIG_FLAG, settings } from "../config/schema.ts";
