@@ -66,6 +66,11 @@ describe("loadConfig", () => {
     rmSync(cwd, { recursive: true, force: true });
   });
 
+  test("a config file saved with a byte-order mark reads as JSON", () => {
+    const file = writeConfig("bom.json", `\uFEFF${JSON.stringify({ queue: 7 })}`);
+    expect(loadConfig({ flags: { config: file }, env: {}, cwd: empty }).config.queue).toBe(7);
+  });
+
   test("IPv6 addresses parse; the original's Public and Private are aliases of public and private", () => {
     const file = writeConfig("ipv6.json", { Public: "[::1]:0", private: "[::1]:1" });
     const loaded = loadConfig({ flags: { config: file }, env: {}, cwd: empty });

@@ -84,7 +84,8 @@ function shownPath(path: string, cwd: string): string {
 }
 
 function readConfigFile(path: string, shown: string): Record<string, unknown> {
-  const text = readFileSync(path, "utf8");
+  // Windows editors may start the file with a byte-order mark: not JSON, but not worth an exit 2.
+  const text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
