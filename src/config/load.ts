@@ -28,8 +28,8 @@ export interface LoadedConfig {
 export function loadConfig({ flags, env, cwd }: ConfigSources): LoadedConfig {
   const warnings = unknownVariables(env);
   const file = configFile(flags, env, cwd);
-  const shown = file && shownPath(file, cwd);
-  const fileValues = file ? readConfigFile(file, shown!) : {};
+  const shown = file === undefined ? undefined : shownPath(file, cwd);
+  const fileValues = file === undefined ? {} : readConfigFile(file, shown!);
   const config: Record<string, unknown> = {};
   for (const setting of settings) {
     config[setting.key] = resolveSetting(setting, flags, env, fileValues, shown);

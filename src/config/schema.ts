@@ -1,5 +1,6 @@
 // The one table of settings: each drives its flag, its WEBTALK_* variable, its config-file keys,
-// its default and its --help line. Parsers throw a message naming what was expected.
+// its default, its --help line and its row in docs/reference/configuration.md (npm run docs:config),
+// under its group. Parsers throw a message naming what was expected.
 
 import { parseAddress, type Address } from "./address.ts";
 import { flag, oneOf, origins, seconds, wholeNumber } from "./parse.ts";
@@ -94,7 +95,7 @@ export interface Setting<K extends keyof Config = keyof Config> {
   description: string;
   /** A switch: `--flag` alone means true. */
   boolean?: true;
-  /** How --help shows the default, when its value says nothing by itself (an empty string). */
+  /** How --help and the reference show the default, when its value says nothing by itself (""). */
   shownDefault?: string;
   parse(raw: RawValue): Config[K];
 }
