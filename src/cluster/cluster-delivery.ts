@@ -41,6 +41,7 @@ export class ClusterDelivery implements Delivery {
 
   async start(): Promise<void> {
     const listener = (text: string) => {
+      this.#o.metrics.busReceived++;
       const message = decodeBus(text);
       if (message) this.#receive(message);
       else this.#o.log.warn("ignored a malformed cluster bus message");
