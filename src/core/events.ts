@@ -13,6 +13,7 @@ export type EventSink = (payload: string) => void;
 export class EventHub {
   #sinks = new Set<EventSink>();
   #relay: EventSink | undefined;
+  #onListening: ((listening: boolean) => void) | undefined;
   /** The epoch last announced by epochChanged. */
   #epoch: string | undefined;
 
@@ -46,7 +47,15 @@ export class EventHub {
   /** Registers a sink; returns the function that removes it. */
   add(sink: EventSink): () => void {
     this.#sinks.add(sink);
-    return () => void this.#sinks.delete(sink);
+    if (this.#sinks.size === 1) this.#onListening?.(true);
+    return () => {
+      if (this.#sinks.delete(sink) && this.#sinks.size === 0) this.#onListening?.(false);
+    };
+  }
+
+  /** Calls `listener` when this process gets its first sink (true) and loses its last (false). */
+  whenListening(listener: (listening: boolean) => void): void {
+    this.#onListening = listener;
   }
 
   get listeners(): number {
