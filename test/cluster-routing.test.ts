@@ -197,4 +197,43 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
       for (const node of [a!, b!, c]) await node.stop("SIGKILL");
     }
   }, 60_000);
+
+  test("a live node paused past its lease and the sweep's grace gets the channel's shouts again once it is back", async () => {
+    const prefix = uniquePrefix("route-lapse");
+    const a = await spawnNode(redis, prefix, 2);
+    const b = await spawnNode(redis, prefix, 1);
+    const ctl = await ControlClient.connect(a.privatePort);
+    let browser: Browser | undefined;
+    try {
+      const channel = await ctl.ok("[newchannel]");
+      const [page, user] = await loggedIn(b, ctl);
+      browser = page;
+      await ctl.ok(`[join] ${channel}!${user.id}`);
+      expect(Number(redisCli("HLEN", `${prefix}chnodes:${channel}`))).toBe(1);
+      b.proc.kill("SIGSTOP");
+      // B's lease (1 s) lapses; after its grace (5 leases) A's renewal sweeps B's users and routes.
+      let swept = false;
+      for (const deadline = Date.now() + 15_000; !swept && Date.now() < deadline; await Bun.sleep(200)) {
+        swept = Number(redisCli("HLEN", `${prefix}chnodes:${channel}`)) === 0;
+      }
+      expect(swept).toBe(true);
+      b.proc.kill("SIGCONT");
+      // B finds its lease gone at its next renewal and claims its users again: shouts reach it again.
+      let back = false;
+      for (let i = 0; !back && i < 100; i++) {
+        await ctl.ok(`[shout] ${channel}!probe${i}`);
+        back = await browser.messages.next("a shout", 100).then(() => true, () => false);
+      }
+      expect(back).toBe(true);
+      const got = receive(browser, "after", 100, "every shout once B is back");
+      ctl.write(encodeFrames(Array.from({ length: 100 }, (_, i) => `[shout] ${channel}!after${i}`)));
+      await got;
+      await ctl.replies.take(100, "the replies");
+    } finally {
+      browser?.close();
+      ctl.close();
+      b.proc.kill("SIGCONT");
+      for (const node of [a, b]) await node.stop("SIGKILL");
+    }
+  }, 60_000);
 });
