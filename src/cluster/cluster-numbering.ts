@@ -60,7 +60,8 @@ export class ClusterNumbering implements NumberedSend {
   async shout(channel: number, message: string): Promise<void> {
     const head = encodeBusHead({ k: "c", c: channel, m: message });
     const args = [...appendArgs(message, this.limits), this.#bus, head];
-    const keys = [...replayKeys(this.prefix, channelStream(channel)), channelNodesKey(this.prefix, channel)];
+    const keys: string[] = replayKeys(this.prefix, channelStream(channel));
+    keys.push(channelNodesKey(this.prefix, channel));
     await this.lineage.run(SHOUT, keys, args);
   }
 
