@@ -73,6 +73,7 @@ export class ClusterDelivery implements Delivery {
     events.whenListening((listening) => {
       const change = () => (listening ? redis.subscribe(this.#events, listener) : redis.unsubscribe(this.#events));
       this.#eventsLink = this.#eventsLink.then(change).catch((error: Error) => this.#o.log.warn(`could not follow the events channel: ${error.message}`));
+      return this.#eventsLink;
     });
     events.relayThrough((payload) => void this.#publishTo(this.#events, { k: "e", p: payload }).catch(() => undefined));
   }

@@ -13,7 +13,10 @@ export type EventSink = (payload: string) => void;
 export class EventHub {
   #sinks = new Set<EventSink>();
   #relay: EventSink | undefined;
-  #onListening: ((listening: boolean) => void) | undefined;
+  #onListening: ((listening: boolean) => Promise<void>) | undefined;
+  /** Whether this process hears the cluster's events (always, without a cluster). */
+  #hearing = false;
+  #ready: Promise<void> = Promise.resolve();
   /** The epoch last announced by epochChanged. */
   #epoch: string | undefined;
 
@@ -47,15 +50,39 @@ export class EventHub {
   /** Registers a sink; returns the function that removes it. */
   add(sink: EventSink): () => void {
     this.#sinks.add(sink);
-    if (this.#sinks.size === 1) this.#onListening?.(true);
+    this.#hear();
     return () => {
-      if (this.#sinks.delete(sink) && this.#sinks.size === 0) this.#onListening?.(false);
+      if (this.#sinks.delete(sink) && this.#sinks.size === 0 && this.#hearing && this.#onListening) {
+        this.#hearing = false;
+        this.#ready = this.#onListening(false);
+      }
     };
   }
 
-  /** Calls `listener` when this process gets its first sink (true) and loses its last (false). */
-  whenListening(listener: (listening: boolean) => void): void {
+  /**
+   * A cluster's node hears events only while it has listeners: `listener` starts (true) or stops
+   * (false) hearing them and answers once that took effect.
+   */
+  whenListening(listener: (listening: boolean) => Promise<void>): void {
     this.#onListening = listener;
+  }
+
+  /**
+   * Answers once this process hears every event raised from now on (a cluster's node subscribes
+   * first): `[listen]` replies after it, so no event after the reply is missed. A `[listen]` whose
+   * connection closes before its sink is added leaves the node hearing events until a later last
+   * listener leaves.
+   */
+  ready(): Promise<void> | undefined {
+    if (!this.#onListening) return undefined;
+    this.#hear();
+    return this.#ready;
+  }
+
+  #hear(): void {
+    if (this.#hearing || !this.#onListening) return;
+    this.#hearing = true;
+    this.#ready = this.#onListening(true);
   }
 
   get listeners(): number {
