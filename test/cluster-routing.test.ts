@@ -183,6 +183,10 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
       }
       expect(entries.split("\n").length).toBe(1);
       expect(redisCli("HKEYS", `${prefix}chnodes:1`).split("\n").length).toBe(1);
+      // Nothing else keeps naming the dead node: its user is offline, its renewal record gone.
+      expect(redisCli("HLEN", `${prefix}online`)).toBe("1");
+      expect(redisCli("HLEN", `${prefix}nodeseen`)).toBe("2");
+      expect(redisCli("SCARD", `${prefix}nodes`)).toBe("2");
     } finally {
       for (const browser of browsers) browser.close();
       ctl.close();
