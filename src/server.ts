@@ -113,6 +113,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         secret: config.secret,
         metrics,
         log: controlLog,
+        eventsReady: () => events.ready(),
       }),
     );
 

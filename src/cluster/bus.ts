@@ -17,9 +17,19 @@ export type BusMessage =
    */
   | { k: "g" };
 
-/** The one Redis pub/sub channel of a cluster's bus. */
+// Where each message travels (Redis pub/sub channels under the key prefix): `u`, `c`, `s`, `x` and `d`
+// on the node channel of the node that hosts the browser (`to:NODE`, route-redis.ts), so a node hears
+// only of its own browsers; `e` on the events channel, which a node subscribes to only while it has a
+// `[listen]` connection; `g` on the cluster-wide channel every node hears.
+
+/** The cluster-wide channel: what every node must hear (the data-loss notice). */
 export function busChannel(prefix: string): string {
   return `${prefix}bus`;
+}
+
+/** The channel of `[listen]` events: only nodes with listeners subscribe. */
+export function eventsChannel(prefix: string): string {
+  return `${prefix}events`;
 }
 
 export function encodeBus(message: BusMessage): string {

@@ -4,7 +4,8 @@ import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
-import { busChannel, decodeBus, encodeBus, type BusMessage } from "./bus.ts";
+import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
+import { busChannel, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
 
 export interface ClusterOptions {
@@ -21,14 +22,30 @@ export interface ClusterOptions {
   checkGeneration?: () => Promise<unknown>;
 }
 
+// To the node that hosts the user's browser, if any (presence.ts's online hash). ARGV[2]: the prefix.
+const TO_USER = `
+local node = redis.call('HGET', KEYS[1], ARGV[1])
+if node then redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, ARGV[3]) end
+return 0`;
+
+// To every node with a browser in the channel (chnodes:C, route-redis.ts).
+const TO_CHANNEL = `
+for _, node in ipairs(redis.call('HKEYS', KEYS[1])) do redis.call('PUBLISH', ARGV[1] .. 'to:' .. node, ARGV[2]) end
+return 0`;
+
 /**
- * Delivery for a node of a cluster. Everything aimed at browsers goes out on one Redis pub/sub channel
- * and comes back to every node (this one included), which applies it to its own browsers: one path,
- * so one control connection's messages reach every browser in the order they were sent.
+ * Delivery for a node of a cluster. Everything aimed at a browser goes out on the Redis pub/sub
+ * channel of the node that hosts it (bus.ts), and that node applies it: one path per node, in Redis's
+ * order, so one control connection's messages reach every browser in the order they were sent. A
+ * node hears nothing about browsers it does not host.
  */
 export class ClusterDelivery implements Delivery {
   readonly #o: ClusterOptions;
+  /** The cluster-wide channel (the data-loss notice). */
   readonly #channel: string;
+  readonly #events: string;
+  /** Subscribing to and leaving the events channel, one change after another. */
+  #eventsLink = Promise.resolve();
   /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
   readonly #arriving = new Map<number, BusMessage[]>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
@@ -37,16 +54,28 @@ export class ClusterDelivery implements Delivery {
   constructor(options: ClusterOptions) {
     this.#o = options;
     this.#channel = busChannel(options.prefix);
+    this.#events = eventsChannel(options.prefix);
   }
 
   async start(): Promise<void> {
+    const { redis, prefix, presence, events } = this.#o;
     const listener = (text: string) => {
+      this.#o.metrics.busReceived++;
       const message = decodeBus(text);
       if (message) this.#receive(message);
       else this.#o.log.warn("ignored a malformed cluster bus message");
     };
-    await this.#o.redis.subscribe(this.#channel, listener, () => void this.#resync());
-    this.#o.events.relayThrough((payload) => void this.#publish({ k: "e", p: payload }).catch(() => undefined));
+    // What reached neither channel while the link was down, or while Redis did not count our users
+    // as ours (a lapse), is made up for by a resync.
+    await redis.subscribe(nodeChannel(prefix, presence.nodeId), listener, () => void this.#resync());
+    await redis.subscribe(this.#channel, listener);
+    presence.onReclaimed(() => void this.#resync());
+    events.whenListening((listening) => {
+      const change = () => (listening ? redis.subscribe(this.#events, listener) : redis.unsubscribe(this.#events));
+      this.#eventsLink = this.#eventsLink.then(change).catch((error: Error) => this.#o.log.warn(`could not follow the events channel: ${error.message}`));
+      return this.#eventsLink;
+    });
+    events.relayThrough((payload) => void this.#publishTo(this.#events, { k: "e", p: payload }).catch(() => undefined));
   }
 
   /**
@@ -54,7 +83,7 @@ export class ClusterDelivery implements Delivery {
    * the new data comes after this on the bus, so no node hands it to a browser of the old data.
    */
   announceDataLoss(): Promise<void> {
-    return this.#publish({ k: "g" });
+    return this.#publishTo(this.#channel, { k: "g" });
   }
 
   isOnline(user: number): Promise<boolean> {
@@ -72,32 +101,31 @@ export class ClusterDelivery implements Delivery {
   // The executor sends a cluster's whispers and shouts through ClusterNumbering (numbered and published
   // in one script); these two keep the Delivery contract for any caller that has its offset already.
   toUser(user: number, message: string, offset: number): Promise<void> {
-    return this.#publish({ k: "u", u: user, m: message, o: offset });
+    return this.#toUser(user, { k: "u", u: user, m: message, o: offset });
   }
 
   /** Each node counts its own deliveries when the shout reaches it; the sender cannot know them. */
   async toChannel(channel: number, message: string, offset: number): Promise<number> {
-    await this.#publish({ k: "c", c: channel, m: message, o: offset });
+    const { redis, prefix } = this.#o;
+    await redis.script(TO_CHANNEL, [channelNodesKey(prefix, channel)], [prefix, encodeBus({ k: "c", c: channel, m: message, o: offset })]);
     return 0;
   }
 
-  subscribe(user: number, channel: number): Promise<void> {
-    return this.#publish({ k: "s", u: user, c: channel });
-  }
+  // The membership scripts (RedisState's join, leave and deleteChannel) tell the user's node in the
+  // step that changes the membership: nothing is left to send here.
+  async subscribe(): Promise<void> {}
 
-  unsubscribe(user: number, channel: number): Promise<void> {
-    return this.#publish({ k: "x", u: user, c: channel });
-  }
+  async unsubscribe(): Promise<void> {}
 
   disconnect(user: number, reason: CloseReason): Promise<void> {
-    return this.#publish({ k: "d", u: user, r: reason.code });
+    return this.#toUser(user, { k: "d", u: user, r: reason.code });
   }
 
   async claim(user: number): Promise<void> {
     this.#arriving.set(user, []);
     try {
-      const elsewhere = await this.#o.presence.claim(user);
-      if (elsewhere) await this.#publish({ k: "d", u: user, r: CloseCode.replaced.code, x: this.#o.presence.nodeId });
+      const { presence } = this.#o;
+      await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
       throw error;
@@ -142,8 +170,13 @@ export class ClusterDelivery implements Delivery {
     log.info(`cluster bus back: resynced the channels of ${synced} local browser(s)`);
   }
 
-  #publish(message: BusMessage): Promise<void> {
-    return this.#o.redis.call("PUBLISH", [this.#channel, encodeBus(message)]).then(() => undefined);
+  #toUser(user: number, message: BusMessage): Promise<void> {
+    const { redis, prefix } = this.#o;
+    return redis.script(TO_USER, [`${prefix}online`], [user, prefix, encodeBus(message)]).then(() => undefined);
+  }
+
+  #publishTo(channel: string, message: BusMessage): Promise<void> {
+    return this.#o.redis.call("PUBLISH", [channel, encodeBus(message)]).then(() => undefined);
   }
 
   #receive(message: BusMessage): void {

@@ -2,14 +2,23 @@ import type { NumberedSend, WhisperOutcome } from "../core/numbered-send.ts";
 import { channelStream, userStream, type ReplayLimits } from "../core/replay.ts";
 import { Lineage } from "../state/lineage.ts";
 import { APPEND_STEP, appendArgs, replayKeys } from "../state/replay-redis.ts";
-import { busChannel, encodeBusHead } from "./bus.ts";
+import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
+import { encodeBusHead } from "./bus.ts";
 
 // Redis runs a script alone, so between a source's INCR and its PUBLISH no other offset of that source
-// is given out: every node's subscriber reads the bus in publish order, hence in offset order.
-// ARGV[5]: the bus channel; ARGV[6]: the bus message up to its offset (encodeBusHead).
-// Both run guarded (lineage.ts): a Redis that went back in time must not hand out offsets again.
+// is given out: every node's subscriber reads its channel in publish order, hence in offset order.
+// ARGV[5]: the prefix of the node channels (`PREFIX to:`); ARGV[6]: the bus message up to its offset
+// (encodeBusHead). Both run guarded (lineage.ts): a Redis that went back in time must not hand out
+// offsets again.
+
+// A shout goes to the nodes that have a browser in the channel, as KEYS[3] (chnodes:C, route-redis.ts)
+// counts them in this same Redis order: a [join] answered before it has already counted its node.
 const SHOUT = Lineage.guarded(`${APPEND_STEP}
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
+local nodes = redis.call('HKEYS', KEYS[3])
+if #nodes > 0 then
+  local text = ARGV[6] .. offset .. '}'
+  for _, node in ipairs(nodes) do redis.call('PUBLISH', ARGV[5] .. node, text) end
+end
 return offset`);
 
 // A whisper goes out only when its user is online on a live node (presence.ts's layout: the online
@@ -32,11 +41,12 @@ if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then
   end
   return {offset, 1, 0}
 end
-redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
+redis.call('PUBLISH', ARGV[5] .. node, ARGV[6] .. offset .. '}')
 return {offset, 0, 0}`);
 
 /** A cluster's numbered send: offset, replay window and bus publish in one Redis script per message. */
 export class ClusterNumbering implements NumberedSend {
+  /** The node channels' common prefix: the script appends the node. */
   readonly #bus: string;
 
   constructor(
@@ -44,13 +54,15 @@ export class ClusterNumbering implements NumberedSend {
     private readonly prefix: string,
     private readonly limits: ReplayLimits,
   ) {
-    this.#bus = busChannel(prefix);
+    this.#bus = nodeChannel(prefix, "");
   }
 
   async shout(channel: number, message: string): Promise<void> {
     const head = encodeBusHead({ k: "c", c: channel, m: message });
     const args = [...appendArgs(message, this.limits), this.#bus, head];
-    await this.lineage.run(SHOUT, replayKeys(this.prefix, channelStream(channel)), args);
+    const keys: string[] = replayKeys(this.prefix, channelStream(channel));
+    keys.push(channelNodesKey(this.prefix, channel));
+    await this.lineage.run(SHOUT, keys, args);
   }
 
   async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome> {

@@ -1,31 +1,86 @@
 import type { RedisLink } from "../state/redis-link.ts";
+import { ROUTE_MOVE } from "../state/route-redis.ts";
 
 // online: hash user → node ID; node:ID: the node's lease, renewed every third of its length;
 // nodestats:ID: the node's counters, for cluster-wide [stats]. A user whose node's lease has lapsed
-// counts as offline, so a node that dies holds its users for one lease at most.
+// counts as offline, so a node that dies holds its users for one lease at most. Every change of the
+// online hash moves the user's channel counts with it (route_move, route-redis.ts).
 
-const IS_ONLINE = `
+// A user whose node's lease lapsed is offline from now on (a whisper is held, as [online] answered):
+// its entry goes, with its routes (a node that is alive claims it again when it renews).
+const IS_ONLINE = `${ROUTE_MOVE}
 local node = redis.call('HGET', KEYS[1], ARGV[1])
 if not node then return 0 end
 if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
 redis.call('HDEL', KEYS[1], ARGV[1])
+route_move(ARGV[2], ARGV[1], node, false)
 return 0`;
 
-const CLAIM = `
+// A browser of the user on another live node is closed (4002): that node is told on its own channel,
+// in this step, so nothing about the user published after the claim reaches it first. ARGV[4]: that
+// message.
+const CLAIM = `${ROUTE_MOVE}
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if previous and previous ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. 'node:' .. previous) == 1 then return 1 end
+route_move(ARGV[3], ARGV[1], previous, ARGV[2])
+if previous and previous ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. 'node:' .. previous) == 1 then
+  redis.call('PUBLISH', ARGV[3] .. 'to:' .. previous, ARGV[4])
+  return 1
+end
 return 0`;
 
-const RELEASE = `
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+const RELEASE = `${ROUTE_MOVE}
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  route_move(ARGV[3], ARGV[1], ARGV[2], false)
+end
 return 1`;
 
+// Records this node's renewal (KEYS[3], nodeseen: node → until when, on Redis's clock, it counts as
+// alive though its lease lapsed: ARGV[3] ms from now) and releases the users of nodes past theirs, so
+// the channel counts never keep routing to a node that died. The grace is several leases long: a live
+// node whose lease only lapsed (a pause, a Redis outage) keeps its routes and misses no shout; one
+// paused past it claims its users again when it comes back (#renew), which counts them again.
+const SWEEP = `${ROUTE_MOVE}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[3], ARGV[2], string.format('%.0f', now + tonumber(ARGV[3])))
+local dead = {}
+local any = false
+local seen = redis.call('HGETALL', KEYS[3])
+for i = 1, #seen, 2 do
+  if tonumber(seen[i + 1]) < now and redis.call('EXISTS', ARGV[1] .. 'node:' .. seen[i]) == 0 then dead[seen[i]] = true; any = true end
+end
+if not any then return 0 end
+local all = redis.call('HGETALL', KEYS[1])
+local n = 0
+for i = 1, #all, 2 do
+  if dead[all[i + 1]] then
+    redis.call('HDEL', KEYS[1], all[i])
+    route_move(ARGV[1], all[i], all[i + 1], false)
+    n = n + 1
+  end
+end
+for node in pairs(dead) do
+  redis.call('HDEL', KEYS[3], node)
+  redis.call('SREM', KEYS[2], node)
+end
+return n`;
+
+/** How many leases a node whose lease lapsed keeps its users' routes: see SWEEP. */
+const SWEEP_GRACE_LEASES = 5;
+
 // Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
-// make that ID look online (a whisper to it would be delivered, not refused).
-const RECLAIM = `
-for i = 2, #ARGV do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then redis.call('HSET', KEYS[1], ARGV[i], ARGV[1]) end
+// make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
+const RECLAIM = `${ROUTE_MOVE}
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    local previous = redis.call('HGET', KEYS[1], ARGV[i])
+    if previous ~= ARGV[1] then
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+      route_move(ARGV[2], ARGV[i], previous, ARGV[1])
+    end
+  end
 end
 return 1`;
 
@@ -58,14 +113,13 @@ else
 end
 return n`;
 
+// A node without a lease is left in `nodes` for the sweep to release its users.
 const NODE_STATS = `
 local out = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. 'node:' .. node) == 1 then
     table.insert(out, node)
     table.insert(out, redis.call('HGETALL', ARGV[1] .. 'nodestats:' .. node))
-  else
-    redis.call('SREM', KEYS[1], node)
   end
 end
 return out`;
@@ -74,6 +128,8 @@ return out`;
 export class RedisPresence {
   #timer: Timer | undefined;
   #lapsed = false;
+  /** Whether this node has held a lease yet: before its first, no lease is no lapse. */
+  #renewed = false;
   /**
    * Users whose release failed (Redis away): they would look online here for as long as this node
    * lives, so each renewal releases them again, unless they were claimed here again meanwhile.
@@ -81,6 +137,7 @@ export class RedisPresence {
   readonly #unreleased = new Set<number>();
   /** Users this node claimed and has not released: what Redis should say is online here. */
   readonly #claimed = new Set<number>();
+  readonly #reclaimListeners: (() => void)[] = [];
 
   constructor(
     private readonly redis: RedisLink,
@@ -104,28 +161,39 @@ export class RedisPresence {
     this.#timer = setInterval(() => void this.#renew().catch(() => (this.#lapsed = true)), Math.max(100, this.leaseMs / 3));
   }
 
+  /** Calls `listener` after this node claimed its users again (a lapse or an outage): they may have missed joins. */
+  onReclaimed(listener: () => void): void {
+    this.#reclaimListeners.push(listener);
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     await this.redis.call("DEL", [this.#k(`node:${this.nodeId}`), this.#k(`nodestats:${this.nodeId}`)]).catch(() => undefined);
+    // Stopped, not lapsed: the next sweep may release what is left of this node's users at once.
+    await this.redis.call("HDEL", [this.#k("nodeseen"), this.nodeId]).catch(() => undefined);
   }
 
   async isOnline(user: number): Promise<boolean> {
     return (await this.redis.script(IS_ONLINE, [this.#k("online")], [user, this.prefix])) === 1;
   }
 
-  /** Marks the user online on this node; true when a browser of theirs was online on another live node. */
-  async claim(user: number): Promise<boolean> {
+  /**
+   * Marks the user online on this node; when a browser of theirs was online on another live node,
+   * publishes `replaced` to that node (in the same step) and answers true.
+   */
+  async claim(user: number, replaced: string): Promise<boolean> {
     this.#unreleased.delete(user);
     this.#claimed.add(user);
-    return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
+    return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix, replaced])) === 1;
   }
 
   async release(user: number): Promise<void> {
     this.#claimed.delete(user);
     try {
-      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix]);
     } catch (error) {
-      this.#unreleased.add(user);
+      // Unless the user was claimed here again meanwhile: that claim was sent after this release.
+      if (!this.#claimed.has(user)) this.#unreleased.add(user);
       throw error;
     }
   }
@@ -157,8 +225,13 @@ export class RedisPresence {
     const lease = this.#k(`node:${this.nodeId}`);
     const stats = this.local.stats();
     const fields = Object.entries(stats).flat();
-    await this.redis.call("SET", [lease, "1", "PX", this.leaseMs]);
+    // No lease before this renewal (a pause longer than the lease): other nodes may have swept our users.
+    const held = await this.redis.call("SET", [lease, "1", "PX", this.leaseMs, "GET"]);
+    if (held === null && this.#renewed) this.#lapsed = true;
+    this.#renewed = true;
     await this.redis.call("SADD", [this.#k("nodes"), this.nodeId]);
+    const sweepKeys = [this.#k("online"), this.#k("nodes"), this.#k("nodeseen")];
+    await this.redis.script(SWEEP, sweepKeys, [this.prefix, this.nodeId, SWEEP_GRACE_LEASES * this.leaseMs]);
     if (fields.length > 0) {
       await this.redis.call("HSET", [this.#k(`nodestats:${this.nodeId}`), ...fields]);
       await this.redis.call("PEXPIRE", [this.#k(`nodestats:${this.nodeId}`), this.leaseMs]);
@@ -170,6 +243,8 @@ export class RedisPresence {
       await this.#prune();
       await this.#reclaim([...this.local.users()]);
       this.#lapsed = false;
+      // Joins and leaves of our users while they were not ours in Redis went nowhere.
+      for (const listener of this.#reclaimListeners) listener();
     }
   }
 
@@ -186,14 +261,14 @@ export class RedisPresence {
     for (const user of mine.map(Number)) {
       // Checked just before each: a claim made since is sent after this release, so it stands.
       if (this.#claimed.has(user)) continue;
-      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId]);
+      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix]);
     }
   }
 
   async #reclaim(users: number[]): Promise<void> {
     const keys = [this.#k("online"), this.#k("users")];
     for (let i = 0; i < users.length; i += RECLAIM_BATCH) {
-      await this.redis.script(RECLAIM, keys, [this.nodeId, ...users.slice(i, i + RECLAIM_BATCH)]);
+      await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)]);
     }
   }
 

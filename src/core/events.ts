@@ -13,6 +13,10 @@ export type EventSink = (payload: string) => void;
 export class EventHub {
   #sinks = new Set<EventSink>();
   #relay: EventSink | undefined;
+  #onListening: ((listening: boolean) => Promise<void>) | undefined;
+  /** Whether this process hears the cluster's events (always, without a cluster). */
+  #hearing = false;
+  #ready: Promise<void> = Promise.resolve();
   /** The epoch last announced by epochChanged. */
   #epoch: string | undefined;
 
@@ -46,7 +50,39 @@ export class EventHub {
   /** Registers a sink; returns the function that removes it. */
   add(sink: EventSink): () => void {
     this.#sinks.add(sink);
-    return () => void this.#sinks.delete(sink);
+    this.#hear();
+    return () => {
+      if (this.#sinks.delete(sink) && this.#sinks.size === 0 && this.#hearing && this.#onListening) {
+        this.#hearing = false;
+        this.#ready = this.#onListening(false);
+      }
+    };
+  }
+
+  /**
+   * A cluster's node hears events only while it has listeners: `listener` starts (true) or stops
+   * (false) hearing them and answers once that took effect.
+   */
+  whenListening(listener: (listening: boolean) => Promise<void>): void {
+    this.#onListening = listener;
+  }
+
+  /**
+   * Answers once this process hears every event raised from now on (a cluster's node subscribes
+   * first): `[listen]` replies after it, so no event after the reply is missed. A `[listen]` whose
+   * connection closes before its sink is added leaves the node hearing events until a later last
+   * listener leaves.
+   */
+  ready(): Promise<void> | undefined {
+    if (!this.#onListening) return undefined;
+    this.#hear();
+    return this.#ready;
+  }
+
+  #hear(): void {
+    if (this.#hearing || !this.#onListening) return;
+    this.#hearing = true;
+    this.#ready = this.#onListening(true);
   }
 
   get listeners(): number {

@@ -25,6 +25,8 @@ export interface ExecutorOptions {
   secret: string;
   metrics: Metrics;
   log: ConsolaInstance;
+  /** Answers once this process hears every event raised from then on: `[listen]` replies after it. */
+  eventsReady?: () => Promise<void> | undefined;
 }
 
 /** Runs one control payload and returns the reply payload. Expected failures are `[error]` replies. */

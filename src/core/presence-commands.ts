@@ -19,6 +19,8 @@ export interface PresenceDeps {
   /** The `[auth]` secret; "" when none is required (then `[auth]` always succeeds). */
   secret: string;
   metrics: Metrics;
+  /** Answers once this process hears every event raised from then on (a cluster's node subscribes first). */
+  eventsReady?: () => Promise<void> | undefined;
 }
 
 const STAT_COUNTERS = ["delivered", "dropped", "control_connections", "listeners", "slow_consumers", "replayed", "gaps"];
@@ -26,7 +28,7 @@ const STAT_COUNTERS = ["delivered", "dropped", "control_connections", "listeners
 // IDs are at most 16 digits and a comma: a page this long always fills one frame.
 const MEMBERS_PAGE = 20_000;
 
-export function presenceCommands({ state, delivery, counters, secret, metrics }: PresenceDeps): Record<string, Handler> {
+export function presenceCommands({ state, delivery, counters, secret, metrics, eventsReady }: PresenceDeps): Record<string, Handler> {
   const { withUser } = createLookups(state);
   return {
     ping: (data) => noData("ping", data) ?? okReply(Reply.pong),
@@ -77,10 +79,12 @@ export function presenceCommands({ state, delivery, counters, secret, metrics }:
     // The epoch comes first, so a backend knows at once whether the IDs it holds are still this state's.
     listen: (data, session) => {
       if (data.length > 0) return errorReply(`[listen] takes no data, got ${quote(data)}`);
-      return then(state.epoch(), (epoch) => {
-        session.listen(epochEvent(epoch));
-        return okReply(Reply.listening);
-      });
+      return then(state.epoch(), (epoch) =>
+        then(eventsReady?.(), () => {
+          session.listen(epochEvent(epoch));
+          return okReply(Reply.listening);
+        }),
+      );
     },
   };
 }

@@ -25,6 +25,8 @@ export class Metrics {
   replayed = 0;
   /** `#gap` notices sent: positions the replay window no longer covered. */
   gaps = 0;
+  /** Messages this node received from the cluster bus: a node that hosts nothing for a message should not see it. */
+  busReceived = 0;
   readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
   /** Control commands run, by command name and result. */
   readonly commands = new CommandCounter();

@@ -57,6 +57,7 @@ export function renderPrometheus(sample: Sample): string {
     counter("webtalk_messages_dropped_total", "Held messages dropped because a user's queue was full.", m.dropped),
     counter("webtalk_messages_replayed_total", "Messages sent again to v2 browsers that resumed from a position.", m.replayed),
     counter("webtalk_replay_gaps_total", "#gap notices: resume positions the replay window no longer covered.", m.gaps),
+    counter("webtalk_bus_messages_received_total", "Messages this node received from the cluster bus (Redis pub/sub).", m.busReceived),
     {
       name: "webtalk_control_commands_total",
       type: "counter",

@@ -23,6 +23,8 @@ export class RedisLink {
   readonly #subscriber: RedisClient;
   readonly #options: RedisLinkOptions;
   readonly #scripts = new Map<string, string>();
+  /** Scripts sent by their text on this connection (which loads them): only these go by SHA1. */
+  readonly #loaded = new Set<string>();
   readonly #subscriptions = new Map<string, { listener: (message: string) => void; resubscribed?: () => void }>();
   readonly #reconnected: (() => void)[] = [];
   #opened = false;
@@ -44,6 +46,8 @@ export class RedisLink {
     this.#client = new RedisClient(options.url, settings);
     this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
     this.#client.onconnect = () => {
+      // A new connection may reach a Redis that restarted without our scripts.
+      this.#loaded.clear();
       this.#up();
       if (this.#opened) for (const listener of this.#reconnected) listener();
     };
@@ -97,11 +101,18 @@ export class RedisLink {
 
   /**
    * Runs a Lua script as one command, in call order with every other command on this link: by its
-   * SHA1 (computed here, so no round trip loads it), or by its text when Redis does not know it yet.
+   * text the first time on a connection (which loads it), then by its SHA1 (computed here, so no round
+   * trip loads it). A NOSCRIPT answer (the scripts were flushed) is retried by the text, but that retry
+   * comes after whatever was sent meanwhile: sending the text first keeps a new script, and the
+   * changes after it, in order.
    */
   async script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
     let sha = this.#scripts.get(lua);
     if (!sha) this.#scripts.set(lua, (sha = new Bun.CryptoHasher("sha1").update(lua).digest("hex")));
+    if (!this.#loaded.has(sha)) {
+      this.#loaded.add(sha);
+      return this.call("EVAL", [lua, keys.length, ...keys, ...args]);
+    }
     try {
       return await this.call("EVALSHA", [sha, keys.length, ...keys, ...args]);
     } catch (error) {
@@ -114,6 +125,12 @@ export class RedisLink {
   async subscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void> {
     this.#subscriptions.set(channel, { listener, resubscribed });
     await this.#subscriber.subscribe(channel, listener);
+  }
+
+  /** Stops hearing a channel (and stops subscribing to it again after reconnects). */
+  async unsubscribe(channel: string): Promise<void> {
+    if (!this.#subscriptions.delete(channel)) return;
+    await this.#subscriber.unsubscribe(channel);
   }
 
   // Bun reconnects but does not resubscribe, and subscribing again would add a second listener:

@@ -3,11 +3,12 @@ import { newSalt } from "../core/secret.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import { BACKEND_FULL, type RedisLink } from "./redis-link.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
+import { ROUTE_COUNT } from "./route-redis.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 // Every call that touches more than one key is one Lua script, so it is atomic for every node.
 // Keys (under the prefix): users (hash id → salt), channels (set), members:C (zset, score = id),
-// uch:U (set of U's channels), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init, and
+// uch:U (set of U's channels), chnodes:C (route-redis.ts), held:U (list), heldcount, nextuser, nextchannel, kv (hash), init, and
 // the lineage's keys (lineage.ts). Every changing script runs guarded: refused when Redis is not on
 // this node's lineage (it lost the data or went back in time), before it changes anything.
 // The join and leave script also keeps the replay log's floor of the membership (floorJoinStep in
@@ -50,10 +51,14 @@ local id = nextId(KEYS[1])
 redis.call('SADD', KEYS[2], id)
 return id`);
 
-const DELETE_USER = Lineage.guarded(`
+// The user's browser stays online (the caller disconnects it) but is in no channel any more: its
+// node's counts of them go (route-redis.ts).
+const DELETE_USER = Lineage.guarded(`${ROUTE_COUNT}
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local node = redis.call('HGET', KEYS[3], ARGV[1])
 for _, ch in ipairs(redis.call('SMEMBERS', ARGV[2] .. 'uch:' .. ARGV[1])) do
   redis.call('ZREM', ARGV[2] .. 'members:' .. ch, ARGV[1])
+  if node then route_count(ARGV[2], ch, node, -1) end
 end
 redis.call('DEL', ARGV[2] .. 'uch:' .. ARGV[1])
 local held = redis.call('LLEN', ARGV[2] .. 'held:' .. ARGV[1])
@@ -61,28 +66,43 @@ redis.call('DEL', ARGV[2] .. 'held:' .. ARGV[1])
 redis.call('DECRBY', KEYS[2], held)
 return 1`);
 
+// Each online member's node is told to unsubscribe its browser (its bus channel), and the channel's
+// node counts go with it (route-redis.ts).
 const DELETE_CHANNEL = Lineage.guarded(`
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
 local members = redis.call('ZRANGE', ARGV[2] .. 'members:' .. ARGV[1], 0, -1)
-for _, u in ipairs(members) do redis.call('SREM', ARGV[2] .. 'uch:' .. u, ARGV[1]) end
-redis.call('DEL', ARGV[2] .. 'members:' .. ARGV[1])
+for _, u in ipairs(members) do
+  redis.call('SREM', ARGV[2] .. 'uch:' .. u, ARGV[1])
+  local node = redis.call('HGET', KEYS[2], u)
+  if node then redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, '{"k":"x","u":' .. u .. ',"c":' .. ARGV[1] .. '}') end
+end
+redis.call('DEL', ARGV[2] .. 'members:' .. ARGV[1], ARGV[2] .. 'chnodes:' .. ARGV[1])
 return members`);
 
-const MEMBERSHIP = Lineage.guarded(`
+// A join or leave of an online user also changes its node's count in chnodes:C and tells that node
+// (its bus channel, route-redis.ts) to subscribe or unsubscribe the browser, in this same step: a
+// shout numbered after this script reaches the browser, and [join] is one Redis call.
+const MEMBERSHIP = Lineage.guarded(`${ROUTE_COUNT}
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
+local node = redis.call('HGET', KEYS[3], ARGV[2])
+local result = 'ok'
 if ARGV[3] == 'join' then
-  redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+  if redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 and node then route_count(ARGV[4], ARGV[1], node, 1) end
   if redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2]) == 1 then
     ${floorJoinStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
-    return 'added'
+    result = 'added'
   end
 else
   redis.call('ZREM', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2])
-  redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1])
+  if redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 and node then route_count(ARGV[4], ARGV[1], node, -1) end
   ${floorLeaveStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
 end
-return 'ok'`);
+if node then
+  local kind = ARGV[3] == 'join' and 's' or 'x'
+  redis.call('PUBLISH', ARGV[4] .. 'to:' .. node, '{"k":"' .. kind .. '","u":' .. ARGV[2] .. ',"c":' .. ARGV[1] .. '}')
+end
+return result`);
 
 const MEMBERS = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
@@ -182,7 +202,7 @@ export class RedisState implements State {
   }
 
   async deleteUser(user: number): Promise<boolean> {
-    return (await this.#lineage.run(DELETE_USER, [this.#k("users"), this.#k("heldcount")], [user, this.#p])) === 1;
+    return (await this.#lineage.run(DELETE_USER, [this.#k("users"), this.#k("heldcount"), this.#k("online")], [user, this.#p])) === 1;
   }
 
   async createChannel(): Promise<number> {
@@ -194,7 +214,7 @@ export class RedisState implements State {
   }
 
   async deleteChannel(channel: number): Promise<number[] | undefined> {
-    const members = await this.#lineage.run(DELETE_CHANNEL, [this.#k("channels")], [channel, this.#p]);
+    const members = await this.#lineage.run(DELETE_CHANNEL, [this.#k("channels"), this.#k("online")], [channel, this.#p]);
     return Array.isArray(members) ? members.map(Number) : undefined;
   }
 
@@ -284,7 +304,7 @@ export class RedisState implements State {
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
-    const keys = [this.#k("channels"), this.#k("users")];
+    const keys = [this.#k("channels"), this.#k("users"), this.#k("online")];
     return (await this.#lineage.run(MEMBERSHIP, keys, [channel, user, action, this.#p])) as JoinResult;
   }
 
