@@ -8,7 +8,12 @@ import { busChannel, encodeBusHead } from "./bus.ts";
 // is given out: every node's subscriber reads the bus in publish order, hence in offset order.
 // ARGV[5]: the bus channel; ARGV[6]: the bus message up to its offset (encodeBusHead).
 // Both run guarded (lineage.ts): a Redis that went back in time must not hand out offsets again.
-const SHOUT = Lineage.guarded(`${APPEND_STEP}
+// Each checks that its channel or user exists in the same step, so a send is one round trip; 0 (no
+// offset is ever 0) answers "no such channel/user", and nothing is numbered then.
+// KEYS[3]: the channels set; ARGV[7]: the channel.
+const SHOUT = Lineage.guarded(`
+if redis.call('SISMEMBER', KEYS[3], ARGV[7]) == 0 then return 0 end
+${APPEND_STEP}
 redis.call('PUBLISH', ARGV[5], ARGV[6] .. offset .. '}')
 return offset`);
 
@@ -18,10 +23,11 @@ return offset`);
 // never between the numbering and the hold. Returns {offset, held (0|1), dropped}.
 // KEYS[3]: the online hash; KEYS[4..6]: users, held:USER, heldcount; ARGV[7]: the user; ARGV[8]: the
 // key prefix; ARGV[9]: the held limit.
-const WHISPER = Lineage.guarded(`${APPEND_STEP}
+const WHISPER = Lineage.guarded(`
+if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return 0 end
+${APPEND_STEP}
 local node = redis.call('HGET', KEYS[3], ARGV[7])
 if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then
-  if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return {offset, 1, 0} end
   local len = redis.call('RPUSH', KEYS[5], offset .. '!' .. ARGV[1])
   redis.call('INCR', KEYS[6])
   local excess = len - tonumber(ARGV[9])
@@ -47,18 +53,21 @@ export class ClusterNumbering implements NumberedSend {
     this.#bus = busChannel(prefix);
   }
 
-  async shout(channel: number, message: string): Promise<void> {
+  async shout(channel: number, message: string): Promise<boolean> {
     const head = encodeBusHead({ k: "c", c: channel, m: message });
-    const args = [...appendArgs(message, this.limits), this.#bus, head];
-    await this.lineage.run(SHOUT, replayKeys(this.prefix, channelStream(channel)), args);
+    const keys = [...replayKeys(this.prefix, channelStream(channel)), `${this.prefix}channels`];
+    const args = [...appendArgs(message, this.limits), this.#bus, head, channel];
+    return Number(await this.lineage.run(SHOUT, keys, args)) !== 0;
   }
 
-  async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome> {
+  async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome | undefined> {
     const head = encodeBusHead({ k: "u", u: user, m: message });
     const p = this.prefix;
     const keys = [...replayKeys(p, userStream(user)), `${p}online`, `${p}users`, `${p}held:${user}`, `${p}heldcount`];
     const args = [...appendArgs(message, this.limits), this.#bus, head, user, p, heldLimit];
-    const [, held, dropped] = (await this.lineage.run(WHISPER, keys, args)) as [number, number, number];
+    const reply = await this.lineage.run(WHISPER, keys, args);
+    if (!Array.isArray(reply)) return undefined;
+    const [, held, dropped] = reply as [number, number, number];
     return Number(held) === 1 ? { held: true, dropped: Number(dropped) } : { held: false };
   }
 }
