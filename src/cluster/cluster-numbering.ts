@@ -9,11 +9,15 @@ import { encodeBusHead } from "./bus.ts";
 // is given out: every node's subscriber reads its channel in publish order, hence in offset order.
 // ARGV[5]: the prefix of the node channels (`PREFIX to:`); ARGV[6]: the bus message up to its offset
 // (encodeBusHead). Both run guarded (lineage.ts): a Redis that went back in time must not hand out
-// offsets again.
+// offsets again. Each checks that its channel or user exists in the same step, so a send is one round
+// trip; 0 (no offset is ever 0) answers "no such channel/user", and nothing is numbered then.
 
 // A shout goes to the nodes that have a browser in the channel, as KEYS[3] (chnodes:C, route-redis.ts)
 // counts them in this same Redis order: a [join] answered before it has already counted its node.
-const SHOUT = Lineage.guarded(`${APPEND_STEP}
+// KEYS[4]: the channels set; ARGV[7]: the channel.
+const SHOUT = Lineage.guarded(`
+if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
+${APPEND_STEP}
 local nodes = redis.call('HKEYS', KEYS[3])
 if #nodes > 0 then
   local text = ARGV[6] .. offset .. '}'
@@ -27,10 +31,11 @@ return offset`);
 // never between the numbering and the hold. Returns {offset, held (0|1), dropped}.
 // KEYS[3]: the online hash; KEYS[4..6]: users, held:USER, heldcount; ARGV[7]: the user; ARGV[8]: the
 // key prefix; ARGV[9]: the held limit.
-const WHISPER = Lineage.guarded(`${APPEND_STEP}
+const WHISPER = Lineage.guarded(`
+if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return 0 end
+${APPEND_STEP}
 local node = redis.call('HGET', KEYS[3], ARGV[7])
 if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then
-  if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return {offset, 1, 0} end
   local len = redis.call('RPUSH', KEYS[5], offset .. '!' .. ARGV[1])
   redis.call('INCR', KEYS[6])
   local excess = len - tonumber(ARGV[9])
@@ -57,20 +62,22 @@ export class ClusterNumbering implements NumberedSend {
     this.#bus = nodeChannel(prefix, "");
   }
 
-  async shout(channel: number, message: string): Promise<void> {
+  async shout(channel: number, message: string): Promise<boolean> {
     const head = encodeBusHead({ k: "c", c: channel, m: message });
-    const args = [...appendArgs(message, this.limits), this.#bus, head];
+    const args = [...appendArgs(message, this.limits), this.#bus, head, channel];
     const keys: string[] = replayKeys(this.prefix, channelStream(channel));
-    keys.push(channelNodesKey(this.prefix, channel));
-    await this.lineage.run(SHOUT, keys, args);
+    keys.push(channelNodesKey(this.prefix, channel), `${this.prefix}channels`);
+    return Number(await this.lineage.run(SHOUT, keys, args)) !== 0;
   }
 
-  async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome> {
+  async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome | undefined> {
     const head = encodeBusHead({ k: "u", u: user, m: message });
     const p = this.prefix;
     const keys = [...replayKeys(p, userStream(user)), `${p}online`, `${p}users`, `${p}held:${user}`, `${p}heldcount`];
     const args = [...appendArgs(message, this.limits), this.#bus, head, user, p, heldLimit];
-    const [, held, dropped] = (await this.lineage.run(WHISPER, keys, args)) as [number, number, number];
+    const reply = await this.lineage.run(WHISPER, keys, args);
+    if (!Array.isArray(reply)) return undefined;
+    const [, held, dropped] = reply as [number, number, number];
     return Number(held) === 1 ? { held: true, dropped: Number(dropped) } : { held: false };
   }
 }

@@ -4,6 +4,7 @@ import { errorReply } from "../protocol/codes.ts";
 import { parseCommand } from "../protocol/command.ts";
 import type { Maybe, State } from "../state/state.ts";
 import type { Handler } from "./command-kit.ts";
+import { inOrder, isInOrder } from "./in-order.ts";
 import type { Delivery } from "./delivery.ts";
 import { messagingCommands } from "./messaging-commands.ts";
 import type { NumberedSend } from "./numbered-send.ts";
@@ -47,13 +48,14 @@ export function createExecutor(options: ExecutorOptions): Execute {
     if (!handler) return counted("unknown", errorReply(`unknown command [${name}]`));
     const reply = handler(data, session);
     if (!(reply instanceof Promise)) return counted(name, reply);
-    return reply.then(
+    const answered = reply.then(
       (text) => counted(name, text),
       (error: unknown) => {
         metrics.commands.add(name, "error");
         throw error;
       },
     );
+    return isInOrder(reply) ? inOrder(answered) : answered;
   };
 
   function counted(name: string, reply: string): string {

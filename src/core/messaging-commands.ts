@@ -2,13 +2,14 @@
 
 import type { ConsolaInstance } from "consola";
 import { CloseCode, errorReply, okReply, Reply } from "../protocol/codes.ts";
-import { parseId } from "../protocol/command.ts";
+import { parseId, splitBang } from "../protocol/command.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import type { Maybe, State } from "../state/state.ts";
 import { heldEntry } from "./catch-up.ts";
-import { createLookups, membership, noData, noSuchChannel, ok, withPair, withSplit, type Handler } from "./command-kit.ts";
+import { createLookups, membership, noData, noSuchChannel, noSuchUser, ok, withPair, withSplit, type Handler } from "./command-kit.ts";
 import type { Delivery } from "./delivery.ts";
 import { createDropReporter } from "./drop-reporter.ts";
+import { inOrder } from "./in-order.ts";
 import { all, then } from "./maybe.ts";
 import { channelStream, userStream, type ReplayLog } from "./replay.ts";
 import type { NumberedSend } from "./numbered-send.ts";
@@ -41,13 +42,23 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     return offset instanceof Promise ? offset.then((o) => toUserOrHeld(user, message, o)) : toUserOrHeld(user, message, offset);
   };
 
-  // A cluster's whisper: numbered and, when the user is online, published in one step; else held in
-  // that same step (a login on another node takes the held queue before it or claims the user first).
-  const whisperNumbered = (send: NumberedSend) => async (user: number, message: string): Promise<string> => {
-    const outcome = await send.whisper(user, message, heldLimit);
-    if (outcome.held) return countHeld(user, outcome.dropped);
-    metrics.delivered++;
-    return SENT;
+  // A cluster's whisper: the user checked, numbered and, when online, published in one script; else
+  // held in that same step (a login on another node takes the held queue before it or claims the user
+  // first). One call, issued before this returns: the control connection may pipeline past it.
+  const whisperNumbered = (send: NumberedSend) => (data: string): Maybe<string> => {
+    const split = splitBang(data, "ID!MESSAGE");
+    if (!split.ok) return errorReply(split.error);
+    const id = parseId(split.value[0], "user ID");
+    if (!id.ok) return errorReply(id.error);
+    const user = id.value;
+    return inOrder(
+      send.whisper(user, split.value[1], heldLimit).then((outcome) => {
+        if (outcome === undefined) return noSuchUser(user);
+        if (outcome.held) return countHeld(user, outcome.dropped);
+        metrics.delivered++;
+        return SENT;
+      }),
+    );
   };
 
   const shoutHere = (channel: number, message: string): Maybe<string> =>
@@ -58,10 +69,15 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
       }),
     );
 
-  // Each node counts the deliveries of a cluster's shout when it reaches its browsers.
-  const shoutNumbered = (send: NumberedSend) => async (channel: number, message: string): Promise<string> => {
-    await send.shout(channel, message);
-    return SENT;
+  // Each node counts the deliveries of a cluster's shout when it reaches its browsers. As a whisper,
+  // one script (the channel checked in it), issued before this returns.
+  const shoutNumbered = (send: NumberedSend) => (data: string): Maybe<string> => {
+    const split = splitBang(data, "CHAN!MESSAGE");
+    if (!split.ok) return errorReply(split.error);
+    const id = parseId(split.value[0], "channel ID");
+    if (!id.ok) return errorReply(id.error);
+    const channel = id.value;
+    return inOrder(send.shout(channel, split.value[1]).then((sent) => (sent ? SENT : noSuchChannel(channel))));
   };
 
   const toUserOrHeld = (user: number, message: string, offset: number): Maybe<string> => {
@@ -99,8 +115,11 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     });
   };
 
-  const whisper = numbered ? whisperNumbered(numbered) : whisperHere;
-  const shout = numbered ? shoutNumbered(numbered) : shoutHere;
+  // Memory and SQLite answer at once: the user or channel is looked up, then the message sent.
+  const whisperLocal: Handler = (data) =>
+    withSplit(data, "ID!MESSAGE", ([id, message]) => withUser(id, (user) => whisperHere(user, message)));
+  const shoutLocal: Handler = (data) =>
+    withSplit(data, "CHAN!MESSAGE", ([id, message]) => withChannel(id, (channel) => shoutHere(channel, message)));
 
   return {
     newuser: (data) => {
@@ -119,8 +138,7 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
         ),
       ),
 
-    whisper: (data) =>
-      withSplit(data, "ID!MESSAGE", ([id, message]) => withUser(id, (user) => whisper(user, message))),
+    whisper: numbered ? whisperNumbered(numbered) : whisperLocal,
 
     newchannel: (data) => noData("newchannel", data) ?? then(state.createChannel(), (id) => okReply(String(id))),
 
@@ -135,10 +153,7 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
       });
     },
 
-    shout: (data) =>
-      withSplit(data, "CHAN!MESSAGE", ([id, message]) =>
-        withChannel(id, (channel) => shout(channel, message)),
-      ),
+    shout: numbered ? shoutNumbered(numbered) : shoutLocal,
 
     join: (data) =>
       withPair(data, ([channel, user]) =>
