@@ -129,6 +129,41 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
     }
   }, 60_000);
 
+  test("pipelined [leave] then [shout]: the browser on the other node never gets it; [join] then [shout] again: it does", async () => {
+    const [a, b] = await spawnCluster(redis, uniquePrefix("route-ls"), 2);
+    const ctl = await ControlClient.connect(a!.privatePort);
+    let browser: Browser | undefined;
+    try {
+      const channel = await ctl.ok("[newchannel]");
+      const [page, user] = await loggedIn(b!, ctl);
+      browser = page;
+      const texts: string[] = [];
+      browser.ws.addEventListener("message", (event) => texts.push(String(event.data)));
+      const rounds = 100;
+      // Each round: in, shout (must arrive), out, shout (must not), all written at once.
+      ctl.write(
+        encodeFrames(
+          Array.from({ length: rounds }, (_, i) => [`[join] ${channel}!${user.id}`, `[shout] ${channel}!in${i}`, `[leave] ${channel}!${user.id}`, `[shout] ${channel}!out${i}`]).flat(),
+        ),
+      );
+      const replies = await ctl.replies.take(4 * rounds, "the replies", 30_000);
+      expect(replies.filter((r) => !r.startsWith("[ok]"))).toEqual([]);
+      await within((async () => { while (texts.filter((t) => t.startsWith("in")).length < rounds) await Bun.sleep(20); })(), "every shout sent while a member", 20_000);
+      // A marker whisper after everything: once it is in, nothing else is on its way.
+      await ctl.ok(`[whisper] ${user.id}!end`);
+      await within((async () => { while (!texts.includes("end")) await Bun.sleep(20); })(), "the marker whisper");
+      expect(texts.filter((t) => t.startsWith("out"))).toEqual([]);
+      expect(texts.filter((t) => t.startsWith("in"))).toEqual(Array.from({ length: rounds }, (_, i) => `in${i}`));
+      // Unknown IDs still answer exactly, pipelined.
+      ctl.write(encodeFrames([`[join] 99!${user.id}`, `[leave] ${channel}!77`]));
+      expect(await ctl.replies.take(2, "the errors")).toEqual(["[error] no such channel 99", "[error] no such user 77"]);
+    } finally {
+      browser?.close();
+      ctl.close();
+      for (const node of [a!, b!]) await node.stop("SIGKILL");
+    }
+  }, 60_000);
+
   test("a node receives a channel's shouts while a member is logged in there, and not after", async () => {
     const [a, b] = await spawnCluster(redis, uniquePrefix("route-io"), 2);
     const ctl = await ControlClient.connect(a!.privatePort);

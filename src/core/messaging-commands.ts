@@ -116,6 +116,12 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
   };
 
   // Memory and SQLite answer at once: the user or channel is looked up, then the message sent.
+  // In a cluster, [join] and [leave] are one Redis script each (membership, replay floor, the node's
+  // route count and the publish to the user's node: state/redis.ts) and every later step answers
+  // without Redis, so the connection may pipeline past them like whispers and shouts.
+  const clusterInOrder = (reply: Maybe<string>): Maybe<string> =>
+    numbered && reply instanceof Promise ? inOrder(reply) : reply;
+
   const whisperLocal: Handler = (data) =>
     withSplit(data, "ID!MESSAGE", ([id, message]) => withUser(id, (user) => whisperHere(user, message)));
   const shoutLocal: Handler = (data) =>
@@ -156,7 +162,7 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     shout: numbered ? shoutNumbered(numbered) : shoutLocal,
 
     join: (data) =>
-      withPair(data, ([channel, user]) =>
+      clusterInOrder(withPair(data, ([channel, user]) =>
         then(state.join(channel, user), (result) =>
           then(result === "added" ? floorAt(channel, user) : undefined, () =>
             then(result === "added" || result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
@@ -164,10 +170,10 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
             ),
           ),
         ),
-      ),
+      )),
 
     leave: (data) =>
-      withPair(data, ([channel, user]) =>
+      clusterInOrder(withPair(data, ([channel, user]) =>
         then(state.leave(channel, user), (result) =>
           then(result === "ok" ? replay.left(channelStream(channel), user) : undefined, () =>
             then(result === "ok" ? delivery.unsubscribe(user, channel) : undefined, () =>
@@ -175,7 +181,7 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
             ),
           ),
         ),
-      ),
+      )),
 
     store: (data) =>
       withSplit(data, "KEY!VALUE", ([key, value]) => {
