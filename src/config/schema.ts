@@ -62,6 +62,8 @@ export interface Config {
   logFormat: LogFormat;
   /** Where /healthz and /metrics are served, or "off". */
   admin: Address | "off";
+  /** Seconds between SIGTERM (/readyz turns 503) and the public and control ports closing. */
+  drainDelay: number;
 }
 
 export type RawValue = string | number | boolean;
@@ -386,6 +388,14 @@ export const settings: readonly Setting[] = [
     valueHint: "HOST:PORT|off",
     description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
     parse: (raw) => (raw === false || String(raw) === "off" ? "off" : parseAddress(String(raw))),
+  }),
+  define({
+    key: "drainDelay",
+    flag: "drain-delay",
+    default: 0,
+    valueHint: "SECONDS",
+    description: "on SIGTERM/SIGINT, seconds /readyz answers 503 before the ports close, so a load balancer stops sending first",
+    parse: (raw) => wholeNumber(raw, 0, 3600),
   }),
 ];
 
