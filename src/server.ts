@@ -75,6 +75,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         maxMessageRate: config.maxMessageRate,
         backpressure: config.backpressure,
         rules: { origins: config.origins, maxConnections: config.maxConnections },
+        trustedProxies: config.trustedProxies,
         tls,
         events,
         metrics,

@@ -3,6 +3,7 @@
 
 import { parseAddress, type Address } from "./address.ts";
 import { flag, oneOf, origins, seconds, wholeNumber } from "./parse.ts";
+import { parseCidrs, type Cidr } from "./cidr.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
@@ -64,6 +65,8 @@ export interface Config {
   admin: Address | "off";
   /** Seconds between SIGTERM (/readyz turns 503) and the public and control ports closing. */
   drainDelay: number;
+  /** Proxies whose X-Forwarded-For names the browser's address; empty trusts none. */
+  trustedProxies: Cidr[];
 }
 
 export type RawValue = string | number | boolean;
@@ -396,6 +399,14 @@ export const settings: readonly Setting[] = [
     valueHint: "SECONDS",
     description: "on SIGTERM/SIGINT, seconds /readyz answers 503 before the ports close, so a load balancer stops sending first",
     parse: (raw) => wholeNumber(raw, 0, 3600),
+  }),
+  define({
+    key: "trustedProxies",
+    flag: "trusted-proxies",
+    default: [],
+    valueHint: "CIDR,CIDR",
+    description: "reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For gives a browser's address in logs",
+    parse: (raw) => parseCidrs(String(raw)),
   }),
 ];
 

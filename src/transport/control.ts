@@ -133,7 +133,7 @@ export function listenControl(options: ControlOptions): ControlServer {
         log.debug(`control connection from ${socket.remoteAddress} closed`);
       },
       error(socket, error) {
-        log.debug(`control connection from ${socket.remoteAddress} failed: ${error.message}`);
+        log.debug(`control connection failed: ${error.message}`, { addr: socket.remoteAddress });
       },
     },
   });
