@@ -184,7 +184,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       close(ws, code) {
         if (--open === 0 && stopping) markAllClosed();
         pending.delete(ws);
-//TMP        metrics.browserCloses.add(code);
+        metrics.browserCloses.add(code);
         if (!ended(ws, code) && debug) log.debug("browser disconnected", { code, addr: ws.data.addr });
         ws.data.phase = "closing";
       },
