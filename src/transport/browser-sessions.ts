@@ -65,7 +65,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     options.backpressure,
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
-      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`);
+      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
       release(ws.data.user, ws, CloseCode.slowConsumer);
     },
   );

@@ -62,7 +62,7 @@ export function listenControl(options: ControlOptions): ControlServer {
   const admit = (conn: ControlConnection): boolean => {
     stopWaiting(conn);
     if (metrics.controlConnections >= options.maxConnections) {
-      log.warn(`control connection from ${conn.remoteAddress} refused: ${options.maxConnections} already open`);
+      log.warn(`control connection from ${conn.remoteAddress} refused: ${options.maxConnections} already open`, { addr: conn.remoteAddress });
       return false;
     }
     conn.admitted = true;

@@ -93,7 +93,7 @@ export function servePublic(options: PublicOptions): PublicServer {
 
   const tooFast = (ws: Browser): void => {
     metrics.tooFastDisconnected++;
-    log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`);
+    log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
     delivery.disconnect(ws.data.user, CloseCode.tooFast);
   };
 
@@ -175,7 +175,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         }
         if (overRate) return tooFast(ws);
         metrics.slowConsumersDisconnected++;
-        log.warn(`user ${ws.data.user}: not reading its pongs (${ws.getBufferedAmount()} bytes queued); disconnecting it`);
+        log.warn(`user ${ws.data.user}: not reading its pongs (${ws.getBufferedAmount()} bytes queued); disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
         delivery.disconnect(ws.data.user, CloseCode.slowConsumer);
       },
       drain(ws) {
