@@ -4,7 +4,7 @@
 
 import { expect, test } from "bun:test";
 import { ControlClient, within } from "./helpers.ts";
-import { MAIN, LOOPBACK, spawnServer } from "./process.ts";
+import { MAIN, LOOPBACK, runToExit, spawnServer } from "./process.ts";
 
 async function status(base: string, path: string): Promise<number> {
   const response = await within(fetch(`${base}${path}`), path, 5_000);
@@ -33,8 +33,32 @@ test("/livez 200 throughout; SIGTERM makes /readyz and /healthz 503 while the po
     const ctl = await ControlClient.connect(server.privatePort);
     expect(await ctl.call("[ping]")).toBe("[ok] pong");
     ctl.close();
+    // And the public port still upgrades a browser.
+    const ws = new WebSocket(server.publicUrl);
+    await within(new Promise((resolve, reject) => ((ws.onopen = resolve), (ws.onerror = reject))), "an upgrade while draining");
+    ws.close();
     expect(await within(server.proc.exited, "the server to exit", 20_000)).toBe(0);
   } finally {
     await server.stop();
   }
 }, 40_000);
+
+test("/livez is 200 while the state cannot be reached (a Redis that never answers) and /readyz is 503", async () => {
+  const blackHole = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const admin = `http://127.0.0.1:${probe.port}`;
+  probe.stop(true);
+  try {
+    const server = runToExit(["bun", MAIN, ...LOOPBACK, "--admin", admin.slice(7), "--redis", `redis://127.0.0.1:${blackHole.port}`], { timeoutMs: 20_000 });
+    let live: number | undefined;
+    for (let tries = 0; live === undefined && tries < 200; tries++) {
+      live = await status(admin, "/livez").catch(() => undefined);
+      if (live === undefined) await Bun.sleep(20);
+    }
+    expect(live).toBe(200);
+    expect(await status(admin, "/readyz")).toBe(503);
+    await server;
+  } finally {
+    blackHole.stop(true);
+  }
+}, 30_000);
