@@ -82,7 +82,7 @@ function localBackends({ config, local, events, metrics, log }: BackendParts, li
     db.close(true);
     throw error;
   }
-  const state = new SqliteState(db, dataLog, health);
+  const state = new SqliteState(db, dataLog, health, metrics.dataCommitSeconds);
   const { users, channels, held } = state.counts();
   const ms = (performance.now() - started).toFixed(0);
   log.info(`data    ${config.data}: ${users} users, ${channels} channels, ${held} held (opened in ${ms} ms, sync ${config.dataSync})`);

@@ -75,6 +75,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         maxMessageRate: config.maxMessageRate,
         backpressure: config.backpressure,
         rules: { origins: config.origins, maxConnections: config.maxConnections },
+        trustedProxies: config.trustedProxies,
         tls,
         events,
         metrics,
@@ -93,7 +94,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         : bind("admin", adminAt, () => serveAdmin({ hostname: adminAt.host, port: adminAt.port, ...reports, log: log.withTag("admin") }));
     undo.push(() => admin?.stop(true));
     const adminAddress = admin && adminAt !== "off" ? { host: adminAt.host, port: admin.port ?? adminAt.port } : undefined;
-    if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/healthz, /readyz, /metrics)`);
+    if (adminAddress) log.info(`admin   http://${formatAddress(adminAddress)} (/livez, /readyz, /healthz, /metrics)`);
 
     const backends = await openBackends({ config, local: pub.delivery, events, metrics, log });
     undo.push(() => backends.close());
@@ -165,8 +166,14 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
       publicUrl,
       metrics,
       async stop() {
-        const deadline = Date.now() + config.shutdownTimeout * 1000;
+        // Not ready first, ports still open: a load balancer polling /readyz takes this instance out
+        // before its connections go. The admin port stays up until the very end.
         serving = "stopping";
+        if (config.drainDelay > 0) {
+          log.info(`not ready; the ports close in ${config.drainDelay}s (--drain-delay)`);
+          await Bun.sleep(config.drainDelay * 1000);
+        }
+        const deadline = Date.now() + config.shutdownTimeout * 1000;
         try {
           await demo?.stop();
           await control.stop(deadline);

@@ -266,28 +266,32 @@ function checkExposition(text: string): Map<string, PromFamily> {
   const seen = new Set<string>();
   const series = new Set<string>();
   let current: string | undefined;
+  let histogram = false;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     const help = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (\S.*)$/.exec(line);
     if (help) {
-      const type = /^# TYPE (\S+) (counter|gauge)$/.exec(lines[++i] ?? "");
+      const type = /^# TYPE (\S+) (counter|gauge|histogram)$/.exec(lines[++i] ?? "");
       expect(type?.[1], `TYPE line after ${line}`).toBe(help[1]!);
       expect(seen.has(help[1]!), `${help[1]} twice`).toBe(false);
       if (type![2] === "counter") expect(help[1]!).toEndWith("_total");
       seen.add(help[1]!);
       current = help[1]!;
+      histogram = type![2] === "histogram";
       continue;
     }
     const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*",?)*\})? (\S+)$/.exec(line);
     expect(sample, `a sample line: ${line}`).not.toBeNull();
-    expect(sample![1], `a sample under its own family: ${line}`).toBe(current!);
+    // A histogram's samples are its name with _bucket, _sum or _count.
+    const family = histogram ? sample![1]!.replace(/_(bucket|sum|count)$/, "") : sample![1];
+    expect(family, `a sample under its own family: ${line}`).toBe(current!);
     expect(series.has(`${sample![1]}${sample![2] ?? ""}`), `${line}: series twice`).toBe(false);
     series.add(`${sample![1]}${sample![2] ?? ""}`);
     expect(Number.isFinite(Number(sample![3])) || ["NaN", "+Inf", "-Inf"].includes(sample![3]!)).toBe(true);
   }
   for (const family of families.values()) {
     expect(family.help.length, `${family.name} HELP`).toBeGreaterThan(0);
-    expect(["COUNTER", "GAUGE"]).toContain(family.type);
+    expect(["COUNTER", "GAUGE", "HISTOGRAM"]).toContain(family.type);
   }
   expect([...families.keys()]).toEqual([...seen]);
   return families;

@@ -4,6 +4,7 @@
 
 import { parseAddress, type Address } from "./address.ts";
 import { flag, oneOf, origins, seconds, wholeNumber } from "./parse.ts";
+import { parseCidrs, type Cidr } from "./cidr.ts";
 
 export type LogLevel = "silent" | "error" | "warn" | "info" | "debug";
 export type Duplicate = "replace" | "reject";
@@ -63,6 +64,10 @@ export interface Config {
   logFormat: LogFormat;
   /** Where /healthz and /metrics are served, or "off". */
   admin: Address | "off";
+  /** Seconds between SIGTERM (/readyz turns 503) and the public and control ports closing. */
+  drainDelay: number;
+  /** Proxies whose X-Forwarded-For names the browser's address; empty trusts none. */
+  trustedProxies: Cidr[];
 }
 
 export type RawValue = string | number | boolean;
@@ -441,6 +446,24 @@ export const settings: readonly Setting[] = [
     valueHint: "HOST:PORT|off",
     description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
     parse: (raw) => (raw === false || String(raw) === "off" ? "off" : parseAddress(String(raw))),
+  }),
+  define({
+    key: "drainDelay",
+    flag: "drain-delay",
+    group: "network",
+    default: 0,
+    valueHint: "SECONDS",
+    description: "on SIGTERM/SIGINT, seconds /readyz answers 503 before the ports close, so a load balancer stops sending first",
+    parse: (raw) => wholeNumber(raw, 0, 3600),
+  }),
+  define({
+    key: "trustedProxies",
+    flag: "trusted-proxies",
+    group: "security",
+    default: [],
+    valueHint: "CIDR,CIDR",
+    description: "reverse proxies (e.g. 127.0.0.1,10.0.0.0/8) whose X-Forwarded-For gives a browser's address in logs",
+    parse: (raw) => parseCidrs(String(raw)),
   }),
 ];
 

@@ -41,25 +41,28 @@ export function createExecutor(options: ExecutorOptions): Execute {
   // Every command is counted once here, by known name only, so the metric's label values stay a small
   // fixed set. This is the control path's hot loop: no allocation beyond the command's own.
   return function execute(payload: string, session: ControlSession): Maybe<string> {
+    const started = performance.now();
     const command = parseCommand(payload);
-    if (!command.ok) return counted("unknown", errorReply(command.error));
+    if (!command.ok) return counted("unknown", errorReply(command.error), started);
     const { name, data } = command.value;
     const handler = Object.hasOwn(handlers, name) ? handlers[name] : undefined;
-    if (!handler) return counted("unknown", errorReply(`unknown command [${name}]`));
+    if (!handler) return counted("unknown", errorReply(`unknown command [${name}]`), started);
     const reply = handler(data, session);
-    if (!(reply instanceof Promise)) return counted(name, reply);
+    if (!(reply instanceof Promise)) return counted(name, reply, started);
     const answered = reply.then(
-      (text) => counted(name, text),
+      (text) => counted(name, text, started),
       (error: unknown) => {
         metrics.commands.add(name, "error");
+        metrics.commandSeconds.observe(name, (performance.now() - started) / 1000);
         throw error;
       },
     );
     return isInOrder(reply) ? inOrder(answered) : answered;
   };
 
-  function counted(name: string, reply: string): string {
+  function counted(name: string, reply: string, started: number): string {
     metrics.commands.add(name, resultOf(reply));
+    metrics.commandSeconds.observe(name, (performance.now() - started) / 1000);
     return reply;
   }
 }

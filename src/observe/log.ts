@@ -11,7 +11,27 @@ export function createLog(level: LogLevel, format: LogFormat = "pretty"): Consol
     // No throttling: consola folds repeated identical lines into one, which a log shipper must not see.
     return createConsola({ level: LogLevels[level], reporters: [jsonReporter], throttle: 0 });
   }
-  return createConsola({ level: LogLevels[level], formatOptions: { date: true, colors: false } });
+  return createConsola({ level: LogLevels[level], reporters: [prettyReporter] });
+}
+
+/**
+ * `2026-01-02T03:04:05.678Z INFO [public] login refused user=7 reason=wrong-salt addr=203.0.113.9`:
+ * a UTC timestamp on every line (consola's own reporters print none when stdout is not a terminal,
+ * which is every deployment), then the words, then the fields of object arguments as key=value.
+ */
+const prettyReporter: ConsolaReporter = {
+  log(logObj, { options }) {
+    const stream = logObj.level < 2 ? (options.stderr ?? process.stderr) : (options.stdout ?? process.stdout);
+    stream.write(`${formatPrettyLine(logObj)}\n`);
+  },
+};
+
+export function formatPrettyLine(logObj: Pick<LogObject, "date" | "level" | "type" | "tag" | "args">): string {
+  const { words, fields, error } = splitArgs(logObj.args);
+  const tag = logObj.tag ? ` [${logObj.tag}]` : "";
+  const pairs = Object.entries(fields).filter(([, value]) => value !== undefined).map(([key, value]) => ` ${key}=${typeof value === "string" ? value : inspect(value, { breakLength: Infinity })}`);
+  const stack = error ? `\n${error.stack ?? `${error.name}: ${error.message}`}` : "";
+  return `${logObj.date.toISOString()} ${levelName(logObj.level, logObj.type).toUpperCase()}${tag} ${words.join(" ")}${pairs.join("")}${stack}`;
 }
 
 /** Errors and warnings go to stderr and the rest to stdout, as in consola's own reporters. */
@@ -23,26 +43,34 @@ const jsonReporter: ConsolaReporter = {
 };
 
 /**
- * `{"time":…,"level":…,"tag":…,"message":…, …fields}`: strings (and anything else that is not a
+ * `{"time":…,"level":…,"tag":…,"msg":…, …fields}`: strings (and anything else that is not a
  * plain object) are joined into the message; plain objects are merged in as fields; an Error
  * becomes the field `error` with its message and stack. Fields never replace the four keys.
  */
 export function formatJsonLine(logObj: Pick<LogObject, "date" | "level" | "type" | "tag" | "args">): string {
-  const words: string[] = [];
-  const fields: Record<string, unknown> = {};
-  for (const arg of logObj.args) {
-    if (arg instanceof Error) fields.error = { name: arg.name, message: arg.message, stack: arg.stack };
-    else if (isPlainObject(arg)) Object.assign(fields, arg);
-    else words.push(typeof arg === "string" ? arg : inspect(arg, { breakLength: Infinity }));
-  }
+  const { words, fields, error } = splitArgs(logObj.args);
+  if (error) fields.error = { name: error.name, message: error.message, stack: error.stack };
   const line: Record<string, unknown> = {
     time: logObj.date.toISOString(),
     level: levelName(logObj.level, logObj.type),
     ...(logObj.tag ? { tag: logObj.tag } : {}),
-    message: words.join(" "),
+    msg: words.join(" "),
   };
   for (const [key, value] of Object.entries(fields)) if (!(key in line)) line[key] = jsonable(value);
   return JSON.stringify(line);
+}
+
+/** A call's arguments as message words, fields (its plain objects) and the Error it carries, if any. */
+function splitArgs(args: unknown[]): { words: string[]; fields: Record<string, unknown>; error: Error | undefined } {
+  const words: string[] = [];
+  const fields: Record<string, unknown> = {};
+  let error: Error | undefined;
+  for (const arg of args) {
+    if (arg instanceof Error) error = arg;
+    else if (isPlainObject(arg)) Object.assign(fields, arg);
+    else words.push(typeof arg === "string" ? arg : inspect(arg, { breakLength: Infinity }));
+  }
+  return { words, fields, error };
 }
 
 /** The value itself, or its description when JSON cannot hold it (a BigInt, a cycle). */

@@ -1,3 +1,6 @@
+import { CloseCode } from "../protocol/codes.ts";
+import { Histogram, HistogramsBy } from "./histogram.ts";
+
 /** How a browser's login ended: accepted, refused (any reason but the two below), second under `--duplicate reject`, or never sent. */
 export type LoginResult = "ok" | "failed" | "duplicate" | "timeout";
 
@@ -30,6 +33,14 @@ export class Metrics {
   readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
   /** Control commands run, by command name and result. */
   readonly commands = new CommandCounter();
+
+  // Latencies and closes (issue 16, ops): their own block, rendered by prometheus.ts's latencyFamilies.
+  /** Seconds from a control command parsed to its reply made, by command name ("unknown" for the rest). */
+  readonly commandSeconds = new HistogramsBy();
+  /** Seconds of each write transaction on the --data file: with --data-sync full it ends in an fsync. */
+  readonly dataCommitSeconds = new Histogram();
+  /** Browser connections closed, by WebSocket close code (either side's), a fixed set of labels. */
+  readonly browserCloses = new CloseCounter();
 
   /** The node-level counters `[stats]` adds up across a cluster, under their `[stats]` names. */
   counters(listeners: number): Record<string, number> {
@@ -83,3 +94,23 @@ export class CommandCounter {
   }
 }
 
+
+/** Close codes counted under their own label: webtalk's table (codes.ts) and the browser's usual ones. */
+export const COUNTED_CLOSE_CODES: readonly number[] = [
+  ...new Set([1000, 1001, 1005, 1006, ...Object.values(CloseCode).map((c) => c.code)]),
+].sort((a, b) => a - b);
+
+/** Closes by code: one array slot per known code, and "other" for any code outside the set. */
+export class CloseCounter {
+  readonly #counts = new Float64Array(COUNTED_CLOSE_CODES.length + 1);
+
+  add(code: number): void {
+    const i = COUNTED_CLOSE_CODES.indexOf(code);
+    this.#counts[i === -1 ? COUNTED_CLOSE_CODES.length : i]!++;
+  }
+
+  /** Every label with its count, zeros included, so a dashboard's series exist from the first scrape. */
+  entries(): [code: string, count: number][] {
+    return [...COUNTED_CLOSE_CODES.map((code, i): [string, number] => [String(code), this.#counts[i]!]), ["other", this.#counts[COUNTED_CLOSE_CODES.length]!]];
+  }
+}

@@ -1,7 +1,8 @@
 // Renders the server's figures in Prometheus' text exposition format (version 0.0.4).
 // Counters end in _total, units are in the names, and every family has its HELP and TYPE lines.
 
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import type { Histogram } from "./histogram.ts";
 import type { StateCounts } from "../state/state.ts";
 import type { LoginResult, Metrics } from "./metrics.ts";
 
@@ -24,9 +25,10 @@ type Labels = Record<string, string>;
 
 interface Family {
   name: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   help: string;
-  samples: [Labels, number][];
+  /** Labels, value, and the name's suffix for a histogram's `_bucket`, `_sum` and `_count` lines. */
+  samples: [Labels, number, suffix?: string][];
 }
 
 export function renderPrometheus(sample: Sample): string {
@@ -81,9 +83,42 @@ export function renderPrometheus(sample: Sample): string {
       "Browsers disconnected (1008) because they sent messages faster than --max-message-rate.",
       m.tooFastDisconnected,
     ),
+    ...latencyFamilies(m),
     ...processFamilies(),
   ];
   return families.map(renderFamily).join("");
+}
+
+/** Latency histograms and closes by code (issue 16, ops). */
+function latencyFamilies(m: Metrics): Family[] {
+  return [
+    {
+      name: "webtalk_control_command_duration_seconds",
+      type: "histogram",
+      help: "Seconds from a control command parsed to its reply made, by command (unknown for names that are not commands).",
+      samples: [...m.commandSeconds.entries()].flatMap(([command, h]) => histogramSamples(h, { command })),
+    },
+    {
+      name: "webtalk_data_commit_duration_seconds",
+      type: "histogram",
+      help: "Seconds per write transaction on the --data file, commit included (with --data-sync full, an fsync).",
+      samples: histogramSamples(m.dataCommitSeconds, {}),
+    },
+    {
+      name: "webtalk_browser_closes_total",
+      type: "counter",
+      help: "Browser WebSocket connections closed, by close code (either side's; other for codes outside the known set).",
+      samples: m.browserCloses.entries().map(([code, value]) => [{ code }, value]),
+    },
+  ];
+}
+
+function histogramSamples(h: Histogram, labels: Labels): Family["samples"] {
+  return [
+    ...h.cumulative().map(([le, count]): Family["samples"][number] => [{ ...labels, le }, count, "_bucket"]),
+    [labels, h.sum, "_sum"],
+    [labels, h.count, "_count"],
+  ];
 }
 
 /** The standard process_* families every Prometheus client library exports. */
@@ -96,7 +131,19 @@ function processFamilies(): Family[] {
   ];
   const fds = openFds();
   if (fds !== undefined) families.push(gauge("process_open_fds", "Number of open file descriptors.", fds));
+  const maxFds = maxOpenFds();
+  if (maxFds !== undefined) families.push(gauge("process_max_fds", "Maximum number of open file descriptors.", maxFds));
   return families;
+}
+
+/** The soft limit on open files, from /proc/self/limits ("Max open files  1024  524288  files"). */
+function maxOpenFds(): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+    return line ? (line[1] === "unlimited" ? Infinity : Number(line[1])) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 const processStart = Math.floor(Date.now() / 1000 - process.uptime());
@@ -120,7 +167,7 @@ function counter(name: string, help: string, value: number): Family {
 
 function renderFamily({ name, type, help, samples }: Family): string {
   let text = `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} ${type}\n`;
-  for (const [labels, value] of samples) text += `${name}${renderLabels(labels)} ${renderValue(value)}\n`;
+  for (const [labels, value, suffix = ""] of samples) text += `${name}${suffix}${renderLabels(labels)} ${renderValue(value)}\n`;
   return text;
 }
 

@@ -1,4 +1,5 @@
 import type { Database } from "bun:sqlite";
+import type { Histogram } from "../observe/histogram.ts";
 import type { ConsolaInstance } from "consola";
 import { newSalt } from "../core/secret.ts";
 import { sealAtClose } from "./data-seal.ts";
@@ -31,14 +32,17 @@ export class SqliteState implements State {
   /** Totals for counts(), counted once at open and kept in step after each commit. */
   #totals: StateCounts;
   #closed = false;
+  /** Seconds per write transaction, commit (and fsync) included; for /metrics. */
+  readonly #commits: Histogram | undefined;
   readonly #epoch: string;
 
   /**
    * `log` hears of writes that fail (disk full, I/O error): the caller sees a StateWriteFailed.
    * `health` is shared with the replay log on the same file.
    */
-  constructor(db: Database, log?: ConsolaInstance, health = new WriteHealth(db.filename)) {
+  constructor(db: Database, log?: ConsolaInstance, health = new WriteHealth(db.filename), commits?: Histogram) {
     this.#db = db;
+    this.#commits = commits;
     this.#log = log;
     this.#health = health;
     this.#sql = prepare(db);
@@ -223,8 +227,10 @@ export class SqliteState implements State {
    */
   #write<T>(fn: () => T): T {
     let result: T;
+    const started = performance.now();
     try {
       result = this.#transaction(fn);
+      this.#commits?.observe((performance.now() - started) / 1000);
     } catch (error) {
       this.#log?.error(`data file write failed, nothing was changed: ${(error as Error).message}`);
       throw this.#health.failed(error);

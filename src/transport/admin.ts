@@ -6,16 +6,23 @@ import { CONTENT_TYPE } from "../observe/prometheus.ts";
 export interface AdminOptions {
   hostname: string;
   port: number;
-  /** `/healthz`'s report, which `/readyz` answers in one line. */
+  /** The readiness report: `/healthz` answers it as JSON, `/readyz` in one line, with the same status. */
   health: () => Promise<Health>;
   /** The Prometheus text exposition of one scrape. */
   metrics: () => Promise<string>;
   log: ConsolaInstance;
 }
 
-/** The operator's HTTP side, on its own address: `GET /healthz`, `GET /readyz` and `GET /metrics`, nothing else. */
+/**
+ * The operator's HTTP side, on its own address: `GET /livez`, `/readyz`, `/healthz` and `/metrics`, nothing else.
+ * `/livez` is liveness (restart me if this fails); `/readyz` and its alias `/healthz` are readiness (send
+ * me traffic): a Redis outage or a drain must never make an orchestrator restart a healthy process.
+ */
 export function serveAdmin({ hostname, port, health, metrics, log }: AdminOptions): Server<undefined> {
   const routes: Record<string, () => Promise<Response>> = {
+    // Answered by the event loop alone: never the state, the disk or the lifecycle.
+    "/livez": async () => new Response("alive\n", { headers: { "Content-Type": "text/plain; charset=utf-8", ...NO_STORE } }),
+    // Readiness, as JSON with version and uptime: the same status as /readyz, from the same report.
     "/healthz": async () => {
       const body = await health();
       return Response.json(body, { status: body.status === "ok" ? 200 : 503, headers: NO_STORE });
@@ -33,7 +40,7 @@ export function serveAdmin({ hostname, port, health, metrics, log }: AdminOption
     port,
     async fetch(request) {
       const route = routes[new URL(request.url).pathname];
-      if (!route) return new Response("not found: try /healthz, /readyz or /metrics\n", { status: 404 });
+      if (!route) return new Response("not found: try /livez, /readyz, /healthz or /metrics\n", { status: 404 });
       if (request.method !== "GET" && request.method !== "HEAD") {
         return new Response("method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD" } });
       }

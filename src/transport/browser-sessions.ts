@@ -17,6 +17,10 @@ import { createWatchdog } from "./watchdog.ts";
 export interface Peer {
   phase: "pending" | "verifying" | "live" | "closing";
   user: number;
+  /** The browser's address, as logged: the TCP peer's, or the one a trusted proxy forwarded (--trusted-proxies). */
+  addr: string;
+  /** The user id a login message named (digits before its `!`), for the log of a refusal; never the salt. */
+  claimed?: number;
   deadline: number;
   /** Chose the `webtalk.v2` subprotocol: numbered messages, notices, resumable. */
   v2: boolean;
@@ -61,7 +65,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     options.backpressure,
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
-      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`);
+      log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
       release(ws.data.user, ws, CloseCode.slowConsumer);
     },
   );
@@ -96,7 +100,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     if (!decision.ok) {
       // Counted unless the browser was closed meanwhile: it left, or broke the rules and was counted then.
       if (ws.data.phase === "verifying") metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
-      log.debug(`browser ${ws.remoteAddress}: login refused (${decision.why})`);
+      log.debug("browser login refused", { user: ws.data.claimed, reason: decision.why, addr: ws.data.addr });
       const reason = decision.why === "duplicate" ? CloseCode.replaced : CloseCode.loginFailed;
       return close(ws, reason);
     }
@@ -297,7 +301,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   };
 
   /** A live browser went away by itself. */
-  const ended = (ws: Browser): boolean => {
+  const ended = (ws: Browser, code: number): boolean => {
     const { user } = ws.data;
     for (const source of ws.data.replay?.sources() ?? []) if (source !== WHISPER_SOURCE) unlistReplay(Number(source), ws);
     if (joining.size > 0) unlistJoining(ws);
@@ -307,7 +311,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     sessions.delete(user);
     hooks?.released(user);
     events.emit(Event.offline(user));
-    if (debug) log.debug(`user ${user}: browser disconnected`);
+    if (debug) log.debug(`user ${user}: browser disconnected`, { user, code, addr: ws.data.addr });
     return true;
   };
 

@@ -62,7 +62,7 @@ export function listenControl(options: ControlOptions): ControlServer {
   const admit = (conn: ControlConnection): boolean => {
     stopWaiting(conn);
     if (metrics.controlConnections >= options.maxConnections) {
-      log.warn(`control connection from ${conn.remoteAddress} refused: ${options.maxConnections} already open`);
+      log.warn(`control connection from ${conn.remoteAddress} refused: ${options.maxConnections} already open`, { addr: conn.remoteAddress });
       return false;
     }
     conn.admitted = true;
@@ -133,7 +133,7 @@ export function listenControl(options: ControlOptions): ControlServer {
         log.debug(`control connection from ${socket.remoteAddress} closed`);
       },
       error(socket, error) {
-        log.debug(`control connection from ${socket.remoteAddress} failed: ${error.message}`);
+        log.debug(`control connection failed: ${error.message}`, { addr: socket.remoteAddress });
       },
     },
   });

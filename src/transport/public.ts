@@ -12,6 +12,8 @@ import type { HttpHandler } from "./assets.ts";
 import { close, createBrowserSessions, type Browser, type Peer } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
+import { clientAddress } from "./client-address.ts";
+import type { Cidr } from "../config/cidr.ts";
 
 export interface PublicOptions {
   hostname: string;
@@ -28,6 +30,8 @@ export interface PublicOptions {
   /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
   backpressure: number;
   rules: UpgradeRules;
+  /** Peers whose X-Forwarded-For is believed for the browser's address. */
+  trustedProxies?: readonly Cidr[];
   /** PEM certificate and key: serve wss:// and https://. */
   tls?: { cert: string; key: string };
   events: EventHub;
@@ -83,13 +87,13 @@ export function servePublic(options: PublicOptions): PublicServer {
 
   const refuse = (ws: Browser, why: string): void => {
     metrics.logins.failed++;
-    log.debug(`browser ${ws.remoteAddress}: login refused (${why})`);
+    log.debug("browser login refused", { user: ws.data.claimed, reason: why, addr: ws.data.addr });
     close(ws, CloseCode.loginFailed);
   };
 
   const tooFast = (ws: Browser): void => {
     metrics.tooFastDisconnected++;
-    log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`);
+    log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
     delivery.disconnect(ws.data.user, CloseCode.tooFast);
   };
 
@@ -104,7 +108,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       if (refusal) return refusal;
       const v2 = wantsV2(request);
       const rate = fullBucket(maxMessageRate, performance.now());
-      const data: Peer = { phase: "pending", user: 0, deadline: Date.now() + loginTimeoutMs, v2, rate };
+      const addr = clientAddress(srv.requestIP(request)?.address ?? "", request.headers.get("x-forwarded-for"), options.trustedProxies ?? []);
+      const data: Peer = { phase: "pending", user: 0, addr, deadline: Date.now() + loginTimeoutMs, v2, rate };
       const headers = v2 ? { "Sec-WebSocket-Protocol": V2_PROTOCOL } : undefined;
       if (srv.upgrade(request, { data, headers })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
@@ -120,7 +125,7 @@ export function servePublic(options: PublicOptions): PublicServer {
       open(ws) {
         open++;
         pending.add(ws);
-        if (debug) log.debug(`browser ${ws.remoteAddress} connected`);
+        if (debug) log.debug("browser connected", { addr: ws.data.addr });
       },
       message(ws, message) {
         if (ws.data.phase === "live") {
@@ -140,6 +145,7 @@ export function servePublic(options: PublicOptions): PublicServer {
           return refuse(ws, "not a login message");
         }
         ws.data.phase = "verifying";
+        ws.data.claimed = claimedUser(message);
         const decision = login(message, ws.data.v2);
         if (decision instanceof Promise) {
           decision.then(
@@ -169,16 +175,17 @@ export function servePublic(options: PublicOptions): PublicServer {
         }
         if (overRate) return tooFast(ws);
         metrics.slowConsumersDisconnected++;
-        log.warn(`user ${ws.data.user}: not reading its pongs (${ws.getBufferedAmount()} bytes queued); disconnecting it`);
+        log.warn(`user ${ws.data.user}: not reading its pongs (${ws.getBufferedAmount()} bytes queued); disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
         delivery.disconnect(ws.data.user, CloseCode.slowConsumer);
       },
       drain(ws) {
         drained(ws);
       },
-      close(ws) {
+      close(ws, code) {
         if (--open === 0 && stopping) markAllClosed();
         pending.delete(ws);
-        if (!ended(ws) && debug) log.debug(`browser ${ws.remoteAddress} disconnected`);
+        metrics.browserCloses.add(code);
+        if (!ended(ws, code) && debug) log.debug("browser disconnected", { code, addr: ws.data.addr });
         ws.data.phase = "closing";
       },
     },
@@ -191,7 +198,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         if (ws.data.deadline <= now) {
           pending.delete(ws);
           metrics.logins.timeout++;
-          log.debug(`browser ${ws.remoteAddress}: login timeout`);
+          log.debug("browser login timeout", { addr: ws.data.addr });
           close(ws, CloseCode.loginTimeout);
         }
       }
@@ -228,4 +235,10 @@ function wantsV2(request: Request): boolean {
 function tooLarge(message: string | Buffer, max: number): boolean {
   if (typeof message !== "string") return message.byteLength > max;
   return message.length * 3 > max && Buffer.byteLength(message) > max;
+}
+
+/** The user id a login message names (the digits before its `!`), never its salt; undefined when it names none. */
+function claimedUser(message: string): number | undefined {
+  const id = Number(/^(\d{1,16})!/.exec(message)?.[1]);
+  return Number.isSafeInteger(id) ? id : undefined;
 }
