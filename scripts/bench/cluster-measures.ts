@@ -81,9 +81,13 @@ async function idleNode(bench: ClusterBench, round: number): Promise<Figures> {
     const { session } = await openSession(targetOf("idle", [a], [b], servers), bench.workers, bench.idleUsers, 64);
     try {
       await whispers(session, Math.max(10, bench.idleWhispers / 10)); // warm-up
+      const r0 = await sampleRedis(bench.redis!.port);
       const before = servers.map((s) => sampleProc(s.pid));
       const figures = await whispers(session, bench.idleWhispers);
       const after = servers.map((s) => sampleProc(s.pid));
+      // With three nodes on the bus against two in the pipelined burst: the difference is what one more
+      // subscribed node costs Redis per message (the 50-node estimate in docs/benchmarks.md uses it).
+      const redis = redisPerMessage(r0, await sampleRedis(bench.redis!.port), bench.idleWhispers);
       const [cpuA, cpuB, cpuC] = before.map((s0, i) => cpuBetween(s0, after[i]!).us / 1e6) as [number, number, number];
       return {
         perSec: figures.perSec!,
@@ -94,6 +98,9 @@ async function idleNode(bench: ClusterBench, round: number): Promise<Figures> {
         cPctOfA: (100 * cpuC) / cpuA,
         cPctOfB: (100 * cpuC) / cpuB,
         cUsPerWhisper: (cpuC * 1e6) / bench.idleWhispers,
+        redisCpuUs: redis.redisCpuUs!,
+        redisOutBytes: redis.redisOutBytes!,
+        redisCommands: redis["cmd.total"]!,
       };
     } finally {
       await closeSession(session);

@@ -73,9 +73,10 @@ function idleTable(input: ClusterReportInput, by: By): string[] {
       `the backend on node A sends ${input.idleWhispers.toLocaleString("en")} whispers to them (random users, pipelined); node C has no browser ` +
       "and no backend. CPU seconds from /proc/PID/stat (utime + stime) over the burst.",
     "",
-    "| whispers/s | lost | CPU s: A (sending) | B (hosting) | C (hosts nothing) | C as % of A | C as % of B | C µs per whisper |",
-    "|--:|--:|--:|--:|--:|--:|--:|--:|",
+    "| whispers/s | lost | CPU s: A (sending) | B (hosting) | C (hosts nothing) | C as % of A | C as % of B | C µs per whisper | Redis CPU µs / whisper (3 nodes) | Redis bytes out / whisper |",
+    "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     `| ${fmt(med(rows, "perSec"), 0)} ${range(rows, "perSec", 0)} | ${sum(rows, "lost")} | ${fmt(med(rows, "cpuA"), 2)} | ${fmt(med(rows, "cpuB"), 2)} | ` +
-      `${fmt(med(rows, "cpuC"), 2)} | ${fmt(med(rows, "cPctOfA"), 1)} % ${range(rows, "cPctOfA", 1)} | ${fmt(med(rows, "cPctOfB"), 1)} % | ${fmt(med(rows, "cUsPerWhisper"), 2)} |`,
+      `${fmt(med(rows, "cpuC"), 2)} | ${fmt(med(rows, "cPctOfA"), 1)} % ${range(rows, "cPctOfA", 1)} | ${fmt(med(rows, "cPctOfB"), 1)} % | ${fmt(med(rows, "cUsPerWhisper"), 2)} | ` +
+      `${fmt(med(rows, "redisCpuUs"), 1)} | ${fmt(med(rows, "redisOutBytes"), 0)} |`,
   ];
 }
