@@ -1,6 +1,7 @@
 // `bun run bench:modes`: what webtalk's modes cost against its plain mode, in one run with alternating
 // rounds: fan-out to webtalk.v2 browsers (numbered messages) and to one and two cluster nodes on
-// Redis, then how fast a v2 browser is replayed what it missed. See docs/benchmarks.md.
+// Redis, how fast a v2 browser is replayed what it missed, and issue 15's cluster measures
+// (scripts/bench/cluster-measures.ts). See docs/benchmarks.md.
 
 import type { Subprocess } from "bun";
 import { resolve } from "node:path";
@@ -8,7 +9,9 @@ import { parseArgs } from "node:util";
 import { cpuBetween, sampleProc } from "./bench/proc.ts";
 import { canPin, pin, pinSelf, startServerProcess, track, untrack, type ServerProcess } from "./bench/processes.ts";
 import { freePort, untilListening } from "./bench/redis.ts";
-import { median } from "./bench/report.ts";
+import { clusterRound } from "./bench/cluster-measures.ts";
+import { renderCluster } from "./bench/cluster-report.ts";
+import { fmt, med, range } from "./bench/format.ts";
 import { closeSession, fanoutBurst, openSession, type Figures, type Target } from "./bench/scenarios.ts";
 import { within } from "./bench/within.ts";
 import { Workers } from "./bench/workers.ts";
@@ -19,7 +22,12 @@ const HELP = `bun run bench:modes [flags]
   --rounds N         alternating rounds (default 3)
   --sizes 1000,5000  subscribers for the fan-out
   --replay N         messages replayed to one v2 browser (default 50000)
-  --update-docs      rewrite the modes table in docs/benchmarks.md
+  --burst N          pipelined shouts, then whispers, on one control connection (default 10000)
+  --per-node N       browsers per node for those bursts (default 10)
+  --idle-whispers N  whispers from node A to node B's users, node C idle (default 100000)
+  --idle-users N     browsers on node B for them (default 1000)
+  --yardstick N      redis-benchmark -P 1000 PUBLISH commands (default 1000000)
+  --update-docs      rewrite the modes and cluster tables in docs/benchmarks.md
 `;
 
 const { values } = parseArgs({
@@ -28,6 +36,11 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     sizes: { type: "string" },
     replay: { type: "string" },
+    burst: { type: "string" },
+    "per-node": { type: "string" },
+    "idle-whispers": { type: "string" },
+    "idle-users": { type: "string" },
+    yardstick: { type: "string" },
     "update-docs": { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
@@ -45,6 +58,13 @@ const sizes = (values.sizes ?? (smoke ? "20" : "1000,5000")).split(",").map(Numb
 const deliveries = smoke ? 2_000 : 2_000_000;
 const replayCount = Number(values.replay ?? (smoke ? 200 : 50_000));
 const pinning = !smoke && canPin();
+const sizing = {
+  perNode: Number(values["per-node"] ?? 10),
+  burst: Number(values.burst ?? (smoke ? 200 : 10_000)),
+  idleUsers: Number(values["idle-users"] ?? (smoke ? 20 : 1_000)),
+  idleWhispers: Number(values["idle-whispers"] ?? (smoke ? 500 : 100_000)),
+  yardstick: Number(values.yardstick ?? (smoke ? 10_000 : 1_000_000)),
+};
 const SERVER_CORES = "0";
 const CLIENT_CORES = "1";
 const base = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-level", "info", "--admin", "off"];
@@ -58,6 +78,8 @@ const redis = Bun.which("redis-server") ? await startRedis() : undefined;
 const workers = await Workers.start(smoke ? 2 : 4, pinning ? CLIENT_CORES : undefined);
 const results: Record<string, Figures[]> = {};
 let replay: Figures[] = [];
+const clusterRounds: Record<string, Figures>[] = [];
+const started = performance.now();
 try {
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? MODES : [...MODES].reverse();
@@ -78,6 +100,12 @@ try {
     }
     log(`round ${round + 1}/${rounds}  replay of ${replayCount} messages`);
     replay.push(await measureReplay(replayCount));
+    clusterRounds.push(
+      await clusterRound(
+        { ...sizing, workers, redis, start: startNodes, clientCores: pinning ? CLIENT_CORES : undefined, log },
+        round,
+      ),
+    );
   }
 } finally {
   await workers.stop();
@@ -85,18 +113,17 @@ try {
 }
 
 const report = renderModes();
-process.stdout.write(`${report}\n`);
-if (values["update-docs"]) await updateDocs(report);
+const cluster = `${renderCluster({ ...sizing, rounds: clusterRounds })}\n\nRun took ${Math.round((performance.now() - started) / 1000)} s.`;
+process.stdout.write(`${report}\n\n${cluster}\n`);
+if (values["update-docs"]) {
+  await updateDocs("modes", report);
+  await updateDocs("cluster", cluster);
+}
 
 /** Starts the servers of one mode (two nodes for the two-node cluster) and measures through them. */
 async function withMode(mode: Mode, round: number, fn: (target: Target) => Promise<void>): Promise<void> {
-  const nodes = mode === "cluster, 2 nodes" ? 2 : 1;
-  const cluster = mode.startsWith("cluster") ? ["--redis", redis!.url, "--redis-prefix", `bench${round}-${Date.now()}:`] : [];
-  const servers: ServerProcess[] = [];
+  const servers = await startNodes(mode, mode === "cluster, 2 nodes" ? 2 : 1, mode.startsWith("cluster"), round);
   try {
-    for (let i = 0; i < nodes; i++) {
-      servers.push(await startServerProcess(`${mode} #${i + 1}`, [process.execPath, MAIN, ...base, ...cluster], pinning ? SERVER_CORES : undefined));
-    }
     const [first] = servers as [ServerProcess];
     await fn({
       ...first,
@@ -107,6 +134,21 @@ async function withMode(mode: Mode, round: number, fn: (target: Target) => Promi
     });
   } finally {
     for (const s of servers) await s.stop();
+  }
+}
+
+/** Starts `nodes` webtalk processes, on Redis under a fresh prefix when `clustered`; stops them all if one fails. */
+async function startNodes(name: string, nodes: number, clustered: boolean, round: number): Promise<ServerProcess[]> {
+  const cluster = clustered ? ["--redis", redis!.url, "--redis-prefix", `bench${round}-${Date.now()}:`] : [];
+  const servers: ServerProcess[] = [];
+  try {
+    for (let i = 0; i < nodes; i++) {
+      servers.push(await startServerProcess(`${name} #${i + 1}`, [process.execPath, MAIN, ...base, ...cluster], pinning ? SERVER_CORES : undefined));
+    }
+    return servers;
+  } catch (error) {
+    for (const s of servers) await s.stop();
+    throw error;
   }
 }
 
@@ -168,31 +210,18 @@ function renderModes(): string {
   return lines.join("\n");
 }
 
-async function updateDocs(report: string): Promise<void> {
+/** Replaces the block between `<!-- NAME:start -->` and `<!-- NAME:end -->` (appended when absent). */
+async function updateDocs(name: string, report: string): Promise<void> {
   const path = resolve(ROOT, "docs/benchmarks.md");
   const doc = await Bun.file(path).text();
-  const start = "<!-- modes:start -->";
-  const end = "<!-- modes:end -->";
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
   const block = `${start}\n${report}\n${end}`;
   const next = doc.includes(start) ? doc.replace(new RegExp(`${start}[\\s\\S]*?${end}`), block) : `${doc.trimEnd()}\n\n${block}\n`;
   await Bun.write(path, next);
 }
 
-function med(rows: Figures[] | undefined, key: string): number {
-  return median((rows ?? []).map((r) => r[key] ?? Number.NaN));
-}
-
-function range(rows: Figures[], key: string, digits: number): string {
-  if (rows.length < 2) return "";
-  const values = rows.map((r) => r[key] ?? 0);
-  return `[${fmt(Math.min(...values), digits)}–${fmt(Math.max(...values), digits)}]`;
-}
-
-function fmt(value: number, digits: number): string {
-  return Number.isFinite(value) ? value.toLocaleString("en", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "–";
-}
-
-async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
+async function startRedis(): Promise<{ url: string; port: number; stop(): Promise<void> }> {
   const port = await freePort();
   const proc: Subprocess = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
     stdout: "ignore",
@@ -204,6 +233,7 @@ async function startRedis(): Promise<{ url: string; stop(): Promise<void> }> {
   await untilListening(port, proc);
   return {
     url: `redis://127.0.0.1:${port}`,
+    port,
     async stop() {
       proc.kill("SIGKILL");
       await proc.exited;

@@ -35,7 +35,7 @@ export interface Session {
 export type Figures = Record<string, number>;
 
 /** The server's CPU and memory: one process, or every node of a cluster added up. */
-function sampleServer(target: Target): ProcSample {
+export function sampleServer(target: Target): ProcSample {
   return target.pids ? sampleMany(target.pids) : sampleProc(target.pid);
 }
 
@@ -44,6 +44,13 @@ const GLOBAL_CHANNEL = 1;
 const STALL_MS = 5_000;
 let nextSeq = 1;
 let nextProbe = 1;
+
+/** Reserves `count` shout sequence numbers (one sequence for every scenario of the run) and returns the first. */
+export function takeSeq(count: number): number {
+  const first = nextSeq;
+  nextSeq += count;
+  return first;
+}
 
 /**
  * Creates `count` users, opens one browser for each and logs it in. Logins per second run from the
@@ -274,7 +281,7 @@ async function untilAllProbed(ctl: ControlConnection, workers: Workers, expected
 }
 
 // Waits until `received()` reaches `expected`, or nothing has arrived for STALL_MS.
-async function untilDelivered(workers: Workers, received: () => number, expected: number): Promise<void> {
+export async function untilDelivered(workers: Workers, received: () => number, expected: number): Promise<void> {
   let last = -1;
   let lastChange = performance.now();
   while (received() < expected) {
