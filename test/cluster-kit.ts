@@ -7,14 +7,14 @@ import { MAIN, LOOPBACK, spawnServer, type Spawned } from "./process.ts";
 import type { TestRedis } from "./redis-server.ts";
 
 /** Starts one server process on `redis` under `prefix`, its node lease `lease` seconds. */
-export function spawnNode(redis: Pick<TestRedis, "url">, prefix: string, lease: number): Promise<Spawned> {
-  return spawnServer(["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", String(lease)]);
+export function spawnNode(redis: Pick<TestRedis, "url">, prefix: string, lease: number, extra: string[] = []): Promise<Spawned> {
+  return spawnServer(["bun", MAIN, ...LOOPBACK, "--redis", redis.url, "--redis-prefix", prefix, "--lease", String(lease), ...extra]);
 }
 
 /** Starts `count` server processes, one after another, on `redis` under one key prefix (lease 2 s). */
-export async function spawnCluster(redis: Pick<TestRedis, "url">, prefix: string, count: number): Promise<Spawned[]> {
+export async function spawnCluster(redis: Pick<TestRedis, "url">, prefix: string, count: number, extra: string[] = []): Promise<Spawned[]> {
   const nodes: Spawned[] = [];
-  for (let i = 0; i < count; i++) nodes.push(await spawnNode(redis, prefix, 2));
+  for (let i = 0; i < count; i++) nodes.push(await spawnNode(redis, prefix, 2, extra));
   return nodes;
 }
 
