@@ -88,18 +88,7 @@ test.skipIf(!haveRedis)("with --redis, a backend pipelining large [store] frames
   const one = encodeFrame(`[store] k!${"x".repeat(99_980)}`);
   const block = new Uint8Array(one.length * 20);
   for (let i = 0; i < 20; i++) block.set(one, i * one.length);
-  attacker = connect({ host: "127.0.0.1", port: target.privatePort });
-  const flooding = attacker;
-  flooding.on("error", () => undefined);
-  await within(new Promise((resolve) => flooding.once("connect", resolve)), "the attacker's connection");
-  flooding.pause();
-  const until = Date.now() + scale(4_000, 15_000);
-  const pump = (): void => {
-    while (Date.now() < until && flooding.write(block)) {}
-    if (Date.now() < until) flooding.once("drain", pump);
-  };
-  pump();
-  await Bun.sleep(until - Date.now());
+  const flooding = await floodUnread(target.privatePort, block);
   const latency = await canary.stop();
   rss.stop();
   report("unread pipelined [store] with --redis", { writtenMB: flooding.bytesWritten / MB, baselineMB: rss.baseline / MB, peakMB: rss.peak / MB, growthMB: rss.growth / MB, canary: latency });
@@ -124,18 +113,7 @@ test.skipIf(!haveRedis)("with --redis, a backend pipelining [shout]s forever wit
   const one = encodeFrame(`[shout] 1!${"s".repeat(200)}`);
   const block = new Uint8Array(one.length * shouts);
   for (let i = 0; i < shouts; i++) block.set(one, i * one.length);
-  attacker = connect({ host: "127.0.0.1", port: target.privatePort });
-  const flooding = attacker;
-  flooding.on("error", () => undefined);
-  await within(new Promise((resolve) => flooding.once("connect", resolve)), "the attacker's connection");
-  flooding.pause();
-  const until = Date.now() + scale(4_000, 15_000);
-  const pump = (): void => {
-    while (Date.now() < until && flooding.write(block)) {}
-    if (Date.now() < until) flooding.once("drain", pump);
-  };
-  pump();
-  await Bun.sleep(until - Date.now());
+  const flooding = await floodUnread(target.privatePort, block);
   const latency = await canary.stop();
   rss.stop();
   const commands = await redisCommands(redis.url);
@@ -162,4 +140,21 @@ async function redisCommands(url: string): Promise<number> {
   } finally {
     client.close();
   }
+}
+
+/** A backend that writes `block` over and over for a few seconds and never reads a reply. */
+async function floodUnread(port: number, block: Uint8Array): Promise<Socket> {
+  attacker = connect({ host: "127.0.0.1", port });
+  const flooding = attacker;
+  flooding.on("error", () => undefined);
+  await within(new Promise((resolve) => flooding.once("connect", resolve)), "the attacker's connection");
+  flooding.pause();
+  const until = Date.now() + scale(4_000, 15_000);
+  const pump = (): void => {
+    while (Date.now() < until && flooding.write(block)) {}
+    if (Date.now() < until) flooding.once("drain", pump);
+  };
+  pump();
+  await Bun.sleep(until - Date.now());
+  return flooding;
 }
