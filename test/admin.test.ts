@@ -26,6 +26,38 @@ function get(path: string, init?: RequestInit): Promise<Response> {
   return within(fetch(`${base}${path}`, init), `${init?.method ?? "GET"} ${path}`);
 }
 
+/** A request as an HTTP/1.0 probe sends it, with no Host header (fetch always adds one). */
+async function rawStatusLine(path: string): Promise<string> {
+  const got = Promise.withResolvers<string>();
+  let text = "";
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: server.admin!.port,
+    socket: {
+      data(_s, chunk) {
+        text += new TextDecoder().decode(chunk);
+        if (text.includes("\r\n")) got.resolve(text.split("\r\n")[0]!);
+      },
+      close() {
+        got.resolve(text.split("\r\n")[0] ?? "");
+      },
+    },
+  });
+  socket.write(`GET ${path} HTTP/1.0\r\n\r\n`);
+  try {
+    return await within(got.promise, `GET ${path} without Host`);
+  } finally {
+    socket.end();
+  }
+}
+
+describe("probes without a Host header", () => {
+  // The Docker HEALTHCHECK asks /readyz over bash's /dev/tcp, HTTP/1.0 with no Host: it got 500.
+  test("/livez, /readyz and /healthz answer 200 to an HTTP/1.0 request with no Host", async () => {
+    for (const path of ["/livez", "/readyz", "/healthz"]) expect(await rawStatusLine(path)).toBe("HTTP/1.1 200 OK");
+  });
+});
+
 describe("/healthz", () => {
   test("200 with status, version and uptime; no state field for the memory backend", async () => {
     const response = await get("/healthz");

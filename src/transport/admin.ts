@@ -39,7 +39,8 @@ export function serveAdmin({ hostname, port, health, metrics, log }: AdminOption
     hostname,
     port,
     async fetch(request) {
-      const route = routes[new URL(request.url).pathname];
+      // An HTTP/1.0 probe (a shell's /dev/tcp, old load balancers) sends no Host: its URL is the path alone.
+      const route = routes[new URL(request.url, "http://admin").pathname];
       if (!route) return new Response("not found: try /livez, /readyz, /healthz or /metrics\n", { status: 404 });
       if (request.method !== "GET" && request.method !== "HEAD") {
         return new Response("method not allowed\n", { status: 405, headers: { Allow: "GET, HEAD" } });
