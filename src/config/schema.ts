@@ -62,7 +62,7 @@ export interface Config {
   /** When a write reaches the disk: before each `[ok]` (full), or at WAL checkpoints (normal). */
   dataSync: DataSync;
   logFormat: LogFormat;
-  /** Where /healthz and /metrics are served, or "off". */
+  /** Where the probes (/livez, /readyz, /healthz) and /metrics are served, or "off". */
   admin: Address | "off";
   /** Seconds between SIGTERM (/readyz turns 503) and the public and control ports closing. */
   drainDelay: number;
@@ -444,7 +444,7 @@ export const settings: readonly Setting[] = [
     group: "observability",
     default: { host: "127.0.0.1", port: 12346 },
     valueHint: "HOST:PORT|off",
-    description: "HTTP address of /healthz and /metrics, kept off the public port; off disables it",
+    description: "HTTP address of the probes (/livez, /readyz) and /metrics, kept off the public port; off disables it",
     parse: (raw) => (raw === false || String(raw) === "off" ? "off" : parseAddress(String(raw))),
   }),
   define({
