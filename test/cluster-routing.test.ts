@@ -22,6 +22,15 @@ async function busReceived(node: Spawned): Promise<number> {
   return Number(match[1]);
 }
 
+/** The count and sum of a node's webtalk_cluster_delivery_lag_seconds. */
+async function deliveryLag(node: Spawned): Promise<{ count: number; sum: number }> {
+  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+  const count = /^webtalk_cluster_delivery_lag_seconds_count (\S+)$/m.exec(text);
+  const sum = /^webtalk_cluster_delivery_lag_seconds_sum (\S+)$/m.exec(text);
+  if (!count || !sum) throw new Error("no webtalk_cluster_delivery_lag_seconds in /metrics");
+  return { count: Number(count[1]), sum: Number(sum[1]) };
+}
+
 /** The process's user + system CPU in clock ticks, from /proc/PID/stat. */
 function cpuTicks(node: Spawned): number {
   const fields = readFileSync(`/proc/${node.proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -72,6 +81,12 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
       console.log(`node A (sender, no browsers) received ${after - before} bus messages for ${4 * count} sends; CPU ticks A ${cpu[0]}, B ${cpu[1]}`);
       expect(after - before).toBeLessThanOrEqual(SLACK);
       expect(await busReceived(b!)).toBeGreaterThanOrEqual(4 * count);
+      // Each whisper and shout B handed to its browsers is one lag observation; A handed none.
+      const lag = await deliveryLag(b!);
+      console.log(`node B's delivery lag: ${lag.count} observations, mean ${((lag.sum / lag.count) * 1000).toFixed(3)} ms`);
+      expect(lag.count).toBe(4 * count);
+      expect(lag.sum).toBeGreaterThan(0);
+      expect((await deliveryLag(a!)).count).toBe(0);
     } finally {
       for (const browser of browsers) browser.close();
       ctl.close();

@@ -1,10 +1,10 @@
 // What nodes tell each other over Redis pub/sub. Pure: values in, strings out, and back.
 
 export type BusMessage =
-  /** A whisper for the user's browser, wherever it is. */
-  | { k: "u"; u: number; m: string; o: number }
+  /** A whisper for the user's browser, wherever it is. `t`: when the sending node took it (see `busStamp`). */
+  | { k: "u"; u: number; m: string; t?: number; o: number }
   /** A shout to every node's browsers in the channel. */
-  | { k: "c"; c: number; m: string; o: number }
+  | { k: "c"; c: number; m: string; t?: number; o: number }
   /** Subscribe / unsubscribe the user's browser to a channel. */
   | { k: "s" | "x"; u: number; c: number }
   /** Close the user's browser with close code `r`; `x` names a node that must not (the one that claimed the user). */
@@ -41,8 +41,16 @@ export function encodeBus(message: BusMessage): string {
  * message and publishes it in one script, so it completes the text; the offset is the last field so
  * that Lua never formats an ID (a 16-digit one would lose digits) or escapes a text.
  */
-export function encodeBusHead(message: { k: "u"; u: number; m: string } | { k: "c"; c: number; m: string }): string {
+export function encodeBusHead(message: { k: "u"; u: number; m: string; t: number } | { k: "c"; c: number; m: string; t: number }): string {
   return `${JSON.stringify(message).slice(0, -1)},"o":`;
+}
+
+/**
+ * The sending node's wall clock in milliseconds, with a fraction: the receiving node observes its delivery
+ * lag against it (webtalk_cluster_delivery_lag_seconds), so a skew between the hosts' clocks adds to it.
+ */
+export function busStamp(): number {
+  return Math.round((performance.timeOrigin + performance.now()) * 1000) / 1000;
 }
 
 /** Parses a bus message; undefined for anything malformed (the bus is shared: never trust it blindly). */
@@ -58,9 +66,9 @@ export function decodeBus(text: string): BusMessage | undefined {
   const int = (v: unknown) => typeof v === "number" && Number.isSafeInteger(v);
   switch (m.k) {
     case "u":
-      return int(m.u) && typeof m.m === "string" && int(m.o) ? (m as BusMessage) : undefined;
+      return int(m.u) && typeof m.m === "string" && int(m.o) && stamp(m.t) ? (m as BusMessage) : undefined;
     case "c":
-      return int(m.c) && typeof m.m === "string" && int(m.o) ? (m as BusMessage) : undefined;
+      return int(m.c) && typeof m.m === "string" && int(m.o) && stamp(m.t) ? (m as BusMessage) : undefined;
     case "s":
     case "x":
       return int(m.u) && int(m.c) ? (m as BusMessage) : undefined;
@@ -73,4 +81,9 @@ export function decodeBus(text: string): BusMessage | undefined {
     default:
       return undefined;
   }
+}
+
+/** A send stamp is optional: a node of an older version sends none. */
+function stamp(t: unknown): boolean {
+  return t === undefined || (typeof t === "number" && Number.isFinite(t));
 }

@@ -5,7 +5,7 @@ import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
 import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
-import { busChannel, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
+import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
 
 export interface ClusterOptions {
@@ -206,13 +206,16 @@ export class ClusterDelivery implements Delivery {
     if (message.k === "g") return;
     if (message.k === "c") {
       metrics.delivered += local.toChannel(message.c, message.m, message.o);
+      if (message.t !== undefined) observeLag(metrics, message.t);
       return;
     }
     const waiting = this.#arriving.get(message.u);
     if (waiting) return void waiting.push(message);
     switch (message.k) {
       case "u":
-        return void local.toUser(message.u, message.m, message.o);
+        local.toUser(message.u, message.m, message.o);
+        if (message.t !== undefined) observeLag(metrics, message.t);
+        return;
       case "s":
         return void local.subscribe(message.u, message.c);
       case "x":
@@ -222,6 +225,11 @@ export class ClusterDelivery implements Delivery {
         return;
     }
   }
+}
+
+/** From the sending node's stamp to now; a clock behind the sender's counts as no lag, not a negative one. */
+function observeLag(metrics: Metrics, sentMs: number): void {
+  metrics.clusterDeliveryLagSeconds.observe(Math.max(0, busStamp() - sentMs) / 1000);
 }
 
 function reasonFor(code: number): CloseReason {

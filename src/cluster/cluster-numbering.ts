@@ -3,7 +3,7 @@ import { channelStream, userStream, type ReplayLimits } from "../core/replay.ts"
 import { Lineage } from "../state/lineage.ts";
 import { APPEND_STEP, appendArgs, replayKeys } from "../state/replay-redis.ts";
 import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
-import { encodeBusHead } from "./bus.ts";
+import { busStamp, encodeBusHead } from "./bus.ts";
 
 // Redis runs a script alone, so between a source's INCR and its PUBLISH no other offset of that source
 // is given out: every node's subscriber reads its channel in publish order, hence in offset order.
@@ -63,7 +63,7 @@ export class ClusterNumbering implements NumberedSend {
   }
 
   async shout(channel: number, message: string): Promise<boolean> {
-    const head = encodeBusHead({ k: "c", c: channel, m: message });
+    const head = encodeBusHead({ k: "c", c: channel, m: message, t: busStamp() });
     const args = [...appendArgs(message, this.limits), this.#bus, head, channel];
     const keys: string[] = replayKeys(this.prefix, channelStream(channel));
     keys.push(channelNodesKey(this.prefix, channel), `${this.prefix}channels`);
@@ -71,7 +71,7 @@ export class ClusterNumbering implements NumberedSend {
   }
 
   async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome | undefined> {
-    const head = encodeBusHead({ k: "u", u: user, m: message });
+    const head = encodeBusHead({ k: "u", u: user, m: message, t: busStamp() });
     const p = this.prefix;
     const keys = [...replayKeys(p, userStream(user)), `${p}online`, `${p}users`, `${p}held:${user}`, `${p}heldcount`];
     const args = [...appendArgs(message, this.limits), this.#bus, head, user, p, heldLimit];

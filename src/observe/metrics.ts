@@ -39,6 +39,8 @@ export class Metrics {
   readonly commandSeconds = new HistogramsBy();
   /** Seconds of each write transaction on the --data file: with --data-sync full it ends in an fsync. */
   readonly dataCommitSeconds = new Histogram();
+  /** Seconds from the node that took a whisper or shout to this node handing it to its browsers (cluster only). */
+  readonly clusterDeliveryLagSeconds = new Histogram();
   /** Browser connections closed, by WebSocket close code (either side's), a fixed set of labels. */
   readonly browserCloses = new CloseCounter();
 

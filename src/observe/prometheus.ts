@@ -105,6 +105,12 @@ function latencyFamilies(m: Metrics): Family[] {
       samples: histogramSamples(m.dataCommitSeconds, {}),
     },
     {
+      name: "webtalk_cluster_delivery_lag_seconds",
+      type: "histogram",
+      help: "Seconds from the node that took a [whisper] or [shout] to this node handing it to its browsers (with --redis; a clock skew between hosts adds to it).",
+      samples: histogramSamples(m.clusterDeliveryLagSeconds, {}),
+    },
+    {
       name: "webtalk_browser_closes_total",
       type: "counter",
       help: "Browser WebSocket connections closed, by close code (either side's; other for codes outside the known set).",
