@@ -22,6 +22,7 @@ import { SqliteReplay } from "./state/replay-sqlite.ts";
 import { openDataFile } from "./state/sqlite-file.ts";
 import { SqliteState } from "./state/sqlite.ts";
 import { WriteHealth } from "./state/write-health.ts";
+import { clusterRefusal } from "./state/redis-kind.ts";
 import { StateOpenError, type Maybe, type State } from "./state/state.ts";
 
 /** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
@@ -104,6 +105,8 @@ async function clusterBackends({ config, local, events, metrics, log }: BackendP
   const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
   await redis.open();
   try {
+    const cluster = await clusterRefusal(redis);
+    if (cluster) throw new StateOpenError(cluster);
     if (!config.redisAllowEviction) await refuseEviction(redis);
     return await clusterOn(redis, prefix, { config, local, events, metrics, log }, limits);
   } catch (error) {
