@@ -145,7 +145,7 @@ describe("failures", () => {
       expect(help.stdout).toContain(name);
     }
     const whisperHelp = await ctl(["whisper", "--help"]);
-    expect(whisperHelp.stdout).toContain("<ID> <MESSAGE>");
+    expect(whisperHelp.stdout).toContain("webtalk ctl whisper [flags] ID MESSAGE");
     expect((await ctl([])).code).toBe(2);
   });
 });

@@ -1,4 +1,4 @@
-import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from "citty";
+import { defineCommand, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
@@ -14,6 +14,8 @@ import {
   type ConnectionFlags,
   type Target,
 } from "./ctl-target.ts";
+import { renderCtlCommandHelp, renderCtlHelp, type CtlCommandHelp } from "./ctl-help.ts";
+import { helpStyle } from "./help.ts";
 import { createProgress } from "./progress.ts";
 
 /** `webtalk ctl …` from the command line: exit 0 on `[ok]`, 1 on `[error]` or no server, 2 on a usage error. */
@@ -21,11 +23,13 @@ export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process
   const ctl = createCtlCommand(env);
   const flags = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
   if (rawArgs.length === 0) {
-    await showUsage(ctl);
+    process.stderr.write(helpText(ctl, undefined, helpStyle(process.stderr, env)));
     return await exit(2);
   }
-  // citty shows the help of the subcommand named, and exits 0.
-  if (flags.includes("--help") || flags.includes("-h")) await runMain(ctl, { rawArgs });
+  if (flags.includes("--help") || flags.includes("-h")) {
+    process.stdout.write(helpText(ctl, flags, helpStyle(process.stdout, env)));
+    return await exit(0);
+  }
   try {
     refuseUnknownFlags(rawArgs);
     await runCommand(ctl, { rawArgs });
@@ -42,6 +46,19 @@ export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process
     }
     throw error;
   }
+}
+
+/** The help of the command named on the line, or of ctl itself. */
+function helpText(ctl: CommandDef<any>, words: string[] | undefined, style: ReturnType<typeof helpStyle>): string {
+  const commands = ctl.subCommands as Record<string, CommandDef>;
+  const named = words?.find((word) => Object.hasOwn(commands, word));
+  if (named) return renderCtlCommandHelp(helpOf(commands[named]!), style);
+  return renderCtlHelp(helpOf(ctl), Object.values(commands).map(helpOf), style);
+}
+
+function helpOf(command: CommandDef<any>): CtlCommandHelp {
+  const meta = command.meta as { name: string; description: string };
+  return { name: meta.name, description: meta.description, args: command.args as ArgsDef };
 }
 
 /** Commands that are one payload `[name] A!B` built from their arguments, answered by one reply. */

@@ -61,7 +61,7 @@ export function renderHelp({ width, color }: HelpStyle): string {
   return `${out.join("\n").trimEnd()}\n`;
 }
 
-interface Row {
+export interface Row {
   label: string;
   text: string;
   /** Where else it is set and its default: a line of its own, the thing to look up at a glance. */
@@ -74,7 +74,7 @@ function settingRow(setting: Setting): Row {
 }
 
 /** Labels in a column `column` wide; a label too wide for it gets its text on the lines below. */
-function table(rows: Row[], column: number, width: number, paint: (text: string) => string): string[] {
+export function table(rows: Row[], column: number, width: number, paint: (text: string) => string): string[] {
   const lines: string[] = [];
   const indent = " ".repeat(2 + column);
   for (const { label, text, note } of rows) {
