@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 test.each(["10.0.0.0/8/5", "::1/128/0"])("--trusted-proxies %p is exit 2 from flag, env and file", async (bad) => {
   const file = join(dir, "c.json");
-  writeFileSync(file, JSON.stringify({ "trusted-proxies": bad }));
+  writeFileSync(file, JSON.stringify({ trustedProxies: bad }));
   for (const [args, env] of [
     [["--trusted-proxies", bad], {}],
     [[], { WEBTALK_TRUSTED_PROXIES: bad }],
