@@ -95,6 +95,9 @@ function readConfigFile(path: string, shown: string): Record<string, unknown> {
     if (at) throw new ConfigError(`${shown}:${at.line}:${at.column}: ${at.message}${hint}`);
     throw new ConfigError(`invalid config file ${shown}: ${(error as Error).message}`);
   }
+  // JSON.parse took it; the scanner still refuses a key given twice, which JSON.parse resolves silently.
+  const repeated = findJsonError(text);
+  if (repeated) throw new ConfigError(`${shown}:${repeated.line}:${repeated.column}: ${repeated.message}`);
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`invalid config file ${shown}: expected a JSON object such as {"public": ":12345"}`);
   }
