@@ -4,7 +4,7 @@
 // a control connection, not only the refusals: real server, real control connection, real browser.
 
 import { expect, test } from "bun:test";
-import { Browser, ControlClient, loggedIn, within } from "./helpers.ts";
+import { ControlClient, loggedIn, within } from "./helpers.ts";
 import { LOOPBACK, MAIN, spawnServer } from "./process.ts";
 
 test("JSON debug lines of a login and of a control connection carry user and addr fields", async () => {
