@@ -3,6 +3,7 @@ import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
 import { formatAddress } from "../config/address.ts";
+import { unknownVariables } from "../config/load.ts";
 import { fitsInFrame } from "../protocol/frame.ts";
 import { CtlConnection, CtlFailure } from "./ctl-connection.ts";
 import {
@@ -26,6 +27,8 @@ export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process
   }
   // citty shows the help of the subcommand named, and exits 0.
   if (flags.includes("--help") || flags.includes("-h")) await runMain(ctl, { rawArgs });
+  // The server's variables serve ctl too: a mistyped one would quietly reach the default server.
+  for (const warning of unknownVariables(env)) process.stderr.write(`webtalk ctl: ${warning}\n`);
   try {
     refuseUnknownFlags(rawArgs);
     await runCommand(ctl, { rawArgs });

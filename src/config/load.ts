@@ -123,7 +123,7 @@ function checkKeys(keys: string[], shown: string): void {
 }
 
 /** A mistyped variable is ignored by everything else: say so, with the name probably meant. */
-function unknownVariables(env: Record<string, string | undefined>): string[] {
+export function unknownVariables(env: Record<string, string | undefined>): string[] {
   const known = [...settings.map((s) => envName(s.flag)), envName(CONFIG_FLAG)];
   const others = Object.keys(OTHER_VARIABLES);
   return Object.keys(env)
