@@ -1,4 +1,4 @@
-import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from "citty";
+import { defineCommand, renderUsage, runCommand, runMain, type ArgsDef, type CommandDef } from "citty";
 import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
@@ -15,18 +15,22 @@ import {
   type ConnectionFlags,
   type Target,
 } from "./ctl-target.ts";
+import { wrap } from "../util/wrap.ts";
+import { helpStyle } from "./help.ts";
 import { createProgress } from "./progress.ts";
 
 /** `webtalk ctl …` from the command line: exit 0 on `[ok]`, 1 on `[error]` or no server, 2 on a usage error. */
 export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process.env): Promise<never> {
   const ctl = createCtlCommand(env);
   const flags = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
+  const showUsage = async <T extends ArgsDef = ArgsDef>(cmd: CommandDef<T>, parent?: CommandDef<T>) =>
+    console.log(fitUsage(await renderUsage(cmd, parent), helpStyle(process.stdout, env)) + "\n");
   if (rawArgs.length === 0) {
     await showUsage(ctl);
     return await exit(2);
   }
   // citty shows the help of the subcommand named, and exits 0.
-  if (flags.includes("--help") || flags.includes("-h")) await runMain(ctl, { rawArgs });
+  if (flags.includes("--help") || flags.includes("-h")) await runMain(ctl, { rawArgs, showUsage });
   // The server's variables serve ctl too: a mistyped one would quietly reach the default server.
   for (const warning of unknownVariables(env)) process.stderr.write(`webtalk ctl: ${warning}\n`);
   try {
@@ -45,6 +49,28 @@ export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process
     }
     throw error;
   }
+}
+
+/**
+ * citty's usage text made fit for where it goes, as the server's --help is: no colour unless a terminal
+ * wants it, no trailing padding, and (without colour) lines wrapped to the width under their description.
+ */
+function fitUsage(text: string, style: { width: number; color: boolean }): string {
+  // "newuser|killuser|…|raw" (190 columns) in the USAGE line: the COMMANDS section lists them all.
+  const lines = (style.color ? text : stripAnsi(text))
+    .split("\n")
+    .map((line) => line.trimEnd().replace(/ (?:[\w-]+\|){3,}[\w-]+/, " COMMAND"));
+  if (style.color) return lines.join("\n");
+  return lines
+    .flatMap((line) => {
+      if (line.length <= style.width) return [line];
+      // "  --flag=<X>    description…" or "USAGE webtalk ctl …": continue under the text column.
+      const head = /^(\s*\S+(?:\s\S+)*?\s{2,}|\S+\s)/.exec(line)?.[0] ?? "";
+      const indent = head.length < style.width / 2 ? head.length : 4;
+      const body = wrap(line.slice(head.length), style.width - indent);
+      return [head + (body[0] ?? ""), ...body.slice(1).map((rest) => " ".repeat(indent) + rest)];
+    })
+    .join("\n");
 }
 
 /** Commands that are one payload `[name] A!B` built from their arguments, answered by one reply. */
