@@ -85,7 +85,15 @@ function shownPath(path: string, cwd: string): string {
 
 function readConfigFile(path: string, shown: string): Record<string, unknown> {
   // Windows editors may start the file with a byte-order mark: not JSON, but not worth an exit 2.
-  const text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  } catch (error) {
+    // A directory (a Docker bind mount of a path missing on the host) or a file webtalk may not read.
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (code ?? (error as Error).message);
+    throw new ConfigError(`cannot read config file ${shown}: ${why}`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
