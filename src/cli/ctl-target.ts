@@ -67,7 +67,7 @@ export function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv): T
   const seconds = Number(flags.timeout ?? 10);
   if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`invalid --timeout value ${JSON.stringify(flags.timeout)}: expected seconds`);
   const secret = flags.secret ?? (env.WEBTALK_SECRET || undefined);
-  const useTls = flags.tls ?? /^(1|true|yes|on)$/i.test(env.WEBTALK_PRIVATE_TLS ?? "");
+  const useTls = flags.tls ?? envSwitch(env, "WEBTALK_PRIVATE_TLS");
   const caFile = flags["tls-ca"] ?? (env.WEBTALK_TLS_CA || undefined);
   const tls = useTls ? { ca: caFile === undefined ? undefined : readCa(caFile), serverName: flags["tls-name"] } : undefined;
   return { address, secret, timeoutMs: seconds * 1000, tls };
@@ -87,6 +87,14 @@ export function refuseUnknownFlags(rawArgs: string[]): void {
     }
     if (!arg.includes("=") && (VALUE_FLAGS as readonly string[]).includes(name)) i++; // its value
   }
+}
+
+/** A switch variable, as strict as the server's: unset or empty is false, anything unknown a UsageError. */
+function envSwitch(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = (env[name] ?? "").trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["", "0", "false", "no", "off"].includes(raw)) return false;
+  throw new UsageError(`invalid ${name} value ${JSON.stringify(env[name])}: expected true or false (or 1, 0, yes, no)`);
 }
 
 function readCa(path: string): string {

@@ -3,6 +3,7 @@ import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
 import { formatAddress } from "../config/address.ts";
+import { unknownVariables } from "../config/load.ts";
 import { fitsInFrame } from "../protocol/frame.ts";
 import { CtlConnection, CtlFailure } from "./ctl-connection.ts";
 import {
@@ -30,6 +31,8 @@ export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process
     process.stdout.write(helpText(ctl, flags, helpStyle(process.stdout, env)));
     return await exit(0);
   }
+  // The server's variables serve ctl too: a mistyped one would quietly reach the default server.
+  for (const warning of unknownVariables(env)) process.stderr.write(`webtalk ctl: ${warning}\n`);
   try {
     refuseUnknownFlags(rawArgs);
     await runCommand(ctl, { rawArgs });

@@ -34,8 +34,13 @@ export const serveCommand = defineCommand({
     // Signals are caught from the start: one that arrives while the server starts stops it once started.
     let server: Webtalk | undefined;
     let requested: string | undefined;
+    let stopping = false;
     const stop = async (signal: string) => {
       if (!server) return void (requested = signal);
+      // A repeated signal (docker stop twice, Ctrl-C twice) neither restarts the drain nor kills the
+      // process mid-shutdown: the one under way ends within --drain-delay + --shutdown-timeout.
+      if (stopping) return void log.info(`${signal}: already shutting down`);
+      stopping = true;
       log.info(`${signal}: shutting down`);
       try {
         await server.stop();
@@ -45,8 +50,8 @@ export const serveCommand = defineCommand({
       }
       process.exit(0);
     };
-    process.once("SIGINT", () => void stop("SIGINT"));
-    process.once("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
+    process.on("SIGTERM", () => void stop("SIGTERM"));
     try {
       server = await startServer(loaded.config, log);
     } catch (error) {

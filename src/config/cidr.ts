@@ -15,8 +15,8 @@ export function parseCidrs(raw: string): Cidr[] {
     .map((entry) => entry.trim())
     .filter((entry) => entry !== "")
     .map((entry) => {
-      const [address = "", prefix] = entry.split("/");
-      const parsed = parseIp(address);
+      const [address = "", prefix, ...extra] = entry.split("/");
+      const parsed = extra.length === 0 ? parseIp(address) : undefined;
       const max = parsed?.v6 ? 128 : 32;
       const bits = prefix === undefined ? max : /^\d+$/.test(prefix) ? Number(prefix) : NaN;
       if (!parsed || !(bits >= 0 && bits <= max)) throw new Error(`expected addresses or CIDR ranges like 10.0.0.0/8 or ::1, got ${entry}`);

@@ -9,7 +9,7 @@ export interface JsonError {
   message: string;
 }
 
-/** The first syntax error in `text`, or undefined when it is valid JSON. */
+/** The first syntax error in `text`, or a key repeated within one object; undefined when neither. */
 export function findJsonError(text: string): JsonError | undefined {
   const scanner = new Scanner(text);
   try {
@@ -53,9 +53,15 @@ class Scanner {
     this.at++;
     this.skipSpace();
     if (this.text[this.at] === "}") return void this.at++;
+    const keys = new Set<string>();
     for (;;) {
       if (this.text[this.at] !== '"') this.fail(`expected a key in double quotes, found ${this.found()}`);
+      const start = this.at;
       this.string();
+      // Valid JSON, but JSON.parse keeps only the last of two equal keys: a setting given twice.
+      const key = JSON.parse(this.text.slice(start, this.at)) as string;
+      if (keys.has(key)) this.fail(`key ${JSON.stringify(key)} given twice in one object: keep one`, start - this.at);
+      keys.add(key);
       this.skipSpace();
       this.expect(":", `expected ":" after the key, found ${this.found()}`);
       this.skipSpace();

@@ -85,7 +85,15 @@ function shownPath(path: string, cwd: string): string {
 
 function readConfigFile(path: string, shown: string): Record<string, unknown> {
   // Windows editors may start the file with a byte-order mark: not JSON, but not worth an exit 2.
-  const text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  } catch (error) {
+    // A directory (a Docker bind mount of a path missing on the host) or a file webtalk may not read.
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "EISDIR" ? "it is a directory" : code === "EACCES" ? "permission denied" : (code ?? (error as Error).message);
+    throw new ConfigError(`cannot read config file ${shown}: ${why}`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -95,6 +103,9 @@ function readConfigFile(path: string, shown: string): Record<string, unknown> {
     if (at) throw new ConfigError(`${shown}:${at.line}:${at.column}: ${at.message}${hint}`);
     throw new ConfigError(`invalid config file ${shown}: ${(error as Error).message}`);
   }
+  // JSON.parse took it; the scanner still refuses a key given twice, which JSON.parse resolves silently.
+  const repeated = findJsonError(text);
+  if (repeated) throw new ConfigError(`${shown}:${repeated.line}:${repeated.column}: ${repeated.message}`);
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new ConfigError(`invalid config file ${shown}: expected a JSON object such as {"public": ":12345"}`);
   }
@@ -120,7 +131,7 @@ function checkKeys(keys: string[], shown: string): void {
 }
 
 /** A mistyped variable is ignored by everything else: say so, with the name probably meant. */
-function unknownVariables(env: Record<string, string | undefined>): string[] {
+export function unknownVariables(env: Record<string, string | undefined>): string[] {
   const known = [...settings.map((s) => envName(s.flag)), envName(CONFIG_FLAG)];
   const others = Object.keys(OTHER_VARIABLES);
   return Object.keys(env)
