@@ -1,4 +1,4 @@
-// `bun run bench:modes`: what webtalk's modes cost against its plain mode, in one run with alternating
+// `npm run bench:modes`: what webtalk's modes cost against its plain mode, in one run with alternating
 // rounds: fan-out to webtalk.v2 browsers (numbered messages) and to one and two cluster nodes on
 // Redis, how fast a v2 browser is replayed what it missed, and issue 15's cluster measures
 // (scripts/bench/cluster-measures.ts). See docs/benchmarks.md.
@@ -16,7 +16,7 @@ import { closeSession, fanoutBurst, openSession, type Figures, type Target } fro
 import { within } from "./bench/within.ts";
 import { Workers } from "./bench/workers.ts";
 
-const HELP = `bun run bench:modes [flags]
+const HELP = `npm run bench:modes -- [flags]
 
   --smoke            tiny sizes, one round (seconds): proves it runs
   --rounds N         alternating rounds (default 3)

@@ -1,4 +1,4 @@
-// `bun run bench`: webtalk against the limit (and Redis), alternating rounds; see docs/benchmarks.md.
+// `npm run bench`: webtalk against the limit (and Redis), alternating rounds; see docs/benchmarks.md.
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -8,7 +8,7 @@ import { renderReport, updateDocs } from "./bench/report.ts";
 import { full, quick, smoke } from "./bench/presets.ts";
 import { LIMIT, runBench, WEBTALK, type BenchOptions, type TargetSpec } from "./bench/run.ts";
 
-const HELP = `bun run bench [flags]
+const HELP = `npm run bench -- [flags]
 
   --quick                 fewer rounds and smaller sizes (about 3 minutes)
   --smoke                 tiny sizes, one round (seconds): proves the benchmark runs

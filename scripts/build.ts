@@ -11,8 +11,9 @@ const option = (name: string) => {
 };
 const outfile = resolve(option("--outfile") ?? resolve(root, "dist/webtalk"));
 const target = option("--target");
-// `webtalk --version` names the commit it was built from; a build outside a checkout says "unknown".
-const commit = gitCommit(root) ?? "unknown";
+// `webtalk --version` names the commit it was built from. A build outside a checkout (a Docker build,
+// whose context leaves .git out) takes it from WEBTALK_COMMIT, else says "unknown".
+const commit = gitCommit(root) ?? (process.env.WEBTALK_COMMIT || "unknown");
 
 const build = Bun.spawnSync(
   [

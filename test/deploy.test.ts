@@ -1,7 +1,7 @@
 // Issue 16 (ops): the deploy files, checked without a Docker daemon or a systemd PID 1.
 // - deploy/Dockerfile: multi-stage, its build stage's COPY sources exist in the checkout and pass
 //   .dockerignore, and exactly those files are enough for `npm run build` to make dist/webtalk;
-//   the runtime stage copies that binary, has VOLUME/WORKDIR/HEALTHCHECK on /readyz, and no
+//   the runtime stage copies that binary, has VOLUME/WORKDIR/HEALTHCHECK on /livez, and no
 //   version in a file name.
 // - deploy/docker-entrypoint.sh: refuses a control port beyond loopback without a secret.
 // - deploy/webtalk.service: `systemd-analyze security --offline=true` scores it 2.0 or below.
@@ -52,7 +52,9 @@ test("Dockerfile: a Node build stage runs npm ci and npm run build; a slim runti
   expect(at("WORKDIR")).toEqual(["/var/lib/webtalk"]);
   expect(at("USER").length).toBe(1);
   expect(at("USER")[0]).not.toMatch(/^(root|0)$/);
-  expect(at("HEALTHCHECK")[0]).toContain("/readyz");
+  // Liveness: an unhealthy container is replaced (Swarm), and a Redis outage must not replace them all.
+  expect(at("HEALTHCHECK")[0]).toContain("/livez");
+  expect(runs).toContain('WEBTALK_COMMIT="$WEBTALK_COMMIT"');
   const env = at("ENV").join(" ");
   expect(env).toContain("WEBTALK_ADMIN=0.0.0.0:");
   expect(env).toContain("WEBTALK_PRIVATE=127.0.0.1:");
