@@ -77,6 +77,8 @@ describe.skipIf(!haveRedisCluster)("RedisClusterLink", () => {
   test("a master killed mid-traffic: fail fast as BackendUnavailable, then recover and deliver again", async () => {
     const l = await open();
     const sub = await open();
+    const reconnected = Promise.withResolvers<void>();
+    l.onReconnect(() => reconnected.resolve());
     const victim = cluster.masters()[2]!;
     const key = await keyOn(victim.port, "f");
     const channel = await keyOn(victim.port, "fc");
@@ -113,6 +115,7 @@ describe.skipIf(!haveRedisCluster)("RedisClusterLink", () => {
     expect(outcomes).toContain("unavailable");
     expect(outcomes.filter((o) => o.startsWith("other"))).toEqual([]);
     expect(l.healthy).toBe(true);
+    await within(reconnected.promise, "onReconnect after the promoted master joined");
 
     await within(resubscribed.promise, "the sharded subscription to be made again", 20_000);
     waiter = Promise.withResolvers<void>();
