@@ -22,7 +22,7 @@ import { SqliteReplay } from "./state/replay-sqlite.ts";
 import { openDataFile } from "./state/sqlite-file.ts";
 import { SqliteState } from "./state/sqlite.ts";
 import { WriteHealth } from "./state/write-health.ts";
-import { clusterRefusal } from "./state/redis-kind.ts";
+import { detectCluster } from "./state/detect-cluster.ts";
 import { StateOpenError, type Maybe, type State } from "./state/state.ts";
 
 /** The state, replay log and browser delivery of one process alone, or of one node of a cluster. */
@@ -102,11 +102,11 @@ function localBackends({ config, local, events, metrics, log }: BackendParts, li
 
 async function clusterBackends({ config, local, events, metrics, log }: BackendParts, limits: ReplayLimits): Promise<Backends> {
   const prefix = config.redisPrefix;
+  // webtalk's scripts touch keys in many hash slots: on a Redis Cluster the first fails with CROSSSLOT.
+  if (await detectCluster(config.redis)) throw new StateOpenError(CLUSTER_REFUSAL);
   const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
   await redis.open();
   try {
-    const cluster = await clusterRefusal(redis);
-    if (cluster) throw new StateOpenError(cluster);
     if (!config.redisAllowEviction) await refuseEviction(redis);
     return await clusterOn(redis, prefix, { config, local, events, metrics, log }, limits);
   } catch (error) {
@@ -114,6 +114,10 @@ async function clusterBackends({ config, local, events, metrics, log }: BackendP
     throw error;
   }
 }
+
+const CLUSTER_REFUSAL =
+  "--redis points at a Redis Cluster node: webtalk needs a single Redis server (a replica may stand by). " +
+  "Redis Cluster support is not built yet: see docs/internals/redis-cluster.md";
 
 /**
  * Refuses to start (exit 2) on a Redis that may evict webtalk's keys; the policy is read again at

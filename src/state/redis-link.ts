@@ -1,6 +1,7 @@
 import { RedisClient } from "bun";
 import type { ConsolaInstance } from "consola";
 import { createWindowedWarn } from "../observe/windowed-warn.ts";
+import type { RedisConnection } from "./redis-connection.ts";
 import { BackendUnavailable, StateWriteFailed } from "./state.ts";
 
 /** What a command refused by a full Redis answers (maxmemory reached under noeviction). */
@@ -18,7 +19,7 @@ export interface RedisLinkOptions {
  * while Redis is away (never queue, never hang), the client reconnects by itself, and an outage is
  * logged once when it starts and once when it ends, not once per command.
  */
-export class RedisLink {
+export class RedisLink implements RedisConnection {
   readonly #client: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #options: RedisLinkOptions;
