@@ -72,17 +72,24 @@ const SWEEP_GRACE_LEASES = 5;
 
 // Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
 // make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
+// A user that another live node holds now logged in there while this node's lease had lapsed: that
+// newer login stands, and the user is returned so that this node closes its stale browser (4002).
 const RECLAIM = `${ROUTE_MOVE}
+local lost = {}
 for i = 3, #ARGV do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
     local previous = redis.call('HGET', KEYS[1], ARGV[i])
     if previous ~= ARGV[1] then
-      redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
-      route_move(ARGV[2], ARGV[i], previous, ARGV[1])
+      if previous and redis.call('EXISTS', ARGV[2] .. 'node:' .. previous) == 1 then
+        table.insert(lost, ARGV[i])
+      else
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+        route_move(ARGV[2], ARGV[i], previous, ARGV[1])
+      end
     end
   end
 end
-return 1`;
+return lost`;
 
 // The users Redis says are online on this node (ARGV[1]): after Redis came back (restarted, restored
 // from an older snapshot) it may name users whose browser has long left, who would look online forever.
@@ -145,7 +152,12 @@ export class RedisPresence {
     readonly nodeId: string,
     private readonly leaseMs: number,
     /** This node's users and counters, re-asserted after an outage and published with each renewal. */
-    private readonly local: { users(): Iterable<number>; stats(): Record<string, number> },
+    private readonly local: {
+      users(): Iterable<number>;
+      stats(): Record<string, number>;
+      /** The user logged in on another node while this node's lease had lapsed: close its browser here. */
+      replaced(user: number): void;
+    },
     /**
      * Checked with every renewal: false when Redis had lost the data (and it was re-established
      * meanwhile), so the users this node had claimed are claimed again only if they still exist.
@@ -268,7 +280,8 @@ export class RedisPresence {
   async #reclaim(users: number[]): Promise<void> {
     const keys = [this.#k("online"), this.#k("users")];
     for (let i = 0; i < users.length; i += RECLAIM_BATCH) {
-      await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)]);
+      const lost = (await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)])) as string[];
+      for (const user of lost) this.local.replaced(Number(user));
     }
   }
 
