@@ -6,15 +6,13 @@ import { ROUTE_MOVE } from "../state/route-redis.ts";
 // counts as offline, so a node that dies holds its users for one lease at most. Every change of the
 // online hash moves the user's channel counts with it (route_move, route-redis.ts).
 
-// A user whose node's lease lapsed is offline from now on (a whisper is held, as [online] answered):
-// its entry goes, with its routes (a node that is alive claims it again when it renews).
-const IS_ONLINE = `${ROUTE_MOVE}
+// A user whose node's lease lapsed counts as offline (a whisper is held, as [online] answered), but a
+// question changes nothing: the entry and its routes stay for the sweep's grace (SWEEP), so a node
+// that was only paused still gets its channels' shouts, and a login elsewhere moves them (CLAIM).
+const IS_ONLINE = `
 local node = redis.call('HGET', KEYS[1], ARGV[1])
 if not node then return 0 end
-if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-route_move(ARGV[2], ARGV[1], node, false)
-return 0`;
+return redis.call('EXISTS', ARGV[2] .. 'node:' .. node)`;
 
 // A browser of the user on another live node is closed (4002): that node is told on its own channel,
 // in this step, so nothing about the user published after the claim reaches it first. ARGV[4]: that
