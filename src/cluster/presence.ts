@@ -72,18 +72,35 @@ const SWEEP_GRACE_LEASES = 5;
 // make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
 // A user that another live node holds now logged in there while this node's lease had lapsed: that
 // newer login stands, and the user is returned so that this node closes its stale browser (4002).
+// Whispers held while the lease had lapsed (the user counted as offline) go to the user's browser here,
+// in offset order and on this node's channel in this step, so before any whisper published after it.
 const RECLAIM = `${ROUTE_MOVE}
+local function offset_of(entry) return tonumber(string.sub(entry, 1, string.find(entry, '!', 1, true) - 1)) end
+local function send_held(p, user, node)
+  local key = p .. 'held:' .. user
+  local held = redis.call('LRANGE', key, 0, -1)
+  if #held == 0 then return end
+  redis.call('DEL', key)
+  redis.call('DECRBY', p .. 'heldcount', #held)
+  table.sort(held, function(a, b) return offset_of(a) < offset_of(b) end)
+  for _, entry in ipairs(held) do
+    local bang = string.find(entry, '!', 1, true)
+    local text = '{"k":"u","u":' .. user .. ',"m":' .. cjson.encode(string.sub(entry, bang + 1)) .. ',"o":' .. string.sub(entry, 1, bang - 1) .. '}'
+    redis.call('PUBLISH', p .. 'to:' .. node, text)
+  end
+end
 local lost = {}
 for i = 3, #ARGV do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
     local previous = redis.call('HGET', KEYS[1], ARGV[i])
-    if previous ~= ARGV[1] then
-      if previous and redis.call('EXISTS', ARGV[2] .. 'node:' .. previous) == 1 then
-        table.insert(lost, ARGV[i])
-      else
+    if previous ~= ARGV[1] and previous and redis.call('EXISTS', ARGV[2] .. 'node:' .. previous) == 1 then
+      table.insert(lost, ARGV[i])
+    else
+      if previous ~= ARGV[1] then
         redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
         route_move(ARGV[2], ARGV[i], previous, ARGV[1])
       end
+      send_held(ARGV[2], ARGV[i], ARGV[1])
     end
   end
 end
