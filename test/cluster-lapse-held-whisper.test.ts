@@ -21,7 +21,7 @@ describe.skipIf(!haveRedis)("a whisper held while the user's node was paused", (
       process.kill(b!.proc.pid, "SIGSTOP");
       stopped = true;
       await Bun.sleep(3_000);
-      const queued = await ctl.call(`[whisper] ${user.id}!during-pause`);
+      const queued = await ctl.call(`[whisper] ${user.id}!during-pause é "q" \\ / 😀`);
       process.kill(b!.proc.pid, "SIGCONT");
       stopped = false;
       await Bun.sleep(2_000);
@@ -37,7 +37,7 @@ describe.skipIf(!haveRedis)("a whisper held while the user's node was paused", (
         queued: "[ok] message queued",
         online: "[ok] 1",
         sent: "[ok] message sent",
-        got: ["during-pause", "after-pause"],
+        got: ['during-pause é "q" \\ / 😀', "after-pause"],
       });
     } finally {
       if (stopped) process.kill(b!.proc.pid, "SIGCONT");
