@@ -7,6 +7,7 @@ import { ClusterNumbering } from "./cluster/cluster-numbering.ts";
 import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
+import { CloseCode } from "./protocol/codes.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
 import type { EventHub } from "./core/events.ts";
 import type { NumberedSend } from "./core/numbered-send.ts";
@@ -147,7 +148,11 @@ async function clusterOn(
     prefix,
     nodeId,
     config.lease * 1000,
-    { users: () => local.users(), stats: () => metrics.counters(events.listeners) },
+    {
+      users: () => local.users(),
+      stats: () => metrics.counters(events.listeners),
+      replaced: (user) => local.disconnect(user, CloseCode.replaced),
+    },
     // Each renewal: the lineage first (it decides what is re-claimed), and the eviction policy.
     async () => {
       const same = await generation.check();

@@ -6,15 +6,13 @@ import { ROUTE_MOVE } from "../state/route-redis.ts";
 // counts as offline, so a node that dies holds its users for one lease at most. Every change of the
 // online hash moves the user's channel counts with it (route_move, route-redis.ts).
 
-// A user whose node's lease lapsed is offline from now on (a whisper is held, as [online] answered):
-// its entry goes, with its routes (a node that is alive claims it again when it renews).
-const IS_ONLINE = `${ROUTE_MOVE}
+// A user whose node's lease lapsed counts as offline (a whisper is held, as [online] answered), but a
+// question changes nothing: the entry and its routes stay for the sweep's grace (SWEEP), so a node
+// that was only paused still gets its channels' shouts, and a login elsewhere moves them (CLAIM).
+const IS_ONLINE = `
 local node = redis.call('HGET', KEYS[1], ARGV[1])
 if not node then return 0 end
-if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-route_move(ARGV[2], ARGV[1], node, false)
-return 0`;
+return redis.call('EXISTS', ARGV[2] .. 'node:' .. node)`;
 
 // A browser of the user on another live node is closed (4002): that node is told on its own channel,
 // in this step, so nothing about the user published after the claim reaches it first. ARGV[4]: that
@@ -72,17 +70,41 @@ const SWEEP_GRACE_LEASES = 5;
 
 // Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
 // make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
+// A user that another live node holds now logged in there while this node's lease had lapsed: that
+// newer login stands, and the user is returned so that this node closes its stale browser (4002).
+// Whispers held while the lease had lapsed (the user counted as offline) go to the user's browser here,
+// in offset order and on this node's channel in this step, so before any whisper published after it.
 const RECLAIM = `${ROUTE_MOVE}
+local function offset_of(entry) return tonumber(string.sub(entry, 1, string.find(entry, '!', 1, true) - 1)) end
+local function send_held(p, user, node)
+  local key = p .. 'held:' .. user
+  local held = redis.call('LRANGE', key, 0, -1)
+  if #held == 0 then return end
+  redis.call('DEL', key)
+  redis.call('DECRBY', p .. 'heldcount', #held)
+  table.sort(held, function(a, b) return offset_of(a) < offset_of(b) end)
+  for _, entry in ipairs(held) do
+    local bang = string.find(entry, '!', 1, true)
+    local text = '{"k":"u","u":' .. user .. ',"m":' .. cjson.encode(string.sub(entry, bang + 1)) .. ',"o":' .. string.sub(entry, 1, bang - 1) .. '}'
+    redis.call('PUBLISH', p .. 'to:' .. node, text)
+  end
+end
+local lost = {}
 for i = 3, #ARGV do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
     local previous = redis.call('HGET', KEYS[1], ARGV[i])
-    if previous ~= ARGV[1] then
-      redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
-      route_move(ARGV[2], ARGV[i], previous, ARGV[1])
+    if previous ~= ARGV[1] and previous and redis.call('EXISTS', ARGV[2] .. 'node:' .. previous) == 1 then
+      table.insert(lost, ARGV[i])
+    else
+      if previous ~= ARGV[1] then
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+        route_move(ARGV[2], ARGV[i], previous, ARGV[1])
+      end
+      send_held(ARGV[2], ARGV[i], ARGV[1])
     end
   end
 end
-return 1`;
+return lost`;
 
 // The users Redis says are online on this node (ARGV[1]): after Redis came back (restarted, restored
 // from an older snapshot) it may name users whose browser has long left, who would look online forever.
@@ -145,7 +167,12 @@ export class RedisPresence {
     readonly nodeId: string,
     private readonly leaseMs: number,
     /** This node's users and counters, re-asserted after an outage and published with each renewal. */
-    private readonly local: { users(): Iterable<number>; stats(): Record<string, number> },
+    private readonly local: {
+      users(): Iterable<number>;
+      stats(): Record<string, number>;
+      /** The user logged in on another node while this node's lease had lapsed: close its browser here. */
+      replaced(user: number): void;
+    },
     /**
      * Checked with every renewal: false when Redis had lost the data (and it was re-established
      * meanwhile), so the users this node had claimed are claimed again only if they still exist.
@@ -268,7 +295,8 @@ export class RedisPresence {
   async #reclaim(users: number[]): Promise<void> {
     const keys = [this.#k("online"), this.#k("users")];
     for (let i = 0; i < users.length; i += RECLAIM_BATCH) {
-      await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)]);
+      const lost = (await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)])) as string[];
+      for (const user of lost) this.local.replaced(Number(user));
     }
   }
 
