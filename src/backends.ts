@@ -147,6 +147,7 @@ async function clusterOn(
       await checkEviction().catch(() => undefined);
       return same;
     },
+    config.sessions > 1,
   );
   const delivery = new ClusterDelivery({
     redis,
@@ -158,6 +159,7 @@ async function clusterOn(
     metrics,
     log: log.withTag("cluster"),
     checkGeneration: () => generation.check(),
+    several: config.sessions > 1,
   });
   generation.announceThrough(() => delivery.announceDataLoss());
   return {

@@ -4,7 +4,7 @@ import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
-import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
+import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
 
@@ -20,12 +20,18 @@ export interface ClusterOptions {
   log: ConsolaInstance;
   /** Checks (and if need be re-establishes) this node's generation: run when another node found a data loss. */
   checkGeneration?: () => Promise<unknown>;
+  /**
+   * --sessions above 1: a login here adds this node to the user's nodes instead of closing its browser
+   * elsewhere, and this node stays among them while any browser of the user is here.
+   */
+  several?: boolean;
 }
 
-// To the node that hosts the user's browser, if any (presence.ts's online hash). ARGV[2]: the prefix.
-const TO_USER = `
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if node then redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, ARGV[3]) end
+// To each node that hosts a browser of the user, if any (presence.ts's online hash). ARGV[2]: the prefix.
+const TO_USER = `${ONLINE_NODES}
+for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))) do
+  redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, ARGV[3])
+end
 return 0`;
 
 // To every node with a browser in the channel (chnodes:C, route-redis.ts).
@@ -125,7 +131,8 @@ export class ClusterDelivery implements Delivery {
     this.#arriving.set(user, []);
     try {
       const { presence } = this.#o;
-      await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
+      if (this.#o.several) await presence.claimAlso(user);
+      else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
       throw error;
@@ -134,6 +141,8 @@ export class ClusterDelivery implements Delivery {
 
   async unclaim(user: number): Promise<void> {
     this.#arriving.delete(user);
+    // Another browser of the user here keeps the node among the user's (--sessions).
+    if (this.#o.several && this.#o.local.isOnline(user)) return;
     await this.#o.presence.release(user);
   }
 

@@ -1,20 +1,25 @@
 import type { RedisLink } from "../state/redis-link.ts";
-import { ROUTE_MOVE } from "../state/route-redis.ts";
+import { ONLINE_NODES, ROUTE_MOVE } from "../state/route-redis.ts";
 
-// online: hash user → node ID; node:ID: the node's lease, renewed every third of its length;
+// online: hash user → node ID (or node IDs, with --sessions above 1: route-redis.ts); node:ID: the node's lease, renewed every third of its length;
 // nodestats:ID: the node's counters, for cluster-wide [stats]. A user whose node's lease has lapsed
 // counts as offline, so a node that dies holds its users for one lease at most. Every change of the
 // online hash moves the user's channel counts with it (route_move, route-redis.ts).
 
 // A user whose node's lease lapsed is offline from now on (a whisper is held, as [online] answered):
 // its entry goes, with its routes (a node that is alive claims it again when it renews).
-const IS_ONLINE = `${ROUTE_MOVE}
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if not node then return 0 end
-if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-route_move(ARGV[2], ARGV[1], node, false)
-return 0`;
+const IS_ONLINE = `${ROUTE_MOVE}${ONLINE_NODES}
+local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))
+if #nodes == 0 then return 0 end
+local live = {}
+for _, node in ipairs(nodes) do
+  if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then table.insert(live, node)
+  else route_move(ARGV[2], ARGV[1], node, false) end
+end
+if #live == #nodes then return 1 end
+local value = online_value(live)
+if value then redis.call('HSET', KEYS[1], ARGV[1], value) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+return value and 1 or 0`;
 
 // A browser of the user on another live node is closed (4002): that node is told on its own channel,
 // in this step, so nothing about the user published after the claim reaches it first. ARGV[4]: that
@@ -29,9 +34,31 @@ if previous and previous ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. 'node:' 
 end
 return 0`;
 
-const RELEASE = `${ROUTE_MOVE}
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
+// With --sessions above 1: the user is online on this node too, and its browsers elsewhere stay.
+// Answers 1 when the user was online on another live node already.
+const CLAIM_ALSO = `${ROUTE_MOVE}${ONLINE_NODES}
+local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))
+local here = false
+local elsewhere = 0
+for _, node in ipairs(nodes) do
+  if node == ARGV[2] then here = true
+  elseif redis.call('EXISTS', ARGV[3] .. 'node:' .. node) == 1 then elsewhere = 1 end
+end
+if not here then
+  table.insert(nodes, ARGV[2])
+  redis.call('HSET', KEYS[1], ARGV[1], online_value(nodes))
+  route_move(ARGV[3], ARGV[1], false, ARGV[2])
+end
+return elsewhere`;
+
+// The user is no longer online on this node (ARGV[2]); it may still be on others (--sessions).
+const RELEASE = `${ROUTE_MOVE}${ONLINE_NODES}
+local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))
+local kept = {}
+for _, node in ipairs(nodes) do if node ~= ARGV[2] then table.insert(kept, node) end end
+if #kept < #nodes then
+  local value = online_value(kept)
+  if value then redis.call('HSET', KEYS[1], ARGV[1], value) else redis.call('HDEL', KEYS[1], ARGV[1]) end
   route_move(ARGV[3], ARGV[1], ARGV[2], false)
 end
 return 1`;
@@ -41,7 +68,7 @@ return 1`;
 // the channel counts never keep routing to a node that died. The grace is several leases long: a live
 // node whose lease only lapsed (a pause, a Redis outage) keeps its routes and misses no shout; one
 // paused past it claims its users again when it comes back (#renew), which counts them again.
-const SWEEP = `${ROUTE_MOVE}
+const SWEEP = `${ROUTE_MOVE}${ONLINE_NODES}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[3], ARGV[2], string.format('%.0f', now + tonumber(ARGV[3])))
@@ -55,9 +82,14 @@ if not any then return 0 end
 local all = redis.call('HGETALL', KEYS[1])
 local n = 0
 for i = 1, #all, 2 do
-  if dead[all[i + 1]] then
-    redis.call('HDEL', KEYS[1], all[i])
-    route_move(ARGV[1], all[i], all[i + 1], false)
+  local nodes = online_nodes(all[i + 1])
+  local kept = {}
+  for _, node in ipairs(nodes) do
+    if dead[node] then route_move(ARGV[1], all[i], node, false) else table.insert(kept, node) end
+  end
+  if #kept < #nodes then
+    local value = online_value(kept)
+    if value then redis.call('HSET', KEYS[1], all[i], value) else redis.call('HDEL', KEYS[1], all[i]) end
     n = n + 1
   end
 end
@@ -84,32 +116,54 @@ for i = 3, #ARGV do
 end
 return 1`;
 
+// RECLAIM with --sessions above 1: this node joins the user's nodes, and the others stay.
+const RECLAIM_ALSO = `${ROUTE_MOVE}${ONLINE_NODES}
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[i]))
+    local here = false
+    for _, node in ipairs(nodes) do if node == ARGV[1] then here = true end end
+    if not here then
+      table.insert(nodes, ARGV[1])
+      redis.call('HSET', KEYS[1], ARGV[i], online_value(nodes))
+      route_move(ARGV[2], ARGV[i], false, ARGV[1])
+    end
+  end
+end
+return 1`;
+
 // The users Redis says are online on this node (ARGV[1]): after Redis came back (restarted, restored
 // from an older snapshot) it may name users whose browser has long left, who would look online forever.
-const MINE = `
+const MINE = `${ONLINE_NODES}
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
-for i = 2, #all, 2 do if all[i] == ARGV[1] then table.insert(out, all[i - 1]) end end
+for i = 2, #all, 2 do
+  for _, node in ipairs(online_nodes(all[i])) do if node == ARGV[1] then table.insert(out, all[i - 1]) end end
+end
 return out`;
 
 /** Users re-claimed per script call: one call never blocks Redis for long. */
 const RECLAIM_BATCH = 1_000;
 
-const COUNT_ONLINE = `
+// A user counts once, however many nodes it is online on (--sessions).
+const COUNT_ONLINE = `${ONLINE_NODES}
 local alive = {}
 local function live(node)
   if alive[node] == nil then alive[node] = redis.call('EXISTS', ARGV[1] .. 'node:' .. node) end
   return alive[node] == 1
 end
+local function any_live(value)
+  for _, node in ipairs(online_nodes(value)) do if live(node) then return true end end
+  return false
+end
 local n = 0
 if KEYS[2] then
   for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local node = redis.call('HGET', KEYS[1], user)
-    if node and live(node) then n = n + 1 end
+    if any_live(redis.call('HGET', KEYS[1], user)) then n = n + 1 end
   end
 else
   local all = redis.call('HGETALL', KEYS[1])
-  for i = 2, #all, 2 do if live(all[i]) then n = n + 1 end end
+  for i = 2, #all, 2 do if any_live(all[i]) then n = n + 1 end end
 end
 return n`;
 
@@ -151,6 +205,8 @@ export class RedisPresence {
      * meanwhile), so the users this node had claimed are claimed again only if they still exist.
      */
     private readonly sameData: () => Promise<boolean>,
+    /** --sessions above 1: a user may be online on several nodes at once. */
+    private readonly several = false,
   ) {}
 
   async start(): Promise<void> {
@@ -185,6 +241,16 @@ export class RedisPresence {
     this.#unreleased.delete(user);
     this.#claimed.add(user);
     return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix, replaced])) === 1;
+  }
+
+  /**
+   * With --sessions above 1: marks the user online on this node too, leaving its browsers on other
+   * nodes be. Answers true when the user was online on another live node already.
+   */
+  async claimAlso(user: number): Promise<boolean> {
+    this.#unreleased.delete(user);
+    this.#claimed.add(user);
+    return (await this.redis.script(CLAIM_ALSO, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
   }
 
   async release(user: number): Promise<void> {
@@ -268,7 +334,7 @@ export class RedisPresence {
   async #reclaim(users: number[]): Promise<void> {
     const keys = [this.#k("online"), this.#k("users")];
     for (let i = 0; i < users.length; i += RECLAIM_BATCH) {
-      await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)]);
+      await this.redis.script(this.several ? RECLAIM_ALSO : RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)]);
     }
   }
 
