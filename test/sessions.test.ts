@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../src/config/schema.ts";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, loggedIn, newUser, startTestServer, type User } from "./helpers.ts";
+import type { CloseInfo } from "../src/client/browser/webtalk.js";
+import { Browser, ControlClient, Inbox, loggedIn, newUser, startTestServer, type User } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "webtalk-sessions-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -207,6 +208,33 @@ describe("--sessions 1 (the default)", () => {
       expect(await first.closedWithin()).toEqual({ code: 4002, reason: "replaced by another login" });
       expect(await ctl.ok("[stats]")).not.toContain("sessions=");
       second.close();
+    } finally {
+      ctl.close();
+      await server.stop();
+    }
+  });
+});
+
+describe("/webtalk.js", () => {
+  test("a tab replaced past the session limit is told so (sessionLimit) and does not reconnect", async () => {
+    const { connect } = await import("../src/client/browser/webtalk.js");
+    const server = await startTestServer({ sessions: 2 });
+    const ctl = await ControlClient.connect(server.private.port);
+    const closes: Inbox<CloseInfo> = new Inbox();
+    try {
+      const user = await newUser(ctl);
+      await ctl.ok(`[whisper] ${user.id}!first`);
+      const page = connect(server.publicUrl, user.token, { onClose: (info) => closes.push(info), minDelay: 1 });
+      const others = [await tab(server, ctl, user, 2), await tab(server, ctl, user, 2)];
+      expect(await closes.next("the page's close")).toEqual({
+        code: 4002,
+        reason: "session limit: replaced by a newer login",
+        final: true,
+        reconnectIn: undefined,
+        sessionLimit: true,
+      });
+      expect(page.state).toBe("closed");
+      for (const browser of others) browser.close();
     } finally {
       ctl.close();
       await server.stop();
