@@ -7,6 +7,7 @@ import { ClusterNumbering } from "./cluster/cluster-numbering.ts";
 import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
+import type { SessionHooks } from "./transport/browser-sessions.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
 import type { EventHub } from "./core/events.ts";
 import type { NumberedSend } from "./core/numbered-send.ts";
@@ -36,7 +37,7 @@ export interface Backends {
   start(): Promise<void>;
   close(): Promise<void>;
   /** In a cluster: told when a login is decided and when a local browser goes away. */
-  sessions?: { settled(user: number): void; released(user: number): void };
+  sessions?: SessionHooks;
 }
 
 export interface BackendParts {
@@ -168,7 +169,11 @@ async function clusterOn(
     delivery,
     numbered: new ClusterNumbering(state.guard, prefix, limits),
     counters: async () => sumCounters(await presence.nodeStats()),
-    sessions: { settled: (user) => delivery.settled(user), released: (user) => delivery.released(user) },
+    sessions: {
+      settled: (user) => delivery.settled(user),
+      released: (user) => delivery.released(user),
+      elsewhere: (user) => delivery.elsewhere(user),
+    },
     async start() {
       await delivery.start();
       await presence.start();

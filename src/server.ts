@@ -81,7 +81,11 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         metrics,
         http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
         log: log.withTag("public"),
-        sessions: { settled: (user) => sessions?.settled(user), released: (user) => sessions?.released(user) },
+        sessions: {
+          settled: (user) => sessions?.settled(user),
+          released: (user) => sessions?.released(user),
+          elsewhere: (user) => sessions?.elsewhere?.(user) ?? false,
+        },
         sessionLimit: { limit: config.sessions, duplicate: config.duplicate },
       }),
     );

@@ -57,6 +57,14 @@ async function tab(server: Webtalk, ctl: ControlClient, user: User, sessions: nu
   throw new Error(`node never counted ${sessions} sessions`);
 }
 
+/** The next `[online]`/`[offline]` event about `user` on a listening connection, skipping others. */
+async function presenceEvent(c: ControlClient, user: number): Promise<string> {
+  for (;;) {
+    const frame = await c.replies.next(`an event about ${user}`);
+    if (frame === `[online] ${user}` || frame === `[offline] ${user}`) return frame;
+  }
+}
+
 /** chnodes:C as {node: count}. */
 function channelNodes(prefix: string, channel: string): Record<string, string> {
   const flat = redisCli("HGETALL", `${prefix}chnodes:${channel}`).split("\n").filter(Boolean);
@@ -105,6 +113,35 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
       expect(channelNodes(c.prefix, channel)).toEqual({});
       expect(await ca.call(`[whisper] ${user.id}!later`)).toBe("[ok] message queued");
     } finally {
+      await c.stop();
+    }
+  });
+
+  test("a listener hears one [online] for the user's first tab and one [offline] for its last, across nodes", async () => {
+    const c = await twoNodes();
+    const [a, b] = c.nodes;
+    const [ca, cb] = c.ctls;
+    const events = await ControlClient.connect(a.private.port);
+    try {
+      expect(await events.call("[listen]")).toBe("[ok] listening");
+      await events.replies.next("the epoch event");
+      const [onA, user] = await loggedIn(a, ca);
+      expect(await presenceEvent(events, user.id)).toBe(`[online] ${user.id}`);
+      const onB = await tab(b, cb, user, 1);
+      const alsoA = await tab(a, ca, user, 2);
+      onA.close();
+      await onA.closedWithin();
+      alsoA.close();
+      await alsoA.closedWithin();
+      // A has no tab of the user left, B still has one: the user is online, and nobody said otherwise.
+      for (let i = 0; i < 5_000 && a.metrics.sessions !== 0; i++) await ca.ok("[ping]");
+      expect(await ca.call(`[online] ${user.id}`)).toBe("[ok] 1");
+      onB.close();
+      await onB.closedWithin();
+      expect(await presenceEvent(events, user.id)).toBe(`[offline] ${user.id}`);
+      expect(await ca.call(`[online] ${user.id}`)).toBe("[ok] 0");
+    } finally {
+      events.close();
       await c.stop();
     }
   });

@@ -54,6 +54,8 @@ export class ClusterDelivery implements Delivery {
   #eventsLink = Promise.resolve();
   /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
   readonly #arriving = new Map<number, BusMessage[]>();
+  /** Users whose login here found them online on another node (--sessions): their `[online]` was raised there. */
+  readonly #elsewhere = new Set<number>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
   #paused: BusMessage[] | undefined;
 
@@ -131,7 +133,10 @@ export class ClusterDelivery implements Delivery {
     this.#arriving.set(user, []);
     try {
       const { presence } = this.#o;
-      if (this.#o.several) await presence.claimAlso(user);
+      if (this.#o.several) {
+        if (await presence.claimAlso(user)) this.#elsewhere.add(user);
+        else this.#elsewhere.delete(user);
+      }
       else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
@@ -146,16 +151,27 @@ export class ClusterDelivery implements Delivery {
     await this.#o.presence.release(user);
   }
 
+  /** Whether the login that just claimed the user here found it online on another node; asked once, at admission. */
+  elsewhere(user: number): boolean {
+    return this.#elsewhere.delete(user);
+  }
+
   /** The login finished (admitted or not): apply what waited for it. */
   settled(user: number): void {
+    this.#elsewhere.delete(user);
     const waiting = this.#arriving.get(user);
     this.#arriving.delete(user);
     for (const message of waiting ?? []) this.#apply(message);
   }
 
-  /** The user's browser on this node is gone. */
-  released(user: number): void {
-    this.#o.presence.release(user).catch(() => undefined);
+  /**
+   * The user's last browser on this node is gone. With --sessions above 1, answers whether the user
+   * still has browsers on another live node (then `[offline]` is not this node's to raise).
+   */
+  released(user: number): void | Promise<boolean> {
+    const released = this.#o.presence.release(user);
+    if (this.#o.several) return released;
+    released.catch(() => undefined);
   }
 
   /**

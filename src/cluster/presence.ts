@@ -61,7 +61,11 @@ if #kept < #nodes then
   if value then redis.call('HSET', KEYS[1], ARGV[1], value) else redis.call('HDEL', KEYS[1], ARGV[1]) end
   route_move(ARGV[3], ARGV[1], ARGV[2], false)
 end
-return 1`;
+local elsewhere = 0
+for _, node in ipairs(kept) do
+  if redis.call('EXISTS', ARGV[3] .. 'node:' .. node) == 1 then elsewhere = 1 end
+end
+return elsewhere`;
 
 // Records this node's renewal (KEYS[3], nodeseen: node → until when, on Redis's clock, it counts as
 // alive though its lease lapsed: ARGV[3] ms from now) and releases the users of nodes past theirs, so
@@ -253,10 +257,11 @@ export class RedisPresence {
     return (await this.redis.script(CLAIM_ALSO, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
   }
 
-  async release(user: number): Promise<void> {
+  /** The user is no longer online here; answers whether it is still online on another live node (--sessions). */
+  async release(user: number): Promise<boolean> {
     this.#claimed.delete(user);
     try {
-      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix]);
+      return (await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
     } catch (error) {
       // Unless the user was claimed here again meanwhile: that claim was sent after this release.
       if (!this.#claimed.has(user)) this.#unreleased.add(user);

@@ -34,6 +34,18 @@ export interface Peer {
 
 export type Browser = ServerWebSocket<Peer>;
 
+/** What a cluster node hears of its browsers' comings and goings (see ClusterDelivery). */
+export interface SessionHooks {
+  settled(user: number): void;
+  /**
+   * The user's last browser here went. A promise answers whether the user still has browsers on
+   * another node (--sessions): then it is still online, and `[offline]` is that node's to raise.
+   */
+  released(user: number): void | Promise<boolean>;
+  /** Whether the user's first browser here came while it had browsers on another node (--sessions): it is online already. */
+  elsewhere?(user: number): boolean;
+}
+
 export interface SessionOptions {
   /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
   backpressure: number;
@@ -41,7 +53,7 @@ export interface SessionOptions {
   metrics: Metrics;
   log: ConsolaInstance;
   /** Told when a login is decided (admitted or not) and when a user's last browser here goes away. */
-  hooks?: { settled(user: number): void; released(user: number): void };
+  hooks?: SessionHooks;
   /** --sessions: browsers one user may have here at once (1: a login replaces the browser there). */
   limit?: number;
   /** --duplicate: past the limit, the oldest browser goes ("replace") or the new one ("reject"). */
@@ -94,8 +106,22 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
    * hears of it before the event is raised, so a backend that hears `[offline]` and asks `[online]` gets 0.
    */
   const release = (user: number, ws: Browser, reason: CloseReason): void => {
-    if (sessions.count(user) === 1) hooks?.released(user);
-    retire(user, ws, reason);
+    if (sessions.count(user) > 1) return retire(user, ws, reason);
+    sessions.remove(user, ws);
+    metrics.sessions = sessions.browsers;
+    watchdog.remove(ws);
+    departed(user);
+    close(ws, reason);
+  };
+
+  /** The user's last browser here went: `[offline]`, unless it is still online on another node. */
+  const departed = (user: number): void => {
+    const elsewhere = hooks?.released(user);
+    if (!(elsewhere instanceof Promise)) return events.emit(Event.offline(user));
+    elsewhere.then(
+      (still) => still || events.emit(Event.offline(user)),
+      () => events.emit(Event.offline(user)),
+    );
   };
 
   /** Closes one logged-in browser that broke a rule (too fast, too large, not reading); its user's other browsers stay. */
@@ -163,7 +189,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     const replayed = new Set(catchUp.sources.map((s) => s.source));
     if (!replayed.has(WHISPER_SOURCE)) ws.subscribe(userTopic(user, v2));
     for (const channel of decision.channels) if (!replayed.has(String(channel))) ws.subscribe(channelTopic(channel, v2));
-    if (arrives) events.emit(Event.online(user));
+    if (arrives && !hooks?.elsewhere?.(user)) events.emit(Event.online(user));
     if (catchUp.sources.length > 0) {
       ws.data.replay = new ReplayStream(catchUp, replayTarget(ws), replayBudget, REPLAY_PAGE);
       for (const { source } of catchUp.sources) if (source !== WHISPER_SOURCE) listReplay(Number(source), ws);
@@ -377,8 +403,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       if (debug) log.debug(`user ${user}: one of its browsers disconnected`, { user, code, addr: ws.data.addr });
       return true;
     }
-    hooks?.released(user);
-    events.emit(Event.offline(user));
+    departed(user);
     if (debug) log.debug(`user ${user}: browser disconnected`, { user, code, addr: ws.data.addr });
     return true;
   };

@@ -9,7 +9,7 @@ import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { V2_PROTOCOL } from "../protocol/resume.ts";
 import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
 import type { HttpHandler } from "./assets.ts";
-import { close, createBrowserSessions, type Browser, type Peer } from "./browser-sessions.ts";
+import { close, createBrowserSessions, type Browser, type Peer, type SessionHooks } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { clientAddress } from "./client-address.ts";
@@ -40,7 +40,7 @@ export interface PublicOptions {
   http?: HttpHandler;
   log: ConsolaInstance;
   /** Told when a login is decided (admitted or not) and when a user's last browser here goes away. */
-  sessions?: { settled(user: number): void; released(user: number): void };
+  sessions?: SessionHooks;
   /** --sessions and --duplicate: how many browsers a user may have here, and which goes past that. */
   sessionLimit?: { limit: number; duplicate: "replace" | "reject" };
 }
