@@ -146,6 +146,29 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
     }
   });
 
+  test("tabs logging in at once on one node while whispers flow: the tab already there misses none", async () => {
+    const c = await twoNodes();
+    const [a] = c.nodes;
+    const [ca, cb] = c.ctls;
+    try {
+      const [first, user] = await loggedIn(a, ca);
+      const count = 300;
+      const sent = (async () => {
+        for (let i = 0; i < count; i++) await cb.ok(`[whisper] ${user.id}!m${i}`);
+      })();
+      const tabs = await Promise.all(Array.from({ length: 2 }, () => Browser.open(a.publicUrl)));
+      for (const browser of tabs) browser.send(user.token);
+      await sent;
+      await cb.ok(`[whisper] ${user.id}!end`);
+      const seen: string[] = [];
+      for (let m = await first.messages.next(); m !== "end"; m = await first.messages.next()) seen.push(m);
+      expect(seen).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
+      for (const browser of tabs) browser.close();
+    } finally {
+      await c.stop();
+    }
+  });
+
   test("[kick] and [killuser] close the user's tabs on every node", async () => {
     const c = await twoNodes();
     const [a, b] = c.nodes;
@@ -159,8 +182,13 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
 
       const [againA, other] = await loggedIn(a, ca);
       const againB = await tab(b, cb, other, 1);
+      const channel = await ca.ok("[newchannel]");
+      await ca.ok(`[join] ${channel}!${other.id}`);
+      expect(Object.values(channelNodes(c.prefix, channel))).toEqual(["1", "1"]);
       expect(await cb.call(`[killuser] ${other.id}`)).toBe("[ok] user killed");
       for (const browser of [againA, againB]) expect((await browser.closedWithin()).code).toBe(4004);
+      // The killed user's routes went with it, on both nodes.
+      expect(channelNodes(c.prefix, channel)).toEqual({});
     } finally {
       await c.stop();
     }

@@ -130,7 +130,8 @@ export class ClusterDelivery implements Delivery {
   }
 
   async claim(user: number): Promise<void> {
-    this.#arriving.set(user, []);
+    // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
+    if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     try {
       const { presence } = this.#o;
       if (this.#o.several) {
