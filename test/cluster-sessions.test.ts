@@ -169,6 +169,34 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
     }
   });
 
+  test("--duplicate reject: a fourth tab on a node is refused with 4002 while whispers flow, and the three miss none", async () => {
+    const c = await twoNodes({ duplicate: "reject" });
+    const [a] = c.nodes;
+    const [ca, cb] = c.ctls;
+    try {
+      const [first, user] = await loggedIn(a, ca);
+      const others = [await tab(a, ca, user, 2), await tab(a, ca, user, 3)];
+      const count = 300;
+      const sent = (async () => {
+        for (let i = 0; i < count; i++) await cb.ok(`[whisper] ${user.id}!m${i}`);
+      })();
+      const fourth = await Browser.open(a.publicUrl);
+      fourth.send(user.token);
+      expect(await fourth.closedWithin()).toEqual({ code: 4002, reason: "session limit: too many sessions" });
+      await sent;
+      await cb.ok(`[whisper] ${user.id}!end`);
+      for (const browser of [first, ...others]) {
+        const seen: string[] = [];
+        for (let m = await browser.messages.next(); m !== "end"; m = await browser.messages.next()) seen.push(m);
+        expect(seen).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
+      }
+      expect(redisCli("HGET", `${c.prefix}online`, String(user.id))).not.toContain(",");
+      for (const browser of [first, ...others]) browser.close();
+    } finally {
+      await c.stop();
+    }
+  });
+
   test("[kick] and [killuser] close the user's tabs on every node", async () => {
     const c = await twoNodes();
     const [a, b] = c.nodes;

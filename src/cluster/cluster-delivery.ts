@@ -146,9 +146,10 @@ export class ClusterDelivery implements Delivery {
   }
 
   async unclaim(user: number): Promise<void> {
+    // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
+    // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
+    if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
     this.#arriving.delete(user);
-    // Another browser of the user here keeps the node among the user's (--sessions).
-    if (this.#o.several && this.#o.local.isOnline(user)) return;
     await this.#o.presence.release(user);
   }
 
