@@ -150,6 +150,7 @@ export class ClusterDelivery implements Delivery {
     // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
     if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
     this.#arriving.delete(user);
+    this.#elsewhere.delete(user);
     await this.#o.presence.release(user);
   }
 
