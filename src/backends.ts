@@ -8,6 +8,7 @@ import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
 import { CloseCode } from "./protocol/codes.ts";
+import type { SessionHooks } from "./transport/browser-sessions.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
 import type { EventHub } from "./core/events.ts";
 import type { NumberedSend } from "./core/numbered-send.ts";
@@ -38,7 +39,7 @@ export interface Backends {
   start(): Promise<void>;
   close(): Promise<void>;
   /** In a cluster: told when a login is decided and when a local browser goes away. */
-  sessions?: { settled(user: number): void; released(user: number): void };
+  sessions?: SessionHooks;
 }
 
 export interface BackendParts {
@@ -159,6 +160,7 @@ async function clusterOn(
       await checkEviction().catch(() => undefined);
       return same;
     },
+    config.sessions > 1,
   );
   const delivery = new ClusterDelivery({
     redis,
@@ -170,6 +172,7 @@ async function clusterOn(
     metrics,
     log: log.withTag("cluster"),
     checkGeneration: () => generation.check(),
+    several: config.sessions > 1,
   });
   generation.announceThrough(() => delivery.announceDataLoss());
   return {
@@ -178,7 +181,11 @@ async function clusterOn(
     delivery,
     numbered: new ClusterNumbering(state.guard, prefix, limits),
     counters: async () => sumCounters(await presence.nodeStats()),
-    sessions: { settled: (user) => delivery.settled(user), released: (user) => delivery.released(user) },
+    sessions: {
+      settled: (user) => delivery.settled(user),
+      released: (user) => delivery.released(user),
+      elsewhere: (user) => delivery.elsewhere(user),
+    },
     async start() {
       await delivery.start();
       await presence.start();

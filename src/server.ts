@@ -81,7 +81,12 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         metrics,
         http: firstOf(serveStatic(browserClientFiles()), (request, url) => demo?.http(request, url)),
         log: log.withTag("public"),
-        sessions: { settled: (user) => sessions?.settled(user), released: (user) => sessions?.released(user) },
+        sessions: {
+          settled: (user) => sessions?.settled(user),
+          released: (user) => sessions?.released(user),
+          elsewhere: (user) => sessions?.elsewhere?.(user) ?? false,
+        },
+        sessionLimit: { limit: config.sessions, duplicate: config.duplicate },
       }),
     );
     undo.push(() => pub.stop(CloseCode.shuttingDown, Date.now()));
@@ -102,7 +107,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     sessions = backends.sessions;
     const { state, replay, delivery, numbered } = backends;
     // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
-    login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate, heldLimit: config.queue }));
+    login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate, heldLimit: config.queue, sessions: config.sessions }));
     const execute = rejectingThrows(
       createExecutor({
         state,
@@ -115,6 +120,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         metrics,
         log: controlLog,
         eventsReady: () => events.ready(),
+        reportSessions: config.sessions > 1,
       }),
     );
 

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { ROOT, runToExit } from "./process.ts";
 import { haveRedis, startRedis, type TestRedis } from "./redis-server.ts";
 
-const suites = ["test/control.test.ts", "test/browser.test.ts", "test/presence.test.ts", "test/resume.test.ts"];
+const suites = ["test/control.test.ts", "test/browser.test.ts", "test/presence.test.ts", "test/resume.test.ts", "test/sessions.test.ts"];
 
 let redis: TestRedis | undefined;
 beforeAll(async () => {

@@ -4,7 +4,7 @@ import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
-import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
+import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
 
@@ -20,12 +20,18 @@ export interface ClusterOptions {
   log: ConsolaInstance;
   /** Checks (and if need be re-establishes) this node's generation: run when another node found a data loss. */
   checkGeneration?: () => Promise<unknown>;
+  /**
+   * --sessions above 1: a login here adds this node to the user's nodes instead of closing its browser
+   * elsewhere, and this node stays among them while any browser of the user is here.
+   */
+  several?: boolean;
 }
 
-// To the node that hosts the user's browser, if any (presence.ts's online hash). ARGV[2]: the prefix.
-const TO_USER = `
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if node then redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, ARGV[3]) end
+// To each node that hosts a browser of the user, if any (presence.ts's online hash). ARGV[2]: the prefix.
+const TO_USER = `${ONLINE_NODES}
+for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))) do
+  redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, ARGV[3])
+end
 return 0`;
 
 // To every node with a browser in the channel (chnodes:C, route-redis.ts).
@@ -48,6 +54,8 @@ export class ClusterDelivery implements Delivery {
   #eventsLink = Promise.resolve();
   /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
   readonly #arriving = new Map<number, BusMessage[]>();
+  /** Users whose login here found them online on another node (--sessions): their `[online]` was raised there. */
+  readonly #elsewhere = new Set<number>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
   #paused: BusMessage[] | undefined;
 
@@ -122,10 +130,15 @@ export class ClusterDelivery implements Delivery {
   }
 
   async claim(user: number): Promise<void> {
-    this.#arriving.set(user, []);
+    // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
+    if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     try {
       const { presence } = this.#o;
-      await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
+      if (this.#o.several) {
+        if (await presence.claimAlso(user)) this.#elsewhere.add(user);
+        else this.#elsewhere.delete(user);
+      }
+      else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
       throw error;
@@ -133,20 +146,35 @@ export class ClusterDelivery implements Delivery {
   }
 
   async unclaim(user: number): Promise<void> {
+    // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
+    // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
+    if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
     this.#arriving.delete(user);
+    this.#elsewhere.delete(user);
     await this.#o.presence.release(user);
+  }
+
+  /** Whether the login that just claimed the user here found it online on another node; asked once, at admission. */
+  elsewhere(user: number): boolean {
+    return this.#elsewhere.delete(user);
   }
 
   /** The login finished (admitted or not): apply what waited for it. */
   settled(user: number): void {
+    this.#elsewhere.delete(user);
     const waiting = this.#arriving.get(user);
     this.#arriving.delete(user);
     for (const message of waiting ?? []) this.#apply(message);
   }
 
-  /** The user's browser on this node is gone. */
-  released(user: number): void {
-    this.#o.presence.release(user).catch(() => undefined);
+  /**
+   * The user's last browser on this node is gone. With --sessions above 1, answers whether the user
+   * still has browsers on another live node (then `[offline]` is not this node's to raise).
+   */
+  released(user: number): void | Promise<boolean> {
+    const released = this.#o.presence.release(user);
+    if (this.#o.several) return released;
+    released.catch(() => undefined);
   }
 
   /**

@@ -2,7 +2,7 @@ import type { NumberedSend, WhisperOutcome } from "../core/numbered-send.ts";
 import { channelStream, userStream, type ReplayLimits } from "../core/replay.ts";
 import { Lineage } from "../state/lineage.ts";
 import { APPEND_STEP, appendArgs, replayKeys } from "../state/replay-redis.ts";
-import { channelNodesKey, nodeChannel } from "../state/route-redis.ts";
+import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busStamp, encodeBusHead } from "./bus.ts";
 
 // Redis runs a script alone, so between a source's INCR and its PUBLISH no other offset of that source
@@ -26,16 +26,19 @@ end
 return offset`);
 
 // A whisper goes out only when its user is online on a live node (presence.ts's layout: the online
-// hash names the user's node, node:ID is that node's lease); else it is held in the same script (the
+// hash names the user's node, or nodes with --sessions, node:ID is a node's lease), to each such node; else it is held in the same script (the
 // layout and limit of RedisState.hold), so a login's take of the held queue comes before or after it,
 // never between the numbering and the hold. Returns {offset, held (0|1), dropped}.
 // KEYS[3]: the online hash; KEYS[4..6]: users, held:USER, heldcount; ARGV[7]: the user; ARGV[8]: the
 // key prefix; ARGV[9]: the held limit.
-const WHISPER = Lineage.guarded(`
+const WHISPER = Lineage.guarded(`${ONLINE_NODES}
 if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return 0 end
 ${APPEND_STEP}
-local node = redis.call('HGET', KEYS[3], ARGV[7])
-if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then
+local live = {}
+for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[3], ARGV[7]))) do
+  if redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 1 then table.insert(live, node) end
+end
+if #live == 0 then
   local len = redis.call('RPUSH', KEYS[5], offset .. '!' .. ARGV[1])
   redis.call('INCR', KEYS[6])
   local excess = len - tonumber(ARGV[9])
@@ -46,7 +49,8 @@ if not node or redis.call('EXISTS', ARGV[8] .. 'node:' .. node) == 0 then
   end
   return {offset, 1, 0}
 end
-redis.call('PUBLISH', ARGV[5] .. node, ARGV[6] .. offset .. '}')
+local text = ARGV[6] .. offset .. '}'
+for _, node in ipairs(live) do redis.call('PUBLISH', ARGV[5] .. node, text) end
 return {offset, 0, 0}`);
 
 /** A cluster's numbered send: offset, replay window and bus publish in one Redis script per message. */

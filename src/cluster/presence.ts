@@ -1,7 +1,7 @@
 import type { RedisLink } from "../state/redis-link.ts";
-import { ROUTE_MOVE } from "../state/route-redis.ts";
+import { ONLINE_NODES, ROUTE_MOVE } from "../state/route-redis.ts";
 
-// online: hash user → node ID; node:ID: the node's lease, renewed every third of its length;
+// online: hash user → node ID (or node IDs, with --sessions above 1: route-redis.ts); node:ID: the node's lease, renewed every third of its length;
 // nodestats:ID: the node's counters, for cluster-wide [stats]. A user whose node's lease has lapsed
 // counts as offline, so a node that dies holds its users for one lease at most. Every change of the
 // online hash moves the user's channel counts with it (route_move, route-redis.ts).
@@ -9,10 +9,12 @@ import { ROUTE_MOVE } from "../state/route-redis.ts";
 // A user whose node's lease lapsed counts as offline (a whisper is held, as [online] answered), but a
 // question changes nothing: the entry and its routes stay for the sweep's grace (SWEEP), so a node
 // that was only paused still gets its channels' shouts, and a login elsewhere moves them (CLAIM).
-const IS_ONLINE = `
-local node = redis.call('HGET', KEYS[1], ARGV[1])
-if not node then return 0 end
-return redis.call('EXISTS', ARGV[2] .. 'node:' .. node)`;
+// With --sessions above 1 the user is online while any of its nodes holds a lease.
+const IS_ONLINE = `${ONLINE_NODES}
+for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))) do
+  if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
+end
+return 0`;
 
 // A browser of the user on another live node is closed (4002): that node is told on its own channel,
 // in this step, so nothing about the user published after the claim reaches it first. ARGV[4]: that
@@ -27,19 +29,45 @@ if previous and previous ~= ARGV[2] and redis.call('EXISTS', ARGV[3] .. 'node:' 
 end
 return 0`;
 
-const RELEASE = `${ROUTE_MOVE}
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
+// With --sessions above 1: the user is online on this node too, and its browsers elsewhere stay.
+// Answers 1 when the user was online on another live node already.
+const CLAIM_ALSO = `${ROUTE_MOVE}${ONLINE_NODES}
+local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))
+local here = false
+local elsewhere = 0
+for _, node in ipairs(nodes) do
+  if node == ARGV[2] then here = true
+  elseif redis.call('EXISTS', ARGV[3] .. 'node:' .. node) == 1 then elsewhere = 1 end
+end
+if not here then
+  table.insert(nodes, ARGV[2])
+  redis.call('HSET', KEYS[1], ARGV[1], online_value(nodes))
+  route_move(ARGV[3], ARGV[1], false, ARGV[2])
+end
+return elsewhere`;
+
+// The user is no longer online on this node (ARGV[2]); it may still be on others (--sessions).
+const RELEASE = `${ROUTE_MOVE}${ONLINE_NODES}
+local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))
+local kept = {}
+for _, node in ipairs(nodes) do if node ~= ARGV[2] then table.insert(kept, node) end end
+if #kept < #nodes then
+  local value = online_value(kept)
+  if value then redis.call('HSET', KEYS[1], ARGV[1], value) else redis.call('HDEL', KEYS[1], ARGV[1]) end
   route_move(ARGV[3], ARGV[1], ARGV[2], false)
 end
-return 1`;
+local elsewhere = 0
+for _, node in ipairs(kept) do
+  if redis.call('EXISTS', ARGV[3] .. 'node:' .. node) == 1 then elsewhere = 1 end
+end
+return elsewhere`;
 
 // Records this node's renewal (KEYS[3], nodeseen: node → until when, on Redis's clock, it counts as
 // alive though its lease lapsed: ARGV[3] ms from now) and releases the users of nodes past theirs, so
 // the channel counts never keep routing to a node that died. The grace is several leases long: a live
 // node whose lease only lapsed (a pause, a Redis outage) keeps its routes and misses no shout; one
 // paused past it claims its users again when it comes back (#renew), which counts them again.
-const SWEEP = `${ROUTE_MOVE}
+const SWEEP = `${ROUTE_MOVE}${ONLINE_NODES}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[3], ARGV[2], string.format('%.0f', now + tonumber(ARGV[3])))
@@ -53,9 +81,14 @@ if not any then return 0 end
 local all = redis.call('HGETALL', KEYS[1])
 local n = 0
 for i = 1, #all, 2 do
-  if dead[all[i + 1]] then
-    redis.call('HDEL', KEYS[1], all[i])
-    route_move(ARGV[1], all[i], all[i + 1], false)
+  local nodes = online_nodes(all[i + 1])
+  local kept = {}
+  for _, node in ipairs(nodes) do
+    if dead[node] then route_move(ARGV[1], all[i], node, false) else table.insert(kept, node) end
+  end
+  if #kept < #nodes then
+    local value = online_value(kept)
+    if value then redis.call('HSET', KEYS[1], all[i], value) else redis.call('HDEL', KEYS[1], all[i]) end
     n = n + 1
   end
 end
@@ -68,13 +101,9 @@ return n`;
 /** How many leases a node whose lease lapsed keeps its users' routes: see SWEEP. */
 const SWEEP_GRACE_LEASES = 5;
 
-// Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
-// make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
-// A user that another live node holds now logged in there while this node's lease had lapsed: that
-// newer login stands, and the user is returned so that this node closes its stale browser (4002).
-// Whispers held while the lease had lapsed (the user counted as offline) go to the user's browser here,
-// in offset order and on this node's channel in this step, so before any whisper published after it.
-const RECLAIM = `${ROUTE_MOVE}
+// Lua: `send_held(p, user, node)` sends the user's held whispers to its browsers on `node`, in offset
+// order, on that node's channel (so before anything published after this step), and empties the queue.
+const SEND_HELD = `
 local function offset_of(entry) return tonumber(string.sub(entry, 1, string.find(entry, '!', 1, true) - 1)) end
 local function send_held(p, user, node)
   local key = p .. 'held:' .. user
@@ -88,7 +117,15 @@ local function send_held(p, user, node)
     local text = '{"k":"u","u":' .. user .. ',"m":' .. cjson.encode(string.sub(entry, bang + 1)) .. ',"o":' .. string.sub(entry, 1, bang - 1) .. '}'
     redis.call('PUBLISH', p .. 'to:' .. node, text)
   end
-end
+end`;
+
+// Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
+// make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
+// A user that another live node holds now logged in there while this node's lease had lapsed: that
+// newer login stands, and the user is returned so that this node closes its stale browser (4002).
+// Whispers held while the lease had lapsed (the user counted as offline) go to the user's browser here,
+// in offset order and on this node's channel in this step, so before any whisper published after it.
+const RECLAIM = `${ROUTE_MOVE}${SEND_HELD}
 local lost = {}
 for i = 3, #ARGV do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
@@ -106,32 +143,56 @@ for i = 3, #ARGV do
 end
 return lost`;
 
+// RECLAIM with --sessions above 1: this node joins the user's nodes, and the others stay. Whispers were
+// held only while none of the user's nodes held a lease: they go to the browsers here, as in RECLAIM.
+const RECLAIM_ALSO = `${ROUTE_MOVE}${ONLINE_NODES}${SEND_HELD}
+for i = 3, #ARGV do
+  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
+    local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[i]))
+    local here = false
+    for _, node in ipairs(nodes) do if node == ARGV[1] then here = true end end
+    if not here then
+      table.insert(nodes, ARGV[1])
+      redis.call('HSET', KEYS[1], ARGV[i], online_value(nodes))
+      route_move(ARGV[2], ARGV[i], false, ARGV[1])
+    end
+    send_held(ARGV[2], ARGV[i], ARGV[1])
+  end
+end
+return 1`;
+
 // The users Redis says are online on this node (ARGV[1]): after Redis came back (restarted, restored
 // from an older snapshot) it may name users whose browser has long left, who would look online forever.
-const MINE = `
+const MINE = `${ONLINE_NODES}
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
-for i = 2, #all, 2 do if all[i] == ARGV[1] then table.insert(out, all[i - 1]) end end
+for i = 2, #all, 2 do
+  for _, node in ipairs(online_nodes(all[i])) do if node == ARGV[1] then table.insert(out, all[i - 1]) end end
+end
 return out`;
 
 /** Users re-claimed per script call: one call never blocks Redis for long. */
 const RECLAIM_BATCH = 1_000;
 
-const COUNT_ONLINE = `
+// A user counts once, however many nodes it is online on (--sessions).
+const COUNT_ONLINE = `${ONLINE_NODES}
 local alive = {}
 local function live(node)
   if alive[node] == nil then alive[node] = redis.call('EXISTS', ARGV[1] .. 'node:' .. node) end
   return alive[node] == 1
 end
+local function any_live(value)
+  for _, node in ipairs(online_nodes(value)) do if live(node) then return true end end
+  return false
+end
 local n = 0
 if KEYS[2] then
   for _, user in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-    local node = redis.call('HGET', KEYS[1], user)
-    if node and live(node) then n = n + 1 end
+    if any_live(redis.call('HGET', KEYS[1], user)) then n = n + 1 end
   end
 else
   local all = redis.call('HGETALL', KEYS[1])
-  for i = 2, #all, 2 do if live(all[i]) then n = n + 1 end end
+  for i = 2, #all, 2 do if any_live(all[i]) then n = n + 1 end end
 end
 return n`;
 
@@ -178,6 +239,8 @@ export class RedisPresence {
      * meanwhile), so the users this node had claimed are claimed again only if they still exist.
      */
     private readonly sameData: () => Promise<boolean>,
+    /** --sessions above 1: a user may be online on several nodes at once. */
+    private readonly several = false,
   ) {}
 
   async start(): Promise<void> {
@@ -214,10 +277,21 @@ export class RedisPresence {
     return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix, replaced])) === 1;
   }
 
-  async release(user: number): Promise<void> {
+  /**
+   * With --sessions above 1: marks the user online on this node too, leaving its browsers on other
+   * nodes be. Answers true when the user was online on another live node already.
+   */
+  async claimAlso(user: number): Promise<boolean> {
+    this.#unreleased.delete(user);
+    this.#claimed.add(user);
+    return (await this.redis.script(CLAIM_ALSO, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
+  }
+
+  /** The user is no longer online here; answers whether it is still online on another live node (--sessions). */
+  async release(user: number): Promise<boolean> {
     this.#claimed.delete(user);
     try {
-      await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix]);
+      return (await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
     } catch (error) {
       // Unless the user was claimed here again meanwhile: that claim was sent after this release.
       if (!this.#claimed.has(user)) this.#unreleased.add(user);
@@ -295,8 +369,9 @@ export class RedisPresence {
   async #reclaim(users: number[]): Promise<void> {
     const keys = [this.#k("online"), this.#k("users")];
     for (let i = 0; i < users.length; i += RECLAIM_BATCH) {
-      const lost = (await this.redis.script(RECLAIM, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)])) as string[];
-      for (const user of lost) this.local.replaced(Number(user));
+      const script = this.several ? RECLAIM_ALSO : RECLAIM;
+      const lost = await this.redis.script(script, keys, [this.nodeId, this.prefix, ...users.slice(i, i + RECLAIM_BATCH)]);
+      if (Array.isArray(lost)) for (const user of lost) this.local.replaced(Number(user));
     }
   }
 

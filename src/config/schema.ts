@@ -19,6 +19,8 @@ export interface Config {
   /** Seconds a browser has to send `ID!SALT`. */
   loginTimeout: number;
   duplicate: Duplicate;
+  /** Browsers one user may have logged in at once; past it --duplicate decides which goes (4002). */
+  sessions: number;
   upstream: boolean;
   maxMessage: number;
   maxMessageRate: number;
@@ -163,8 +165,17 @@ export const settings: readonly Setting[] = [
     group: "network",
     default: "replace",
     valueHint: "replace|reject",
-    description: "a second login for a connected user replaces the first, or is rejected",
+    description: "a login past a connected user's --sessions replaces the oldest browser, or is rejected",
     parse: (raw) => oneOf(raw, ["replace", "reject"] as const),
+  }),
+  define({
+    key: "sessions",
+    flag: "sessions",
+    group: "limits",
+    default: 1,
+    valueHint: "COUNT",
+    description: "browsers one user may have logged in at once (tabs, devices); presence still counts the user once",
+    parse: (raw) => wholeNumber(raw, 1, 1000),
   }),
   define({
     key: "upstream",

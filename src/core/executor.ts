@@ -28,6 +28,8 @@ export interface ExecutorOptions {
   log: ConsolaInstance;
   /** Answers once this process hears every event raised from then on: `[listen]` replies after it. */
   eventsReady?: () => Promise<void> | undefined;
+  /** --sessions above 1: `[stats]` also reports `sessions=` (browsers logged in; `online=` counts users). */
+  reportSessions?: boolean;
 }
 
 /** Runs one control payload and returns the reply payload. Expected failures are `[error]` replies. */

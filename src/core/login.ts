@@ -26,6 +26,11 @@ export interface LoginOptions {
   delivery: Delivery;
   replay: ReplayLog;
   duplicate: DuplicatePolicy;
+  /**
+   * --sessions. Above 1 a user already online is no reason to refuse: the transport, which knows how
+   * many browsers the user has, applies --duplicate past the limit.
+   */
+  sessions?: number;
   /** Held messages kept per offline user: whispers handed back by an abandoned login count against it. */
   heldLimit: number;
 }
@@ -36,7 +41,7 @@ export interface LoginOptions {
  * Once the user is claimed, every way the login can end without the browser admitted undoes the claim:
  * otherwise the user would look online for good, and whispers to it would be "sent" to nobody.
  */
-export function createLogin({ state, delivery, replay, duplicate, heldLimit }: LoginOptions) {
+export function createLogin({ state, delivery, replay, duplicate, heldLimit, sessions = 1 }: LoginOptions) {
   /** Puts whispers taken for a login that did not happen back in the user's held queue, in order. */
   const holdAgain = (user: number, held: string[], i = 0): Maybe<void> => {
     if (i >= held.length) return;
@@ -74,7 +79,7 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit }: L
       if (expected === undefined) return { ok: false, why: "unknown" };
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
-        if (online && duplicate === "reject") return { ok: false, why: "duplicate" };
+        if (online && duplicate === "reject" && sessions === 1) return { ok: false, why: "duplicate" };
         return then(delivery.claim(user), () => undoingOnFailure(() => claimed(user, resume, online), () => delivery.unclaim(user)));
       });
     });

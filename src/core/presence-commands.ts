@@ -21,6 +21,8 @@ export interface PresenceDeps {
   metrics: Metrics;
   /** Answers once this process hears every event raised from then on (a cluster's node subscribes first). */
   eventsReady?: () => Promise<void> | undefined;
+  /** --sessions above 1: `[stats]` ends with `sessions=` (browsers logged in); the default reply is unchanged. */
+  reportSessions?: boolean;
 }
 
 const STAT_COUNTERS = ["delivered", "dropped", "control_connections", "listeners", "slow_consumers", "replayed", "gaps"];
@@ -28,7 +30,7 @@ const STAT_COUNTERS = ["delivered", "dropped", "control_connections", "listeners
 // IDs are at most 16 digits and a comma: a page this long always fills one frame.
 const MEMBERS_PAGE = 20_000;
 
-export function presenceCommands({ state, delivery, counters, secret, metrics, eventsReady }: PresenceDeps): Record<string, Handler> {
+export function presenceCommands({ state, delivery, counters, secret, metrics, eventsReady, reportSessions }: PresenceDeps): Record<string, Handler> {
   const { withUser } = createLookups(state);
   return {
     ping: (data) => noData("ping", data) ?? okReply(Reply.pong),
@@ -67,7 +69,8 @@ export function presenceCommands({ state, delivery, counters, secret, metrics, e
             const uptime = Math.floor((Date.now() - metrics.startedAt) / 1000);
             const head = `uptime_s=${uptime} users=${counts.users} online=${online} channels=${counts.channels} held=${counts.held}`;
             const tail = STAT_COUNTERS.map((key) => `${key}=${totals[key] ?? 0}`).join(" ");
-            return then(state.epoch(), (epoch) => okReply(`${head} ${tail} epoch=${epoch}`));
+            const sessions = reportSessions ? ` sessions=${totals.sessions ?? 0}` : "";
+            return then(state.epoch(), (epoch) => okReply(`${head} ${tail} epoch=${epoch}${sessions}`));
           }),
         ),
       ),

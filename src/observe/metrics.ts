@@ -30,6 +30,8 @@ export class Metrics {
   gaps = 0;
   /** Messages this node received from the cluster bus: a node that hosts nothing for a message should not see it. */
   busReceived = 0;
+  /** Browsers logged in here now (a gauge): more than the users online when --sessions lets a user have several. */
+  sessions = 0;
   readonly logins: Record<LoginResult, number> = { ok: 0, failed: 0, duplicate: 0, timeout: 0 };
   /** Control commands run, by command name and result. */
   readonly commands = new CommandCounter();
@@ -54,6 +56,7 @@ export class Metrics {
       slow_consumers: this.slowConsumersDisconnected,
       replayed: this.replayed,
       gaps: this.gaps,
+      sessions: this.sessions,
     };
   }
 }

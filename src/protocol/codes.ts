@@ -4,6 +4,10 @@
 export const CloseCode = {
   loginFailed: { code: 4001, reason: "login failed", final: true },
   replaced: { code: 4002, reason: "replaced by another login", final: true },
+  // With --sessions above 1: the same code, and a reason that names the limit, so a page can tell
+  // "another tab took my place" from "my user logged in elsewhere" (`/webtalk.js`: CloseInfo.sessionLimit).
+  sessionReplaced: { code: 4002, reason: "session limit: replaced by a newer login", final: true },
+  sessionRefused: { code: 4002, reason: "session limit: too many sessions", final: true },
   loginTimeout: { code: 4003, reason: "login timeout", final: false },
   killed: { code: 4004, reason: "user killed", final: true },
   kicked: { code: 4005, reason: "kicked", final: true },

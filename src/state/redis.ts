@@ -3,7 +3,7 @@ import { newSalt } from "../core/secret.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import { BACKEND_FULL, type RedisLink } from "./redis-link.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
-import { ROUTE_COUNT } from "./route-redis.ts";
+import { ONLINE_NODES, ROUTE_COUNT } from "./route-redis.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
 // Every call that touches more than one key is one Lua script, so it is atomic for every node.
@@ -53,12 +53,12 @@ return id`);
 
 // The user's browser stays online (the caller disconnects it) but is in no channel any more: its
 // node's counts of them go (route-redis.ts).
-const DELETE_USER = Lineage.guarded(`${ROUTE_COUNT}
+const DELETE_USER = Lineage.guarded(`${ROUTE_COUNT}${ONLINE_NODES}
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-local node = redis.call('HGET', KEYS[3], ARGV[1])
+local nodes = online_nodes(redis.call('HGET', KEYS[3], ARGV[1]))
 for _, ch in ipairs(redis.call('SMEMBERS', ARGV[2] .. 'uch:' .. ARGV[1])) do
   redis.call('ZREM', ARGV[2] .. 'members:' .. ch, ARGV[1])
-  if node then route_count(ARGV[2], ch, node, -1) end
+  for _, node in ipairs(nodes) do route_count(ARGV[2], ch, node, -1) end
 end
 redis.call('DEL', ARGV[2] .. 'uch:' .. ARGV[1])
 local held = redis.call('LLEN', ARGV[2] .. 'held:' .. ARGV[1])
@@ -68,13 +68,14 @@ return 1`);
 
 // Each online member's node is told to unsubscribe its browser (its bus channel), and the channel's
 // node counts go with it (route-redis.ts).
-const DELETE_CHANNEL = Lineage.guarded(`
+const DELETE_CHANNEL = Lineage.guarded(`${ONLINE_NODES}
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return false end
 local members = redis.call('ZRANGE', ARGV[2] .. 'members:' .. ARGV[1], 0, -1)
 for _, u in ipairs(members) do
   redis.call('SREM', ARGV[2] .. 'uch:' .. u, ARGV[1])
-  local node = redis.call('HGET', KEYS[2], u)
-  if node then redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, '{"k":"x","u":' .. u .. ',"c":' .. ARGV[1] .. '}') end
+  for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[2], u))) do
+    redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, '{"k":"x","u":' .. u .. ',"c":' .. ARGV[1] .. '}')
+  end
 end
 redis.call('DEL', ARGV[2] .. 'members:' .. ARGV[1], ARGV[2] .. 'chnodes:' .. ARGV[1])
 return members`);
@@ -82,24 +83,28 @@ return members`);
 // A join or leave of an online user also changes its node's count in chnodes:C and tells that node
 // (its bus channel, route-redis.ts) to subscribe or unsubscribe the browser, in this same step: a
 // shout numbered after this script reaches the browser, and [join] is one Redis call.
-const MEMBERSHIP = Lineage.guarded(`${ROUTE_COUNT}
+const MEMBERSHIP = Lineage.guarded(`${ROUTE_COUNT}${ONLINE_NODES}
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
-local node = redis.call('HGET', KEYS[3], ARGV[2])
+local nodes = online_nodes(redis.call('HGET', KEYS[3], ARGV[2]))
 local result = 'ok'
 if ARGV[3] == 'join' then
-  if redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 and node then route_count(ARGV[4], ARGV[1], node, 1) end
+  if redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 then
+    for _, node in ipairs(nodes) do route_count(ARGV[4], ARGV[1], node, 1) end
+  end
   if redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2]) == 1 then
     ${floorJoinStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
     result = 'added'
   end
 else
   redis.call('ZREM', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2])
-  if redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 and node then route_count(ARGV[4], ARGV[1], node, -1) end
+  if redis.call('SREM', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 then
+    for _, node in ipairs(nodes) do route_count(ARGV[4], ARGV[1], node, -1) end
+  end
   ${floorLeaveStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
 end
-if node then
-  local kind = ARGV[3] == 'join' and 's' or 'x'
+local kind = ARGV[3] == 'join' and 's' or 'x'
+for _, node in ipairs(nodes) do
   redis.call('PUBLISH', ARGV[4] .. 'to:' .. node, '{"k":"' .. kind .. '","u":' .. ARGV[2] .. ',"c":' .. ARGV[1] .. '}')
 end
 return result`);

@@ -1,7 +1,13 @@
 // Where a cluster's messages must go, kept in Redis by the scripts that change it.
 //
+// online (hash user → nodes) names the node(s) where the user has a browser: one node ID, as always
+// with --sessions 1; with --sessions above 1 a user may have browsers on several nodes, and the value
+// lists them, comma-separated ("a1b2,c3d4"; node IDs are base64url, never a comma). A user counts as
+// online on each node listed; every script reads the value through online_nodes, so one node ID is
+// the one-element list and the layout of --sessions 1 is unchanged.
+//
 // chnodes:C (hash node → count) says how many of each node's online users are members of channel C:
-// exactly the users U with online[U] = node and C in uch:U. A shout is published only to the nodes it
+// exactly the users U with node in online[U] and C in uch:U. A shout is published only to the nodes it
 // names (the node channel `to:NODE`, bus.ts), so a node with no browser in C never hears of it.
 // Because every script that changes online[U] or uch:U adjusts the count in the same atomic step, a
 // shout sent right after a [join]'s reply already reaches the joined browser's node: no subscription
@@ -22,6 +28,21 @@ local function route_move(p, user, from, to)
     end
     if to then redis.call('HINCRBY', p .. 'chnodes:' .. ch, to, 1) end
   end
+end`;
+
+/**
+ * Lua: `online_nodes(value)` is the list of nodes an online hash value names (empty for false);
+ * `online_value(list)` is the value for a list (false for an empty one, meaning: delete the entry).
+ */
+export const ONLINE_NODES = `
+local function online_nodes(value)
+  local out = {}
+  if value then for node in string.gmatch(value, '[^,]+') do table.insert(out, node) end end
+  return out
+end
+local function online_value(list)
+  if #list == 0 then return false end
+  return table.concat(list, ',')
 end`;
 
 /** Lua: `route_count(p, ch, node, delta)` adds `delta` to node's count in chnodes:ch (removed at zero). */

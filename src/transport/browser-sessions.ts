@@ -10,7 +10,7 @@ import { gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
 import { REPLAY_PAGE } from "../core/catch-up.ts";
 import type { RateBucket } from "./message-rate.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
-import { UserTable } from "./user-table.ts";
+import { SessionTable } from "./session-table.ts";
 import { createWatchdog } from "./watchdog.ts";
 
 /** Per-browser data, typed and set at upgrade. */
@@ -34,25 +34,44 @@ export interface Peer {
 
 export type Browser = ServerWebSocket<Peer>;
 
+/** What a cluster node hears of its browsers' comings and goings (see ClusterDelivery). */
+export interface SessionHooks {
+  settled(user: number): void;
+  /**
+   * The user's last browser here went. A promise answers whether the user still has browsers on
+   * another node (--sessions): then it is still online, and `[offline]` is that node's to raise.
+   */
+  released(user: number): void | Promise<boolean>;
+  /** Whether the user's first browser here came while it had browsers on another node (--sessions): it is online already. */
+  elsewhere?(user: number): boolean;
+}
+
 export interface SessionOptions {
   /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
   backpressure: number;
   events: EventHub;
   metrics: Metrics;
   log: ConsolaInstance;
-  /** Told when a login is decided (admitted or not) and when a user's browser here goes away. */
-  hooks?: { settled(user: number): void; released(user: number): void };
+  /** Told when a login is decided (admitted or not) and when a user's last browser here goes away. */
+  hooks?: SessionHooks;
+  /** --sessions: browsers one user may have here at once (1: a login replaces the browser there). */
+  limit?: number;
+  /** --duplicate: past the limit, the oldest browser goes ("replace") or the new one ("reject"). */
+  duplicate?: "replace" | "reject";
 }
 
 /**
- * The logged-in browsers of this process, one per user, and the Delivery that reaches them through
- * Bun's native topics: `u<ID>`/`c<ID>` for plain browsers, `U<ID>`/`C<ID>` for webtalk.v2 ones.
+ * The logged-in browsers of this process, up to --sessions per user, and the Delivery that reaches them
+ * through Bun's native topics: `u<ID>`/`c<ID>` for plain browsers, `U<ID>`/`C<ID>` for webtalk.v2 ones.
+ * Presence counts users: `[online]` for a user's first browser here, `[offline]` for its last.
  */
 export function createBrowserSessions(server: () => Server<Peer>, options: SessionOptions) {
   const { events, metrics, log } = options;
   const debug = debugEnabled(log);
   const hooks = options.hooks;
-  const sessions = new UserTable<Browser>();
+  const limit = options.limit ?? 1;
+  const duplicate = options.duplicate ?? "replace";
+  const sessions = new SessionTable<Browser>();
   /** Browsers replaying a channel, by channel: a shout published meanwhile is heard by their replay. */
   const replaying = new Map<number, Set<Browser>>();
   /**
@@ -66,25 +85,58 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
       log.warn(`user ${ws.data.user}: not reading (${buffered} bytes queued); disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
-      release(ws.data.user, ws, CloseCode.slowConsumer);
+      expel(ws, CloseCode.slowConsumer);
     },
   );
 
-  /** Ends a user's session now, so the backend hears `[offline]` before anything that follows. */
+  /**
+   * Ends one browser's session now; with the user's last one, so the backend hears `[offline]` before
+   * anything that follows.
+   */
   const retire = (user: number, ws: Browser, reason: CloseReason): void => {
-    sessions.delete(user);
+    sessions.remove(user, ws);
+    metrics.sessions = sessions.browsers;
     watchdog.remove(ws);
-    events.emit(Event.offline(user));
+    if (!sessions.has(user)) events.emit(Event.offline(user));
     close(ws, reason);
   };
 
   /**
-   * Ends it, and the user is no longer online on this node. The cluster hears of it before the event
-   * is raised, so a backend that hears `[offline]` and asks `[online]` gets 0.
+   * Ends it; with the user's last browser here, the user is no longer online on this node. The cluster
+   * hears of it before the event is raised, so a backend that hears `[offline]` and asks `[online]` gets 0.
    */
   const release = (user: number, ws: Browser, reason: CloseReason): void => {
-    hooks?.released(user);
-    retire(user, ws, reason);
+    if (sessions.count(user) > 1) return retire(user, ws, reason);
+    sessions.remove(user, ws);
+    metrics.sessions = sessions.browsers;
+    watchdog.remove(ws);
+    departed(user);
+    close(ws, reason);
+  };
+
+  /** The user's last browser here went: `[offline]`, unless it is still online on another node. */
+  const departed = (user: number): void => {
+    const elsewhere = hooks?.released(user);
+    if (!(elsewhere instanceof Promise)) return events.emit(Event.offline(user));
+    elsewhere.then(
+      (still) => still || events.emit(Event.offline(user)),
+      () => events.emit(Event.offline(user)),
+    );
+  };
+
+  /** Closes one logged-in browser that broke a rule (too fast, too large, not reading); its user's other browsers stay. */
+  const expel = (ws: Browser, reason: CloseReason): void => {
+    if (ws.data.phase === "live" && sessions.count(ws.data.user) > 0) release(ws.data.user, ws, reason);
+    else close(ws, reason);
+  };
+
+  /** Runs `fn` for each of the user's browsers here, oldest first. */
+  const eachOf = (user: number, fn: (ws: Browser) => void): void => {
+    const ws = sessions.first(user);
+    if (!ws) return;
+    const more = sessions.several ? sessions.more(user) : undefined;
+    fn(ws);
+    if (more) for (const other of [...more]) fn(other);
   };
 
   /** Carries out a login decision for a browser that sent its credentials. */
@@ -110,15 +162,23 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       abandon(decision);
       return;
     }
-    metrics.logins.ok++;
-    const older = sessions.get(user);
-    if (older) {
-      log.debug(`user ${user}: newer login replaces the connected browser`, { user, addr: ws.data.addr });
-      retire(user, older, CloseCode.replaced);
+    if (sessions.count(user) >= limit) {
+      if (limit > 1 && duplicate === "reject") {
+        metrics.logins.duplicate++;
+        log.debug(`user ${user}: already has ${limit} browsers; refusing the new one`, { user, addr: ws.data.addr });
+        close(ws, CloseCode.sessionRefused);
+        abandon(decision);
+        return;
+      }
+      log.debug(`user ${user}: newer login replaces the oldest connected browser`, { user, addr: ws.data.addr });
+      retire(user, sessions.first(user)!, limit === 1 ? CloseCode.replaced : CloseCode.sessionReplaced);
     }
+    metrics.logins.ok++;
+    const arrives = !sessions.has(user);
     ws.data.phase = "live";
     ws.data.user = user;
-    sessions.set(user, ws);
+    sessions.add(user, ws);
+    metrics.sessions = sessions.browsers;
     watchdog.add(ws);
     // The catch-up goes out before the subscriptions exist, so nothing newer can overtake it; a replayed
     // source is subscribed only once its replay has caught up (ReplayStream).
@@ -129,7 +189,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     const replayed = new Set(catchUp.sources.map((s) => s.source));
     if (!replayed.has(WHISPER_SOURCE)) ws.subscribe(userTopic(user, v2));
     for (const channel of decision.channels) if (!replayed.has(String(channel))) ws.subscribe(channelTopic(channel, v2));
-    events.emit(Event.online(user));
+    if (arrives && !hooks?.elsewhere?.(user)) events.emit(Event.online(user));
     if (catchUp.sources.length > 0) {
       ws.data.replay = new ReplayStream(catchUp, replayTarget(ws), replayBudget, REPLAY_PAGE);
       for (const { source } of catchUp.sources) if (source !== WHISPER_SOURCE) listReplay(Number(source), ws);
@@ -153,11 +213,14 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const delivery: LocalDelivery = {
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
-    onlineIn: (channel) =>
-      server().subscriberCount(channelTopic(channel, false)) + server().subscriberCount(channelTopic(channel, true)),
+    onlineIn: (channel) => {
+      const browsers = server().subscriberCount(channelTopic(channel, false)) + server().subscriberCount(channelTopic(channel, true));
+      return sessions.several ? browsers - extraIn(channel) : browsers;
+    },
     toUser(user, message, offset) {
-      const ws = sessions.get(user);
+      const ws = sessions.first(user);
       if (!ws) return;
+      if (sessions.several && sessions.more(user)) return toEach(user, message, offset);
       ws.data.replay?.heard(WHISPER_SOURCE, offset);
       if (offset <= (ws.data.whisperFloor ?? 0)) return;
       const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
@@ -173,41 +236,31 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       return plain + resumable;
     },
     subscribe(user, channel) {
-      const ws = sessions.get(user);
-      // A channel still being replayed becomes live when its replay catches up.
-      if (ws && !ws.data.replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
+      eachOf(user, (ws) => {
+        // A channel still being replayed becomes live when its replay catches up.
+        if (!ws.data.replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
+      });
     },
     unsubscribe(user, channel) {
-      const ws = sessions.get(user);
-      if (ws) {
+      eachOf(user, (ws) => {
         unlistReplay(channel, ws);
         unlistJoining(ws, channel);
-      }
-      ws?.data.replay?.drop(String(channel));
-      ws?.unsubscribe(channelTopic(channel, ws.data.v2));
+        ws.data.replay?.drop(String(channel));
+        ws.unsubscribe(channelTopic(channel, ws.data.v2));
+      });
     },
     disconnect(user, reason) {
-      const ws = sessions.get(user);
-      if (ws) release(user, ws, reason);
+      for (const ws of sessions.all(user)) release(user, ws, reason);
     },
     // One node: the session map is the whole truth, and admit() replaces a local browser itself.
     claim: () => undefined,
     unclaim: () => undefined,
     follow(user, channels) {
-      const ws = sessions.get(user);
-      if (!ws) return;
-      const wanted = new Set(channels.map((channel) => channelTopic(channel, ws.data.v2)));
-      for (const topic of ws.subscriptions) if (isChannelTopic(topic) && !wanted.has(topic)) ws.unsubscribe(topic);
-      const { replay } = ws.data;
-      if (replay) {
-        const kept = new Set(channels.map(String));
-        for (const source of replay.sources()) if (source !== WHISPER_SOURCE && !kept.has(source)) replay.drop(source);
-      }
-      for (const channel of channels) if (!replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
+      eachOf(user, (ws) => follow(ws, channels));
     },
-    users: () => sessions.keys(),
+    users: () => sessions.users(),
     gapAll() {
-      for (const ws of sessions.values()) {
+      for (const [, ws] of sessions.entries()) {
         if (!ws.data.v2) continue;
         const sources = [WHISPER_SOURCE, ...ws.subscriptions.filter(isChannelTopic).map((topic) => topic.slice(1))];
         for (const source of sources) {
@@ -217,6 +270,43 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
         }
       }
     },
+  };
+
+  /** Makes one browser follow exactly these channels. */
+  const follow = (ws: Browser, channels: number[]): void => {
+    const wanted = new Set(channels.map((channel) => channelTopic(channel, ws.data.v2)));
+    for (const topic of ws.subscriptions) if (isChannelTopic(topic) && !wanted.has(topic)) ws.unsubscribe(topic);
+    const { replay } = ws.data;
+    if (replay) {
+      const kept = new Set(channels.map(String));
+      for (const source of replay.sources()) if (source !== WHISPER_SOURCE && !kept.has(source)) replay.drop(source);
+    }
+    for (const channel of channels) if (!replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
+  };
+
+  /**
+   * A whisper to a user with several browsers here: each is sent it unless it is still replaying its
+   * whispers (it hears of it instead) or its replay sent it already. The v2 text is made once.
+   */
+  const toEach = (user: number, message: string, offset: number): void => {
+    let v2Text: string | undefined;
+    eachOf(user, (ws) => {
+      ws.data.replay?.heard(WHISPER_SOURCE, offset);
+      if (offset <= (ws.data.whisperFloor ?? 0) || !ws.isSubscribed(userTopic(user, ws.data.v2))) return;
+      const text = ws.data.v2 ? (v2Text ??= numbered(WHISPER_SOURCE, offset, message)) : message;
+      watchdog.observe(ws.send(text));
+    });
+  };
+
+  /** Browsers in the channel that are not their user's only one there: [count] counts users, not tabs. */
+  const extraIn = (channel: number): number => {
+    let extra = 0;
+    for (const browsers of sessions.crowded()) {
+      let inside = 0;
+      for (const ws of browsers) if (ws.isSubscribed(channelTopic(channel, ws.data.v2))) inside++;
+      if (inside > 1) extra += inside - 1;
+    }
+    return extra;
   };
 
   // At most half the slow-consumer limit, so a replay alone never gets a browser closed as slow (live
@@ -307,20 +397,23 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     if (joining.size > 0) unlistJoining(ws);
     endReplay(ws);
     watchdog.remove(ws);
-    if (ws.data.phase !== "live" || sessions.get(user) !== ws) return false;
-    sessions.delete(user);
-    hooks?.released(user);
-    events.emit(Event.offline(user));
+    if (ws.data.phase !== "live" || !sessions.remove(user, ws)) return false;
+    metrics.sessions = sessions.browsers;
+    if (sessions.has(user)) {
+      if (debug) log.debug(`user ${user}: one of its browsers disconnected`, { user, code, addr: ws.data.addr });
+      return true;
+    }
+    departed(user);
     if (debug) log.debug(`user ${user}: browser disconnected`, { user, code, addr: ws.data.addr });
     return true;
   };
 
   /** Closes every logged-in browser with `reason`. */
   const closeAll = (reason: CloseReason): void => {
-    for (const [user, ws] of sessions) release(user, ws, reason);
+    for (const user of [...sessions.users()]) for (const ws of sessions.all(user)) release(user, ws, reason);
   };
 
-  return { delivery, admit, ended, closeAll, drained };
+  return { delivery, admit, ended, closeAll, drained, expel };
 }
 
 /** Releases what a replay holds at once: the browser is gone, replaced or being closed. */

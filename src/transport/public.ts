@@ -9,7 +9,7 @@ import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { V2_PROTOCOL } from "../protocol/resume.ts";
 import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
 import type { HttpHandler } from "./assets.ts";
-import { close, createBrowserSessions, type Browser, type Peer } from "./browser-sessions.ts";
+import { close, createBrowserSessions, type Browser, type Peer, type SessionHooks } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { clientAddress } from "./client-address.ts";
@@ -39,8 +39,10 @@ export interface PublicOptions {
   /** Plain HTTP requests on other paths (the browser client, the demo); unanswered ones get 404. */
   http?: HttpHandler;
   log: ConsolaInstance;
-  /** Told when a login is decided (admitted or not) and when a user's browser here goes away. */
-  sessions?: { settled(user: number): void; released(user: number): void };
+  /** Told when a login is decided (admitted or not) and when a user's last browser here goes away. */
+  sessions?: SessionHooks;
+  /** --sessions and --duplicate: how many browsers a user may have here, and which goes past that. */
+  sessionLimit?: { limit: number; duplicate: "replace" | "reject" };
 }
 
 /** The public side: Bun's WebSocket server, and the Delivery that reaches its browsers. */
@@ -77,12 +79,13 @@ export function servePublic(options: PublicOptions): PublicServer {
   let stopping = false;
 
   // The Bun server exists only once Bun.serve returns; the sessions reach it through this getter.
-  const { delivery, admit, ended, closeAll, drained } = createBrowserSessions(() => server, {
+  const { delivery, admit, ended, closeAll, drained, expel } = createBrowserSessions(() => server, {
     backpressure: options.backpressure,
     events,
     metrics,
     log,
     hooks: options.sessions,
+    ...options.sessionLimit,
   });
 
   const refuse = (ws: Browser, why: string): void => {
@@ -94,7 +97,7 @@ export function servePublic(options: PublicOptions): PublicServer {
   const tooFast = (ws: Browser): void => {
     metrics.tooFastDisconnected++;
     log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
-    delivery.disconnect(ws.data.user, CloseCode.tooFast);
+    expel(ws, CloseCode.tooFast);
   };
 
   const server = Bun.serve<Peer>({
@@ -131,7 +134,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         if (ws.data.phase === "live") {
           // Limited with or without --upstream: ignored messages still cost the event loop a call each.
           if (!takeMessage(ws.data.rate, maxMessageRate, performance.now())) return tooFast(ws);
-          if (tooLarge(message, maxMessage)) return delivery.disconnect(ws.data.user, CloseCode.tooLarge);
+          if (tooLarge(message, maxMessage)) return expel(ws, CloseCode.tooLarge);
           if (upstream && typeof message === "string") events.emit(Event.message(ws.data.user, message));
           return;
         }
@@ -176,7 +179,7 @@ export function servePublic(options: PublicOptions): PublicServer {
         if (overRate) return tooFast(ws);
         metrics.slowConsumersDisconnected++;
         log.warn(`user ${ws.data.user}: not reading its pongs (${ws.getBufferedAmount()} bytes queued); disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
-        delivery.disconnect(ws.data.user, CloseCode.slowConsumer);
+        expel(ws, CloseCode.slowConsumer);
       },
       drain(ws) {
         drained(ws);

@@ -11,6 +11,13 @@ export interface CloseInfo {
   final: boolean;
   /** Milliseconds until the next attempt, when not final. */
   reconnectIn?: number;
+  /**
+   * True for a 4002 caused by the server's `--sessions` limit: another tab or device of this user took
+   * this one's place (reason "session limit: replaced by a newer login"), or this one found the user's
+   * tabs all in use (reason "session limit: too many sessions"). Absent for a 4002 with `--sessions 1`
+   * (reason "replaced by another login") and for every other close.
+   */
+  sessionLimit?: true;
 }
 
 /** Where a message came from, with webtalk.v2: "u" for whispers to this user, else the channel ID. */

@@ -9,6 +9,8 @@
 export const FINAL_CODES = Object.freeze([4001, 4002, 4004, 4005]);
 
 const V2 = "webtalk.v2";
+/** A 4002 whose reason starts so came from the server's --sessions limit: another tab of this user took this one's place. */
+const SESSION_LIMIT = "session limit";
 /** The longest v2 login the server takes (its MAX_V2_LOGIN_BYTES); sources past it are left out, oldest first. */
 const MAX_V2_LOGIN = 16_384;
 
@@ -120,7 +122,7 @@ export function connect(url, token, options = {}) {
         status.state = "waiting";
         timer = setTimeout(open, reconnectIn);
       }
-      onClose?.({ code: event.code, reason: event.reason, final, reconnectIn });
+      onClose?.({ code: event.code, reason: event.reason, final, reconnectIn, sessionLimit: isSessionLimit(event) || undefined });
     };
   };
 
@@ -176,4 +178,9 @@ function toWebSocketUrl(url) {
   const absolute = new URL(url, location.href);
   absolute.protocol = absolute.protocol === "https:" ? "wss:" : "ws:";
   return absolute.href;
+}
+
+/** Whether a close was the server's --sessions limit (4002 "session limit: …"), not a login elsewhere. */
+function isSessionLimit(event) {
+  return event.code === 4002 && event.reason.startsWith(SESSION_LIMIT);
 }
