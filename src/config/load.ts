@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import { didYouMean } from "../util/suggest.ts";
-import { findJsonError } from "./json-error.ts";
+import { findDuplicateKey, findJsonError } from "./json-error.ts";
 import { CONFIG_FLAG, DEFAULT_CONFIG_FILE, envName, OTHER_VARIABLES, settings, type Config, type RawValue, type Setting } from "./schema.ts";
 
 /** A bad setting: the message names the key, the bad value and where it came from. Exit code 2. */
@@ -85,7 +85,14 @@ function shownPath(path: string, cwd: string): string {
 
 function readConfigFile(path: string, shown: string): Record<string, unknown> {
   // Windows editors may start the file with a byte-order mark: not JSON, but not worth an exit 2.
-  const text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8").replace(/^\uFEFF/, "");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === "EISDIR" ? "a directory, not a file" : code === "EACCES" ? "not readable (permission denied)" : (code ?? (error as Error).message);
+    throw new ConfigError(`invalid config file ${shown}: ${why}`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -99,6 +106,8 @@ function readConfigFile(path: string, shown: string): Record<string, unknown> {
     throw new ConfigError(`invalid config file ${shown}: expected a JSON object such as {"public": ":12345"}`);
   }
   checkKeys(Object.keys(parsed), shown);
+  const twice = findDuplicateKey(text);
+  if (twice) throw new ConfigError(`${shown}:${twice.line}:${twice.column}: ${twice.message}: keep one`);
   return parsed as Record<string, unknown>;
 }
 
