@@ -1,4 +1,4 @@
-import { defineCommand, runCommand, runMain, showUsage, type ArgsDef } from "citty";
+import { defineCommand, renderUsage, runCommand, type ArgsDef, type CommandDef } from "citty";
 import { createConsola } from "consola/basic";
 import { stripAnsi } from "consola/utils";
 import pkg from "../../package.json" with { type: "json" };
@@ -10,24 +10,59 @@ import {
   connectionFlags,
   refuseUnknownFlags,
   resolveTarget,
+  tlsSwitch,
   UsageError,
   type ConnectionFlags,
   type Target,
 } from "./ctl-target.ts";
+import { helpStyle } from "./help.ts";
 import { createProgress } from "./progress.ts";
+import { wrap } from "../util/wrap.ts";
+
+/**
+ * citty's usage of `ctl` or of the subcommand named, as `webtalk --help` is shown: plain (citty colours
+ * even a pipe) and wrapped to the terminal, or to 100 columns (citty pads every row to its widest).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function ctlHelp(ctl: CommandDef<any>, flags: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const subCommands = (ctl.subCommands ?? {}) as Record<string, CommandDef<any>>;
+  const name = flags.find((word) => !word.startsWith("-") && Object.hasOwn(subCommands, word));
+  const text = stripAnsi(name === undefined ? await renderUsage(ctl) : await renderUsage(subCommands[name]!, ctl));
+  const { width } = helpStyle(process.stdout, env);
+  return `${text.split("\n").flatMap((line) => reflow(line.trimEnd(), width)).join("\n").trimEnd()}\n`;
+}
+
+/** One line of citty's usage within `width`: a row's description wrapped under itself, a long list at its |. */
+function reflow(line: string, width: number): string[] {
+  if (line.length <= width) return [line];
+  const row = /^(\s*\S+(?: \S+)*\s{2,})(\S.*)$/.exec(line);
+  if (row && row[1]!.length < width - 20) {
+    const indent = " ".repeat(row[1]!.length);
+    return wrap(row[2]!, width - indent.length).map((part, i) => (i === 0 ? row[1]! : indent) + part);
+  }
+  const lead = /^\s*/.exec(line)![0];
+  return wrap(line.replaceAll("|", "| "), width - lead.length - 2).map((part, i) => (i === 0 ? lead : `${lead}  `) + part.replaceAll("| ", "|"));
+}
 
 /** `webtalk ctl …` from the command line: exit 0 on `[ok]`, 1 on `[error]` or no server, 2 on a usage error. */
 export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process.env): Promise<never> {
-  const ctl = createCtlCommand(env);
+  const overrides: ConnectionFlags = {};
+  const ctl = createCtlCommand(env, overrides);
   const flags = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
   if (rawArgs.length === 0) {
-    await showUsage(ctl);
+    process.stdout.write(await ctlHelp(ctl, flags, env));
     return await exit(2);
   }
-  // citty shows the help of the subcommand named, and exits 0.
-  if (flags.includes("--help") || flags.includes("-h")) await runMain(ctl, { rawArgs });
+  // The help of the subcommand named, and exit 0.
+  if (flags.includes("--help") || flags.includes("-h")) {
+    process.stdout.write(await ctlHelp(ctl, flags, env));
+    return await exit(0);
+  }
   try {
     refuseUnknownFlags(rawArgs);
+    const tls = tlsSwitch(rawArgs);
+    if (tls !== undefined) overrides.tls = tls;
     await runCommand(ctl, { rawArgs });
     return await exit(0);
   } catch (error) {
@@ -65,9 +100,9 @@ const SIMPLE: Record<string, { description: string; args: [name: string, descrip
 };
 
 /** The `ctl` command tree. The parent parses the connection flags wherever they stand on the line. */
-export function createCtlCommand(env: NodeJS.ProcessEnv) {
+export function createCtlCommand(env: NodeJS.ProcessEnv, overrides: ConnectionFlags = {}) {
   let parent: ConnectionFlags = {};
-  const target = (args: Record<string, unknown>): Target => resolveTarget({ ...parent, ...connectionFlags(args) }, env);
+  const target = (args: Record<string, unknown>): Target => resolveTarget({ ...parent, ...connectionFlags(args), ...overrides }, env);
 
   const simple = Object.entries(SIMPLE).map(([name, spec]) => {
     const args: ArgsDef = { ...connectionArgs };
