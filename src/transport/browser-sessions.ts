@@ -106,14 +106,14 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     }
     const { user } = decision;
     if (ws.data.phase !== "verifying") {
-      log.debug(`user ${user}: browser left during login`);
+      log.debug(`user ${user}: browser left during login`, { user, addr: ws.data.addr });
       abandon(decision);
       return;
     }
     metrics.logins.ok++;
     const older = sessions.get(user);
     if (older) {
-      log.debug(`user ${user}: newer login replaces the connected browser`);
+      log.debug(`user ${user}: newer login replaces the connected browser`, { user, addr: ws.data.addr });
       retire(user, older, CloseCode.replaced);
     }
     ws.data.phase = "live";
@@ -135,7 +135,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       for (const { source } of catchUp.sources) if (source !== WHISPER_SOURCE) listReplay(Number(source), ws);
       drained(ws);
     }
-    if (debug) log.debug(`user ${user}: logged in`);
+    if (debug) log.debug(`user ${user}: logged in`, { user, addr: ws.data.addr });
   };
 
   /** The user is no longer claimed here, and the whispers its login took are held again. */

@@ -116,7 +116,7 @@ export function listenControl(options: ControlOptions): ControlServer {
         sockets.add(socket);
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 30_000);
-        log.debug(`control connection from ${socket.remoteAddress}`);
+        log.debug(`control connection from ${socket.remoteAddress}`, { addr: socket.remoteAddress });
         if (options.authRequired) return awaitAuth(conn);
         if (!admit(conn)) conn.refuse(TOO_MANY_TEXT);
       },
@@ -130,7 +130,7 @@ export function listenControl(options: ControlOptions): ControlServer {
         socket.data.closed();
         if (socket.data.admitted) metrics.controlConnections--;
         sockets.delete(socket);
-        log.debug(`control connection from ${socket.remoteAddress} closed`);
+        log.debug(`control connection from ${socket.remoteAddress} closed`, { addr: socket.remoteAddress });
       },
       error(socket, error) {
         log.debug(`control connection failed: ${error.message}`, { addr: socket.remoteAddress });
