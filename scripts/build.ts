@@ -11,8 +11,9 @@ const option = (name: string) => {
 };
 const outfile = resolve(option("--outfile") ?? resolve(root, "dist/webtalk"));
 const target = option("--target");
-// `webtalk --version` names the commit it was built from; a build outside a checkout says "unknown".
-const commit = gitCommit(root) ?? "unknown";
+// `webtalk --version` names the commit it was built from: WEBTALK_COMMIT when given (a Docker build,
+// whose context has no .git: deploy/Dockerfile's ARG), else the checkout's; else "unknown".
+const commit = process.env.WEBTALK_COMMIT || gitCommit(root) || "unknown";
 
 const build = Bun.spawnSync(
   [
