@@ -16,7 +16,7 @@ import { closeSession, fanoutBurst, openSession, type Figures, type Target } fro
 import { within } from "./bench/within.ts";
 import { Workers } from "./bench/workers.ts";
 
-const HELP = `bun run bench:modes [flags]
+const HELP = `npm run bench:modes -- [flags]
 
   --smoke            tiny sizes, one round (seconds): proves it runs
   --rounds N         alternating rounds (default 3)

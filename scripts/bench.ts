@@ -8,7 +8,7 @@ import { renderReport, updateDocs } from "./bench/report.ts";
 import { full, quick, smoke } from "./bench/presets.ts";
 import { LIMIT, runBench, WEBTALK, type BenchOptions, type TargetSpec } from "./bench/run.ts";
 
-const HELP = `bun run bench [flags]
+const HELP = `npm run bench -- [flags]
 
   --quick                 fewer rounds and smaller sizes (about 3 minutes)
   --smoke                 tiny sizes, one round (seconds): proves the benchmark runs
