@@ -51,3 +51,10 @@ test.each([[["--help"]], [["whisper", "--help"]], [["listen", "--help"]]])(
     expect(widest).toBeLessThanOrEqual(100);
   },
 );
+
+test.each([[["ping", "--secret"]], [["ping", "--secret="]]])("ctl %p (no secret given) is exit 2 naming --secret, not an empty [auth]", async (args) => {
+  const result = await ctl(args, { WEBTALK_SECRET: "s3cret" });
+  expect(result.stderr).toContain("--secret");
+  expect(result.stderr).not.toContain("authentication failed");
+  expect(result.code).toBe(2);
+});
