@@ -67,6 +67,7 @@ export function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv): T
   if (address.host === "::") address = { ...address, host: "::1" };
   const seconds = Number(flags.timeout ?? 10);
   if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`invalid --timeout value ${JSON.stringify(flags.timeout)}: expected seconds`);
+  if (flags.secret === "") throw new UsageError("--secret needs a value: --secret SECRET (or WEBTALK_SECRET, which ps cannot show)");
   const secret = flags.secret ?? (env.WEBTALK_SECRET || undefined);
   const useTls = flags.tls ?? envSwitch(env, "WEBTALK_PRIVATE_TLS");
   const caFile = flags["tls-ca"] ?? (env.WEBTALK_TLS_CA || undefined);
