@@ -11,9 +11,9 @@ const option = (name: string) => {
 };
 const outfile = resolve(option("--outfile") ?? resolve(root, "dist/webtalk"));
 const target = option("--target");
-// `webtalk --version` names the commit it was built from. A build outside a checkout (a Docker build,
-// whose context leaves .git out) takes it from WEBTALK_COMMIT, else says "unknown".
-const commit = gitCommit(root) ?? (process.env.WEBTALK_COMMIT || "unknown");
+// `webtalk --version` names the commit it was built from: WEBTALK_COMMIT when given (a Docker build,
+// whose context has no .git: deploy/Dockerfile's ARG), else the checkout's; else "unknown".
+const commit = process.env.WEBTALK_COMMIT || gitCommit(root) || "unknown";
 
 const build = Bun.spawnSync(
   [

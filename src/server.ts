@@ -236,7 +236,10 @@ function bind<T>(name: string, address: Address, start: () => T): T {
     if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EACCES") {
       throw new StartupError(`cannot listen on ${name} address ${formatAddress(address)}: ${code}`);
     }
-    throw error;
+    // Anything else the listen refuses (a host that does not resolve: Bun says "Failed to listen at
+    // HOST" with no code, or EINVAL) is still the operator's address: one line, not a stack trace.
+    const why = code ?? ((error as Error).message ?? String(error)).split("\n")[0];
+    throw new StartupError(`cannot listen on ${name} address ${formatAddress(address)}: ${why} (does the host resolve to an address of this machine?)`);
   }
 }
 

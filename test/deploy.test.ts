@@ -113,10 +113,12 @@ test("docker-entrypoint.sh: a control port beyond loopback needs a secret; loopb
 
 const analyze = Bun.which("systemd-analyze");
 
-test("webtalk.service: StateDirectory and --data, and systemd-analyze security scores it 2.0 or below", async () => {
+test("webtalk.service: StateDirectory and WEBTALK_DATA, and systemd-analyze security scores it 2.0 or below", async () => {
   const unit = readFileSync(join(ROOT, "deploy/webtalk.service"), "utf8");
   expect(unit).toMatch(/^StateDirectory=webtalk$/m);
-  expect(unit).toMatch(/^ExecStart=\S+webtalk .*--data \/var\/lib\/webtalk\/webtalk\.db/m);
+  // The data file is a variable, so /etc/webtalk.env can move it (test/systemd-env-file-overrides.test.ts).
+  expect(unit).toMatch(/^Environment=WEBTALK_DATA=\/var\/lib\/webtalk\/webtalk\.db$/m);
+  expect(unit).toMatch(/^ExecStart=\S+webtalk$/m);
   if (!analyze) {
     console.log("SKIPPING systemd-analyze security: systemd-analyze is not installed (apt-get install systemd)");
     return;

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import type { ArgsDef } from "citty";
 import { parseAddress, type Address } from "../config/address.ts";
+import { flag } from "../config/parse.ts";
 import type { CtlTls } from "./ctl-connection.ts";
 
 /** A mistake on the command line: ctl prints it and exits 2. */
@@ -66,11 +67,44 @@ export function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv): T
   if (address.host === "::") address = { ...address, host: "::1" };
   const seconds = Number(flags.timeout ?? 10);
   if (!(seconds > 0 && seconds <= 3600)) throw new UsageError(`invalid --timeout value ${JSON.stringify(flags.timeout)}: expected seconds`);
+  if (flags.secret === "") throw new UsageError("--secret needs a value: --secret SECRET (or WEBTALK_SECRET, which ps cannot show)");
   const secret = flags.secret ?? (env.WEBTALK_SECRET || undefined);
   const useTls = flags.tls ?? envSwitch(env, "WEBTALK_PRIVATE_TLS");
   const caFile = flags["tls-ca"] ?? (env.WEBTALK_TLS_CA || undefined);
   const tls = useTls ? { ca: caFile === undefined ? undefined : readCa(caFile), serverName: flags["tls-name"] } : undefined;
   return { address, secret, timeoutMs: seconds * 1000, tls };
+}
+
+/** A switch from the environment, with the server's six words (the same variable serves both). */
+function envSwitch(env: NodeJS.ProcessEnv, name: string): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return false;
+  try {
+    return flag(raw);
+  } catch (error) {
+    throw new UsageError(`invalid ${name} value ${JSON.stringify(raw)}: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * `--tls` as written on the command line: alone true, `--tls=VALUE` one of the server's six words
+ * (citty reads any value but "false" as true, so `--tls=no` would connect with TLS).
+ */
+export function tlsSwitch(rawArgs: string[]): boolean | undefined {
+  let value: boolean | undefined;
+  for (let i = 0; i < rawArgs.length && rawArgs[i] !== "--"; i++) {
+    const arg = rawArgs[i]!;
+    if (arg === "--tls") value = true;
+    else if (arg.startsWith("--tls=")) {
+      const raw = arg.slice("--tls=".length);
+      try {
+        value = flag(raw);
+      } catch (error) {
+        throw new UsageError(`invalid --tls value ${JSON.stringify(raw)}: ${(error as Error).message}`);
+      }
+    } else if ((VALUE_FLAGS as readonly string[]).includes(arg.replace(/^--?/, ""))) i++; // its value
+  }
+  return value;
 }
 
 /**
@@ -87,14 +121,6 @@ export function refuseUnknownFlags(rawArgs: string[]): void {
     }
     if (!arg.includes("=") && (VALUE_FLAGS as readonly string[]).includes(name)) i++; // its value
   }
-}
-
-/** A switch variable, as strict as the server's: unset or empty is false, anything unknown a UsageError. */
-function envSwitch(env: NodeJS.ProcessEnv, name: string): boolean {
-  const raw = (env[name] ?? "").trim().toLowerCase();
-  if (["1", "true", "yes", "on"].includes(raw)) return true;
-  if (["", "0", "false", "no", "off"].includes(raw)) return false;
-  throw new UsageError(`invalid ${name} value ${JSON.stringify(env[name])}: expected true or false (or 1, 0, yes, no)`);
 }
 
 function readCa(path: string): string {

@@ -11,6 +11,7 @@ import {
   connectionFlags,
   refuseUnknownFlags,
   resolveTarget,
+  tlsSwitch,
   UsageError,
   type ConnectionFlags,
   type Target,
@@ -21,7 +22,8 @@ import { createProgress } from "./progress.ts";
 
 /** `webtalk ctl …` from the command line: exit 0 on `[ok]`, 1 on `[error]` or no server, 2 on a usage error. */
 export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process.env): Promise<never> {
-  const ctl = createCtlCommand(env);
+  const overrides: ConnectionFlags = {};
+  const ctl = createCtlCommand(env, overrides);
   const flags = rawArgs.includes("--") ? rawArgs.slice(0, rawArgs.indexOf("--")) : rawArgs;
   if (rawArgs.length === 0) {
     process.stderr.write(helpText(ctl, undefined, helpStyle(process.stderr, env)));
@@ -35,6 +37,8 @@ export async function runCtl(rawArgs: string[], env: NodeJS.ProcessEnv = process
   for (const warning of unknownVariables(env)) process.stderr.write(`webtalk ctl: ${warning}\n`);
   try {
     refuseUnknownFlags(rawArgs);
+    const tls = tlsSwitch(rawArgs);
+    if (tls !== undefined) overrides.tls = tls;
     await runCommand(ctl, { rawArgs });
     return await exit(0);
   } catch (error) {
@@ -85,9 +89,9 @@ const SIMPLE: Record<string, { description: string; args: [name: string, descrip
 };
 
 /** The `ctl` command tree. The parent parses the connection flags wherever they stand on the line. */
-export function createCtlCommand(env: NodeJS.ProcessEnv) {
+export function createCtlCommand(env: NodeJS.ProcessEnv, overrides: ConnectionFlags = {}) {
   let parent: ConnectionFlags = {};
-  const target = (args: Record<string, unknown>): Target => resolveTarget({ ...parent, ...connectionFlags(args) }, env);
+  const target = (args: Record<string, unknown>): Target => resolveTarget({ ...parent, ...connectionFlags(args), ...overrides }, env);
 
   const simple = Object.entries(SIMPLE).map(([name, spec]) => {
     const args: ArgsDef = { ...connectionArgs };

@@ -15,6 +15,9 @@ export const serveCommand = defineCommand({
   meta: { name: "webtalk", version: pkg.version, description: pkg.description },
   args: serveArgs(),
   async run({ args, rawArgs }) {
+    // --help and --version take no value: `--version=1` is a mistake to name, not a server on defaults.
+    const valued = rawArgs.find((arg) => /^(--help|-h|--version|-v)=/.test(arg));
+    if (valued !== undefined) return fail(2, `${valued.split("=")[0]} takes no value: ${valued} (see --help)`);
     // Asked for anywhere on the line, as citty would: `webtalk --public x --help` still helps.
     if (rawArgs.some((arg) => arg === "--help" || arg === "-h")) return print(renderHelp(helpStyle(process.stdout, process.env)));
     if (rawArgs.some((arg) => arg === "--version" || arg === "-v")) return print(`${versionLine()}\n`);

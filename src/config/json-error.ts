@@ -24,6 +24,26 @@ export function findJsonError(text: string): JsonError | undefined {
   }
 }
 
+/**
+ * The first key the top-level object gives twice (`{"queue": 5, "queue": 6}`), where it is given the
+ * second time: JSON.parse keeps the last silently. Only for text JSON.parse accepted.
+ */
+export function findDuplicateKey(text: string): (JsonError & { key: string }) | undefined {
+  const scanner = new Scanner(text);
+  try {
+    scanner.skipSpace();
+    scanner.value();
+  } catch {
+    return undefined;
+  }
+  const seen = new Set<string>();
+  for (const { key, at } of scanner.topKeys) {
+    if (seen.has(key)) return { ...position(text, at), message: `"${key}" is given twice`, key };
+    seen.add(key);
+  }
+  return undefined;
+}
+
 class SyntaxFailure extends Error {
   constructor(
     message: string,
@@ -35,6 +55,9 @@ class SyntaxFailure extends Error {
 
 class Scanner {
   at = 0;
+  /** Keys of the top-level object, in order, with where each starts. */
+  readonly topKeys: { key: string; at: number }[] = [];
+  private depth = 0;
   constructor(private readonly text: string) {}
 
   value(): void {
@@ -50,6 +73,15 @@ class Scanner {
   }
 
   object(): void {
+    this.depth++;
+    try {
+      this.members();
+    } finally {
+      this.depth--;
+    }
+  }
+
+  private members(): void {
     this.at++;
     this.skipSpace();
     if (this.text[this.at] === "}") return void this.at++;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { isAbsolute, relative, resolve } from "node:path";
 import { didYouMean } from "../util/suggest.ts";
-import { findJsonError } from "./json-error.ts";
+import { findDuplicateKey, findJsonError } from "./json-error.ts";
 import { CONFIG_FLAG, DEFAULT_CONFIG_FILE, envName, OTHER_VARIABLES, settings, type Config, type RawValue, type Setting } from "./schema.ts";
 
 /** A bad setting: the message names the key, the bad value and where it came from. Exit code 2. */
@@ -110,6 +110,8 @@ function readConfigFile(path: string, shown: string): Record<string, unknown> {
     throw new ConfigError(`invalid config file ${shown}: expected a JSON object such as {"public": ":12345"}`);
   }
   checkKeys(Object.keys(parsed), shown);
+  const twice = findDuplicateKey(text);
+  if (twice) throw new ConfigError(`${shown}:${twice.line}:${twice.column}: ${twice.message}: keep one`);
   return parsed as Record<string, unknown>;
 }
 

@@ -490,6 +490,7 @@ export const OTHER_VARIABLES: Readonly<Record<string, string>> = {
   WEBTALK_TLS_CA: "webtalk ctl: the certificate to trust",
   WEBTALK_TEST_REDIS: "the test suite: a Redis to run against",
   WEBTALK_ATTACK: "the test suite: attack sizes",
+  WEBTALK_COMMIT: "npm run build (and deploy/Dockerfile's build argument): the commit --version names",
 };
 
 export function envName(flag: string): string {

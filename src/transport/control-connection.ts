@@ -187,7 +187,7 @@ export class ControlConnection {
    */
   fail(reason: string, quiet = false): void {
     if (this.state === "closing") return;
-    this.#ctx.log[quiet ? "debug" : "info"](`control connection from ${this.remoteAddress}: ${reason}`);
+    this.#ctx.log[quiet ? "debug" : "info"](`control connection from ${this.remoteAddress}: ${reason}`, { addr: this.remoteAddress });
     this.refuse(errorReply(`${reason}; closing`));
   }
 

@@ -1,0 +1,11 @@
+// Preloaded before every test file (bunfig.toml [test] preload): the suite runs on its own settings,
+// never on the WEBTALK_* settings of the shell it was started from (an admin shell that sourced
+// /etc/webtalk.env, a container with the image's variables). Otherwise every server a test spawns
+// would inherit them: WEBTALK_REDIS would join, and write into, whatever cluster the shell points at;
+// WEBTALK_SECRET would refuse the test's own control connections. The suite's own switches stay.
+
+const SUITE_SWITCHES = new Set(["WEBTALK_TEST_REDIS", "WEBTALK_ATTACK"]);
+
+for (const name of Object.keys(process.env)) {
+  if (name.toUpperCase().startsWith("WEBTALK_") && !SUITE_SWITCHES.has(name)) delete process.env[name];
+}
