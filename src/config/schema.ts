@@ -18,6 +18,8 @@ export interface Config {
   queue: number;
   /** Seconds a browser has to send `ID!SALT`. */
   loginTimeout: number;
+  /** Seconds between the comment lines that keep an idle Server-Sent Events stream open. */
+  ssePing: number;
   duplicate: Duplicate;
   upstream: boolean;
   maxMessage: number;
@@ -155,6 +157,15 @@ export const settings: readonly Setting[] = [
     default: 10,
     valueHint: "SECONDS",
     description: "seconds a browser has to log in before it is closed with 4003",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
+    key: "ssePing",
+    flag: "sse-ping",
+    group: "network",
+    default: 25,
+    valueHint: "SECONDS",
+    description: "seconds between the comment lines sent on an idle Server-Sent Events stream ({path}/events), so proxies keep it open",
     parse: (raw) => seconds(raw),
   }),
   define({

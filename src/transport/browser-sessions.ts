@@ -1,4 +1,4 @@
-import type { Server, ServerWebSocket } from "bun";
+import type { Server } from "bun";
 import type { ConsolaInstance } from "consola";
 import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
@@ -9,7 +9,9 @@ import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
 import { REPLAY_PAGE } from "../core/catch-up.ts";
 import type { RateBucket } from "./message-rate.ts";
+import type { BrowserSocket } from "./browser-socket.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
+import type { SseTopics } from "./sse-topics.ts";
 import { UserTable } from "./user-table.ts";
 import { createWatchdog } from "./watchdog.ts";
 
@@ -32,7 +34,8 @@ export interface Peer {
   whisperFloor?: number;
 }
 
-export type Browser = ServerWebSocket<Peer>;
+/** A WebSocket browser (Bun's ServerWebSocket) or an SSE one (SseSession). */
+export type Browser = BrowserSocket<Peer>;
 
 export interface SessionOptions {
   /** Bytes queued for a browser before it is closed as a slow consumer (4006). */
@@ -42,6 +45,8 @@ export interface SessionOptions {
   log: ConsolaInstance;
   /** Told when a login is decided (admitted or not) and when a user's browser here goes away. */
   hooks?: { settled(user: number): void; released(user: number): void };
+  /** SSE browsers' topics: reached beside Bun's, only while some SSE browser is subscribed. */
+  sse: SseTopics;
 }
 
 /**
@@ -49,7 +54,7 @@ export interface SessionOptions {
  * Bun's native topics: `u<ID>`/`c<ID>` for plain browsers, `U<ID>`/`C<ID>` for webtalk.v2 ones.
  */
 export function createBrowserSessions(server: () => Server<Peer>, options: SessionOptions) {
-  const { events, metrics, log } = options;
+  const { events, metrics, log, sse } = options;
   const debug = debugEnabled(log);
   const hooks = options.hooks;
   const sessions = new UserTable<Browser>();
@@ -61,7 +66,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
    */
   const joining = new Map<number, Map<Browser, number>>();
 
-  const watchdog = createWatchdog<Peer>(
+  const watchdog = createWatchdog<Browser>(
     options.backpressure,
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
@@ -154,23 +159,33 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
     onlineIn: (channel) =>
-      server().subscriberCount(channelTopic(channel, false)) + server().subscriberCount(channelTopic(channel, true)),
+      server().subscriberCount(channelTopic(channel, false)) +
+      server().subscriberCount(channelTopic(channel, true)) +
+      sse.count(channelTopic(channel, true)),
     toUser(user, message, offset) {
       const ws = sessions.get(user);
       if (!ws) return;
       ws.data.replay?.heard(WHISPER_SOURCE, offset);
       if (offset <= (ws.data.whisperFloor ?? 0)) return;
       const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
-      watchdog.observe(server().publish(userTopic(user, ws.data.v2), text));
+      const topic = userTopic(user, ws.data.v2);
+      watchdog.observe(server().publish(topic, text));
+      if (sse.size > 0) watchdog.observe(sse.publish(topic, text));
     },
     toChannel(channel, message, offset) {
       // Each protocol has its own topic: the v2 prefix is built once per message, never per subscriber.
       if (replaying.size > 0 || joining.size > 0) hearShout(channel, offset);
       const plain = server().subscriberCount(channelTopic(channel, false));
       const resumable = server().subscriberCount(channelTopic(channel, true));
+      // SSE browsers share the v2 topic name in their own fan-out, looked up only while there are any.
+      const streams = sse.size > 0 ? sse.count(channelTopic(channel, true)) : 0;
       if (plain > 0) watchdog.observe(server().publish(channelTopic(channel, false), message));
-      if (resumable > 0) watchdog.observe(server().publish(channelTopic(channel, true), numbered(String(channel), offset, message)));
-      return plain + resumable;
+      if (resumable > 0 || streams > 0) {
+        const text = numbered(String(channel), offset, message);
+        if (resumable > 0) watchdog.observe(server().publish(channelTopic(channel, true), text));
+        if (streams > 0) watchdog.observe(sse.publish(channelTopic(channel, true), text));
+      }
+      return plain + resumable + streams;
     },
     subscribe(user, channel) {
       const ws = sessions.get(user);
