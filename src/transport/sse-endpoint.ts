@@ -58,6 +58,15 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     if (!ended(session, code)) log.debug("sse browser disconnected", { code, addr: session.data.addr });
   };
 
+  // Past the hard limit within one turn, before the watchdog looked: a slow consumer all the same.
+  const overflowed = (session: SseSession, buffered: number): void => {
+    metrics.slowConsumersDisconnected++;
+    log.warn(`user ${session.data.user}: not reading its event stream (${buffered} bytes queued); disconnecting it`, {
+      user: session.data.user,
+      addr: session.data.addr,
+    });
+  };
+
   /** After the login was carried out: a failed one is a 401, anything else the stream (perhaps ending at once). */
   const respond = (session: SseSession, origin: string | null): Response => {
     if (session.closedWith === CloseCode.loginFailed.code) return unauthorized(origin);
@@ -88,7 +97,7 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     server.timeout(request, 0);
     const addr = clientAddress(server.requestIP(request)?.address ?? "", request.headers.get("x-forwarded-for"), options.trustedProxies);
     const data: Peer = { phase: "verifying", user: 0, addr, deadline: 0, v2: true, rate: fullBucket(0, 0), claimed: claimedUser(token) };
-    const session = new SseSession(data, { topics, hardLimit: options.hardLimit, ended: end });
+    const session = new SseSession(data, { topics, hardLimit: options.hardLimit, overflowed, ended: end });
     streams.add(session);
     let decision: Maybe<LoginDecision>;
     try {

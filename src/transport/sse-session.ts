@@ -22,6 +22,8 @@ export interface SseSessionOptions {
   topics: SseTopics;
   /** Unread bytes past which the stream is cut at once (the WebSocket side's Bun hard cap). */
   hardLimit: number;
+  /** Told when the stream is cut for holding more than `hardLimit` unread bytes (it then ends with 4006). */
+  overflowed(session: SseSession, buffered: number): void;
   /** Told once, when the stream has ended for any reason, with the code it ended with. */
   ended(session: SseSession, code: number): void;
 }
@@ -118,9 +120,7 @@ export class SseSession implements BrowserSocket<Peer> {
   }
 
   terminate(): void {
-    if (this.#ended) return;
-    this.#controller.error(new Error("stream cut"));
-    this.#end(1006);
+    this.#cut(1006);
   }
 
   getBufferedAmount(): number {
@@ -138,11 +138,19 @@ export class SseSession implements BrowserSocket<Peer> {
     const buffered = this.getBufferedAmount();
     // Bun's WebSocket closes a socket past its hard cap rather than hold more: so does a stream.
     if (buffered > this.options.hardLimit) {
-      this.terminate();
+      this.options.overflowed(this, buffered);
+      this.#cut(CloseCode.slowConsumer.code);
       return 0;
     }
     // Bun takes queued bytes on its next write, so a few are always queued: only a backlog counts as backpressure.
     return buffered > UNREAD_CUTOFF ? -1 : bytes.byteLength;
+  }
+
+  /** Ends the response at once: Bun drops what is queued and closes the connection. */
+  #cut(code: number): void {
+    if (this.#ended) return;
+    this.#controller.error(new Error("stream cut"));
+    this.#end(code);
   }
 
   #end(code: number): void {
