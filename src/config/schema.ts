@@ -165,7 +165,7 @@ export const settings: readonly Setting[] = [
     group: "network",
     default: 25,
     valueHint: "SECONDS",
-    description: "seconds between the comment lines sent on an idle Server-Sent Events stream ({path}/events), so proxies keep it open",
+    description: "seconds between the comment lines each Server-Sent Events stream ({path}/events) gets, so proxies keep a quiet one open",
     parse: (raw) => seconds(raw),
   }),
   define({
@@ -257,7 +257,7 @@ export const settings: readonly Setting[] = [
     group: "security",
     default: [],
     valueHint: "ORIGIN,ORIGIN",
-    description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
+    description: "WebSocket upgrades and Server-Sent Events requests whose Origin is not listed get 403 (unset: any origin)",
     parse: (raw) => origins(raw),
   }),
   define({
