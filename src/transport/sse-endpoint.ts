@@ -99,6 +99,10 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     const data: Peer = { phase: "verifying", user: 0, addr, deadline: 0, v2: true, rate: fullBucket(0, 0), claimed: claimedUser(token) };
     const session = new SseSession(data, { topics, hardLimit: options.hardLimit, overflowed, ended: end });
     streams.add(session);
+    // A browser that leaves while its login is checked is not admitted: the claim is undone (as for a WebSocket).
+    request.signal.addEventListener("abort", () => {
+      if (session.data.phase === "verifying") close(session, CloseCode.shuttingDown);
+    });
     let decision: Maybe<LoginDecision>;
     try {
       decision = login(message, true);
