@@ -40,6 +40,14 @@ export class SseSession implements BrowserSocket<Peer> {
   readonly #positions = new Map<string, number>();
   #epoch = "";
   #ended = false;
+  /**
+   * The id up to the last source's item, while that source stays the most recent: a stream that hears
+   * one channel again and again builds only its own item per event, not the whole list.
+   */
+  #idHead: string | undefined;
+  /** Events written in this turn, enqueued as one chunk at its end: a burst costs one chunk and one encoding, not one per event. */
+  #batch = "";
+  #flushing = false;
   /** The close code the server gave it, if any. */
   closedWith: number | undefined;
 
@@ -71,11 +79,13 @@ export class SseSession implements BrowserSocket<Peer> {
       // A new epoch: offsets start again, old positions mean nothing (as in /webtalk.js).
       if (epoch !== this.#epoch) this.#positions.clear();
       this.#epoch = epoch;
+      this.#idHead = undefined;
       return this.#write(sseEvent("epoch", dataLines(epoch), this.#id()));
     }
     if (text.startsWith("#gap ")) {
       const source = text.slice("#gap ".length);
       this.#positions.delete(source);
+      this.#idHead = undefined;
       return this.#write(sseEvent("gap", dataLines(source), this.#id()));
     }
     return 0;
@@ -84,10 +94,17 @@ export class SseSession implements BrowserSocket<Peer> {
   /** A message of `source` at `offset`, its data lines framed already (shared by every stream of a shout). */
   deliver(source: string, offset: number, data: string): number {
     if (this.#ended) return 0;
+    if (this.#idHead !== undefined && this.#lastSource === source) {
+      this.#positions.set(source, offset);
+      return this.#write(sseEvent(undefined, data, `${this.#idHead}${source}:${offset}`));
+    }
     this.#positions.delete(source);
     this.#positions.set(source, offset);
     if (this.#positions.size > MAX_SOURCES) this.#positions.delete(this.#positions.keys().next().value!);
-    return this.#write(sseEvent(undefined, data, this.#id()));
+    const id = this.#id();
+    this.#lastSource = source;
+    this.#idHead = id.slice(0, id.length - `${source}:${offset}`.length);
+    return this.#write(sseEvent(undefined, data, id));
   }
 
   /** A comment, so proxies see traffic on an idle stream. */
@@ -115,6 +132,7 @@ export class SseSession implements BrowserSocket<Peer> {
     this.closedWith = code;
     this.#write(isFinal(code) ? sseNotice("close", `${code} ${reason}`) : sseComment(` ${code} ${reason}`));
     if (this.getBufferedAmount() > UNREAD_CUTOFF) return this.terminate();
+    this.#flush();
     this.#controller.close();
     this.#end(code);
   }
@@ -123,9 +141,12 @@ export class SseSession implements BrowserSocket<Peer> {
     this.#cut(1006);
   }
 
+  /** Bytes in the response's queue not yet taken by Bun, and this turn's events (a byte a character: close enough for a bound). */
   getBufferedAmount(): number {
-    return this.#ended ? 0 : HIGH_WATER - (this.#controller.desiredSize ?? HIGH_WATER);
+    return this.#ended ? 0 : HIGH_WATER - (this.#controller.desiredSize ?? HIGH_WATER) + this.#batch.length;
   }
+
+  #lastSource = "";
 
   #id(): string {
     return positionId(this.#epoch, this.#positions);
@@ -133,8 +154,11 @@ export class SseSession implements BrowserSocket<Peer> {
 
   #write(chunk: string): number {
     if (this.#ended) return 0;
-    const bytes = encoder.encode(chunk);
-    this.#controller.enqueue(bytes);
+    this.#batch += chunk;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(this.#flush);
+    }
     const buffered = this.getBufferedAmount();
     // Bun's WebSocket closes a socket past its hard cap rather than hold more: so does a stream.
     if (buffered > this.options.hardLimit) {
@@ -143,12 +167,21 @@ export class SseSession implements BrowserSocket<Peer> {
       return 0;
     }
     // Bun takes queued bytes on its next write, so a few are always queued: only a backlog counts as backpressure.
-    return buffered > UNREAD_CUTOFF ? -1 : bytes.byteLength;
+    return buffered > UNREAD_CUTOFF ? -1 : chunk.length;
   }
+
+  readonly #flush = (): void => {
+    this.#flushing = false;
+    if (this.#ended || this.#batch === "") return;
+    const bytes = encoder.encode(this.#batch);
+    this.#batch = "";
+    this.#controller.enqueue(bytes);
+  };
 
   /** Ends the response at once: Bun drops what is queued and closes the connection. */
   #cut(code: number): void {
     if (this.#ended) return;
+    this.#batch = "";
     this.#controller.error(new Error("stream cut"));
     this.#end(code);
   }
