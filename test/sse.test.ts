@@ -139,6 +139,29 @@ describe("resume with Last-Event-ID", () => {
     events.close();
   });
 
+  test("the position may come as the lastEventId parameter (what /webtalk.js sends on its own reconnects)", async () => {
+    const user = await newUser(ctl);
+    const first = await sseLogin(user);
+    await ctl.ok(`[whisper] ${user.id}!one`);
+    expect((await first.next()).data).toBe("one");
+    first.cut();
+    await ctl.ok(`[whisper] ${user.id}!two`);
+    const url = `${eventsUrl(server.publicUrl, user.token)}&lastEventId=${encodeURIComponent(first.lastEventId)}`;
+    const again = await SseClient.open(url);
+    const two = await again.next("the missed whisper");
+    expect(two.data).toBe("two");
+    expect(two.id).toEndWith("!u:2");
+    again.cut();
+  });
+
+  test("a Last-Event-ID that is not a position resumes nothing: live from the login, held whispers first", async () => {
+    const user = await newUser(ctl);
+    await ctl.ok(`[whisper] ${user.id}!held`);
+    const client = await sseLogin(user, { "Last-Event-ID": "not!a:position,u:x" });
+    expect((await client.next()).data).toBe("held");
+    client.cut();
+  });
+
   test("a channel past the replay window is an event of type gap naming it, then live", async () => {
     const small = await startTestServer({ replayCount: 3 });
     const smallCtl = await ControlClient.connect(small.private.port);
@@ -165,6 +188,22 @@ describe("resume with Last-Event-ID", () => {
 });
 
 describe("final close events", () => {
+  test("--duplicate reject: a second login gets a stream that is only a close event 4002; the first keeps receiving", async () => {
+    const own = await startTestServer({ duplicate: "reject" });
+    const ownCtl = await ControlClient.connect(own.private.port);
+    const user = await newUser(ownCtl);
+    const first = await sseLogin(user, {}, own);
+    const second = await SseClient.open(eventsUrl(own.publicUrl, user.token));
+    expect(second.response.status).toBe(200);
+    expect(await second.next("the close event")).toMatchObject({ type: "close", data: "4002 replaced by another login" });
+    await within(second.ended, "the refused stream to end");
+    await ownCtl.ok(`[whisper] ${user.id}!still the first`);
+    expect((await first.next()).data).toBe("still the first");
+    first.cut();
+    ownCtl.close();
+    await own.stop();
+  });
+
   test("kicked: an event of type close with code and reason, then the stream ends", async () => {
     const user = await newUser(ctl);
     const client = await sseLogin(user);
