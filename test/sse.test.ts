@@ -261,6 +261,20 @@ describe("limits", () => {
     await own.stop();
   });
 
+  test("a quiet stream outlives Bun's 10 s HTTP idle timeout (--sse-ping above it)", async () => {
+    const own = await startTestServer({ ssePing: 60 });
+    const ownCtl = await ControlClient.connect(own.private.port);
+    const user = await newUser(ownCtl);
+    const client = await sseLogin(user, {}, own);
+    // Nothing at all for 12 s: without the stream's own timeout lifted, Bun ends it after 10.
+    await Bun.sleep(12_000);
+    await ownCtl.ok(`[whisper] ${user.id}!after the quiet`);
+    expect((await client.next("the whisper")).data).toBe("after the quiet");
+    client.cut();
+    ownCtl.close();
+    await own.stop();
+  }, 30_000);
+
   test("--origins: another origin is 403 with no stream; an allowed one gets CORS headers", async () => {
     const own = await startTestServer({ origins: ["https://app.example"] });
     const ownCtl = await ControlClient.connect(own.private.port);
