@@ -12,8 +12,11 @@ import type { SseTopics } from "./sse-topics.ts";
 const MAX_SOURCES = 512;
 /** Past this many unread bytes a closing stream is cut, not ended politely: its reader is not reading. */
 const UNREAD_CUTOFF = 64 * 1024;
-/** The queue's own limit is never the one that matters: bytes are counted, the sessions decide. */
-const HIGH_WATER = 2 ** 40;
+/**
+ * The queue's high-water mark: 0, so `desiredSize` is minus the bytes queued (the sessions decide what is
+ * too many). Bun also sizes the response's write buffer from it: a large one cost ≈ 20 KB per stream.
+ */
+const HIGH_WATER = 0;
 /** Reconnect delay told to the browser: a random point in this range, so a restart is not met by every browser at once. */
 const RETRY_MIN_MS = 1000;
 const RETRY_SPREAD_MS = 2000;
@@ -143,7 +146,7 @@ export class SseSession implements BrowserSocket<Peer> {
 
   /** Bytes in the response's queue not yet taken by Bun, and this turn's events (a byte a character: close enough for a bound). */
   getBufferedAmount(): number {
-    return this.#ended ? 0 : HIGH_WATER - (this.#controller.desiredSize ?? HIGH_WATER) + this.#batch.length;
+    return this.#ended ? 0 : HIGH_WATER - (this.#controller.desiredSize ?? 0) + this.#batch.length;
   }
 
   #lastSource = "";
