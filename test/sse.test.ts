@@ -19,6 +19,14 @@ async function sseLogin(user: User, headers: Record<string, string> = {}, on: We
   return client;
 }
 
+/** The next event about `user`: events are server-wide (cluster-wide with Redis), and an earlier test's user may still be going offline. */
+async function eventAbout(events: ControlClient, user: User, what = "an event"): Promise<string> {
+  for (;;) {
+    const event = await events.replies.next(what);
+    if (event.endsWith(` ${user.id}`)) return event;
+  }
+}
+
 async function listener(port = server.private.port): Promise<ControlClient> {
   const events = await ControlClient.connect(port);
   await events.ok("[listen]");
@@ -109,14 +117,14 @@ describe("resume with Last-Event-ID", () => {
     const channel = await ctl.ok("[newchannel]");
     await ctl.ok(`[join] ${channel}!${user.id}`);
     const first = await sseLogin(user);
-    expect(await events.replies.next()).toBe(`[online] ${user.id}`);
+    expect(await eventAbout(events, user)).toBe(`[online] ${user.id}`);
     await ctl.ok(`[whisper] ${user.id}!w1`);
     await ctl.ok(`[shout] ${channel}!s1`);
     expect((await first.next()).data).toBe("w1");
     const seen = await first.next();
     expect(seen.data).toBe("s1");
     first.cut();
-    expect(await events.replies.next("[offline]")).toBe(`[offline] ${user.id}`);
+    expect(await eventAbout(events, user, "[offline]")).toBe(`[offline] ${user.id}`);
     for (let i = 2; i <= 4; i++) {
       await ctl.ok(`[whisper] ${user.id}!w${i}`);
       await ctl.ok(`[shout] ${channel}!s${i}`);
