@@ -129,6 +129,26 @@ describe.skipIf(Boolean(skip))("Server-Sent Events in Chromium", () => {
       proxy.stop();
     }
   });
+
+  test("/webtalk.js with transport auto also falls back when the upgrade succeeds but nothing comes through", async () => {
+    const proxy = new UpgradeRefusingProxy(server.public.port, "swallow");
+    try {
+      const user = await newUser(ctl);
+      const base = `http://127.0.0.1:${proxy.port}`;
+      const page = await openPage(
+        `${siteOrigin}/module?base=${encodeURIComponent(base)}&token=${encodeURIComponent(user.token)}&fallbackAfter=300`,
+      );
+      // The swallowed WebSocket never logged in; after fallbackAfter the page is on SSE.
+      expect(await eventAbout(user, "[online]")).toBe(`[online] ${user.id}`);
+      expect(proxy.refused).toBe(1);
+      expect(await page.evaluate(() => (globalThis as unknown as { connection: { transport: string } }).connection.transport)).toBe("sse");
+      await ctl.ok(`[whisper] ${user.id}!through SSE`);
+      await received(page, "through SSE");
+      await page.context().close();
+    } finally {
+      proxy.stop();
+    }
+  });
 });
 
 /** Chromium's own EventSource, nothing else: each message and each close event goes to `got`. */
@@ -152,6 +172,7 @@ const modulePage = `<!doctype html><script type="module">
   window.closes = [];
   window.connection = connect(base + "/webtalk", params.get("token"), {
     minDelay: 50,
+    fallbackAfter: Number(params.get("fallbackAfter") ?? 3000),
     onMessage: (text) => window.got.push(text),
     onGap: (source) => window.gaps.push(source),
     onClose: (info) => window.closes.push(info.code),

@@ -1,19 +1,31 @@
-// An HTTP relay that stands for a proxy that breaks WebSocket: it answers 400 to every upgrade and
-// passes plain requests (streamed responses included) on to the server. `cut()` breaks every response
-// in flight, as a lost network does; later requests go through again.
+// An HTTP relay that stands for a proxy that breaks WebSocket: it answers 400 to every upgrade (or,
+// with "swallow", accepts it and then passes nothing either way) and passes plain requests (streamed
+// responses included) on to the server. `cut()` breaks every response in flight, as a lost network
+// does; later requests go through again.
 
 export class UpgradeRefusingProxy {
   readonly #server: ReturnType<typeof Bun.serve>;
   readonly #inFlight = new Set<AbortController>();
-  /** Upgrade requests refused so far. */
+  /** Upgrade requests refused (or swallowed) so far. */
   refused = 0;
 
-  constructor(readonly targetPort: number) {
+  constructor(
+    readonly targetPort: number,
+    readonly upgrades: "refuse" | "swallow" = "refuse",
+  ) {
     this.#server = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
       idleTimeout: 0,
-      fetch: (request) => this.#relay(request),
+      fetch: (request, server) => {
+        if (upgrades === "swallow" && request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+          this.refused++;
+          // The browser's WebSocket opens; what it sends goes nowhere and nothing comes back.
+          if (server.upgrade(request, { headers: protocolOf(request), data: undefined })) return undefined;
+        }
+        return this.#relay(request);
+      },
+      websocket: { message() {} },
     });
   }
 
@@ -72,4 +84,10 @@ function relayed(body: ReadableStream<Uint8Array>, abort: AbortController): Read
     },
     cancel: () => abort.abort(),
   });
+}
+
+/** Agrees to the subprotocol the browser asked for, as webtalk would, so the page believes it is talking to it. */
+function protocolOf(request: Request): Record<string, string> {
+  const asked = request.headers.get("sec-websocket-protocol")?.split(",")[0]?.trim();
+  return asked ? { "Sec-WebSocket-Protocol": asked } : {};
 }
