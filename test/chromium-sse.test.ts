@@ -149,6 +149,18 @@ describe.skipIf(Boolean(skip))("Server-Sent Events in Chromium", () => {
       proxy.stop();
     }
   });
+
+  test("/webtalk.js over SSE reports a wrong token as a final 4001 and stops, as over WebSocket", async () => {
+    const user = await newUser(ctl);
+    const base = `http://127.0.0.1:${server.public.port}`;
+    const page = await openPage(
+      `${siteOrigin}/module?base=${encodeURIComponent(base)}&token=${encodeURIComponent(`${user.id}!wrong`)}&transport=sse`,
+    );
+    await page.waitForFunction(() => (globalThis as unknown as { connection: { state: string } }).connection.state === "closed");
+    const finals = await page.evaluate(() => (globalThis as unknown as { finals: unknown[] }).finals);
+    expect(finals).toEqual([{ code: 4001, reason: "login failed", final: true }]);
+    await page.context().close();
+  });
 });
 
 /** Chromium's own EventSource, nothing else: each message and each close event goes to `got`. */
@@ -170,11 +182,16 @@ const modulePage = `<!doctype html><script type="module">
   window.got = [];
   window.gaps = [];
   window.closes = [];
+  window.finals = [];
   window.connection = connect(base + "/webtalk", params.get("token"), {
     minDelay: 50,
     fallbackAfter: Number(params.get("fallbackAfter") ?? 3000),
+    transport: params.get("transport") ?? undefined,
     onMessage: (text) => window.got.push(text),
     onGap: (source) => window.gaps.push(source),
-    onClose: (info) => window.closes.push(info.code),
+    onClose: (info) => {
+      window.closes.push(info.code);
+      if (info.final) window.finals.push({ code: info.code, reason: info.reason, final: info.final });
+    },
   });
 </script>`;

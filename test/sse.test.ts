@@ -61,6 +61,17 @@ describe("login", () => {
     expect(await ctl.ok(`[online] ${user.id}`)).toBe("0");
   });
 
+  test("with closeEvent, a refused login is a stream of one close event 4001 (what EventSource can read)", async () => {
+    const user = await newUser(ctl);
+    for (const token of [`${user.id}!wrong`, ""]) {
+      const client = await SseClient.open(`${eventsUrl(server.publicUrl, token)}&closeEvent=1`);
+      expect(client.response.status).toBe(200);
+      expect(await client.next("the close event")).toMatchObject({ type: "close", data: "4001 login failed" });
+      await within(client.ended, "the stream to end");
+    }
+    expect(await ctl.ok(`[online] ${user.id}`)).toBe("0");
+  });
+
   test("held whispers arrive at login, numbered, before anything live", async () => {
     const user = await newUser(ctl);
     expect(await ctl.ok(`[whisper] ${user.id}!held one`)).toBe("message queued");

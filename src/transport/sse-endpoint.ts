@@ -4,7 +4,7 @@ import type { LoginDecision } from "../core/login.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import type { Cidr } from "../config/cidr.ts";
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
-import { resumeLogin } from "../protocol/sse.ts";
+import { resumeLogin, sseNotice, sseRetry } from "../protocol/sse.ts";
 import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
 import type { Browser, Peer } from "./browser-sessions.ts";
 import { clientAddress } from "./client-address.ts";
@@ -67,9 +67,12 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     });
   };
 
-  /** After the login was carried out: a failed one is a 401, anything else the stream (perhaps ending at once). */
-  const respond = (session: SseSession, origin: string | null): Response => {
-    if (session.closedWith === CloseCode.loginFailed.code) return unauthorized(origin);
+  /**
+   * After the login was carried out: a failed one is a 401 (or, asked with `closeEvent`, a stream of
+   * just its close event), anything else the stream (perhaps ending at once).
+   */
+  const respond = (session: SseSession, origin: string | null, closeEvent: boolean): Response => {
+    if (session.closedWith === CloseCode.loginFailed.code && !closeEvent) return unauthorized(origin);
     return new Response(session.stream, { status: 200, headers: { ...streamHeaders, ...cors(origin) } });
   };
 
@@ -86,9 +89,11 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     const refusal = refuseUpgrade(request, options.webSockets() + streams.size, rules);
     if (refusal) return withCors(refusal, refusal.status === 403 ? null : origin);
     const token = url.searchParams.get("login") ?? "";
+    // EventSource cannot read a status: a client that wants to know why it was refused asks for the event.
+    const closeEvent = url.searchParams.has("closeEvent");
     if (token === "" || Buffer.byteLength(token) > MAX_TOKEN_BYTES) {
       metrics.logins.failed++;
-      return unauthorized(origin);
+      return closeEvent ? loginFailedStream(origin) : unauthorized(origin);
     }
     // The browser's automatic reconnect sends the last event's id; a page may pass it as a parameter.
     const lastEventId = request.headers.get("last-event-id") ?? url.searchParams.get("lastEventId");
@@ -108,15 +113,15 @@ export function createSseEndpoint(options: SseEndpointOptions) {
       decision = login(message, true);
     } catch (error) {
       failed(session, error);
-      return respond(session, origin);
+      return respond(session, origin, closeEvent);
     }
     if (!(decision instanceof Promise)) {
       admit(session, decision);
-      return respond(session, origin);
+      return respond(session, origin, closeEvent);
     }
     return decision.then(
-      (d) => (admit(session, d), respond(session, origin)),
-      (error: unknown) => (failed(session, error), respond(session, origin)),
+      (d) => (admit(session, d), respond(session, origin, closeEvent)),
+      (error: unknown) => (failed(session, error), respond(session, origin, closeEvent)),
     );
   }
 
@@ -148,6 +153,18 @@ function withCors(response: Response, origin: string | null): Response {
   for (const [name, value] of Object.entries(cors(origin))) response.headers.set(name, value);
   return response;
 }
+
+/** A failed login as events: what a session closed with 4001 writes (retry:, then the close event). */
+function loginFailedStream(origin: string | null): Response {
+  const { code, reason } = CloseCode.loginFailed;
+  return new Response(sseRetry(RETRY_AFTER_REFUSAL_MS) + sseNotice("close", `${code} ${reason}`), {
+    status: 200,
+    headers: { ...streamHeaders, ...cors(origin) },
+  });
+}
+
+/** The retry: of a refusal's stream; the client is told the refusal is final anyway. */
+const RETRY_AFTER_REFUSAL_MS = 3000;
 
 function unauthorized(origin: string | null): Response {
   return new Response("login failed\n", { status: 401, headers: { "Content-Type": "text/plain", ...cors(origin) } });

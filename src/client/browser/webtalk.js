@@ -144,6 +144,8 @@ export function connect(url, token, options = {}) {
   const openSse = () => {
     const events = toEventsUrl(target);
     events.searchParams.set("login", token);
+    // A refused login then ends with a close event 4001 (final), not a 401 that EventSource cannot read.
+    events.searchParams.set("closeEvent", "1");
     const resumeAt = login();
     if (resumeAt !== token) events.searchParams.set("lastEventId", resumeAt.slice(token.length + 1));
     const source = new EventSource(events.href);
