@@ -1,5 +1,5 @@
 // `npm run bench:modes`: what webtalk's modes cost against its plain mode, in one run with alternating
-// rounds: fan-out to webtalk.v2 browsers (numbered messages) and to one and two cluster nodes on
+// rounds: fan-out to webtalk.v2 browsers (numbered messages), to Server-Sent Events browsers, and to one and two cluster nodes on
 // Redis, how fast a v2 browser is replayed what it missed, and issue 15's cluster measures
 // (scripts/bench/cluster-measures.ts). See docs/benchmarks.md.
 
@@ -69,8 +69,8 @@ const SERVER_CORES = "0";
 const CLIENT_CORES = "1";
 const base = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-level", "info", "--admin", "off"];
 
-type Mode = "plain" | "v2" | "cluster, 1 node" | "cluster, 2 nodes";
-const MODES: Mode[] = ["plain", "v2", "cluster, 1 node", "cluster, 2 nodes"];
+type Mode = "plain" | "v2" | "sse" | "cluster, 1 node" | "cluster, 2 nodes";
+const MODES: Mode[] = ["plain", "v2", "sse", "cluster, 1 node", "cluster, 2 nodes"];
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 if (pinning) await pinSelf(CLIENT_CORES);
@@ -88,10 +88,11 @@ try {
         if (mode.startsWith("cluster") && !redis) continue;
         log(`round ${round + 1}/${rounds}  ${mode}  ${n} browsers`);
         await withMode(mode, round, async (target) => {
-          const { session } = await openSession(target, workers, n, 64);
+          const { session, figures: login } = await openSession(target, workers, n, 64);
           try {
             await fanoutBurst(session, Math.max(n, deliveries / 10), 200_000);
-            (results[`${mode}.${n}`] ??= []).push(await fanoutBurst(session, deliveries, 200_000));
+            const burst = await fanoutBurst(session, deliveries, 200_000);
+            (results[`${mode}.${n}`] ??= []).push({ ...burst, rssPerBrowser: login.rssBytesPerConn! });
           } finally {
             await closeSession(session);
           }
@@ -130,7 +131,7 @@ async function withMode(mode: Mode, round: number, fn: (target: Target) => Promi
       name: mode,
       publicUrls: servers.map((s) => s.publicUrl),
       pids: servers.map((s) => s.pid),
-      protocol: mode === "v2" ? "webtalk.v2" : undefined,
+      protocol: mode === "v2" ? "webtalk.v2" : mode === "sse" ? "sse" : undefined,
     });
   } finally {
     for (const s of servers) await s.stop();
@@ -186,8 +187,8 @@ function renderModes(): string {
     `Measured ${new Date().toISOString().slice(0, 10)} (${rounds} alternating rounds, medians; min–max in brackets), ` +
       `${navigator.hardwareConcurrency} cores, Bun ${Bun.version}${pinning ? ", servers on core 0, load generator on core 1" : ""}.`,
     "",
-    "| fan-out | N | delivered msg/s | server CPU µs per delivery | ratio to plain | p99 ms | lost |",
-    "|---|--:|--:|--:|--:|--:|--:|",
+    "| fan-out | N | delivered msg/s | server CPU µs per delivery | ratio to plain | p99 ms | lost | server RSS per browser |",
+    "|---|--:|--:|--:|--:|--:|--:|--:|",
   ];
   for (const n of sizes) {
     const plain = med(results[`plain.${n}`], "cpuUsPer");
@@ -197,7 +198,7 @@ function renderModes(): string {
       const cpu = med(rows, "cpuUsPer");
       lines.push(
         `| ${mode} | ${n.toLocaleString("en")} | ${fmt(med(rows, "perSec"), 0)} | ${fmt(cpu, 3)} ${range(rows, "cpuUsPer", 3)} | ` +
-          `${fmt(cpu / plain, 2)} | ${fmt(med(rows, "p99Ms"), 1)} | ${rows.reduce((s, r) => s + (r.lost ?? 0), 0)} |`,
+          `${fmt(cpu / plain, 2)} | ${fmt(med(rows, "p99Ms"), 1)} | ${rows.reduce((s, r) => s + (r.lost ?? 0), 0)} | ${fmt(med(rows, "rssPerBrowser") / 1024, 1)} KB |`,
       );
     }
   }

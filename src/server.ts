@@ -69,6 +69,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         port: config.public.port,
         path: config.path,
         loginTimeoutMs: config.loginTimeout * 1000,
+        ssePing: config.ssePing,
         login: (message, v2) => login(message, v2),
         upstream: config.upstream,
         maxMessage: config.maxMessage,

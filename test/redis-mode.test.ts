@@ -1,11 +1,11 @@
-// The end-to-end suites of the core, presence and resume protocols, run again against cluster nodes
+// The end-to-end suites of the core, presence, resume and SSE protocols, run again against cluster nodes
 // on a real Redis: the same files, in a child `bun test` whose servers all run with --redis.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { ROOT, runToExit } from "./process.ts";
 import { haveRedis, startRedis, type TestRedis } from "./redis-server.ts";
 
-const suites = ["test/control.test.ts", "test/browser.test.ts", "test/presence.test.ts", "test/resume.test.ts", "test/sessions.test.ts"];
+const suites = ["test/control.test.ts", "test/browser.test.ts", "test/presence.test.ts", "test/resume.test.ts", "test/sessions.test.ts", "test/sse.test.ts"];
 
 let redis: TestRedis | undefined;
 beforeAll(async () => {

@@ -4,6 +4,7 @@
 //
 // Benchmark messages are: `SEQ TIME` (a shout), `wTIME` (a whisper), `pK` (a readiness probe);
 // TIME is the sender's wall clock in µs. Anything else counts as "other".
+// With protocol "sse" the browsers are Server-Sent Events streams (GET {path}/events) instead.
 
 import type { Socket } from "bun";
 import { Histogram } from "./histogram.ts";
@@ -16,6 +17,9 @@ interface Conn {
   next: number;
   probe: number;
   closed: boolean;
+  /** SSE: bytes left in the current HTTP chunk (0: a chunk-size line comes next), and event text not yet complete. */
+  chunkLeft?: number;
+  pending?: string;
 }
 
 export interface BrowserStats {
@@ -31,6 +35,7 @@ export interface BrowserStats {
 }
 
 const CRLF2 = Buffer.from("\r\n\r\n");
+const CRLF = Buffer.from("\r\n");
 const KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
 /** Wall clock in µs, comparable across processes on one machine. */
@@ -44,6 +49,7 @@ export class BrowserPool {
   #conns: Conn[] = [];
   #sockets: Socket<Conn>[] = [];
   #numbered = false;
+  #sse = false;
 
   get size(): number {
     return this.#conns.length;
@@ -61,9 +67,10 @@ export class BrowserPool {
   ): Promise<{ opened: number; failed: number }> {
     const { hostname, port, pathname } = new URL(url);
     // With webtalk.v2 every message starts `SOURCE:OFFSET!` and notices start `#`: #read skips both.
-    if (protocol) this.#numbered = true;
-    const chosen = protocol ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : "";
-    const request = `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${chosen}\r\n`;
+    this.#sse = protocol === "sse";
+    if (protocol && !this.#sse) this.#numbered = true;
+    const chosen = protocol && !this.#sse ? `Sec-WebSocket-Protocol: ${protocol}\r\n` : "";
+    const upgrade = `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n${chosen}\r\n`;
     let opened = 0;
     let failed = 0;
     let nextToken = 0;
@@ -71,6 +78,10 @@ export class BrowserPool {
     const one = async (): Promise<void> => {
       while (nextToken < tokens.length) {
         const token = tokens[nextToken++]!;
+        // An SSE browser logs in with its request; a WebSocket one after the upgrade.
+        const request = this.#sse
+          ? `GET ${pathname}/events?login=${encodeURIComponent(token)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAccept: text/event-stream\r\n\r\n`
+          : upgrade;
         const conn: Conn = { index: this.#conns.length, handshaken: false, rest: undefined, next: 0, probe: -1, closed: false };
         this.#conns.push(conn);
         const { promise, resolve } = Promise.withResolvers<boolean>();
@@ -88,7 +99,8 @@ export class BrowserPool {
                 if (!s.data.handshaken) {
                   const ok = pool.#handshake(s, chunk, token);
                   if (ok !== undefined) resolve(ok);
-                } else pool.#read(s, chunk);
+                } else if (pool.#sse) pool.#readSse(s, chunk);
+                else pool.#read(s, chunk);
               },
               close(s) {
                 pool.#closed(s.data);
@@ -149,6 +161,7 @@ export class BrowserPool {
     this.#sockets = [];
     this.#conns = [];
     this.#numbered = false;
+    this.#sse = false;
     this.stats = emptyStats();
   }
 
@@ -162,11 +175,19 @@ export class BrowserPool {
     }
     conn.rest = undefined;
     const status = Buffer.from(bytes.buffer, bytes.byteOffset, 12).toString("latin1");
-    if (status !== "HTTP/1.1 101") {
+    if (status !== (this.#sse ? "HTTP/1.1 200" : "HTTP/1.1 101")) {
       s.end();
       return false;
     }
     conn.handshaken = true;
+    if (this.#sse) {
+      const head = Buffer.from(bytes.buffer, bytes.byteOffset, end).toString("latin1").toLowerCase();
+      // Bun streams a response body chunked; without it the body is the bytes as they come (-1).
+      conn.chunkLeft = head.includes("transfer-encoding: chunked") ? 0 : -1;
+      conn.pending = "";
+      if (end + 4 < bytes.length) this.#readSse(s, bytes.subarray(end + 4));
+      return true;
+    }
     s.write(maskedText(token));
     if (end + 4 < bytes.length) this.#read(s, bytes.subarray(end + 4));
     return true;
@@ -241,6 +262,77 @@ export class BrowserPool {
       pos = stop;
     }
     if (pos < end) conn.rest = bytes.slice(pos);
+  }
+
+  /** An SSE stream's bytes: HTTP chunks taken apart, events split at blank lines, each `data:` a message. */
+  #readSse(s: Socket<Conn>, chunk: Uint8Array): void {
+    const conn = s.data;
+    let bytes = chunk;
+    if (conn.rest) {
+      bytes = concat(conn.rest, chunk);
+      conn.rest = undefined;
+    }
+    let text = "";
+    let pos = 0;
+    if (conn.chunkLeft === -1) {
+      text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("latin1");
+      pos = bytes.length;
+    }
+    while (pos < bytes.length) {
+      if (conn.chunkLeft! > 0) {
+        const take = Math.min(conn.chunkLeft!, bytes.length - pos);
+        text += Buffer.from(bytes.buffer, bytes.byteOffset + pos, take).toString("latin1");
+        pos += take;
+        conn.chunkLeft! -= take;
+        continue;
+      }
+      // A chunk's trailing CRLF, then the next chunk's size line.
+      const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+      let lineStart = pos;
+      if (view[lineStart] === 13 && view[lineStart + 1] === 10) lineStart += 2;
+      const eol = view.indexOf(CRLF, lineStart);
+      if (eol < 0 || lineStart >= bytes.length) {
+        conn.rest = bytes.slice(pos);
+        break;
+      }
+      conn.chunkLeft = Number.parseInt(view.toString("latin1", lineStart, eol), 16) || 0;
+      pos = eol + 2;
+    }
+    const events = (conn.pending ?? "") + text;
+    let start = 0;
+    const now = wallUs();
+    for (let end = events.indexOf("\n\n", start); end >= 0; end = events.indexOf("\n\n", start)) {
+      // Named events (epoch, gap, close) are not messages; comments and retry: carry no data.
+      if (!events.startsWith("event: ", start)) {
+        const data = events.indexOf("\ndata: ", start);
+        if (data >= 0 && data < end) this.#sseMessage(conn, events.slice(data + 7, end), now);
+        else if (events.startsWith("data: ", start)) this.#sseMessage(conn, events.slice(start + 6, end), now);
+      }
+      start = end + 2;
+    }
+    conn.pending = events.slice(start);
+  }
+
+  #sseMessage(conn: Conn, text: string, now: number): void {
+    const stats = this.stats;
+    const first = text.charCodeAt(0);
+    if (first >= 48 && first <= 57) {
+      const space = text.indexOf(" ");
+      const seq = Number(text.slice(0, space));
+      stats.shouts++;
+      if (seq === conn.next) conn.next++;
+      else if (seq > conn.next) {
+        stats.gaps += seq - conn.next;
+        conn.next = seq + 1;
+      } else stats.disorder++;
+      this.latency.record(now - Number(text.slice(space + 1)));
+    } else if (first === 119 /* w */) {
+      stats.whispers++;
+      this.latency.record(now - Number(text.slice(1)));
+    } else if (first === 112 /* p */) {
+      const k = Number(text.slice(1));
+      if (k > conn.probe) conn.probe = k;
+    } else stats.others++;
   }
 
   #closed(conn: Conn): void {

@@ -18,6 +18,8 @@ export interface Config {
   queue: number;
   /** Seconds a browser has to send `ID!SALT`. */
   loginTimeout: number;
+  /** Seconds between the comment lines that keep an idle Server-Sent Events stream open. */
+  ssePing: number;
   duplicate: Duplicate;
   /** Browsers one user may have logged in at once; past it --duplicate decides which goes (4002). */
   sessions: number;
@@ -160,6 +162,15 @@ export const settings: readonly Setting[] = [
     parse: (raw) => seconds(raw),
   }),
   define({
+    key: "ssePing",
+    flag: "sse-ping",
+    group: "network",
+    default: 25,
+    valueHint: "SECONDS",
+    description: "seconds between the comment lines each Server-Sent Events stream ({path}/events) gets, so proxies keep a quiet one open",
+    parse: (raw) => seconds(raw),
+  }),
+  define({
     key: "duplicate",
     flag: "duplicate",
     group: "network",
@@ -257,7 +268,7 @@ export const settings: readonly Setting[] = [
     group: "security",
     default: [],
     valueHint: "ORIGIN,ORIGIN",
-    description: "WebSocket upgrades whose Origin is not listed get 403 (unset: any origin)",
+    description: "WebSocket upgrades and Server-Sent Events requests whose Origin is not listed get 403 (unset: any origin)",
     parse: (raw) => origins(raw),
   }),
   define({

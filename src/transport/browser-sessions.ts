@@ -1,4 +1,4 @@
-import type { Server, ServerWebSocket } from "bun";
+import type { Server } from "bun";
 import type { ConsolaInstance } from "consola";
 import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
@@ -9,8 +9,10 @@ import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
 import { REPLAY_PAGE } from "../core/catch-up.ts";
 import type { RateBucket } from "./message-rate.ts";
+import type { BrowserSocket } from "./browser-socket.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
 import { SessionTable } from "./session-table.ts";
+import type { SseTopics } from "./sse-topics.ts";
 import { createWatchdog } from "./watchdog.ts";
 
 /** Per-browser data, typed and set at upgrade. */
@@ -32,7 +34,8 @@ export interface Peer {
   whisperFloor?: number;
 }
 
-export type Browser = ServerWebSocket<Peer>;
+/** A WebSocket browser (Bun's ServerWebSocket) or an SSE one (SseSession). */
+export type Browser = BrowserSocket<Peer>;
 
 /** What a cluster node hears of its browsers' comings and goings (see ClusterDelivery). */
 export interface SessionHooks {
@@ -58,6 +61,8 @@ export interface SessionOptions {
   limit?: number;
   /** --duplicate: past the limit, the oldest browser goes ("replace") or the new one ("reject"). */
   duplicate?: "replace" | "reject";
+  /** SSE browsers' topics: reached beside Bun's, only while some SSE browser is subscribed. */
+  sse: SseTopics;
 }
 
 /**
@@ -66,7 +71,7 @@ export interface SessionOptions {
  * Presence counts users: `[online]` for a user's first browser here, `[offline]` for its last.
  */
 export function createBrowserSessions(server: () => Server<Peer>, options: SessionOptions) {
-  const { events, metrics, log } = options;
+  const { events, metrics, log, sse } = options;
   const debug = debugEnabled(log);
   const hooks = options.hooks;
   const limit = options.limit ?? 1;
@@ -80,7 +85,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
    */
   const joining = new Map<number, Map<Browser, number>>();
 
-  const watchdog = createWatchdog<Peer>(
+  const watchdog = createWatchdog<Browser>(
     options.backpressure,
     (ws, buffered) => {
       metrics.slowConsumersDisconnected++;
@@ -214,7 +219,10 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     isOnline: (user) => sessions.has(user),
     onlineCount: () => sessions.size,
     onlineIn: (channel) => {
-      const browsers = server().subscriberCount(channelTopic(channel, false)) + server().subscriberCount(channelTopic(channel, true));
+      const browsers =
+        server().subscriberCount(channelTopic(channel, false)) +
+        server().subscriberCount(channelTopic(channel, true)) +
+        sse.count(channelTopic(channel, true));
       return sessions.several ? browsers - extraIn(channel) : browsers;
     },
     toUser(user, message, offset) {
@@ -224,16 +232,24 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       ws.data.replay?.heard(WHISPER_SOURCE, offset);
       if (offset <= (ws.data.whisperFloor ?? 0)) return;
       const text = ws.data.v2 ? numbered(WHISPER_SOURCE, offset, message) : message;
-      watchdog.observe(server().publish(userTopic(user, ws.data.v2), text));
+      const topic = userTopic(user, ws.data.v2);
+      watchdog.observe(server().publish(topic, text));
+      if (sse.size > 0) watchdog.observe(sse.publish(topic, text));
     },
     toChannel(channel, message, offset) {
       // Each protocol has its own topic: the v2 prefix is built once per message, never per subscriber.
       if (replaying.size > 0 || joining.size > 0) hearShout(channel, offset);
       const plain = server().subscriberCount(channelTopic(channel, false));
       const resumable = server().subscriberCount(channelTopic(channel, true));
+      // SSE browsers share the v2 topic name in their own fan-out, looked up only while there are any.
+      const streams = sse.size > 0 ? sse.count(channelTopic(channel, true)) : 0;
       if (plain > 0) watchdog.observe(server().publish(channelTopic(channel, false), message));
-      if (resumable > 0) watchdog.observe(server().publish(channelTopic(channel, true), numbered(String(channel), offset, message)));
-      return plain + resumable;
+      if (resumable > 0 || streams > 0) {
+        const text = numbered(String(channel), offset, message);
+        if (resumable > 0) watchdog.observe(server().publish(channelTopic(channel, true), text));
+        if (streams > 0) watchdog.observe(sse.publish(channelTopic(channel, true), text));
+      }
+      return plain + resumable + streams;
     },
     subscribe(user, channel) {
       eachOf(user, (ws) => {

@@ -13,6 +13,8 @@ import { close, createBrowserSessions, type Browser, type Peer, type SessionHook
 import { fullBucket, takeMessage } from "./message-rate.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { clientAddress } from "./client-address.ts";
+import { createSseEndpoint } from "./sse-endpoint.ts";
+import { SseTopics } from "./sse-topics.ts";
 import type { Cidr } from "../config/cidr.ts";
 
 export interface PublicOptions {
@@ -43,6 +45,8 @@ export interface PublicOptions {
   sessions?: SessionHooks;
   /** --sessions and --duplicate: how many browsers a user may have here, and which goes past that. */
   sessionLimit?: { limit: number; duplicate: "replace" | "reject" };
+  /** Seconds between the comments that keep an idle SSE stream open (--sse-ping). */
+  ssePing?: number;
 }
 
 /** The public side: Bun's WebSocket server, and the Delivery that reaches its browsers. */
@@ -66,6 +70,8 @@ export const MAX_V2_LOGIN_BYTES = 16_384;
  * rather than drop a message, should a burst outrun the watchdog within one turn of the event loop.
  */
 const HARD_LIMIT_FACTOR = 4;
+/** Seconds between an SSE stream's keep-alive comments unless told (--sse-ping). */
+const DEFAULT_SSE_PING_S = 25;
 /** Seconds of silence before Bun pings a browser, and closes it if the ping goes unanswered. */
 const IDLE_TIMEOUT_S = 60;
 
@@ -78,8 +84,10 @@ export function servePublic(options: PublicOptions): PublicServer {
   const { promise: allClosed, resolve: markAllClosed } = Promise.withResolvers<void>();
   let stopping = false;
 
+  const sse = new SseTopics();
   // The Bun server exists only once Bun.serve returns; the sessions reach it through this getter.
   const { delivery, admit, ended, closeAll, drained, expel } = createBrowserSessions(() => server, {
+    sse,
     backpressure: options.backpressure,
     events,
     metrics,
@@ -87,6 +95,22 @@ export function servePublic(options: PublicOptions): PublicServer {
     hooks: options.sessions,
     ...options.sessionLimit,
   });
+
+  const sseEndpoint = createSseEndpoint({
+    login,
+    admit,
+    ended,
+    close,
+    topics: sse,
+    rules: options.rules,
+    webSockets: () => open,
+    hardLimit: options.backpressure * HARD_LIMIT_FACTOR,
+    pingMs: (options.ssePing ?? DEFAULT_SSE_PING_S) * 1000,
+    trustedProxies: options.trustedProxies ?? [],
+    metrics,
+    log,
+  });
+  const ssePath = `${path}/events`;
 
   const refuse = (ws: Browser, why: string): void => {
     metrics.logins.failed++;
@@ -106,8 +130,11 @@ export function servePublic(options: PublicOptions): PublicServer {
     tls: options.tls,
     fetch(request, srv) {
       const url = new URL(request.url);
-      if (url.pathname !== path) return http?.(request, url) ?? new Response("not found\n", { status: 404 });
-      const refusal = refuseUpgrade(request, open, options.rules);
+      if (url.pathname !== path) {
+        if (url.pathname === ssePath) return sseEndpoint.handle(request, url, srv);
+        return http?.(request, url) ?? new Response("not found\n", { status: 404 });
+      }
+      const refusal = refuseUpgrade(request, open + sseEndpoint.count(), options.rules);
       if (refusal) return refusal;
       const v2 = wantsV2(request);
       const rate = fullBucket(maxMessageRate, performance.now());
@@ -211,6 +238,7 @@ export function servePublic(options: PublicOptions): PublicServer {
 
   async function stop(reason: CloseReason, deadline: number): Promise<void> {
     clearInterval(sweep);
+    sseEndpoint.stop();
     stopping = true;
     void server.stop(false);
     for (const ws of pending) close(ws, reason);

@@ -1,5 +1,3 @@
-import type { ServerWebSocket } from "bun";
-
 /** Browsers looked at per turn of the event loop on top of the suspects: the watchdog's cost per turn. */
 const SWEEP_PER_TURN = 256;
 
@@ -12,11 +10,11 @@ const SWEEP_PER_TURN = 256;
  * suspects plus a constant. Meanwhile Bun's own hard cap (a multiple of the limit) bounds what one
  * browser can hold, and healthy traffic pays nothing.
  */
-export function createWatchdog<T>(limit: number, onSlow: (ws: ServerWebSocket<T>, buffered: number) => void) {
+export function createWatchdog<W extends { getBufferedAmount(): number }>(limit: number, onSlow: (ws: W, buffered: number) => void) {
   /** Watched browsers, in no order; `slots` finds one's index, so removal is a swap with the last. */
-  const watched: ServerWebSocket<T>[] = [];
-  const slots = new Map<ServerWebSocket<T>, number>();
-  const suspects = new Set<ServerWebSocket<T>>();
+  const watched: W[] = [];
+  const slots = new Map<W, number>();
+  const suspects = new Set<W>();
   let cursor = 0;
   let scheduled = false;
 
@@ -25,7 +23,7 @@ export function createWatchdog<T>(limit: number, onSlow: (ws: ServerWebSocket<T>
   const suspectAt = limit / 4;
 
   /** Looks at one browser: closes it past the limit, remembers it while it is well behind. */
-  const check = (ws: ServerWebSocket<T>): void => {
+  const check = (ws: W): void => {
     const buffered = ws.getBufferedAmount();
     if (buffered > limit) {
       suspects.delete(ws);
@@ -45,13 +43,13 @@ export function createWatchdog<T>(limit: number, onSlow: (ws: ServerWebSocket<T>
 
   return {
     /** Starts watching a logged-in browser. */
-    add(ws: ServerWebSocket<T>): void {
+    add(ws: W): void {
       if (slots.has(ws)) return;
       slots.set(ws, watched.length);
       watched.push(ws);
     },
     /** Stops watching it (it left, or was closed). */
-    remove(ws: ServerWebSocket<T>): void {
+    remove(ws: W): void {
       suspects.delete(ws);
       const slot = slots.get(ws);
       if (slot === undefined) return;

@@ -4,7 +4,7 @@
 export declare const FINAL_CODES: readonly number[];
 
 export interface CloseInfo {
-  /** The WebSocket close code: webtalk's 4001…4006, 1001 (server stopping), 1006 (network lost), … */
+  /** The close code: webtalk's 4001…4006, 1001 (server stopping), 1006 (network lost, or an SSE stream broken or refused), … */
   code: number;
   reason: string;
   /** True when the client will not reconnect: a final code, or `close()` was called. */
@@ -58,12 +58,23 @@ export interface ConnectOptions {
   protocol?: "v1" | "v2";
   /** Resume from here on the first login (what `connection.resume` said before a page reload). */
   resume?: ResumePoint;
+  /**
+   * "auto" (default): WebSocket, falling back to Server-Sent Events (`{url}/events`) when the upgrade
+   * fails or no message arrives within `fallbackAfter`; attempts alternate until one brings a message,
+   * then that transport is kept. "websocket" or "sse": only that one. SSE needs webtalk.v2 and the
+   * browser's EventSource: without either, every mode is "websocket".
+   */
+  transport?: "auto" | "websocket" | "sse";
+  /** With "auto": ms a WebSocket may stay silent after the login before it counts as blocked (default 3000). */
+  fallbackAfter?: number;
 }
 
 export interface Connection {
   readonly state: "connecting" | "open" | "waiting" | "closed";
   /** "webtalk.v2" when the server numbers messages, "" for the original plain protocol. */
   readonly protocol: string;
+  /** The transport of the current (or next) attempt. */
+  readonly transport: "websocket" | "sse";
   /** Where a v2 connection would resume; undefined before the first login or with v1. */
   readonly resume: ResumePoint | undefined;
   readonly closeCode: number | undefined;

@@ -2,6 +2,7 @@
 // network loss with jittered exponential backoff, except after a close code that makes retrying pointless.
 // It speaks webtalk.v2 when the server offers it: messages are numbered per source, a reconnection
 // resumes after the last one seen, and what could not be recovered is reported as a gap.
+// Where WebSocket is blocked (some proxies), it receives the same v2 stream as Server-Sent Events.
 // No dependencies. Served by webtalk as an ES module at /webtalk.js and as a classic script at
 // /webtalk.global.js (which defines `webtalk.connect`). Types: /webtalk.d.ts.
 
@@ -11,6 +12,8 @@ export const FINAL_CODES = Object.freeze([4001, 4002, 4004, 4005]);
 const V2 = "webtalk.v2";
 /** A 4002 whose reason starts so came from the server's --sessions limit: another tab of this user took this one's place. */
 const SESSION_LIMIT = "session limit";
+/** With transport "auto": a WebSocket that brings no message this long (ms) counts as blocked. */
+const FALLBACK_AFTER = 3000;
 /** The longest v2 login the server takes (its MAX_V2_LOGIN_BYTES); sources past it are left out, oldest first. */
 const MAX_V2_LOGIN = 16_384;
 
@@ -25,6 +28,16 @@ export function connect(url, token, options = {}) {
   const stableAfter = options.stableAfter ?? 5000;
   const protocols = options.protocol === "v1" ? [] : [V2];
   const target = toWebSocketUrl(url);
+  // SSE is webtalk.v2 only, and needs the browser's EventSource.
+  const sseAllowed = protocols.length > 0 && typeof EventSource === "function";
+  const transport = sseAllowed ? (options.transport ?? "auto") : "websocket";
+  const fallbackAfter = options.fallbackAfter ?? FALLBACK_AFTER;
+  // With "auto", the transport alternates after attempts that brought no message, until one does; then
+  // it stays: a network that carried it once will again, and a restarting server must not move pages.
+  let useSse = transport === "sse";
+  let proven = transport !== "auto";
+  let received = false;
+  let fallbackTimer;
 
   let ws;
   let timer;
@@ -85,14 +98,33 @@ export function connect(url, token, options = {}) {
     return head + listed.reverse().join(",");
   };
 
+  /** After an attempt ended: with "auto", one that brought nothing switches transports. */
+  const switchTransport = () => {
+    clearTimeout(fallbackTimer);
+    if (received && !proven) proven = true;
+    const switching = !proven && transport === "auto";
+    if (switching) useSse = !useSse;
+    received = false;
+    return switching;
+  };
+
   const open = () => {
     timer = undefined;
     status.state = "connecting";
+    if (useSse) return openSse();
     ws = new WebSocket(target, protocols);
+    if (!proven) {
+      // A proxy may accept the upgrade and then pass nothing: no #epoch within a few seconds is a failure too.
+      fallbackTimer = setTimeout(() => {
+        if (!received && ws) ws.close(1000, "no message; trying Server-Sent Events");
+      }, fallbackAfter);
+    }
     ws.onopen = () => {
       openedAt = Date.now();
       // An older server that does not offer v2 answers without a subprotocol: speak v1 to it.
       status.protocol = ws.protocol;
+      // A server without webtalk.v2 has no SSE endpoint either, and answers a good login with silence.
+      if (status.protocol !== V2) proven = true;
       ws.send(login());
       // webtalk answers a good login with silence (v1) or #epoch (v2): the page is "open" once it is sent.
       status.state = "open";
@@ -101,29 +133,81 @@ export function connect(url, token, options = {}) {
     ws.onmessage = (event) => {
       // A message proves the login worked: the next loss starts the backoff from the beginning.
       attempt = 0;
+      received = true;
       if (typeof event.data === "string") receive(event.data);
     };
     ws.onclose = (event) => {
       ws = undefined;
-      status.closeCode = event.code;
-      status.closeReason = event.reason;
-      if (openedAt !== 0 && Date.now() - openedAt >= stableAfter) attempt = 0;
-      openedAt = 0;
-      const final = stopped || FINAL_CODES.includes(event.code);
-      let reconnectIn;
-      if (final) {
-        status.state = "closed";
-        removeOnlineListener();
-      } else {
-        // Full jitter: a random delay up to a ceiling that doubles per failed attempt, up to maxDelay,
-        // so a restarted server is not hit by every browser at the same instant.
-        reconnectIn = Math.round(Math.random() * Math.min(maxDelay, minDelay * 2 ** attempt));
-        attempt++;
-        status.state = "waiting";
-        timer = setTimeout(open, reconnectIn);
-      }
-      onClose?.({ code: event.code, reason: event.reason, final, reconnectIn, sessionLimit: isSessionLimit(event) || undefined });
+      closed(event.code, event.reason);
     };
+  };
+
+  /** The same v2 stream as events: `GET {url}/events?login=…`, resuming from this page's positions. */
+  const openSse = () => {
+    const events = toEventsUrl(target);
+    events.searchParams.set("login", token);
+    // A refused login then ends with a close event 4001 (final), not a 401 that EventSource cannot read.
+    events.searchParams.set("closeEvent", "1");
+    const resumeAt = login();
+    if (resumeAt !== token) events.searchParams.set("lastEventId", resumeAt.slice(token.length + 1));
+    const source = new EventSource(events.href);
+    ws = source;
+    status.protocol = V2;
+    const message = (event) => {
+      attempt = 0;
+      received = true;
+      // The id ends with this event's own SOURCE:OFFSET (the server lists the most recent source last).
+      const own = /(?:^|[!,])(u|\d+):(\d+)$/.exec(event.lastEventId);
+      if (own) receive(`${own[1]}:${own[2]}!${event.data}`);
+    };
+    source.onopen = () => {
+      openedAt = Date.now();
+      status.state = "open";
+      onOpen?.();
+    };
+    source.onmessage = message;
+    source.addEventListener("epoch", (event) => {
+      received = true;
+      notice(`#epoch ${event.data}`);
+    });
+    source.addEventListener("gap", (event) => notice(`#gap ${event.data}`));
+    // A final condition (login failed, replaced, killed, kicked): the server says so, then ends the stream.
+    source.addEventListener("close", (event) => {
+      const space = event.data.indexOf(" ");
+      end(Number(event.data.slice(0, space)), event.data.slice(space + 1));
+    });
+    // The stream broke or was refused: EventSource would retry by itself from its own last id; this
+    // client retries from its positions instead, with the same backoff (and fallback) as a WebSocket.
+    source.onerror = () => end(1006, "");
+    const end = (code, reason) => {
+      if (ws !== source) return;
+      source.close();
+      ws = undefined;
+      closed(code, reason);
+    };
+  };
+
+  const closed = (code, reason) => {
+    status.closeCode = code;
+    status.closeReason = reason;
+    if (openedAt !== 0 && Date.now() - openedAt >= stableAfter) attempt = 0;
+    openedAt = 0;
+    const final = stopped || FINAL_CODES.includes(code);
+    const switched = !final && switchTransport();
+    let reconnectIn;
+    if (final) {
+      status.state = "closed";
+      removeOnlineListener();
+    } else {
+      // Full jitter: a random delay up to a ceiling that doubles per failed attempt, up to maxDelay,
+      // so a restarted server is not hit by every browser at the same instant. A blocked WebSocket
+      // falls back to Server-Sent Events at once.
+      reconnectIn = switched && useSse ? 0 : Math.round(Math.random() * Math.min(maxDelay, minDelay * 2 ** attempt));
+      attempt++;
+      status.state = "waiting";
+      timer = setTimeout(open, reconnectIn);
+    }
+    onClose?.({ code, reason, final, reconnectIn, sessionLimit: isSessionLimit(code, reason) || undefined });
   };
 
   // When the browser says the network is back, retry now rather than at the end of a long wait.
@@ -149,6 +233,10 @@ export function connect(url, token, options = {}) {
     get protocol() {
       return status.protocol;
     },
+    /** "websocket" or "sse": the transport of the current (or next) attempt. */
+    get transport() {
+      return useSse ? "sse" : "websocket";
+    },
     /** The code of the last close, if any (4001…4006 are webtalk's; see FINAL_CODES). */
     get closeCode() {
       return status.closeCode;
@@ -165,10 +253,24 @@ export function connect(url, token, options = {}) {
       stopped = true;
       removeOnlineListener();
       clearTimeout(timer);
-      if (ws) ws.close(1000, "closed by the page");
-      else status.state = "closed";
+      clearTimeout(fallbackTimer);
+      if (ws instanceof WebSocket) ws.close(1000, "closed by the page");
+      else if (ws) {
+        // An EventSource has no close event: the page hears the same as for a WebSocket.
+        ws.close();
+        ws = undefined;
+        closed(1000, "closed by the page");
+      } else status.state = "closed";
     },
   };
+}
+
+/** The SSE endpoint beside a WebSocket endpoint: ws://host/webtalk → http://host/webtalk/events. */
+function toEventsUrl(webSocketUrl) {
+  const events = new URL(webSocketUrl);
+  events.protocol = events.protocol === "wss:" ? "https:" : "http:";
+  events.pathname = `${events.pathname.replace(/\/$/, "")}/events`;
+  return events;
 }
 
 function toWebSocketUrl(url) {
@@ -181,6 +283,6 @@ function toWebSocketUrl(url) {
 }
 
 /** Whether a close was the server's --sessions limit (4002 "session limit: …"), not a login elsewhere. */
-function isSessionLimit(event) {
-  return event.code === 4002 && event.reason.startsWith(SESSION_LIMIT);
+function isSessionLimit(code, reason) {
+  return code === 4002 && reason.startsWith(SESSION_LIMIT);
 }

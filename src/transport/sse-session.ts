@@ -1,0 +1,212 @@
+import { CloseCode, type CloseReason } from "../protocol/codes.ts";
+import { dataLines, parseNumbered, positionId, sseComment, sseEvent, sseNotice, sseRetry } from "../protocol/sse.ts";
+import type { BrowserSocket } from "./browser-socket.ts";
+import type { Peer } from "./browser-sessions.ts";
+import type { SseTopics } from "./sse-topics.ts";
+
+/**
+ * Sources whose position an event id carries, most recent last: the id stays under a v2 login's size
+ * (MAX_V2_LOGIN_BYTES) whatever the number of channels, as `/webtalk.js` keeps its login. A source left
+ * out resumes live from the reconnect, as one a WebSocket page did not list.
+ */
+const MAX_SOURCES = 512;
+/** Past this many unread bytes a closing stream is cut, not ended politely: its reader is not reading. */
+const UNREAD_CUTOFF = 64 * 1024;
+/**
+ * The queue's high-water mark: 0, so `desiredSize` is minus the bytes queued (the sessions decide what is
+ * too many). Bun also sizes the response's write buffer from it: a large one cost ≈ 20 KB per stream.
+ */
+const HIGH_WATER = 0;
+/** Reconnect delay told to the browser: a random point in this range, so a restart is not met by every browser at once. */
+const RETRY_MIN_MS = 1000;
+const RETRY_SPREAD_MS = 2000;
+
+export interface SseSessionOptions {
+  topics: SseTopics;
+  /** Unread bytes past which the stream is cut at once (the WebSocket side's Bun hard cap). */
+  hardLimit: number;
+  /** Told when the stream is cut for holding more than `hardLimit` unread bytes (it then ends with 4006). */
+  overflowed(session: SseSession, buffered: number): void;
+  /** Told once, when the stream has ended for any reason, with the code it ended with. */
+  ended(session: SseSession, code: number): void;
+}
+
+/**
+ * One browser on a Server-Sent Events stream: a BrowserSocket whose sends become events. It receives
+ * the v2 texts a WebSocket v2 browser would (numbered messages, `#epoch`, `#gap`) and keeps the resume
+ * position each event's id carries. Bytes queue in the response's stream until Bun writes them out.
+ */
+export class SseSession implements BrowserSocket<Peer> {
+  readonly stream: ReadableStream<Uint8Array>;
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  readonly #subscribed = new Set<string>();
+  readonly #positions = new Map<string, number>();
+  #epoch = "";
+  #ended = false;
+  /**
+   * The id up to the last source's item, while that source stays the most recent: a stream that hears
+   * one channel again and again builds only its own item per event, not the whole list.
+   */
+  #idHead: string | undefined;
+  /** Events written in this turn, enqueued as one chunk at its end: a burst costs one chunk and one encoding, not one per event. */
+  #batch = "";
+  #flushing = false;
+  /** The close code the server gave it, if any. */
+  closedWith: number | undefined;
+
+  constructor(
+    readonly data: Peer,
+    private readonly options: SseSessionOptions,
+  ) {
+    this.stream = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => void (this.#controller = controller),
+        // The browser went away (or the server was stopped).
+        cancel: () => this.#end(1006),
+      },
+      { highWaterMark: HIGH_WATER, size: (chunk) => chunk?.byteLength ?? 0 },
+    );
+    this.#write(sseRetry(RETRY_MIN_MS + Math.random() * RETRY_SPREAD_MS));
+  }
+
+  get subscriptions(): string[] {
+    return [...this.#subscribed];
+  }
+
+  /** A v2 text: a numbered message, `#epoch EPOCH` or `#gap SOURCE`. */
+  send(text: string): number {
+    const message = parseNumbered(text);
+    if (message) return this.deliver(message.source, message.offset, dataLines(message.text));
+    if (text.startsWith("#epoch ")) {
+      const epoch = text.slice("#epoch ".length);
+      // A new epoch: offsets start again, old positions mean nothing (as in /webtalk.js).
+      if (epoch !== this.#epoch) this.#positions.clear();
+      this.#epoch = epoch;
+      this.#idHead = undefined;
+      return this.#write(sseEvent("epoch", dataLines(epoch), this.#id()));
+    }
+    if (text.startsWith("#gap ")) {
+      const source = text.slice("#gap ".length);
+      this.#positions.delete(source);
+      this.#idHead = undefined;
+      return this.#write(sseEvent("gap", dataLines(source), this.#id()));
+    }
+    return 0;
+  }
+
+  /** A message of `source` at `offset`, its data lines framed already (shared by every stream of a shout). */
+  deliver(source: string, offset: number, data: string): number {
+    if (this.#ended) return 0;
+    if (this.#idHead !== undefined && this.#lastSource === source) {
+      this.#positions.set(source, offset);
+      return this.#write(sseEvent(undefined, data, `${this.#idHead}${source}:${offset}`));
+    }
+    this.#positions.delete(source);
+    this.#positions.set(source, offset);
+    if (this.#positions.size > MAX_SOURCES) this.#positions.delete(this.#positions.keys().next().value!);
+    const id = this.#id();
+    this.#lastSource = source;
+    this.#idHead = id.slice(0, id.length - `${source}:${offset}`.length);
+    return this.#write(sseEvent(undefined, data, id));
+  }
+
+  /** A comment, so proxies see traffic on an idle stream. */
+  ping(): void {
+    this.#write(sseComment());
+  }
+
+  subscribe(topic: string): void {
+    if (this.#ended || this.#subscribed.has(topic)) return;
+    this.#subscribed.add(topic);
+    this.options.topics.subscribe(topic, this);
+  }
+
+  isSubscribed(topic: string): boolean {
+    return this.#subscribed.has(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (this.#subscribed.delete(topic)) this.options.topics.unsubscribe(topic, this);
+  }
+
+  /**
+   * A final code (the same ID!SALT cannot log in again) ends the stream with a `close` event that the
+   * page must answer with `EventSource.close()`, or the browser reconnects; any other code ends it with a
+   * comment only, and the browser reconnects by itself and resumes.
+   */
+  close(code: number, reason: string): void {
+    if (this.#ended) return;
+    this.closedWith = code;
+    this.#write(isFinal(code) ? sseNotice("close", `${code} ${reason}`) : sseComment(` ${code} ${reason}`));
+    if (this.getBufferedAmount() > UNREAD_CUTOFF) return this.terminate();
+    this.#flush();
+    this.#controller.close();
+    this.#end(code);
+  }
+
+  terminate(): void {
+    this.#cut(1006);
+  }
+
+  /** Bytes in the response's queue not yet taken by Bun, and this turn's events (a byte a character: close enough for a bound). */
+  getBufferedAmount(): number {
+    return this.#ended ? 0 : HIGH_WATER - (this.#controller.desiredSize ?? 0) + this.#batch.length;
+  }
+
+  #lastSource = "";
+
+  #id(): string {
+    return positionId(this.#epoch, this.#positions);
+  }
+
+  #write(chunk: string): number {
+    if (this.#ended) return 0;
+    this.#batch += chunk;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      queueMicrotask(this.#flush);
+    }
+    const buffered = this.getBufferedAmount();
+    // Bun's WebSocket closes a socket past its hard cap rather than hold more: so does a stream.
+    if (buffered > this.options.hardLimit) {
+      this.options.overflowed(this, buffered);
+      this.#cut(CloseCode.slowConsumer.code);
+      return 0;
+    }
+    // Bun takes queued bytes on its next write, so a few are always queued: only a backlog counts as backpressure.
+    return buffered > UNREAD_CUTOFF ? -1 : chunk.length;
+  }
+
+  readonly #flush = (): void => {
+    this.#flushing = false;
+    if (this.#ended || this.#batch === "") return;
+    const bytes = encoder.encode(this.#batch);
+    this.#batch = "";
+    this.#controller.enqueue(bytes);
+  };
+
+  /** Ends the response at once: Bun drops what is queued and closes the connection. */
+  #cut(code: number): void {
+    if (this.#ended) return;
+    this.#batch = "";
+    this.#controller.error(new Error("stream cut"));
+    this.#end(code);
+  }
+
+  #end(code: number): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    for (const topic of this.#subscribed) this.options.topics.unsubscribe(topic, this);
+    this.#subscribed.clear();
+    // After the caller's turn, as Bun calls a WebSocket's close handler: the sessions finish what they were doing first.
+    queueMicrotask(() => this.options.ended(this, code));
+  }
+}
+
+const encoder = new TextEncoder();
+
+const finalCodes = new Set<number>(Object.values(CloseCode).filter((c: CloseReason) => c.final).map((c) => c.code));
+
+function isFinal(code: number): boolean {
+  return finalCodes.has(code);
+}
