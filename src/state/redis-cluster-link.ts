@@ -1,9 +1,9 @@
 import type { ConsolaInstance } from "consola";
 import { Cluster, type Redis } from "ioredis";
-import { createWindowedWarn } from "../observe/windowed-warn.ts";
+import { LinkHealth, withTimeout } from "./link-health.ts";
 import type { RedisConnection } from "./redis-connection.ts";
-import { BACKEND_FULL, redactUrl } from "./redis-link.ts";
-import { BackendUnavailable, StateWriteFailed } from "./state.ts";
+import { redactUrl } from "./redis-link.ts";
+import { BackendUnavailable } from "./state.ts";
 
 export interface RedisClusterLinkOptions {
   /** URLs of some cluster nodes (`redis://[user:pass@]host:port`): any one that answers finds the rest. */
@@ -32,16 +32,11 @@ export class RedisClusterLink implements RedisConnection {
   readonly #sharded = new Map<string, Subscription>();
   readonly #reconnected: (() => void)[] = [];
   #opened = false;
-  #down = false;
-  #full = false;
-  readonly #warnFull: (key: string) => void;
+  readonly #health: LinkHealth;
 
   constructor(options: RedisClusterLinkOptions) {
     this.#options = options;
-    this.#warnFull = createWindowedWarn(
-      options.log,
-      (count) => `Redis Cluster is full (maxmemory reached, noeviction): refused ${count} write(s); commands answer [error] ${BACKEND_FULL}`,
-    );
+    this.#health = new LinkHealth(options.log, "Redis Cluster");
     const first = new URL(options.seeds[0] ?? "redis://127.0.0.1:6379");
     this.#cluster = new Cluster(options.seeds.map(seedNode), {
       lazyConnect: true,
@@ -77,9 +72,9 @@ export class RedisClusterLink implements RedisConnection {
 
   async open(): Promise<void> {
     try {
-      await withTimeout(this.#cluster.connect(), this.#options.timeoutMs * 5);
+      await withTimeout(this.#cluster.connect(), this.#options.timeoutMs * 5, "Redis Cluster");
       // Node connections open lazily: a command sent while one is still connecting would fail. Open them now.
-      await withTimeout(Promise.all(this.#cluster.nodes("master").map((node) => node.ping())), this.#options.timeoutMs);
+      await withTimeout(Promise.all(this.#cluster.nodes("master").map((node) => node.ping())), this.#options.timeoutMs, "Redis Cluster");
       this.#opened = true;
     } catch (error) {
       this.close();
@@ -93,23 +88,23 @@ export class RedisClusterLink implements RedisConnection {
   }
 
   get healthy(): boolean {
-    return this.#cluster.status === "ready" && !this.#down;
+    return this.#cluster.status === "ready" && !this.#health.down;
   }
 
   get full(): boolean {
-    return this.#full;
+    return this.#health.full;
   }
 
   async probeRoom(key: string): Promise<void> {
-    if (!this.#full) return;
+    if (!this.#health.full) return;
     await this.call("SET", [key, "1", "PX", 1_000]);
-    this.#full = false;
+    this.#health.roomAgain();
   }
 
   async call(command: string, args: (string | number)[]): Promise<unknown> {
     try {
-      const reply = await withTimeout(this.#cluster.call(command, ...args.map(String)), this.#options.timeoutMs);
-      if (this.#down) this.#up();
+      const reply = await withTimeout(this.#cluster.call(command, ...args.map(String)), this.#options.timeoutMs, "Redis Cluster");
+      this.#health.reached();
       return reply;
     } catch (error) {
       throw this.#failure(error);
@@ -174,7 +169,7 @@ export class RedisClusterLink implements RedisConnection {
 
   async #subscribing(pending: Promise<unknown>): Promise<void> {
     try {
-      await withTimeout(pending, this.#options.timeoutMs);
+      await withTimeout(pending, this.#options.timeoutMs, "Redis Cluster");
     } catch (error) {
       throw this.#failure(error);
     }
@@ -190,31 +185,10 @@ export class RedisClusterLink implements RedisConnection {
   }
 
   #failure(error: unknown): Error {
-    if (error instanceof BackendUnavailable) return this.#markDown(error);
+    if (error instanceof BackendUnavailable) return this.#health.failed(error);
     const message = String((error as Error).message);
-    if ((error as Error).name === "ReplyError" && !TRANSIENT.test(message)) return this.#serverError(error as Error);
-    return this.#markDown(new BackendUnavailable(`Redis Cluster unavailable: ${message}`));
-  }
-
-  #serverError(error: Error): Error {
-    if (!String(error.message).startsWith("OOM")) return error;
-    this.#full = true;
-    this.#warnFull("oom");
-    return new StateWriteFailed(BACKEND_FULL);
-  }
-
-  #markDown(error: BackendUnavailable): BackendUnavailable {
-    if (!this.#down) {
-      this.#down = true;
-      this.#options.log.warn(`${error.message}; commands answer [error] backend unavailable until it is back`);
-    }
-    return error;
-  }
-
-  #up(): void {
-    if (!this.#down) return;
-    this.#down = false;
-    this.#options.log.info("Redis Cluster is reachable again");
+    if ((error as Error).name === "ReplyError" && !TRANSIENT.test(message)) return this.#health.serverError(error as Error);
+    return this.#health.failed(new BackendUnavailable(`Redis Cluster unavailable: ${message}`));
   }
 }
 
@@ -231,10 +205,3 @@ function seedNode(url: string): { host: string; port: number } {
   return { host: parsed.hostname, port: Number(parsed.port || 6379) };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: Timer | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BackendUnavailable(`Redis Cluster did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}

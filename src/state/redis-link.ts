@@ -1,11 +1,11 @@
 import { RedisClient } from "bun";
 import type { ConsolaInstance } from "consola";
-import { createWindowedWarn } from "../observe/windowed-warn.ts";
+import { LinkHealth, withTimeout } from "./link-health.ts";
 import type { RedisConnection } from "./redis-connection.ts";
-import { BackendUnavailable, StateWriteFailed } from "./state.ts";
+import { BackendUnavailable } from "./state.ts";
 
 /** What a command refused by a full Redis answers (maxmemory reached under noeviction). */
-export const BACKEND_FULL = "backend full: Redis refused the write (maxmemory)";
+export { BACKEND_FULL } from "./link-health.ts";
 
 export interface RedisLinkOptions {
   url: string;
@@ -30,20 +30,11 @@ export class RedisLink implements RedisConnection {
   readonly #subscriptions = new Map<string, { listener: (message: string) => void; resubscribed?: () => void }>();
   readonly #reconnected: (() => void)[] = [];
   #opened = false;
-  #down = false;
-  /** Set when Redis refused a write for want of memory; cleared once a write goes through (`probeRoom`). */
-  #full = false;
-  readonly #warnFull: (key: string) => void;
+  readonly #health: LinkHealth;
 
   constructor(options: RedisLinkOptions) {
     this.#options = options;
-    // A full Redis refuses every write, thousands a second: one line per window, not one per command.
-    this.#warnFull = createWindowedWarn(
-      options.log,
-      (count) =>
-        `Redis is full (maxmemory reached, noeviction): refused ${count} write(s); commands answer [error] ${BACKEND_FULL} ` +
-        `and /healthz answers 503 until it has room (raise maxmemory, or free memory)`,
-    );
+    this.#health = new LinkHealth(options.log, "Redis");
     // Auto-pipelining off: measured A/B/A/B with scripts/pipeline-rate.ts (20,000 pipelined per round, 2
     // nodes), it was no faster (shouts median ~23k/s on, ~29k/s off; whispers ~27k/s vs ~31k/s, noisy),
     // and commands are then written as they are sent, in call order, with nothing held for a later tick.
@@ -51,7 +42,7 @@ export class RedisLink implements RedisConnection {
     this.#client = new RedisClient(options.url, settings);
     this.#subscriber = new RedisClient(options.url, { ...settings, enableOfflineQueue: true });
     this.#client.onconnect = () => {
-      this.#up();
+      this.#health.reached();
       // A Redis that restarted knows none of them: loaded before anything else is sent on the new link.
       this.#loadScripts();
       if (this.#opened) for (const listener of this.#reconnected) listener();
@@ -62,7 +53,7 @@ export class RedisLink implements RedisConnection {
   /** Connects both links; throws BackendUnavailable when Redis cannot be reached at startup. */
   async open(): Promise<void> {
     try {
-      await withTimeout(Promise.all([this.#client.connect(), this.#subscriber.connect()]), this.#options.timeoutMs);
+      await withTimeout(Promise.all([this.#client.connect(), this.#subscriber.connect()]), this.#options.timeoutMs, "Redis");
       this.#opened = true;
     } catch (error) {
       this.close();
@@ -79,25 +70,25 @@ export class RedisLink implements RedisConnection {
   }
 
   get healthy(): boolean {
-    return this.#client.connected && !this.#down;
+    return this.#client.connected && !this.#health.down;
   }
 
   /** Whether Redis refused a write for want of memory and none has gone through since. */
   get full(): boolean {
-    return this.#full;
+    return this.#health.full;
   }
 
   /** While `full`: a small write to `key` (expiring at once) tells whether Redis has room again. */
   async probeRoom(key: string): Promise<void> {
-    if (!this.#full) return;
+    if (!this.#health.full) return;
     await this.call("SET", [key, "1", "PX", 1_000]);
-    this.#full = false;
+    this.#health.roomAgain();
   }
 
   async call(command: string, args: (string | number)[]): Promise<unknown> {
     try {
-      const reply = await withTimeout(this.#client.send(command, args.map(String)), this.#options.timeoutMs);
-      if (this.#down) this.#up();
+      const reply = await withTimeout(this.#client.send(command, args.map(String)), this.#options.timeoutMs, "Redis");
+      this.#health.reached();
       return reply;
     } catch (error) {
       throw this.#failure(error);
@@ -173,41 +164,11 @@ export class RedisLink implements RedisConnection {
   }
 
   #failure(error: unknown): Error {
-    if (error instanceof BackendUnavailable) return this.#markDown(error);
+    if (error instanceof BackendUnavailable) return this.#health.failed(error);
     const code = (error as { code?: string }).code ?? "";
-    if (code === "ERR_REDIS_SERVER_ERROR") return this.#serverError(error as Error);
-    return this.#markDown(new BackendUnavailable(`Redis unavailable: ${(error as Error).message}`));
+    if (code === "ERR_REDIS_SERVER_ERROR") return this.#health.serverError(error as Error);
+    return this.#health.failed(new BackendUnavailable(`Redis unavailable: ${(error as Error).message}`));
   }
-
-  /** Redis's OOM refusal is the backend being full, not a bug: a StateWriteFailed the command answers with. */
-  #serverError(error: Error): Error {
-    if (!String(error.message).startsWith("OOM")) return error;
-    this.#full = true;
-    this.#warnFull("oom");
-    return new StateWriteFailed(BACKEND_FULL);
-  }
-
-  #markDown(error: BackendUnavailable): BackendUnavailable {
-    if (!this.#down) {
-      this.#down = true;
-      this.#options.log.warn(`${error.message}; commands answer [error] backend unavailable until it is back`);
-    }
-    return error;
-  }
-
-  #up(): void {
-    if (!this.#down) return;
-    this.#down = false;
-    this.#options.log.info("Redis is reachable again");
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: Timer | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new BackendUnavailable(`Redis did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** Hides a password in a Redis URL before it is logged. */
