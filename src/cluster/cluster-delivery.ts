@@ -7,6 +7,8 @@ import type { RedisLink } from "../state/redis-link.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
+import type { ClusterSessionLimit } from "./session-limit.ts";
+import { SessionLimitReached } from "../core/session-limit-reached.ts";
 
 export interface ClusterOptions {
   redis: RedisLink;
@@ -25,6 +27,8 @@ export interface ClusterOptions {
    * elsewhere, and this node stays among them while any browser of the user is here.
    */
   several?: boolean;
+  /** --sessions above 1 counted across the cluster (session-limit.ts): each login here is numbered and counted in sess:U. */
+  limit?: ClusterSessionLimit;
 }
 
 // To each node that hosts a browser of the user, if any (presence.ts's online hash). ARGV[2]: the prefix.
@@ -78,6 +82,7 @@ export class ClusterDelivery implements Delivery {
     await redis.subscribe(nodeChannel(prefix, presence.nodeId), listener, () => void this.#resync());
     await redis.subscribe(this.#channel, listener);
     presence.onReclaimed(() => void this.#resync());
+    presence.onReclaimed(() => void this.#reassertSessions());
     events.whenListening((listening) => {
       const change = () => (listening ? redis.subscribe(this.#events, listener) : redis.unsubscribe(this.#events));
       this.#eventsLink = this.#eventsLink.then(change).catch((error: Error) => this.#o.log.warn(`could not follow the events channel: ${error.message}`));
@@ -129,11 +134,12 @@ export class ClusterDelivery implements Delivery {
     return this.#toUser(user, { k: "d", u: user, r: reason.code });
   }
 
-  async claim(user: number): Promise<void> {
+  async claim(user: number): Promise<number | void> {
     // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
     if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     try {
-      const { presence } = this.#o;
+      const { presence, limit } = this.#o;
+      if (limit) return await this.#claimLimited(user, limit);
       if (this.#o.several) {
         if (await presence.claimAlso(user)) this.#elsewhere.add(user);
         else this.#elsewhere.delete(user);
@@ -145,7 +151,27 @@ export class ClusterDelivery implements Delivery {
     }
   }
 
-  async unclaim(user: number): Promise<void> {
+  /** The claim that also counts the browser in sess:U; refused past the limit under reject. */
+  async #claimLimited(user: number, limit: ClusterSessionLimit): Promise<number> {
+    const session = limit.nextSession();
+    const elsewhere = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
+    if (elsewhere === undefined) {
+      // Nothing was claimed: what waited for this login goes to the user's browsers here, if any.
+      this.settled(user);
+      throw new SessionLimitReached(user);
+    }
+    if (elsewhere) this.#elsewhere.add(user);
+    else this.#elsewhere.delete(user);
+    return session;
+  }
+
+  /** A browser numbered by its claim here closed: its slot in sess:U is free. */
+  closed(user: number, session: number): void {
+    this.#o.limit?.drop(user, session).catch((error: Error) => this.#o.log.warn(`user ${user}: could not free a session slot: ${error.message}`));
+  }
+
+  async unclaim(user: number, session?: number): Promise<void> {
+    if (session !== undefined) this.closed(user, session);
     // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
     // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
     if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
@@ -198,6 +224,22 @@ export class ClusterDelivery implements Delivery {
     log.info(`cluster bus back: resynced the channels of ${synced} local browser(s)`);
   }
 
+  /**
+   * After a lapse, the sweep may have dropped this node's browsers from sess:U: they are counted again
+   * within each user's limit, and those past it (their user logged in elsewhere meanwhile) are closed.
+   */
+  async #reassertSessions(): Promise<void> {
+    const { limit, local, log } = this.#o;
+    if (!limit || !local.sessionsOf) return;
+    const sessionsOf = local.sessionsOf;
+    try {
+      const users = [...local.users()].map((user): [number, number[]] => [user, sessionsOf(user)]);
+      for (const [user, session] of await limit.reassert(users)) local.closeSession?.(user, session, CloseCode.sessionReplaced);
+    } catch (error) {
+      log.warn(`could not count this node's sessions again: ${(error as Error).message}`);
+    }
+  }
+
   #toUser(user: number, message: BusMessage): Promise<void> {
     const { redis, prefix } = this.#o;
     return redis.script(TO_USER, [`${prefix}online`], [user, prefix, encodeBus(message)]).then(() => undefined);
@@ -248,6 +290,8 @@ export class ClusterDelivery implements Delivery {
         return void local.subscribe(message.u, message.c);
       case "x":
         return void local.unsubscribe(message.u, message.c);
+      case "q":
+        return void local.closeSession?.(message.u, message.s, CloseCode.sessionReplaced);
       case "d":
         if (message.x !== this.#o.presence.nodeId) local.disconnect(message.u, reasonFor(message.r));
         return;
