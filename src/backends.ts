@@ -187,6 +187,7 @@ async function clusterOn(
       settled: (user) => delivery.settled(user),
       released: (user) => delivery.released(user),
       elsewhere: (user) => delivery.elsewhere(user),
+      admitting: (_user, session) => delivery.admitting(session),
       closed: (user, session) => delivery.closed(user, session),
     },
     async start() {

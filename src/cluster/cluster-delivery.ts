@@ -60,6 +60,10 @@ export class ClusterDelivery implements Delivery {
   readonly #arriving = new Map<number, BusMessage[]>();
   /** Users whose login here found them online on another node (--sessions): their `[online]` was raised there. */
   readonly #elsewhere = new Set<number>();
+  /** Browsers numbered by a claim here whose login is not decided yet (session-limit.ts). */
+  readonly #inflight = new Set<number>();
+  /** Of those, the ones another login replaced meanwhile: they are refused at admission. */
+  readonly #doomed = new Set<number>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
   #paused: BusMessage[] | undefined;
 
@@ -154,8 +158,16 @@ export class ClusterDelivery implements Delivery {
   /** The claim that also counts the browser in sess:U; refused past the limit under reject. */
   async #claimLimited(user: number, limit: ClusterSessionLimit): Promise<number> {
     const session = limit.nextSession();
-    const elsewhere = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
+    this.#inflight.add(session);
+    let elsewhere: boolean | undefined;
+    try {
+      elsewhere = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
+    } catch (error) {
+      this.#inflight.delete(session);
+      throw error;
+    }
     if (elsewhere === undefined) {
+      this.#inflight.delete(session);
       // Nothing was claimed: what waited for this login goes to the user's browsers here, if any.
       this.settled(user);
       throw new SessionLimitReached(user);
@@ -165,13 +177,32 @@ export class ClusterDelivery implements Delivery {
     return session;
   }
 
+  /**
+   * The login numbered `session` is about to be admitted: false when a newer login elsewhere replaced
+   * it while it was in flight (its close reached this node before the browser did).
+   */
+  admitting(session: number): boolean {
+    this.#inflight.delete(session);
+    return !this.#doomed.delete(session);
+  }
+
+  /** Closes the browser `session` of the user here, or dooms its login if that is still in flight. */
+  #closeSession(user: number, session: number): void {
+    if (this.#o.local.closeSession?.(user, session, CloseCode.sessionReplaced)) return;
+    if (this.#inflight.has(session)) this.#doomed.add(session);
+  }
+
   /** A browser numbered by its claim here closed: its slot in sess:U is free. */
   closed(user: number, session: number): void {
     this.#o.limit?.drop(user, session).catch((error: Error) => this.#o.log.warn(`user ${user}: could not free a session slot: ${error.message}`));
   }
 
   async unclaim(user: number, session?: number): Promise<void> {
-    if (session !== undefined) this.closed(user, session);
+    if (session !== undefined) {
+      this.#inflight.delete(session);
+      this.#doomed.delete(session);
+      this.closed(user, session);
+    }
     // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
     // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
     if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
@@ -291,7 +322,7 @@ export class ClusterDelivery implements Delivery {
       case "x":
         return void local.unsubscribe(message.u, message.c);
       case "q":
-        return void local.closeSession?.(message.u, message.s, CloseCode.sessionReplaced);
+        return this.#closeSession(message.u, message.s);
       case "d":
         if (message.x !== this.#o.presence.nodeId) local.disconnect(message.u, reasonFor(message.r));
         return;

@@ -43,8 +43,8 @@ export interface LocalDelivery extends Delivery {
   disconnect(user: number, reason: CloseReason): void;
   claim(user: number): void;
   unclaim(user: number): void;
-  /** Closes the user's browser numbered `session` by its cluster claim, if it is here (session-limit.ts). */
-  closeSession?(user: number, session: number, reason: CloseReason): void;
+  /** Closes the user's browser numbered `session` by its cluster claim; false when it is not here (session-limit.ts). */
+  closeSession?(user: number, session: number, reason: CloseReason): boolean;
   /** The session numbers of the user's browsers here, oldest first (those a cluster claim numbered). */
   sessionsOf?(user: number): number[];
   /** Makes the user's browser here follow exactly these channels (a resync after missed bus messages). */

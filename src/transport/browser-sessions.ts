@@ -46,6 +46,8 @@ export interface SessionHooks {
   released(user: number): void | Promise<boolean>;
   /** Whether the user's first browser here came while it had browsers on another node (--sessions): it is online already. */
   elsewhere?(user: number): boolean;
+  /** Whether the browser its cluster claim numbered may be admitted: not if a newer login replaced it meanwhile. */
+  admitting?(user: number, session: number): boolean;
   /** A browser its cluster claim numbered (LoginDecision.session) is gone: its slot is free. */
   closed?(user: number, session: number): void;
 }
@@ -175,6 +177,12 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       abandon(decision);
       return;
     }
+    if (decision.session !== undefined && hooks?.admitting?.(user, decision.session) === false) {
+      log.debug(`user ${user}: a newer login replaced this one before it was admitted`, { user, addr: ws.data.addr });
+      close(ws, CloseCode.sessionReplaced);
+      abandon(decision);
+      return;
+    }
     if (sessions.count(user) >= limit) {
       if (limit > 1 && duplicate === "reject") {
         metrics.logins.duplicate++;
@@ -267,7 +275,9 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       for (const ws of sessions.all(user)) release(user, ws, reason);
     },
     closeSession(user, session, reason) {
-      for (const ws of sessions.all(user)) if (ws.data.session === session) return release(user, ws, reason);
+      const ws = sessions.all(user).find((browser) => browser.data.session === session);
+      if (ws) release(user, ws, reason);
+      return ws !== undefined;
     },
     sessionsOf(user) {
       const out: number[] = [];
