@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { OWN_KEY } from "../src/state/lineage.ts";
 import { RssSampler } from "./attack/kit.ts";
 import { spawnNode } from "./cluster-kit.ts";
 import { Browser, ControlClient, newUser, within, type CloseInfo, type User } from "./helpers.ts";
@@ -150,6 +151,56 @@ describe.skipIf(!haveRedis)("--sessions 2 across three nodes", () => {
       expect(counted(c.prefix, user.id)).toBe(2);
       // The killed node's tab was cut (its socket is gone); the first and the new one are open.
       expect(open(c.tabs)).toBe(2);
+    } finally {
+      await c.stop();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!haveRedis)("--sessions 2: a node paused past the sweep", () => {
+  test("comes back to find the user at the limit elsewhere: its own tab is closed (4002), never 3 open", async () => {
+    const c = await cluster(3, "replace");
+    try {
+      const user = await newUser(c.ctl);
+      const paused = await login(c.nodes[2]!, user, c.tabs);
+      const ctlB = await ControlClient.connect(c.nodes[1]!.privatePort);
+      try {
+        c.nodes[2]!.proc.kill("SIGSTOP");
+        // Lease 1 s, sweep grace 5 leases: once the user counts as offline and the sweep has run,
+        // node C's browser is no longer counted, and two new tabs fit.
+        const deadline = Date.now() + 20_000;
+        while (counted(c.prefix, user.id) > 0 && Date.now() < deadline) await Bun.sleep(200);
+        expect(counted(c.prefix, user.id)).toBe(0);
+        const a = await login(c.nodes[0]!, user, c.tabs);
+        const b = await login(c.nodes[1]!, user, c.tabs);
+        expect(a.ended).toBeUndefined();
+        expect(b.ended).toBeUndefined();
+        c.nodes[2]!.proc.kill("SIGCONT");
+        expect(await paused.browser.closedWithin("the paused node's tab to be closed")).toEqual(REPLACED);
+        expect(a.ended).toBeUndefined();
+        expect(b.ended).toBeUndefined();
+        expect(counted(c.prefix, user.id)).toBe(2);
+        expect(await ctlB.ok(`[online] ${user.id}`)).toBe("1");
+      } finally {
+        c.nodes[2]!.proc.kill("SIGCONT");
+        ctlB.close();
+      }
+    } finally {
+      await c.stop();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!haveRedis)("--sessions 2: every key it writes is one the lineage's wipe knows", () => {
+  test("sess:U matches OWN_KEY (a data-loss wipe would otherwise leave it behind)", async () => {
+    const c = await cluster(2, "replace");
+    try {
+      const user = await newUser(c.ctl);
+      await login(c.nodes[0]!, user, c.tabs);
+      await login(c.nodes[1]!, user, c.tabs);
+      const keys = redisCli("--scan", "--pattern", `${c.prefix}*`).split("\n").filter(Boolean);
+      expect(keys).toContain(`${c.prefix}sess:${user.id}`);
+      expect(keys.map((key) => key.slice(c.prefix.length)).filter((name) => !OWN_KEY.test(name))).toEqual([]);
     } finally {
       await c.stop();
     }

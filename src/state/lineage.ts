@@ -24,7 +24,7 @@ const DISCARD_BATCH = 1_000;
  * discards only these: another deployment sharing the Redis under a longer prefix (`webtalk:a:` next
  * to `webtalk:`) matches the SCAN pattern too, and must keep its data. A new key name must be added here.
  */
-const OWN_KEY = new RegExp(
+export const OWN_KEY = new RegExp(
   "^(?:generation|seq|writers|wipelock|lost|lineage|init|channels|nextchannel|nextuser|nodes|nodeseen|online|roomprobe|users|heldcount|kv|bus|epoch" +
     "|(?:held|members|uch|chnodes|sess):\\d+|(?:off|win):[cu]\\d+|floor:c\\d+|floors:u\\d+|(?:node|nodestats):[A-Za-z0-9_-]{12})$",
 );
