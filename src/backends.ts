@@ -187,7 +187,7 @@ async function clusterOn(
       settled: (user) => delivery.settled(user),
       released: (user) => delivery.released(user),
       elsewhere: (user) => delivery.elsewhere(user),
-      admitting: (_user, session) => delivery.admitting(session),
+      admitting: (user, session) => delivery.admitting(user, session),
       closed: (user, session) => delivery.closed(user, session),
     },
     async start() {

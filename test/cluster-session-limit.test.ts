@@ -212,10 +212,16 @@ describe.skipIf(!haveRedis)("--sessions 2: tabs logging in at once on two nodes"
     test(`${duplicate}: six tabs at once never leave more than 2 open`, async () => {
       const c = await cluster(2, duplicate);
       try {
+        const ids = c.nodes.map((node) => /cluster node (\S+) on Redis/.exec(node.output())![1]!);
         for (let round = 0; round < 3; round++) {
           const user = await newUser(c.ctl);
+          const channel = await c.ctl.ok("[newchannel]");
+          await c.ctl.ok(`[join] ${channel}!${user.id}`);
           const tabs: Tab[] = [];
-          await Promise.all(Array.from({ length: 6 }, (_, i) => login(c.nodes[i % 2]!, user, tabs)));
+          const nodeOf = new Map<Tab, string>();
+          await Promise.all(
+            Array.from({ length: 6 }, async (_, i) => nodeOf.set(await login(c.nodes[i % 2]!, user, tabs), ids[i % 2]!)),
+          );
           c.tabs.push(...tabs);
           if (duplicate === "reject") {
             expect(open(tabs)).toBe(2);
@@ -227,6 +233,16 @@ describe.skipIf(!haveRedis)("--sessions 2: tabs logging in at once on two nodes"
             expect(open(tabs)).toBe(2);
           }
           expect(counted(c.prefix, user.id)).toBe(2);
+          // Routing stays exact: the user is online, and counted in the channel, on the nodes of its open tabs only.
+          const holding = [...new Set(tabs.filter((tab) => !tab.ended).map((tab) => nodeOf.get(tab)!))].sort();
+          const settle = Date.now() + 5_000;
+          const online = () => redisCli("HGET", `${c.prefix}online`, String(user.id)).split(",").filter(Boolean).sort();
+          while (JSON.stringify(online()) !== JSON.stringify(holding) && Date.now() < settle) await Bun.sleep(20);
+          expect(online()).toEqual(holding);
+          const routes = redisCli("HGETALL", `${c.prefix}chnodes:${channel}`).split("\n").filter(Boolean);
+          expect(Object.fromEntries(Array.from({ length: routes.length / 2 }, (_, i) => [routes[2 * i]!, routes[2 * i + 1]!]))).toEqual(
+            Object.fromEntries(holding.map((node) => [node, "1"])),
+          );
         }
       } finally {
         await c.stop();

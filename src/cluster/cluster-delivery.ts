@@ -2,7 +2,7 @@ import type { ConsolaInstance } from "consola";
 import type { Delivery, LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
-import { CloseCode, type CloseReason } from "../protocol/codes.ts";
+import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
@@ -62,6 +62,14 @@ export class ClusterDelivery implements Delivery {
   readonly #elsewhere = new Set<number>();
   /** Browsers numbered by a claim here whose login is not decided yet (session-limit.ts). */
   readonly #inflight = new Set<number>();
+  /**
+   * Of those, how many per user: while one is in flight the node stays among the user's, though its
+   * last admitted browser here goes (a tab replaced while another logs in here), or it would be admitted
+   * with the node no longer in `online`, unreachable.
+   */
+  readonly #claiming = new Map<number, number>();
+  /** Users whose last browser here went while a login of theirs was in flight: `[offline]` waits on that login. */
+  readonly #owed = new Set<number>();
   /** Of those, the ones another login replaced meanwhile: they are refused at admission. */
   readonly #doomed = new Set<number>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
@@ -159,20 +167,21 @@ export class ClusterDelivery implements Delivery {
   async #claimLimited(user: number, limit: ClusterSessionLimit): Promise<number> {
     const session = limit.nextSession();
     this.#inflight.add(session);
+    this.#claiming.set(user, (this.#claiming.get(user) ?? 0) + 1);
     let elsewhere: boolean | undefined;
     try {
       elsewhere = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
     } catch (error) {
-      this.#inflight.delete(session);
+      this.#decided(user, session);
       throw error;
     }
     if (elsewhere === undefined) {
-      this.#inflight.delete(session);
+      this.#decided(user, session);
       // Nothing was claimed: what waited for this login goes to the user's browsers here, if any.
       this.settled(user);
       throw new SessionLimitReached(user);
     }
-    if (elsewhere) this.#elsewhere.add(user);
+    if (elsewhere || this.#owed.has(user)) this.#elsewhere.add(user);
     else this.#elsewhere.delete(user);
     return session;
   }
@@ -181,9 +190,19 @@ export class ClusterDelivery implements Delivery {
    * The login numbered `session` is about to be admitted: false when a newer login elsewhere replaced
    * it while it was in flight (its close reached this node before the browser did).
    */
-  admitting(session: number): boolean {
-    this.#inflight.delete(session);
-    return !this.#doomed.delete(session);
+  admitting(user: number, session: number): boolean {
+    this.#decided(user, session);
+    if (this.#doomed.delete(session)) return false;
+    this.#owed.delete(user);
+    return true;
+  }
+
+  /** The login numbered `session` is no longer in flight. */
+  #decided(user: number, session: number): void {
+    if (!this.#inflight.delete(session)) return;
+    const left = (this.#claiming.get(user) ?? 1) - 1;
+    if (left > 0) this.#claiming.set(user, left);
+    else this.#claiming.delete(user);
   }
 
   /** Closes the browser `session` of the user here, or dooms its login if that is still in flight. */
@@ -199,13 +218,15 @@ export class ClusterDelivery implements Delivery {
 
   async unclaim(user: number, session?: number): Promise<void> {
     if (session !== undefined) {
-      this.#inflight.delete(session);
+      this.#decided(user, session);
       this.#doomed.delete(session);
       this.closed(user, session);
     }
     // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
     // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
     if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
+    if (this.#claiming.has(user)) return;
+    if (this.#owed.delete(user)) return this.#releaseOwed(user);
     this.#arriving.delete(user);
     this.#elsewhere.delete(user);
     await this.#o.presence.release(user);
@@ -229,6 +250,12 @@ export class ClusterDelivery implements Delivery {
    * still has browsers on another live node (then `[offline]` is not this node's to raise).
    */
   released(user: number): void | Promise<boolean> {
+    // Another login of the user is in flight here: the user stays online here, for that one.
+    if (this.#claiming.has(user)) {
+      this.#owed.add(user);
+      this.#elsewhere.add(user);
+      return Promise.resolve(true);
+    }
     const released = this.#o.presence.release(user);
     if (this.#o.several) return released;
     released.catch(() => undefined);
@@ -253,6 +280,14 @@ export class ClusterDelivery implements Delivery {
       }
     }
     log.info(`cluster bus back: resynced the channels of ${synced} local browser(s)`);
+  }
+
+  /** The last login in flight of a user whose browsers here are gone failed: the user leaves this node. */
+  async #releaseOwed(user: number): Promise<void> {
+    this.#arriving.delete(user);
+    this.#elsewhere.delete(user);
+    const still = await this.#o.presence.release(user).catch(() => false);
+    if (!still) this.#o.events.emit(Event.offline(user));
   }
 
   /**
