@@ -8,6 +8,7 @@ import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
 import type { Config } from "./config/schema.ts";
 import { CloseCode } from "./protocol/codes.ts";
+import { ClusterSessionLimit } from "./cluster/session-limit.ts";
 import type { SessionHooks } from "./transport/browser-sessions.ts";
 import type { Delivery, LocalDelivery } from "./core/delivery.ts";
 import type { EventHub } from "./core/events.ts";
@@ -173,6 +174,7 @@ async function clusterOn(
     log: log.withTag("cluster"),
     checkGeneration: () => generation.check(),
     several: config.sessions > 1,
+    limit: config.sessions > 1 ? new ClusterSessionLimit(redis, prefix, nodeId, config.sessions, config.duplicate === "reject") : undefined,
   });
   generation.announceThrough(() => delivery.announceDataLoss());
   return {
@@ -185,6 +187,8 @@ async function clusterOn(
       settled: (user) => delivery.settled(user),
       released: (user) => delivery.released(user),
       elsewhere: (user) => delivery.elsewhere(user),
+      admitting: (user, session) => delivery.admitting(user, session),
+      closed: (user, session) => delivery.closed(user, session),
     },
     async start() {
       await delivery.start();

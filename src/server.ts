@@ -86,6 +86,8 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
           settled: (user) => sessions?.settled(user),
           released: (user) => sessions?.released(user),
           elsewhere: (user) => sessions?.elsewhere?.(user) ?? false,
+          admitting: (user, session) => sessions?.admitting?.(user, session) ?? true,
+          closed: (user, session) => sessions?.closed?.(user, session),
         },
         sessionLimit: { limit: config.sessions, duplicate: config.duplicate },
       }),

@@ -18,6 +18,12 @@ describe("cluster bus codec", () => {
     expect(decodeBus('{"k":"u","u":7,"m":"hi","t":null,"o":3}')).toBeUndefined();
   });
 
+  test("a session close as the claim script writes it (session-limit.ts) decodes; a malformed one does not", () => {
+    expect(decodeBus('{"k":"q","u":1796400000000123,"s":7}')).toEqual({ k: "q", u: 1796400000000123, s: 7 });
+    expect(decodeBus('{"k":"q","u":7,"s":"7"}')).toBeUndefined();
+    expect(decodeBus('{"k":"q","u":7}')).toBeUndefined();
+  });
+
   test("the stamp is the wall clock in milliseconds", () => {
     expect(Math.abs(busStamp() - Date.now())).toBeLessThan(1_000);
   });

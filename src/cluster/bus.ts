@@ -9,6 +9,8 @@ export type BusMessage =
   | { k: "s" | "x"; u: number; c: number }
   /** Close the user's browser with close code `r`; `x` names a node that must not (the one that claimed the user). */
   | { k: "d"; u: number; r: number; x?: string }
+  /** Close the user's browser number `s` on this node (session-limit.ts): the oldest past --sessions. */
+  | { k: "q"; u: number; s: number }
   /** A `[listen]` event for every node's listeners. */
   | { k: "e"; p: string }
   /**
@@ -17,7 +19,7 @@ export type BusMessage =
    */
   | { k: "g" };
 
-// Where each message travels (Redis pub/sub channels under the key prefix): `u`, `c`, `s`, `x` and `d`
+// Where each message travels (Redis pub/sub channels under the key prefix): `u`, `c`, `s`, `x`, `d` and `q`
 // on the node channel of the node that hosts the browser (`to:NODE`, route-redis.ts), so a node hears
 // only of its own browsers; `e` on the events channel, which a node subscribes to only while it has a
 // `[listen]` connection; `g` on the cluster-wide channel every node hears.
@@ -74,6 +76,8 @@ export function decodeBus(text: string): BusMessage | undefined {
       return int(m.u) && int(m.c) ? (m as BusMessage) : undefined;
     case "d":
       return int(m.u) && int(m.r) && (m.x === undefined || typeof m.x === "string") ? (m as BusMessage) : undefined;
+    case "q":
+      return int(m.u) && int(m.s) ? (m as BusMessage) : undefined;
     case "e":
       return typeof m.p === "string" ? (m as BusMessage) : undefined;
     case "g":

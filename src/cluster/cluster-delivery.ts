@@ -2,11 +2,13 @@ import type { ConsolaInstance } from "consola";
 import type { Delivery, LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
-import { CloseCode, type CloseReason } from "../protocol/codes.ts";
+import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import type { RedisLink } from "../state/redis-link.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
+import type { ClusterSessionLimit } from "./session-limit.ts";
+import { SessionLimitReached } from "../core/session-limit-reached.ts";
 
 export interface ClusterOptions {
   redis: RedisLink;
@@ -25,6 +27,8 @@ export interface ClusterOptions {
    * elsewhere, and this node stays among them while any browser of the user is here.
    */
   several?: boolean;
+  /** --sessions above 1 counted across the cluster (session-limit.ts): each login here is numbered and counted in sess:U. */
+  limit?: ClusterSessionLimit;
 }
 
 // To each node that hosts a browser of the user, if any (presence.ts's online hash). ARGV[2]: the prefix.
@@ -56,6 +60,18 @@ export class ClusterDelivery implements Delivery {
   readonly #arriving = new Map<number, BusMessage[]>();
   /** Users whose login here found them online on another node (--sessions): their `[online]` was raised there. */
   readonly #elsewhere = new Set<number>();
+  /** Browsers numbered by a claim here whose login is not decided yet (session-limit.ts). */
+  readonly #inflight = new Set<number>();
+  /**
+   * Of those, how many per user: while one is in flight the node stays among the user's, though its
+   * last admitted browser here goes (a tab replaced while another logs in here), or it would be admitted
+   * with the node no longer in `online`, unreachable.
+   */
+  readonly #claiming = new Map<number, number>();
+  /** Users whose last browser here went while a login of theirs was in flight: `[offline]` waits on that login. */
+  readonly #owed = new Set<number>();
+  /** Of those, the ones another login replaced meanwhile: they are refused at admission. */
+  readonly #doomed = new Set<number>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
   #paused: BusMessage[] | undefined;
 
@@ -78,6 +94,7 @@ export class ClusterDelivery implements Delivery {
     await redis.subscribe(nodeChannel(prefix, presence.nodeId), listener, () => void this.#resync());
     await redis.subscribe(this.#channel, listener);
     presence.onReclaimed(() => void this.#resync());
+    presence.onReclaimed(() => void this.#reassertSessions());
     events.whenListening((listening) => {
       const change = () => (listening ? redis.subscribe(this.#events, listener) : redis.unsubscribe(this.#events));
       this.#eventsLink = this.#eventsLink.then(change).catch((error: Error) => this.#o.log.warn(`could not follow the events channel: ${error.message}`));
@@ -129,11 +146,12 @@ export class ClusterDelivery implements Delivery {
     return this.#toUser(user, { k: "d", u: user, r: reason.code });
   }
 
-  async claim(user: number): Promise<void> {
+  async claim(user: number): Promise<number | void> {
     // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
     if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     try {
-      const { presence } = this.#o;
+      const { presence, limit } = this.#o;
+      if (limit) return await this.#claimLimited(user, limit);
       if (this.#o.several) {
         if (await presence.claimAlso(user)) this.#elsewhere.add(user);
         else this.#elsewhere.delete(user);
@@ -145,10 +163,70 @@ export class ClusterDelivery implements Delivery {
     }
   }
 
-  async unclaim(user: number): Promise<void> {
+  /** The claim that also counts the browser in sess:U; refused past the limit under reject. */
+  async #claimLimited(user: number, limit: ClusterSessionLimit): Promise<number> {
+    const session = limit.nextSession();
+    this.#inflight.add(session);
+    this.#claiming.set(user, (this.#claiming.get(user) ?? 0) + 1);
+    let elsewhere: boolean | undefined;
+    try {
+      elsewhere = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
+    } catch (error) {
+      this.#decided(user, session);
+      throw error;
+    }
+    if (elsewhere === undefined) {
+      this.#decided(user, session);
+      // Nothing was claimed: what waited for this login goes to the user's browsers here, if any.
+      this.settled(user);
+      throw new SessionLimitReached(user);
+    }
+    if (elsewhere || this.#owed.has(user)) this.#elsewhere.add(user);
+    else this.#elsewhere.delete(user);
+    return session;
+  }
+
+  /**
+   * The login numbered `session` is about to be admitted: false when a newer login elsewhere replaced
+   * it while it was in flight (its close reached this node before the browser did).
+   */
+  admitting(user: number, session: number): boolean {
+    this.#decided(user, session);
+    if (this.#doomed.delete(session)) return false;
+    this.#owed.delete(user);
+    return true;
+  }
+
+  /** The login numbered `session` is no longer in flight. */
+  #decided(user: number, session: number): void {
+    if (!this.#inflight.delete(session)) return;
+    const left = (this.#claiming.get(user) ?? 1) - 1;
+    if (left > 0) this.#claiming.set(user, left);
+    else this.#claiming.delete(user);
+  }
+
+  /** Closes the browser `session` of the user here, or dooms its login if that is still in flight. */
+  #closeSession(user: number, session: number): void {
+    if (this.#o.local.closeSession?.(user, session, CloseCode.sessionReplaced)) return;
+    if (this.#inflight.has(session)) this.#doomed.add(session);
+  }
+
+  /** A browser numbered by its claim here closed: its slot in sess:U is free. */
+  closed(user: number, session: number): void {
+    this.#o.limit?.drop(user, session).catch((error: Error) => this.#o.log.warn(`user ${user}: could not free a session slot: ${error.message}`));
+  }
+
+  async unclaim(user: number, session?: number): Promise<void> {
+    if (session !== undefined) {
+      this.#decided(user, session);
+      this.#doomed.delete(session);
+      this.closed(user, session);
+    }
     // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
     // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
     if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
+    if (this.#claiming.has(user)) return;
+    if (this.#owed.delete(user)) return this.#releaseOwed(user);
     this.#arriving.delete(user);
     this.#elsewhere.delete(user);
     await this.#o.presence.release(user);
@@ -172,6 +250,12 @@ export class ClusterDelivery implements Delivery {
    * still has browsers on another live node (then `[offline]` is not this node's to raise).
    */
   released(user: number): void | Promise<boolean> {
+    // Another login of the user is in flight here: the user stays online here, for that one.
+    if (this.#claiming.has(user)) {
+      this.#owed.add(user);
+      this.#elsewhere.add(user);
+      return Promise.resolve(true);
+    }
     const released = this.#o.presence.release(user);
     if (this.#o.several) return released;
     released.catch(() => undefined);
@@ -196,6 +280,30 @@ export class ClusterDelivery implements Delivery {
       }
     }
     log.info(`cluster bus back: resynced the channels of ${synced} local browser(s)`);
+  }
+
+  /** The last login in flight of a user whose browsers here are gone failed: the user leaves this node. */
+  async #releaseOwed(user: number): Promise<void> {
+    this.#arriving.delete(user);
+    this.#elsewhere.delete(user);
+    const still = await this.#o.presence.release(user).catch(() => false);
+    if (!still) this.#o.events.emit(Event.offline(user));
+  }
+
+  /**
+   * After a lapse, the sweep may have dropped this node's browsers from sess:U: they are counted again
+   * within each user's limit, and those past it (their user logged in elsewhere meanwhile) are closed.
+   */
+  async #reassertSessions(): Promise<void> {
+    const { limit, local, log } = this.#o;
+    if (!limit || !local.sessionsOf) return;
+    const sessionsOf = local.sessionsOf;
+    try {
+      const users = [...local.users()].map((user): [number, number[]] => [user, sessionsOf(user)]);
+      for (const [user, session] of await limit.reassert(users)) local.closeSession?.(user, session, CloseCode.sessionReplaced);
+    } catch (error) {
+      log.warn(`could not count this node's sessions again: ${(error as Error).message}`);
+    }
   }
 
   #toUser(user: number, message: BusMessage): Promise<void> {
@@ -248,6 +356,8 @@ export class ClusterDelivery implements Delivery {
         return void local.subscribe(message.u, message.c);
       case "x":
         return void local.unsubscribe(message.u, message.c);
+      case "q":
+        return this.#closeSession(message.u, message.s);
       case "d":
         if (message.x !== this.#o.presence.nodeId) local.disconnect(message.u, reasonFor(message.r));
         return;

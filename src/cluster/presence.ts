@@ -1,5 +1,6 @@
 import type { RedisLink } from "../state/redis-link.ts";
 import { ONLINE_NODES, ROUTE_MOVE } from "../state/route-redis.ts";
+import { SESSION_CLAIM, SESSIONS_DROP_DEAD } from "./session-limit.ts";
 
 // online: hash user → node ID (or node IDs, with --sessions above 1: route-redis.ts); node:ID: the node's lease, renewed every third of its length;
 // nodestats:ID: the node's counters, for cluster-wide [stats]. A user whose node's lease has lapsed
@@ -46,6 +47,13 @@ if not here then
 end
 return elsewhere`;
 
+// CLAIM_ALSO with the limit counted cluster-wide (session-limit.ts), in the same step: ARGV[4] the
+// browser's member in sess:U, ARGV[5] the limit, ARGV[6] 'reject' or 'replace'. Answers -1, claiming
+// nothing, when the user has the limit already under reject.
+const CLAIM_LIMITED = `${SESSION_CLAIM}
+if not session_claim(ARGV[3], ARGV[1], ARGV[4], tonumber(ARGV[5]), ARGV[6] == 'reject') then return -1 end
+${CLAIM_ALSO}`;
+
 // The user is no longer online on this node (ARGV[2]); it may still be on others (--sessions).
 const RELEASE = `${ROUTE_MOVE}${ONLINE_NODES}
 local nodes = online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))
@@ -67,7 +75,7 @@ return elsewhere`;
 // the channel counts never keep routing to a node that died. The grace is several leases long: a live
 // node whose lease only lapsed (a pause, a Redis outage) keeps its routes and misses no shout; one
 // paused past it claims its users again when it comes back (#renew), which counts them again.
-const SWEEP = `${ROUTE_MOVE}${ONLINE_NODES}
+const SWEEP = `${ROUTE_MOVE}${ONLINE_NODES}${SESSIONS_DROP_DEAD}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[3], ARGV[2], string.format('%.0f', now + tonumber(ARGV[3])))
@@ -89,6 +97,7 @@ for i = 1, #all, 2 do
   if #kept < #nodes then
     local value = online_value(kept)
     if value then redis.call('HSET', KEYS[1], all[i], value) else redis.call('HDEL', KEYS[1], all[i]) end
+    sessions_drop_dead(ARGV[1], all[i], dead)
     n = n + 1
   end
 end
@@ -285,6 +294,20 @@ export class RedisPresence {
     this.#unreleased.delete(user);
     this.#claimed.add(user);
     return (await this.redis.script(CLAIM_ALSO, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
+  }
+
+  /**
+   * claimAlso with --sessions counted cluster-wide (session-limit.ts): adds the browser's `member` to
+   * the user's sessions in the same step, closing the oldest past `limit`, or refusing under `reject`.
+   * Answers undefined when refused (nothing claimed), else whether the user was online elsewhere.
+   */
+  async claimLimited(user: number, member: string, limit: number, reject: boolean): Promise<boolean | undefined> {
+    const args = [user, this.nodeId, this.prefix, member, limit, reject ? "reject" : "replace"];
+    const answer = await this.redis.script(CLAIM_LIMITED, [this.#k("online")], args);
+    if (answer === -1) return undefined;
+    this.#unreleased.delete(user);
+    this.#claimed.add(user);
+    return answer === 1;
   }
 
   /** The user is no longer online here; answers whether it is still online on another live node (--sessions). */

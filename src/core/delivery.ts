@@ -22,11 +22,13 @@ export interface Delivery {
   disconnect(user: number, reason: CloseReason): Maybe<void>;
   /**
    * A browser of this node has just proved it is the user: from now on the user is online here, and a
-   * browser of theirs elsewhere is closed (4002). Called before the held messages are taken.
+   * browser of theirs elsewhere is closed (4002). Called before the held messages are taken. A
+   * cluster counting --sessions across its nodes answers the browser's session number there
+   * (session-limit.ts), or rejects with SessionLimitReached.
    */
-  claim(user: number): Maybe<void>;
-  /** Undoes a claim whose login was then refused. */
-  unclaim(user: number): Maybe<void>;
+  claim(user: number): Maybe<number | void>;
+  /** Undoes a claim whose login was then refused; `session`: what the claim answered. */
+  unclaim(user: number, session?: number): Maybe<void>;
 }
 
 /** The browsers of this process, reached without waiting: the public transport's side of Delivery. */
@@ -41,6 +43,10 @@ export interface LocalDelivery extends Delivery {
   disconnect(user: number, reason: CloseReason): void;
   claim(user: number): void;
   unclaim(user: number): void;
+  /** Closes the user's browser numbered `session` by its cluster claim; false when it is not here (session-limit.ts). */
+  closeSession?(user: number, session: number, reason: CloseReason): boolean;
+  /** The session numbers of the user's browsers here, oldest first (those a cluster claim numbered). */
+  sessionsOf?(user: number): number[];
   /** Makes the user's browser here follow exactly these channels (a resync after missed bus messages). */
   follow(user: number, channels: number[]): void;
   /** The users with a browser connected here. */

@@ -16,6 +16,8 @@ export type LoginDecision =
       channels: number[];
       catchUp: CatchUp;
       replaces: boolean;
+      /** The browser's number in a cluster that counts --sessions across nodes (session-limit.ts). */
+      session?: number;
       /** The browser left before it could be admitted: undoes the claim and holds its catch-up's whispers again. */
       abandon(): Maybe<void>;
     }
@@ -48,11 +50,11 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
     return then(state.hold(user, held[i]!, heldLimit), () => holdAgain(user, held, i + 1));
   };
 
-  const claimed = (user: number, resume: ReturnType<typeof parseV2Login>, online: boolean): Maybe<LoginDecision> =>
+  const claimed = (user: number, resume: ReturnType<typeof parseV2Login>, online: boolean, session: number | void): Maybe<LoginDecision> =>
     // A kill that lands while the login waits on the state would find no browser to close: once the
     // user is claimed (what follows about it now waits for the login), check it still exists.
     then(state.userSalt(user), (still): Maybe<LoginDecision> => {
-      if (still === undefined) return then(delivery.unclaim(user), () => ({ ok: false as const, why: "unknown" as const }));
+      if (still === undefined) return then(delivery.unclaim(user, session ?? undefined), () => ({ ok: false as const, why: "unknown" as const }));
       return then(state.channelsOf(user), (channels) =>
         then(resume ? catchUpV2(replay, resume, user, channels) : catchUpV1, (catchUp) =>
           // Taken last: nothing that can fail after it loses the user's whispers.
@@ -62,7 +64,8 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
             channels,
             catchUp: catchUp(held),
             replaces: online,
-            abandon: () => then(delivery.unclaim(user), () => holdAgain(user, held)),
+            session: session ?? undefined,
+            abandon: () => then(delivery.unclaim(user, session ?? undefined), () => holdAgain(user, held)),
           })),
         ),
       );
@@ -80,7 +83,9 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
         if (online && duplicate === "reject" && sessions === 1) return { ok: false, why: "duplicate" };
-        return then(delivery.claim(user), () => undoingOnFailure(() => claimed(user, resume, online), () => delivery.unclaim(user)));
+        return then(delivery.claim(user), (session) =>
+          undoingOnFailure(() => claimed(user, resume, online, session), () => delivery.unclaim(user, session ?? undefined)),
+        );
       });
     });
   };

@@ -32,6 +32,8 @@ export interface Peer {
   replay?: ReplayStream;
   /** The whisper offset its replay reached: a live copy of one up to here (queued during the login) was sent already. */
   whisperFloor?: number;
+  /** Its number in a cluster that counts --sessions across nodes (session-limit.ts): freed when it goes. */
+  session?: number;
 }
 
 /** A WebSocket browser (Bun's ServerWebSocket) or an SSE one (SseSession). */
@@ -47,6 +49,10 @@ export interface SessionHooks {
   released(user: number): void | Promise<boolean>;
   /** Whether the user's first browser here came while it had browsers on another node (--sessions): it is online already. */
   elsewhere?(user: number): boolean;
+  /** Whether the browser its cluster claim numbered may be admitted: not if a newer login replaced it meanwhile. */
+  admitting?(user: number, session: number): boolean;
+  /** A browser its cluster claim numbered (LoginDecision.session) is gone: its slot is free. */
+  closed?(user: number, session: number): void;
 }
 
 export interface SessionOptions {
@@ -100,6 +106,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
    */
   const retire = (user: number, ws: Browser, reason: CloseReason): void => {
     sessions.remove(user, ws);
+    freed(user, ws);
     metrics.sessions = sessions.browsers;
     watchdog.remove(ws);
     if (!sessions.has(user)) events.emit(Event.offline(user));
@@ -113,10 +120,18 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const release = (user: number, ws: Browser, reason: CloseReason): void => {
     if (sessions.count(user) > 1) return retire(user, ws, reason);
     sessions.remove(user, ws);
+    freed(user, ws);
     metrics.sessions = sessions.browsers;
     watchdog.remove(ws);
     departed(user);
     close(ws, reason);
+  };
+
+  /** A browser numbered by a cluster claim went: the cluster frees its slot (no cost without one). */
+  const freed = (user: number, ws: Browser): void => {
+    if (ws.data.session === undefined) return;
+    hooks?.closed?.(user, ws.data.session);
+    ws.data.session = undefined;
   };
 
   /** The user's last browser here went: `[offline]`, unless it is still online on another node. */
@@ -167,6 +182,12 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       abandon(decision);
       return;
     }
+    if (decision.session !== undefined && hooks?.admitting?.(user, decision.session) === false) {
+      log.debug(`user ${user}: a newer login replaced this one before it was admitted`, { user, addr: ws.data.addr });
+      close(ws, CloseCode.sessionReplaced);
+      abandon(decision);
+      return;
+    }
     if (sessions.count(user) >= limit) {
       if (limit > 1 && duplicate === "reject") {
         metrics.logins.duplicate++;
@@ -182,6 +203,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     const arrives = !sessions.has(user);
     ws.data.phase = "live";
     ws.data.user = user;
+    if (decision.session !== undefined) ws.data.session = decision.session;
     sessions.add(user, ws);
     metrics.sessions = sessions.browsers;
     watchdog.add(ws);
@@ -267,6 +289,16 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     },
     disconnect(user, reason) {
       for (const ws of sessions.all(user)) release(user, ws, reason);
+    },
+    closeSession(user, session, reason) {
+      const ws = sessions.all(user).find((browser) => browser.data.session === session);
+      if (ws) release(user, ws, reason);
+      return ws !== undefined;
+    },
+    sessionsOf(user) {
+      const out: number[] = [];
+      for (const ws of sessions.all(user)) if (ws.data.session !== undefined) out.push(ws.data.session);
+      return out;
     },
     // One node: the session map is the whole truth, and admit() replaces a local browser itself.
     claim: () => undefined,
@@ -414,6 +446,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     endReplay(ws);
     watchdog.remove(ws);
     if (ws.data.phase !== "live" || !sessions.remove(user, ws)) return false;
+    freed(user, ws);
     metrics.sessions = sessions.browsers;
     if (sessions.has(user)) {
       if (debug) log.debug(`user ${user}: one of its browsers disconnected`, { user, code, addr: ws.data.addr });

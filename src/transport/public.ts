@@ -8,6 +8,7 @@ import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { V2_PROTOCOL } from "../protocol/resume.ts";
 import { BackendUnavailable, StateWriteFailed, type Maybe } from "../state/state.ts";
+import { SessionLimitReached } from "../core/session-limit-reached.ts";
 import type { HttpHandler } from "./assets.ts";
 import { close, createBrowserSessions, type Browser, type Peer, type SessionHooks } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
@@ -118,6 +119,13 @@ export function servePublic(options: PublicOptions): PublicServer {
     close(ws, CloseCode.loginFailed);
   };
 
+  /** The cluster found the user at --sessions under --duplicate reject (session-limit.ts). */
+  const refuseOverLimit = (ws: Browser): void => {
+    if (ws.data.phase === "verifying") metrics.logins.duplicate++;
+    log.debug("browser login refused: session limit", { user: ws.data.claimed, addr: ws.data.addr });
+    close(ws, CloseCode.sessionRefused);
+  };
+
   const tooFast = (ws: Browser): void => {
     metrics.tooFastDisconnected++;
     log.warn(`user ${ws.data.user}: more than ${maxMessageRate} messages per second; disconnecting it`, { user: ws.data.user, addr: ws.data.addr });
@@ -182,6 +190,7 @@ export function servePublic(options: PublicOptions): PublicServer {
             (d) => admit(ws, d),
             (error: unknown) => {
               if (error instanceof BackendUnavailable) return close(ws, CloseCode.tryAgainLater);
+              if (error instanceof SessionLimitReached) return refuseOverLimit(ws);
               // A write that failed (a full disk) is the server's trouble, not the token's: the page
               // tries again later rather than stopping for good. The state has logged the failure.
               if (error instanceof StateWriteFailed) return close(ws, CloseCode.tryAgainLater);
