@@ -10,15 +10,6 @@ import { haveRedis, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const redis = useRedis();
 
-async function drain(browser: Browser): Promise<string[]> {
-  const out: string[] = [];
-  for (;;) {
-    const next = await browser.messages.next("more", 300).catch(() => undefined);
-    if (next === undefined) return out;
-    out.push(next);
-  }
-}
-
 describe.skipIf(!haveRedis)("a lapsed node's routes", () => {
   test("are not dropped by an [online] query about one of its users", async () => {
     const prefix = uniquePrefix("onlineq");
@@ -44,7 +35,7 @@ describe.skipIf(!haveRedis)("a lapsed node's routes", () => {
       process.kill(b!.proc.pid, "SIGCONT");
       stopped = false;
       await Bun.sleep(1_500);
-      expect({ online, asked: await drain(asked), other: await drain(other) }).toEqual({
+      expect({ online, asked: await asked.messages.settled(300), other: await other.messages.settled(300) }).toEqual({
         online: "[ok] 0", // documented: a lapsed node's users count as offline
         asked: ["to-asked"],
         other: ["to-other"],

@@ -11,16 +11,6 @@ import { haveRedis, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const redis = useRedis();
 
-/** What a browser has received and not yet taken, without waiting for more. */
-async function drain(browser: Browser): Promise<string[]> {
-  const out: string[] = [];
-  for (;;) {
-    const next = await browser.messages.next("more", 200).catch(() => undefined);
-    if (next === undefined) return out;
-    out.push(next);
-  }
-}
-
 describe.skipIf(!haveRedis)("a node paused past its lease", () => {
   test("does not take back a user that logged in on another node meanwhile", async () => {
     const prefix = uniquePrefix("paused");
@@ -59,8 +49,8 @@ describe.skipIf(!haveRedis)("a node paused past its lease", () => {
       const whisper = await ctl.call(`[whisper] ${user.id}!private-after-resume`);
       const shout = await ctl.call(`[shout] ${channel}!shout-after-resume`);
       await Bun.sleep(1_000);
-      const seenOnA = await drain(onA);
-      const seenOnB = await drain(onB);
+      const seenOnA = await onA.messages.settled(200);
+      const seenOnB = await onB.messages.settled(200);
       const online = Bun.spawnSync(["redis-cli", "-p", String(redis.port), "HGET", `${prefix}online`, String(user.id)]).stdout.toString().trim();
       expect({ whisper, shout, seenOnA, seenOnB, bClosed: await Promise.race([onB.closed.then((c) => c.code), Bun.sleep(10).then(() => "open")]) }).toEqual({
         whisper: "[ok] message sent",

@@ -91,6 +91,16 @@ export class Inbox<T> {
     });
   }
 
+  /** Everything that arrives until none has for `quietMs`: what a browser got, without waiting for more. */
+  async settled(quietMs: number): Promise<T[]> {
+    const out: T[] = [];
+    for (;;) {
+      const next = await this.next("more", quietMs).catch(() => undefined);
+      if (next === undefined) return out;
+      out.push(next);
+    }
+  }
+
   async take(count: number, what = "messages", ms = WAIT_MS): Promise<T[]> {
     const out: T[] = [];
     for (let i = 0; i < count; i++) out.push(await this.next(`${what} (${i + 1} of ${count})`, ms));
