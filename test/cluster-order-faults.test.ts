@@ -4,18 +4,15 @@
 // [ok] must reach every browser once; checked with Redis paused (CLIENT PAUSE) in the middle.
 
 import { describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
 import { replayEpoch } from "./epochs.ts";
 import { endCluster, OffsetPage, offsetSkips, spawnCluster } from "./cluster-kit.ts";
-import { haveRedis, useRedis, uniquePrefix } from "./redis-server.ts";
+import { haveRedis, useRedis, uniquePrefix, redisCliOn } from "./redis-server.ts";
 
 const redis = useRedis();
 
-function redisCli(...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8" }).stdout.trim();
-}
+const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 
 describe.skipIf(!haveRedis)("cluster offsets under faults", () => {
   for (const pauseMs of [800, 3000]) {

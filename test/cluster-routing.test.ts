@@ -3,13 +3,12 @@
 // counts what it took off the bus. A small constant is allowed for the node's own housekeeping.
 
 import { describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { spawnCluster, spawnNode } from "./cluster-kit.ts";
 import type { Spawned } from "./process.ts";
-import { haveRedis, uniquePrefix, useRedis } from "./redis-server.ts";
+import { haveRedis, uniquePrefix, useRedis, redisCliOn } from "./redis-server.ts";
 
 const redis = useRedis();
 /** Bus messages a node may receive for reasons of its own (none today; room for housekeeping). */
@@ -48,9 +47,7 @@ function receive(browser: Browser, prefix: string, count: number, what: string, 
   return within(promise, `${what} (${seen} of ${count})`, ms).finally(() => browser.ws.removeEventListener("message", listener));
 }
 
-function redisCli(...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8" }).stdout.trim();
-}
+const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 
 describe.skipIf(!haveRedis)("routed cluster delivery", () => {
   test("a node with no browser for the shouts and whispers receives none of them", async () => {

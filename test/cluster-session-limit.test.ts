@@ -3,13 +3,12 @@
 // read with redis-cli. Before this, each node counted its own: three nodes let one user have 3×N.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { OWN_KEY } from "../src/state/lineage.ts";
 import { RssSampler } from "./attack/kit.ts";
 import { spawnNode } from "./cluster-kit.ts";
 import { Browser, ControlClient, newUser, within, type CloseInfo, type User } from "./helpers.ts";
 import type { Spawned } from "./process.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, startRedis, uniquePrefix, type TestRedis, redisCliOn } from "./redis-server.ts";
 
 const REPLACED = { code: 4002, reason: "session limit: replaced by a newer login" };
 const REFUSED = { code: 4002, reason: "session limit: too many sessions" };
@@ -22,9 +21,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function redisCli(...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8" }).stdout.trim();
-}
+const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 
 /** The user's browsers Redis counts, cluster-wide. */
 function counted(prefix: string, user: number): number {

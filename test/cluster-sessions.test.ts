@@ -3,11 +3,10 @@
 // (chnodes:C) name both nodes and go with the last tab; kick and kill reach every node.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import type { Config } from "../src/config/schema.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, loggedIn, startTestServer, type User } from "./helpers.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis } from "./redis-server.ts";
+import { haveRedis, startRedis, uniquePrefix, type TestRedis, redisCliOn } from "./redis-server.ts";
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -17,9 +16,7 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function redisCli(...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8" }).stdout.trim();
-}
+const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 
 /** Two nodes on one Redis under a fresh prefix, with a control connection to each. */
 async function twoNodes(overrides: Partial<Config> = {}) {

@@ -2,6 +2,7 @@
 
 import type { Subprocess } from "bun";
 import { afterAll, beforeAll } from "bun:test";
+import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createLog } from "../src/observe/log.ts";
 import { RedisLink } from "../src/state/redis-link.ts";
@@ -90,6 +91,11 @@ export function useRedis(options: Parameters<typeof startRedis>[0] = {}): TestRe
     stop: () => running().stop(),
     restart: () => running().restart(),
   };
+}
+
+/** Runs redis-cli against `redis` (bounded) and answers its output: for tests that read or poke Redis directly. */
+export function redisCliOn(redis: { port: number }, ...args: string[]): string {
+  return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8", timeout: 10_000 }).stdout.trim();
 }
 
 /** A connected link for tests that use the state classes directly. */
