@@ -116,6 +116,7 @@ describe("loadConfig", () => {
     [{}, { WEBTALK_MAX_MESSAGE_RATE: "fast" }, 'invalid WEBTALK_MAX_MESSAGE_RATE value "fast"'],
     [{ origins: "example.com" }, {}, 'invalid --origins value "example.com": expected origins like https://example.com'],
     [{ config: "/does/not/exist.ini" }, {}, 'invalid --config value "/does/not/exist.ini": no such file'],
+    [{}, { WEBTALK_CONFIG: "/nope.json" }, 'invalid WEBTALK_CONFIG value "/nope.json": no such file'],
     [{ data: " " }, {}, 'invalid --data value " ": expected a file name'],
     [{ data: ":memory:" }, {}, 'invalid --data value ":memory:": expected a file name, not a SQLite URI'],
     [{}, { WEBTALK_DATA_SYNC: "off" }, 'invalid WEBTALK_DATA_SYNC value "off": expected one of full, normal'],

@@ -67,12 +67,14 @@ function parse(setting: Setting, raw: unknown, where: string): unknown {
 
 function configFile(flags: Record<string, unknown>, env: Record<string, string | undefined>, cwd: string) {
   const named = flags[CONFIG_FLAG] ?? env[envName(CONFIG_FLAG)];
+  // The error names where the value came from, as every other setting's does.
+  const where = flags[CONFIG_FLAG] !== undefined ? `--${CONFIG_FLAG}` : envName(CONFIG_FLAG);
   if (typeof named === "string" && named !== "") {
     const path = resolve(cwd, named);
-    if (!existsSync(path)) throw new ConfigError(`invalid --config value ${JSON.stringify(named)}: no such file`);
+    if (!existsSync(path)) throw new ConfigError(`invalid ${where} value ${JSON.stringify(named)}: no such file`);
     return path;
   }
-  if (named !== undefined && named !== "") throw new ConfigError(`invalid --config value: expected a file name`);
+  if (named !== undefined && named !== "") throw new ConfigError(`invalid ${where} value: expected a file name`);
   const implicit = resolve(cwd, DEFAULT_CONFIG_FILE);
   return existsSync(implicit) ? implicit : undefined;
 }
