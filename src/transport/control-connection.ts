@@ -481,7 +481,7 @@ export class ControlConnection {
     this.#send([event]);
     if (this.#out.held <= this.#ctx.listenerBuffer) return;
     const { log, metrics } = this.#ctx;
-    log.warn(`listener ${this.remoteAddress} is not reading (${this.#out.held} bytes of events held); disconnecting it`);
+    log.warn(`listener ${this.remoteAddress} is not reading (${this.#out.held} bytes of events held); disconnecting it`, { addr: this.remoteAddress });
     metrics.listenersDisconnected++;
     this.#stopListening();
     this.#socket.terminate();
