@@ -1,0 +1,56 @@
+import { Event } from "../protocol/codes.ts";
+import type { RedisLink } from "../state/redis-link.ts";
+import { encodeBus, eventsChannel } from "./bus.ts";
+
+// With --sessions above 1 in a cluster, `[online]` and `[offline]` follow ADMITTED browsers only:
+// present:U is the set of nodes holding at least one admitted browser of user U. A node's first
+// admitted browser of the user adds the node (ARRIVE), its last one's close removes it (DEPART), and
+// the event is published on the events channel in that same script. Redis runs the scripts one after
+// another, so however logins and closes on several nodes interleave, a listener hears one `[online]`
+// when the set stops being empty and one `[offline]` when it empties again, in that order. Claims
+// (the `online` hash, presence.ts) still route messages, but no longer decide who raises an event:
+// a login that claims a node and is then given up raises nothing.
+// A node that dies is taken out of present:U by the sweep (presence.ts SWEEP) without an event, as
+// --sessions 1 raises none for a dead node's users.
+
+/** Adds this node (ARGV[1]); publishes ARGV[3] on KEYS[2] when the user was present nowhere. */
+const ARRIVE = `
+local was = redis.call('SCARD', KEYS[1])
+redis.call('SADD', KEYS[1], ARGV[1])
+if was == 0 then redis.call('PUBLISH', KEYS[2], ARGV[2]) return 1 end
+return 0`;
+
+/** Removes this node (ARGV[1]); publishes ARGV[2] on KEYS[2] when that left the user present nowhere. */
+const DEPART = `
+if redis.call('SREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('SCARD', KEYS[1]) == 0 then redis.call('PUBLISH', KEYS[2], ARGV[2]) return 1 end
+return 0`;
+
+/** The key of the set of nodes holding an admitted browser of the user. */
+export function presentKey(prefix: string, user: number): string {
+  return `${prefix}present:${user}`;
+}
+
+/** Raises a cluster's `[online]`/`[offline]` for users that may have browsers on several nodes. */
+export class PresenceEvents {
+  constructor(
+    private readonly redis: RedisLink,
+    private readonly prefix: string,
+    private readonly nodeId: string,
+  ) {}
+
+  /** The user's first browser here was admitted: `[online]` if no node held one. */
+  arrived(user: number): Promise<unknown> {
+    return this.#run(ARRIVE, user, Event.online(user));
+  }
+
+  /** The user's last browser here went: `[offline]` if no other node holds one. */
+  departed(user: number): Promise<unknown> {
+    return this.#run(DEPART, user, Event.offline(user));
+  }
+
+  #run(script: string, user: number, event: string): Promise<unknown> {
+    const keys = [presentKey(this.prefix, user), eventsChannel(this.prefix)];
+    return this.redis.script(script, keys, [this.nodeId, encodeBus({ k: "e", p: event })]);
+  }
+}
