@@ -7,6 +7,7 @@ import type { RedisLink } from "../state/redis-link.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
 import type { RedisPresence } from "./presence.ts";
+import { PresenceEvents } from "./presence-events.ts";
 import type { ClusterSessionLimit } from "./session-limit.ts";
 import { SessionLimitReached } from "../core/session-limit-reached.ts";
 
@@ -74,9 +75,12 @@ export class ClusterDelivery implements Delivery {
   readonly #doomed = new Set<number>();
   /** While this node checks its generation after another found a data loss: what the bus brought meanwhile. */
   #paused: BusMessage[] | undefined;
+  /** --sessions above 1: `[online]`/`[offline]` decided on admitted browsers, in Redis (presence-events.ts). */
+  readonly #presenceEvents: PresenceEvents | undefined;
 
   constructor(options: ClusterOptions) {
     this.#o = options;
+    if (options.several) this.#presenceEvents = new PresenceEvents(options.redis, options.prefix, options.presence.nodeId);
     this.#channel = busChannel(options.prefix);
     this.#events = eventsChannel(options.prefix);
   }
@@ -232,9 +236,16 @@ export class ClusterDelivery implements Delivery {
     await this.#o.presence.release(user);
   }
 
-  /** Whether the login that just claimed the user here found it online on another node; asked once, at admission. */
+  /**
+   * Asked once, when the user's first browser here is admitted: true when its `[online]` is not this
+   * caller's to raise. With --sessions above 1 it never is: the admission is recorded in Redis, which
+   * raises `[online]` iff no node held an admitted browser of the user (presence-events.ts).
+   */
   elsewhere(user: number): boolean {
-    return this.#elsewhere.delete(user);
+    const raised = this.#elsewhere.delete(user);
+    if (!this.#presenceEvents) return raised;
+    this.#presenceEvents.arrived(user).catch((error: Error) => this.#eventFailed(Event.online(user), error));
+    return true;
   }
 
   /** The login finished (admitted or not): apply what waited for it. */
@@ -250,15 +261,25 @@ export class ClusterDelivery implements Delivery {
    * still has browsers on another live node (then `[offline]` is not this node's to raise).
    */
   released(user: number): void | Promise<boolean> {
-    // Another login of the user is in flight here: the user stays online here, for that one.
+    // Another login of the user is in flight here: the node stays among the user's, for that one.
     if (this.#claiming.has(user)) {
       this.#owed.add(user);
       this.#elsewhere.add(user);
-      return Promise.resolve(true);
     }
-    const released = this.#o.presence.release(user);
-    if (this.#o.several) return released;
+    const released = this.#claiming.has(user) ? Promise.resolve(true) : this.#o.presence.release(user);
+    if (!this.#presenceEvents) return void released.catch(() => undefined);
+    // Sent after the release, on the same link: a backend that hears `[offline]` and asks `[online]` gets 0.
     released.catch(() => undefined);
+    return this.#presenceEvents.departed(user).then(
+      () => true,
+      (error: Error) => (this.#eventFailed(Event.offline(user), error), true),
+    );
+  }
+
+  /** Redis did not take a presence change: the event is raised here, as a node alone would. */
+  #eventFailed(event: string, error: Error): void {
+    this.#o.log.warn(`could not record presence in Redis (${error.message}); raising ${event} from this node`);
+    this.#o.events.emit(event);
   }
 
   /**
@@ -286,8 +307,8 @@ export class ClusterDelivery implements Delivery {
   async #releaseOwed(user: number): Promise<void> {
     this.#arriving.delete(user);
     this.#elsewhere.delete(user);
-    const still = await this.#o.presence.release(user).catch(() => false);
-    if (!still) this.#o.events.emit(Event.offline(user));
+    // Its `[offline]` was decided when its last admitted browser here went (released).
+    await this.#o.presence.release(user).catch(() => undefined);
   }
 
   /**

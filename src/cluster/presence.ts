@@ -70,6 +70,7 @@ for _, node in ipairs(kept) do
 end
 return elsewhere`;
 
+// A dead node leaves present:U (presence-events.ts) without an event, as --sessions 1 raises none for it.
 // Records this node's renewal (KEYS[3], nodeseen: node → until when, on Redis's clock, it counts as
 // alive though its lease lapsed: ARGV[3] ms from now) and releases the users of nodes past theirs, so
 // the channel counts never keep routing to a node that died. The grace is several leases long: a live
@@ -92,7 +93,10 @@ for i = 1, #all, 2 do
   local nodes = online_nodes(all[i + 1])
   local kept = {}
   for _, node in ipairs(nodes) do
-    if dead[node] then route_move(ARGV[1], all[i], node, false) else table.insert(kept, node) end
+    if dead[node] then
+      route_move(ARGV[1], all[i], node, false)
+      redis.call('SREM', ARGV[1] .. 'present:' .. all[i], node)
+    else table.insert(kept, node) end
   end
   if #kept < #nodes then
     local value = online_value(kept)
@@ -154,6 +158,8 @@ return lost`;
 
 // RECLAIM with --sessions above 1: this node joins the user's nodes, and the others stay. Whispers were
 // held only while none of the user's nodes held a lease: they go to the browsers here, as in RECLAIM.
+// The node is among those holding an admitted browser again (present:U, presence-events.ts), without
+// an event: the sweep took it out without one.
 const RECLAIM_ALSO = `${ROUTE_MOVE}${ONLINE_NODES}${SEND_HELD}
 for i = 3, #ARGV do
   if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 1 then
@@ -165,6 +171,7 @@ for i = 3, #ARGV do
       redis.call('HSET', KEYS[1], ARGV[i], online_value(nodes))
       route_move(ARGV[2], ARGV[i], false, ARGV[1])
     end
+    redis.call('SADD', ARGV[2] .. 'present:' .. ARGV[i], ARGV[1])
     send_held(ARGV[2], ARGV[i], ARGV[1])
   end
 end
