@@ -45,8 +45,12 @@ async function script(node: Spawned): Promise<string[]> {
   await listen.write(new TextEncoder().encode("00008[listen]"));
   const users: Record<string, User> = {};
   for (const name of ["A", "B", "C"]) users[name] = await newUser(ctl);
+  // Channel and user IDs are separate spaces, both from the clock: made within one millisecond, the
+  // channel could take a user's ID, and masked text could not tell them apart (one run collided, the
+  // other did not). A channel made in a later millisecond cannot.
+  await Bun.sleep(3);
   const ch = await ctl.ok("[newchannel]");
-  // A channel ID may equal a user ID (separate spaces): replies and events name users, so users win.
+  if (Object.values(users).some((u) => String(u.id) === ch)) throw new Error(`channel ${ch} has a user's ID: the masks would mix them up`);
   ids.set(ch, "CH");
   for (const name of ["A", "B", "C"]) {
     ids.set(users[name]!.salt, `salt${name}`);
