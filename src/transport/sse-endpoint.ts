@@ -104,6 +104,7 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     const data: Peer = { phase: "verifying", user: 0, addr, deadline: 0, v2: true, rate: fullBucket(0, 0), claimed: claimedUser(token) };
     const session = new SseSession(data, { topics, hardLimit: options.hardLimit, overflowed, ended: end });
     streams.add(session);
+    if (message !== token && lastEventId) session.resumeFrom(lastEventId);
     // A browser that leaves while its login is checked is not admitted: the claim is undone (as for a WebSocket).
     request.signal.addEventListener("abort", () => {
       if (session.data.phase === "verifying") close(session, CloseCode.shuttingDown);

@@ -73,6 +73,20 @@ export class SseSession implements BrowserSocket<Peer> {
     return [...this.#subscribed];
   }
 
+  /**
+   * The position a resume login came with (`EPOCH!src:off,...`, checked by resumeLogin): kept until the
+   * epoch event, so a resumed stream's first id still carries it and a second cut before any new
+   * message does not make the browser resume nothing.
+   */
+  resumeFrom(lastEventId: string): void {
+    const bang = lastEventId.indexOf("!");
+    this.#epoch = lastEventId.slice(0, bang);
+    for (const item of lastEventId.slice(bang + 1).split(",")) {
+      const colon = item.lastIndexOf(":");
+      if (colon > 0 && this.#positions.size < MAX_SOURCES) this.#positions.set(item.slice(0, colon), Number(item.slice(colon + 1)));
+    }
+  }
+
   /** A v2 text: a numbered message, `#epoch EPOCH` or `#gap SOURCE`. */
   send(text: string): number {
     const message = parseNumbered(text);
