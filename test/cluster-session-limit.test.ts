@@ -2,24 +2,18 @@
 // (sess:U, src/cluster/session-limit.ts). Real webtalk processes on one real redis-server; the set is
 // read with redis-cli. Before this, each node counted its own: three nodes let one user have 3×N.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { OWN_KEY } from "../src/state/lineage.ts";
 import { RssSampler } from "./attack/kit.ts";
 import { spawnNode } from "./cluster-kit.ts";
 import { Browser, ControlClient, newUser, within, type CloseInfo, type User } from "./helpers.ts";
 import type { Spawned } from "./process.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis, redisCliOn } from "./redis-server.ts";
+import { haveRedis, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const REPLACED = { code: 4002, reason: "session limit: replaced by a newer login" };
 const REFUSED = { code: 4002, reason: "session limit: too many sessions" };
 
-let redis: TestRedis;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 

@@ -2,19 +2,13 @@
 // once, on a real redis-server. Both tabs receive; presence counts the user once; the routing counts
 // (chnodes:C) name both nodes and go with the last tab; kick and kill reach every node.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import type { Config } from "../src/config/schema.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, loggedIn, startTestServer, type User } from "./helpers.ts";
-import { haveRedis, startRedis, uniquePrefix, type TestRedis, redisCliOn } from "./redis-server.ts";
+import { haveRedis, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
 
-let redis: TestRedis;
-beforeAll(async () => {
-  if (haveRedis) redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.stop();
-});
+const redis = useRedis();
 
 const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 
