@@ -1,5 +1,6 @@
 import { newSalt } from "../core/secret.ts";
-import type { RedisLink } from "./redis-link.ts";
+import type { RedisConnection } from "./redis-connection.ts";
+import type { ShardMap } from "./shard-map.ts";
 import { BackendUnavailable, GLOBAL_CHANNEL } from "./state.ts";
 
 // Whether Redis still holds the history this node wrote into, or went back in time (restarted from an
@@ -10,6 +11,12 @@ import { BackendUnavailable, GLOBAL_CHANNEL } from "./state.ts";
 // changing anything when the generation is not the caller's or Redis forgot the caller's last change:
 // a per-node mark, so other nodes' changes after a rollback cannot hide it, and a reply lost on the
 // way (the node knows less than Redis) is never mistaken for one.
+//
+// On a Redis Cluster (shard-map.ts) every shard keeps its own seq and writers, and the node a seen-seq
+// per shard, so a master that failed over to a lagging replica shows as a refusal in its shards; the
+// generation is one for all shards, and the wipe (its lock, `lost`, the notice) lives in shard 0. A
+// repair still discards every shard: records refer across shards, so keeping the shards that survived
+// would pair them with one that went back in time. On a single Redis there is one shard.
 
 /** The code of the Redis error a guarded script answers when Redis is not on this node's lineage. */
 const REFUSED = "WEBTALK_LINEAGE";
@@ -57,19 +64,48 @@ return 1`;
 // Only the wiper that still holds the lock: a new generation above every earlier one, channel 1, a
 // new replay epoch (offsets start again: v2 pages get #epoch and #gap), and why; the nodes waiting
 // for it hear it at once on ARGV[6], so none refuses its browsers' logins for longer than needed.
+// On a cluster the other shards were given the generation first (ARGV[7]; '0' on a single Redis), and
+// channel 1 (ARGV[4]; '' when it lives in another shard) in its own shard (ESTABLISH_SHARD).
 const ESTABLISH = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
 local t = redis.call('TIME')
-local gen = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(ARGV[2]) + 1))
+local gen = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(ARGV[2]) + 1, tonumber(ARGV[7])))
 redis.call('SET', KEYS[3], '1')
-redis.call('SADD', KEYS[4], ARGV[4])
-redis.call('SET', KEYS[5], ARGV[4])
+if ARGV[4] ~= '' then
+  redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('SET', KEYS[5], ARGV[4])
+end
 redis.call('SET', KEYS[6], ARGV[3])
 redis.call('SET', KEYS[7], ARGV[5])
 redis.call('SET', KEYS[1], gen)
 redis.call('DEL', KEYS[2])
 redis.call('PUBLISH', ARGV[6], gen)
 return gen`;
+
+// A shard other than 0 after a wipe: the generation shard 0 will hold, and channel 1 when it lives here.
+const ESTABLISH_SHARD = `
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], '1')
+if ARGV[2] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[2])
+  redis.call('SET', KEYS[4], ARGV[2])
+end
+return 1`;
+
+// The first use of a prefix: a generation (SET NX, so of several nodes only the first creates it, and
+// all read the same one back) and channel 1. A generation is Redis's time in microseconds when the data
+// was created, so a later one is always greater. On a cluster shard 0 creates it and the others copy
+// it (ARGV[2]); channel 1 is created in its own shard (ARGV[1]; '' elsewhere).
+const ESTABLISH_FIRST = `
+local t = redis.call('TIME')
+local gen = ARGV[2]
+if gen == '' then gen = string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])) end
+local fresh = redis.call('SET', KEYS[4], gen, 'NX')
+if (redis.call('SETNX', KEYS[1], '1') == 1 or fresh) and ARGV[1] ~= '' then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  if not redis.call('GET', KEYS[3]) then redis.call('SET', KEYS[3], ARGV[1]) end
+end
+return redis.call('GET', KEYS[4])`;
 
 /** What Redis holds compared with what this node knows. */
 export type Verdict =
@@ -92,24 +128,36 @@ export interface Settled {
 export class Lineage {
   /** The generation this node writes in. */
   generation = "";
-  /** The highest seq Redis answered this node's changes in this generation. */
-  #maxSeq = 0;
+  /** Per shard, the highest seq Redis answered this node's changes in this generation. */
+  #maxSeq: number[];
   readonly #refusalListeners: (() => void)[] = [];
   /** Wakes a node waiting for another's wipe (see `listen`). */
   #woken = Promise.withResolvers<void>();
-  readonly #keys: string[];
+  /** Per shard, the guard's keys: generation, seq, writers. */
+  readonly #keys: string[][];
 
   constructor(
-    private readonly redis: RedisLink,
-    private readonly prefix: string,
+    private readonly redis: RedisConnection,
+    private readonly shards: ShardMap,
     readonly node: string,
   ) {
-    this.#keys = [this.#k("generation"), this.#k("seq"), this.#k("writers")];
+    this.#keys = shards.tags.map((_, k) => ["generation", "seq", "writers"].map((name) => shards.key(k, name)));
+    this.#maxSeq = shards.tags.map(() => 0);
   }
 
   /** Wraps a changing script's body behind the guard: it answers {seq, what the body returns}. */
   static guarded(body: string): string {
     return `${GUARD}${body}\nend\nreturn {seq, body()}`;
+  }
+
+  /**
+   * Creates the data the first time this prefix is used (a generation in every shard, channel 1), or
+   * finishes what a node that stopped half way left; answers the generation Redis holds.
+   */
+  async establishFirst(): Promise<string> {
+    const first = await this.#establishFirst(0, "");
+    await Promise.all(this.shards.tags.map((_, k) => (k === 0 ? undefined : this.#establishFirst(k, first))));
+    return first;
   }
 
   /** Hears when another node has established a new generation, so a node waiting for it adopts it at once. */
@@ -126,13 +174,14 @@ export class Lineage {
   }
 
   /**
-   * Runs a `guarded` script; a refusal throws BackendUnavailable (and tells the listeners). `keys` and
-   * `args` are the caller's fresh arrays: the lineage's are appended to them, not copied (hot path).
+   * Runs a `guarded` script in `shard` (whose tag all `keys` carry); a refusal throws BackendUnavailable
+   * (and tells the listeners). `keys` and `args` are the caller's fresh arrays: the lineage's are
+   * appended to them, not copied (hot path).
    */
-  async run(lua: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+  async run(lua: string, keys: string[], args: (string | number)[], shard = 0): Promise<unknown> {
     const generation = this.generation;
-    keys.push(...this.#keys);
-    args.push(generation, this.node, this.#maxSeq);
+    keys.push(...this.#keys[shard]!);
+    args.push(generation, this.node, this.#maxSeq[shard]!);
     let reply: unknown;
     try {
       reply = await this.redis.script(lua, keys, args);
@@ -143,25 +192,24 @@ export class Lineage {
     }
     const [seq, result] = reply as [number, unknown];
     // A reply from before an adoption belongs to the old history.
-    if (generation === this.generation && seq > this.#maxSeq) this.#maxSeq = seq;
+    if (generation === this.generation && seq > this.#maxSeq[shard]!) this.#maxSeq[shard] = seq;
     return result;
   }
 
-  /** Compares what Redis holds with what this node knows. */
+  /** Compares what Redis holds, in every shard, with what this node knows. */
   async read(): Promise<Verdict> {
-    const keys = [this.#k("generation"), this.#k("writers"), this.#k("wipelock"), this.#k("lost")];
-    const [current, wrote, locked, lost] = (await this.redis.script(READ, keys, [this.node])) as [string | null, string, number, string | null];
-    const mine = this.generation;
-    if (current !== null && current.startsWith(WIPING)) {
-      return locked === 1 ? { kind: "wiping" } : { kind: "broken", seen: current, cause: current.slice(WIPING.length) };
-    }
-    if (current === mine && Number(wrote) >= this.#maxSeq) return { kind: "same" };
-    if (current === null) return { kind: "broken", seen: "", cause: `Redis lost webtalk's data (generation ${mine} is gone)` };
-    if (current === mine) {
-      return { kind: "broken", seen: current, cause: `Redis went back in time (seq ${wrote} < seen ${this.#maxSeq}): ${ROLLBACK}` };
-    }
-    if (mine === "" || numeric(current) > numeric(mine)) return { kind: "newer", generation: current, cause: lost ?? "Redis lost webtalk's data" };
-    return { kind: "broken", seen: current, cause: `Redis went back in time (generation ${current} is older than this node's ${mine}): ${ROLLBACK}` };
+    const found = await Promise.all(this.shards.tags.map((_, k) => this.#readShard(k)));
+    // The wipe's lock lives in shard 0: a shard marked as wiping is being wiped while shard 0's is held.
+    const locked = found[0]!.locked;
+    const verdicts = found.map((shard, k) => this.#verdict(shard.current, shard.wrote, locked, shard.lost ?? found[0]!.lost, k));
+    if (verdicts.some((v) => v.kind === "wiping")) return { kind: "wiping" };
+    if (verdicts.every((v) => v.kind === "same")) return { kind: "same" };
+    const newer = verdicts[0]!;
+    if (newer.kind === "newer" && verdicts.every((v) => v.kind === "newer" && v.generation === newer.generation)) return newer;
+    const broken = verdicts.find((v) => v.kind === "broken") ?? { kind: "broken", seen: "", cause: "Redis's shards hold different generations" };
+    const cause = broken.kind === "broken" ? broken.cause : "";
+    const where = this.shards.count > 1 ? ` (shard ${verdicts.indexOf(broken)} of ${this.shards.count})` : "";
+    return { kind: "broken", seen: found[0]!.current ?? "", cause: `${cause}${where}` };
   }
 
   /**
@@ -189,45 +237,93 @@ export class Lineage {
   /** From now on this node changes the data in `generation`, counting afresh. */
   adopt(generation: string): void {
     this.generation = generation;
-    this.#maxSeq = 0;
+    this.#maxSeq.fill(0);
   }
 
   /** Forgets this node's mark (a node that stops never writes again). */
   async retire(): Promise<void> {
-    await this.redis.call("HDEL", [this.#k("writers"), this.node]);
+    await Promise.all(this.#keys.map(([, , writers]) => this.redis.call("HDEL", [writers!, this.node])));
   }
 
+  async #readShard(shard: number): Promise<{ current: string | null; wrote: string; locked: number; lost: string | null }> {
+    const keys = ["generation", "writers", "wipelock", "lost"].map((name) => this.shards.key(shard, name));
+    const [current, wrote, locked, lost] = (await this.redis.script(READ, keys, [this.node])) as [string | null, string, number, string | null];
+    return { current, wrote, locked, lost: shard === 0 ? lost : null };
+  }
+
+  #verdict(current: string | null, wrote: string, locked: number, lost: string | null, shard: number): Verdict {
+    const mine = this.generation;
+    if (current !== null && current.startsWith(WIPING)) {
+      return locked === 1 ? { kind: "wiping" } : { kind: "broken", seen: current, cause: current.slice(WIPING.length) };
+    }
+    const seen = this.#maxSeq[shard]!;
+    if (current === mine && Number(wrote) >= seen) return { kind: "same" };
+    if (current === null) return { kind: "broken", seen: "", cause: `Redis lost webtalk's data (generation ${mine} is gone)` };
+    if (current === mine) {
+      return { kind: "broken", seen: current, cause: `Redis went back in time (seq ${wrote} < seen ${seen}): ${ROLLBACK}` };
+    }
+    if (mine === "" || numeric(current) > numeric(mine)) return { kind: "newer", generation: current, cause: lost ?? "Redis lost webtalk's data" };
+    return { kind: "broken", seen: current, cause: `Redis went back in time (generation ${current} is older than this node's ${mine}): ${ROLLBACK}` };
+  }
+
+  /** Takes the wipe in shard 0, then marks every other shard as being wiped: from here on every change is refused. */
   async #begin(found: { seen: string; cause: string }): Promise<boolean> {
     const keys = [this.#k("generation"), this.#k("wipelock")];
-    return (await this.redis.script(BEGIN, keys, [found.seen, this.node, WIPE_LOCK_MS, found.cause])) === 1;
+    if ((await this.redis.script(BEGIN, keys, [found.seen, this.node, WIPE_LOCK_MS, found.cause])) !== 1) return false;
+    const marked = this.#keys.slice(1).map(([generation]) => this.redis.call("SET", [generation!, `${WIPING}${found.cause}`]));
+    await Promise.all(marked);
+    return true;
   }
 
-  /** Unlinks every key under the prefix but the generation and the lock; returns how many. */
+  /** Unlinks every key of every shard but shard 0's generation and lock; returns how many. */
   async #discard(): Promise<number> {
     const keep = new Set([this.#k("generation"), this.#k("wipelock")]);
-    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
-    let cursor = "0";
     let discarded = 0;
-    do {
-      const [next, found] = (await this.redis.call("SCAN", [cursor, "MATCH", pattern, "COUNT", DISCARD_BATCH])) as [string, string[]];
-      cursor = String(next);
-      const doomed = found.filter((key) => !keep.has(key) && OWN_KEY.test(key.slice(this.prefix.length)));
-      if (doomed.length > 0) discarded += Number(await this.redis.call("UNLINK", doomed));
+    for await (const found of this.redis.scan(this.shards.pattern, DISCARD_BATCH)) {
+      const doomed = found.filter((key) => {
+        const name = this.shards.nameOf(key);
+        return !keep.has(key) && name !== undefined && OWN_KEY.test(name);
+      });
+      if (doomed.length > 0) discarded += await this.redis.unlink(doomed);
       await this.redis.call("PEXPIRE", [this.#k("wipelock"), WIPE_LOCK_MS]);
-    } while (cursor !== "0");
+    }
     return discarded;
   }
 
+  /**
+   * The new generation: above every earlier one, in every shard (shard 0 last, as it releases the lock
+   * and wakes the waiting nodes), with channel 1 in its shard and a new replay epoch.
+   */
   async #establish(found: { seen: string; cause: string }): Promise<string | undefined> {
-    const keys = ["generation", "wipelock", "init", "channels", "nextchannel", "lost", "epoch"].map((name) => this.#k(name));
     const floor = Math.max(numeric(this.generation), numeric(found.seen));
-    const args = [this.node, floor, found.cause, GLOBAL_CHANNEL, newSalt().slice(0, 12), this.#k("lineage")];
+    const home = this.shards.of(GLOBAL_CHANNEL);
+    let given = "0";
+    if (this.shards.count > 1) {
+      const [seconds, micros] = (await this.redis.call("TIME", [])) as [string, string];
+      given = String(Math.max(Number(seconds) * 1_000_000 + Number(micros), floor + 1));
+      await Promise.all(
+        this.shards.tags.map((_, k) => {
+          if (k === 0) return undefined;
+          const keys = ["generation", "init", "channels", "nextchannel"].map((name) => this.shards.key(k, name));
+          return this.redis.script(ESTABLISH_SHARD, keys, [given, k === home ? GLOBAL_CHANNEL : ""]);
+        }),
+      );
+    }
+    const keys = ["generation", "wipelock", "init", "channels", "nextchannel", "lost", "epoch"].map((name) => this.#k(name));
+    const args = [this.node, floor, found.cause, home === 0 ? GLOBAL_CHANNEL : "", newSalt().slice(0, 12), this.#k("lineage"), given];
     const generation = await this.redis.script(ESTABLISH, keys, args);
     return typeof generation === "string" ? generation : undefined;
   }
 
+  async #establishFirst(shard: number, generation: string): Promise<string> {
+    const keys = ["init", "channels", "nextchannel", "generation"].map((name) => this.shards.key(shard, name));
+    const channel = this.shards.of(GLOBAL_CHANNEL) === shard ? GLOBAL_CHANNEL : "";
+    return (await this.redis.script(ESTABLISH_FIRST, keys, [channel, generation])) as string;
+  }
+
+  /** A key of shard 0, where the lineage's cluster-wide keys live. */
   #k(name: string): string {
-    return this.prefix + name;
+    return this.shards.key(0, name);
   }
 }
 

@@ -3,6 +3,7 @@ import { Cluster, type Redis } from "ioredis";
 import { LinkHealth, withTimeout } from "./link-health.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 import { redactUrl } from "./redis-link.ts";
+import { keySlot } from "./shard-tags.ts";
 import { BackendUnavailable } from "./state.ts";
 
 export interface RedisClusterLinkOptions {
@@ -134,6 +135,29 @@ export class RedisClusterLink implements RedisConnection {
       }
       throw new BackendUnavailable("Redis did not know the script (flushed): not run");
     }
+  }
+
+  /** Each master in turn: its keys are the ones it serves, so none is seen twice (a resharding aside). */
+  async *scan(pattern: string, count: number): AsyncIterable<string[]> {
+    for (const master of this.#cluster.nodes("master")) {
+      let cursor = "0";
+      do {
+        const [next, found] = await withTimeout(master.scan(cursor, "MATCH", pattern, "COUNT", count), this.#options.timeoutMs, "Redis Cluster").catch(
+          (error: unknown) => {
+            throw this.#failure(error);
+          },
+        );
+        cursor = String(next);
+        yield found;
+      } while (cursor !== "0");
+    }
+  }
+
+  /** One UNLINK per slot among the keys: a command's keys must share a slot. */
+  async unlink(keys: string[]): Promise<number> {
+    const bySlot = Map.groupBy(keys, keySlot);
+    const counts = await Promise.all([...bySlot.values()].map((group) => this.call("UNLINK", group)));
+    return counts.reduce<number>((sum, n) => sum + Number(n), 0);
   }
 
   /** Classic pub/sub: every message crosses every node of the cluster (NOTES-rcluster.md (a)). */

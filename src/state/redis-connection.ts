@@ -19,6 +19,10 @@ export interface RedisConnection {
   call(command: string, args: (string | number)[]): Promise<unknown>;
   /** Runs a Lua script by its SHA1; on a cluster every key must hash to one slot. */
   script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown>;
+  /** Every key matching `pattern` (SCAN's MATCH), in batches of about `count`; on a cluster, every master's. */
+  scan(pattern: string, count: number): AsyncIterable<string[]>;
+  /** Unlinks the keys (on a cluster, one call per slot among them); answers how many existed. */
+  unlink(keys: string[]): Promise<number>;
   subscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
   close(): void;

@@ -133,6 +133,19 @@ export class RedisLink implements RedisConnection {
     this.call("SCRIPT", ["LOAD", lua]).catch(() => undefined);
   }
 
+  async *scan(pattern: string, count: number): AsyncIterable<string[]> {
+    let cursor = "0";
+    do {
+      const [next, found] = (await this.call("SCAN", [cursor, "MATCH", pattern, "COUNT", count])) as [string, string[]];
+      cursor = String(next);
+      yield found;
+    } while (cursor !== "0");
+  }
+
+  async unlink(keys: string[]): Promise<number> {
+    return Number(await this.call("UNLINK", keys));
+  }
+
   /** Subscribes to a pub/sub channel, again after every reconnect (what was published meanwhile is gone). */
   async subscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void> {
     this.#subscriptions.set(channel, { listener, resubscribed });

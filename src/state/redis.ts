@@ -2,6 +2,7 @@ import { inOffsetOrder } from "../core/catch-up.ts";
 import { newSalt } from "../core/secret.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import { BACKEND_FULL, type RedisLink } from "./redis-link.ts";
+import { ShardMap } from "./shard-map.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
 import { ONLINE_NODES, ROUTE_COUNT } from "./route-redis.ts";
 import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
@@ -13,18 +14,6 @@ import { GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from ".
 // this node's lineage (it lost the data or went back in time), before it changes anything.
 // The join and leave script also keeps the replay log's floor of the membership (floorJoinStep in
 // replay-redis.ts), in the same atomic step, so no node ever sees a new member without its floor.
-
-// Creates the data the first time: a generation (SET NX, so of several nodes only the first creates
-// it, and all read the same one back) and channel 1. A generation is Redis's time in microseconds
-// when the data was created, so a later one is always greater (see lineage.ts).
-const ESTABLISH = `
-local t = redis.call('TIME')
-local fresh = redis.call('SET', KEYS[4], string.format('%.0f', tonumber(t[1]) * 1000000 + tonumber(t[2])), 'NX')
-if redis.call('SETNX', KEYS[1], '1') == 1 or fresh then
-  redis.call('SADD', KEYS[2], ARGV[1])
-  if not redis.call('GET', KEYS[3]) then redis.call('SET', KEYS[3], ARGV[1]) end
-end
-return redis.call('GET', KEYS[4])`;
 
 // The ID rule of id-clock.ts, on Redis's clock so every node follows one clock: max(last + 1, now in
 // microseconds). Lua prints numbers this large in exponent form, so the ID is formatted once, here.
@@ -151,7 +140,7 @@ export class RedisState implements State {
   private constructor(redis: RedisLink, prefix: string, node: string) {
     this.#redis = redis;
     this.#p = prefix;
-    this.#lineage = new Lineage(redis, prefix, node);
+    this.#lineage = new Lineage(redis, ShardMap.single(prefix), node);
   }
 
   /**
@@ -304,8 +293,7 @@ export class RedisState implements State {
 
   /** Creates the data the first time this prefix is used (a generation and channel 1). */
   async #establish(): Promise<void> {
-    const keys = [this.#k("init"), this.#k("channels"), this.#k("nextchannel"), this.#k("generation")];
-    await this.#redis.script(ESTABLISH, keys, [GLOBAL_CHANNEL]);
+    await this.#lineage.establishFirst();
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
