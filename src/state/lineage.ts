@@ -68,8 +68,11 @@ return 1`;
 // channel 1 (ARGV[4]; '' when it lives in another shard) in its own shard (ESTABLISH_SHARD).
 const ESTABLISH = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return false end
-local t = redis.call('TIME')
-local gen = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(ARGV[2]) + 1, tonumber(ARGV[7])))
+local gen = ARGV[7]
+if gen == '0' then
+  local t = redis.call('TIME')
+  gen = string.format('%.0f', math.max(tonumber(t[1]) * 1000000 + tonumber(t[2]), tonumber(ARGV[2]) + 1))
+end
 redis.call('SET', KEYS[3], '1')
 if ARGV[4] ~= '' then
   redis.call('SADD', KEYS[4], ARGV[4])
