@@ -75,22 +75,24 @@ return {last, redis.call('LRANGE', KEYS[2], start, stop), from}`;
  * Lua for RedisState's join script, run when it added the member: the floor is the channel's last
  * offset (none while nothing is numbered). In the join's own script, a resume on any node never finds
  * the member without its floor. `prefix`, `channel` and `user` are Lua expressions; the source is
- * channelStream's name ('c' .. channel).
+ * channelStream's name ('c' .. channel). Unless `indexed` is false (a Redis Cluster, where the user's
+ * keys live in another shard: every removal of the member removes its floor), the user's set of
+ * sources with a floor (floors:uUSER) is kept too, so deleting the user forgets them.
  */
-export function floorJoinStep(prefix: string, channel: string, user: string): string {
+export function floorJoinStep(prefix: string, channel: string, user: string, indexed = true): string {
   return `
 local floorLast = tonumber(redis.call('GET', ${prefix} .. 'off:c' .. ${channel}) or '0')
 if floorLast > 0 then
-  redis.call('HSET', ${prefix} .. 'floor:c' .. ${channel}, ${user}, floorLast)
-  redis.call('SADD', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})
+  redis.call('HSET', ${prefix} .. 'floor:c' .. ${channel}, ${user}, floorLast)${indexed ? `
+  redis.call('SADD', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})` : ""}
 end`;
 }
 
 /** Lua for RedisState's leave script: the member's floor goes with the membership. As floorJoinStep. */
-export function floorLeaveStep(prefix: string, channel: string, user: string): string {
+export function floorLeaveStep(prefix: string, channel: string, user: string, indexed = true): string {
   return `
-redis.call('HDEL', ${prefix} .. 'floor:c' .. ${channel}, ${user})
-redis.call('SREM', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})`;
+redis.call('HDEL', ${prefix} .. 'floor:c' .. ${channel}, ${user})${indexed ? `
+redis.call('SREM', ${prefix} .. 'floors:u' .. ${user}, 'c' .. ${channel})` : ""}`;
 }
 
 // ARGV[2] is the prefix: the sources a user has floors in are only known once its set is read.

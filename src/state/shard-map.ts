@@ -35,9 +35,9 @@ export class ShardMap {
     return this.tags.length;
   }
 
-  /** The shard of a user or channel ID. */
+  /** The shard of a user or channel ID; shard 0 for a number no ID can be (none exists there either). */
   of(id: number): number {
-    return id % this.tags.length;
+    return Number.isSafeInteger(id) && id >= 0 ? id % this.tags.length : 0;
   }
 
   key(shard: number, name: string): string {
