@@ -6,6 +6,12 @@ import { ClusterDelivery } from "./cluster/cluster-delivery.ts";
 import { ClusterNumbering } from "./cluster/cluster-numbering.ts";
 import { GenerationWatch } from "./cluster/generation.ts";
 import { RedisPresence } from "./cluster/presence.ts";
+import type { Presence, PresenceLocal } from "./cluster/presence-kind.ts";
+import { RedisClusterPresence } from "./cluster/redis-cluster-presence.ts";
+import { RedisClusterLink } from "./state/redis-cluster-link.ts";
+import { RedisClusterState } from "./state/redis-cluster-state.ts";
+import type { RedisConnection } from "./state/redis-connection.ts";
+import { ShardMap } from "./state/shard-map.ts";
 import type { Config } from "./config/schema.ts";
 import { CloseCode } from "./protocol/codes.ts";
 import { ClusterSessionLimit } from "./cluster/session-limit.ts";
@@ -105,67 +111,65 @@ function localBackends({ config, local, events, metrics, log }: BackendParts, li
 
 async function clusterBackends({ config, local, events, metrics, log }: BackendParts, limits: ReplayLimits): Promise<Backends> {
   const prefix = config.redisPrefix;
-  // webtalk's scripts touch keys in many hash slots: on a Redis Cluster the first fails with CROSSSLOT.
-  if (await detectCluster(config.redis)) throw new StateOpenError(CLUSTER_REFUSAL);
-  const redis = new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
+  // A Redis Cluster node: keys spread over the shards' hash tags, on ioredis (docs/internals/redis-cluster.md).
+  const sharded = await detectCluster(config.redis);
+  const redis: RedisConnection = sharded
+    ? new RedisClusterLink({ seeds: [config.redis], timeoutMs: 2000, log: log.withTag("redis") })
+    : new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
   await redis.open();
   try {
     if (!config.redisAllowEviction) await refuseEviction(redis);
-    return await clusterOn(redis, prefix, { config, local, events, metrics, log }, limits);
+    const shards = sharded ? ShardMap.cluster(prefix) : undefined;
+    return await clusterOn(redis, prefix, shards, { config, local, events, metrics, log }, limits);
   } catch (error) {
     redis.close();
     throw error;
   }
 }
 
-const CLUSTER_REFUSAL =
-  "--redis points at a Redis Cluster node: webtalk needs a single Redis server (a replica may stand by). " +
-  "Redis Cluster support is not built yet: see docs/internals/redis-cluster.md";
-
 /**
  * Refuses to start (exit 2) on a Redis that may evict webtalk's keys; the policy is read again at
  * every reconnect and lease renewal (`checkEviction`), and an error is logged should it change.
  */
-async function refuseEviction(redis: RedisLink): Promise<void> {
+async function refuseEviction(redis: RedisConnection): Promise<void> {
   const risk = await evictionRisk(redis);
   if (risk) throw new StateOpenError(risk);
 }
 
 async function clusterOn(
-  redis: RedisLink,
+  redis: RedisConnection,
   prefix: string,
+  shards: ShardMap | undefined,
   { config, local, events, metrics, log }: BackendParts,
   limits: ReplayLimits,
 ): Promise<Backends> {
   const nodeId = newSalt().slice(0, 12);
-  const state = await RedisState.open(redis, prefix, nodeId);
-  const replay = await RedisReplay.open(redis, prefix, limits);
+  const state = shards ? await RedisClusterState.open(redis, prefix, nodeId, shards) : await RedisState.open(redis as RedisLink, prefix, nodeId);
+  const replay = await RedisReplay.open(redis, shards ?? prefix, limits);
   // Redis may lose webtalk's data under running nodes: checked on every reconnect and every renewal.
   const generation = new GenerationWatch({ state, replay, local, events, log: log.withTag("redis") });
   redis.onReconnect(() => void generation.check().catch(() => undefined));
   const checkEviction = config.redisAllowEviction ? async () => {} : watchEviction(redis, log.withTag("redis"));
   redis.onReconnect(() => void checkEviction().catch(() => undefined));
-  const presence = new RedisPresence(
-    redis,
-    prefix,
-    nodeId,
-    config.lease * 1000,
-    {
-      users: () => local.users(),
-      stats: () => metrics.counters(events.listeners),
-      replaced: (user) => local.disconnect(user, CloseCode.replaced),
-    },
-    // Each renewal: the lineage first (it decides what is re-claimed), and the eviction policy.
-    async () => {
-      const same = await generation.check();
-      await checkEviction().catch(() => undefined);
-      return same;
-    },
-    config.sessions > 1,
-  );
+  const here: PresenceLocal = {
+    users: () => local.users(),
+    stats: () => metrics.counters(events.listeners),
+    replaced: (user) => local.disconnect(user, CloseCode.replaced),
+  };
+  // Each renewal: the lineage first (it decides what is re-claimed), and the eviction policy.
+  const sameData = async () => {
+    const same = await generation.check();
+    await checkEviction().catch(() => undefined);
+    return same;
+  };
+  const leaseMs = config.lease * 1000;
+  const presence: Presence = shards
+    ? new RedisClusterPresence(redis, shards, nodeId, leaseMs, here, sameData, config.sessions > 1)
+    : new RedisPresence(redis as RedisLink, prefix, nodeId, leaseMs, here, sameData, config.sessions > 1);
   const delivery = new ClusterDelivery({
     redis,
     prefix,
+    shards,
     presence,
     local,
     channelsOf: (user) => state.channelsOf(user),
@@ -174,14 +178,14 @@ async function clusterOn(
     log: log.withTag("cluster"),
     checkGeneration: () => generation.check(),
     several: config.sessions > 1,
-    limit: config.sessions > 1 ? new ClusterSessionLimit(redis, prefix, nodeId, config.sessions, config.duplicate === "reject") : undefined,
+    limit: config.sessions > 1 ? new ClusterSessionLimit(redis, shards ?? prefix, nodeId, config.sessions, config.duplicate === "reject") : undefined,
   });
   generation.announceThrough(() => delivery.announceDataLoss());
   return {
     state,
     replay,
     delivery,
-    numbered: new ClusterNumbering(state.guard, prefix, limits),
+    numbered: new ClusterNumbering(state.guard, shards ?? prefix, limits),
     counters: async () => sumCounters(await presence.nodeStats()),
     sessions: {
       settled: (user) => delivery.settled(user),
@@ -193,7 +197,8 @@ async function clusterOn(
     async start() {
       await delivery.start();
       await presence.start();
-      log.info(`cluster node ${presence.nodeId} on Redis, key prefix ${prefix}`);
+      const where = shards ? `Redis Cluster (${shards.count} shards)` : "Redis";
+      log.info(`cluster node ${presence.nodeId} on ${where}, key prefix ${prefix}`);
     },
     async close() {
       await presence.stop();

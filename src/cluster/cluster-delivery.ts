@@ -3,18 +3,21 @@ import type { Delivery, LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
-import type { RedisLink } from "../state/redis-link.ts";
+import type { RedisConnection } from "../state/redis-connection.ts";
+import { ShardMap } from "../state/shard-map.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
-import type { RedisPresence } from "./presence.ts";
+import type { Presence } from "./presence-kind.ts";
 import { PresenceEvents } from "./presence-events.ts";
 import type { ClusterSessionLimit } from "./session-limit.ts";
 import { SessionLimitReached } from "../core/session-limit-reached.ts";
 
 export interface ClusterOptions {
-  redis: RedisLink;
+  redis: RedisConnection;
   prefix: string;
-  presence: RedisPresence;
+  /** On a Redis Cluster, the shards (node channels in each, sharded pub/sub); one shard, the prefix, otherwise. */
+  shards?: ShardMap;
+  presence: Presence;
   local: LocalDelivery;
   /** Where each user's channels are kept, to resync this node's browsers after an outage. */
   channelsOf: (user: number) => Promise<number[]>;
@@ -33,16 +36,22 @@ export interface ClusterOptions {
 }
 
 // To each node that hosts a browser of the user, if any (presence.ts's online hash). ARGV[2]: the prefix.
-const TO_USER = `${ONLINE_NODES}
+const toUserScript = (publish: string) => `${ONLINE_NODES}
 for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))) do
-  redis.call('PUBLISH', ARGV[2] .. 'to:' .. node, ARGV[3])
+  redis.call('${publish}', ARGV[2] .. 'to:' .. node, ARGV[3])
 end
 return 0`;
 
 // To every node with a browser in the channel (chnodes:C, route-redis.ts).
-const TO_CHANNEL = `
-for _, node in ipairs(redis.call('HKEYS', KEYS[1])) do redis.call('PUBLISH', ARGV[1] .. 'to:' .. node, ARGV[2]) end
+const toChannelScript = (publish: string) => `
+for _, node in ipairs(redis.call('HKEYS', KEYS[1])) do redis.call('${publish}', ARGV[1] .. 'to:' .. node, ARGV[2]) end
 return 0`;
+
+// On a Redis Cluster every publish is SPUBLISH, to a channel in the slot of the script's keys.
+const SCRIPTS = {
+  PUBLISH: { toUser: toUserScript("PUBLISH"), toChannel: toChannelScript("PUBLISH") },
+  SPUBLISH: { toUser: toUserScript("SPUBLISH"), toChannel: toChannelScript("SPUBLISH") },
+};
 
 /**
  * Delivery for a node of a cluster. Everything aimed at a browser goes out on the Redis pub/sub
@@ -77,12 +86,18 @@ export class ClusterDelivery implements Delivery {
   #paused: BusMessage[] | undefined;
   /** --sessions above 1: `[online]`/`[offline]` decided on admitted browsers, in Redis (presence-events.ts). */
   readonly #presenceEvents: PresenceEvents | undefined;
+  readonly #shards: ShardMap;
+  readonly #sharded: boolean;
+  readonly #scripts: { toUser: string; toChannel: string };
 
   constructor(options: ClusterOptions) {
     this.#o = options;
-    if (options.several) this.#presenceEvents = new PresenceEvents(options.redis, options.prefix, options.presence.nodeId);
-    this.#channel = busChannel(options.prefix);
-    this.#events = eventsChannel(options.prefix);
+    this.#shards = options.shards ?? ShardMap.single(options.prefix);
+    this.#sharded = this.#shards.count > 1;
+    this.#scripts = SCRIPTS[this.#sharded ? "SPUBLISH" : "PUBLISH"];
+    if (options.several) this.#presenceEvents = new PresenceEvents(options.redis, this.#shards, options.presence.nodeId);
+    this.#channel = busChannel(this.#shards.tags[0]!);
+    this.#events = eventsChannel(this.#shards.tags[0]!);
   }
 
   async start(): Promise<void> {
@@ -95,12 +110,16 @@ export class ClusterDelivery implements Delivery {
     };
     // What reached neither channel while the link was down, or while Redis did not count our users
     // as ours (a lapse), is made up for by a resync.
-    await redis.subscribe(nodeChannel(prefix, presence.nodeId), listener, () => void this.#resync());
+    // On a Redis Cluster, one node channel per shard: each shard's scripts publish to their own.
+    if (this.#sharded) {
+      const resync = this.#resyncOnce();
+      await Promise.all(this.#shards.tags.map((tag) => redis.ssubscribe(nodeChannel(tag, presence.nodeId), listener, resync)));
+    } else await redis.subscribe(nodeChannel(prefix, presence.nodeId), listener, () => void this.#resync());
     await redis.subscribe(this.#channel, listener);
     presence.onReclaimed(() => void this.#resync());
     presence.onReclaimed(() => void this.#reassertSessions());
     events.whenListening((listening) => {
-      const change = () => (listening ? redis.subscribe(this.#events, listener) : redis.unsubscribe(this.#events));
+      const change = () => (listening ? this.#followEvents(listener) : this.#leaveEvents());
       this.#eventsLink = this.#eventsLink.then(change).catch((error: Error) => this.#o.log.warn(`could not follow the events channel: ${error.message}`));
       return this.#eventsLink;
     });
@@ -135,8 +154,8 @@ export class ClusterDelivery implements Delivery {
 
   /** Each node counts its own deliveries when the shout reaches it; the sender cannot know them. */
   async toChannel(channel: number, message: string, offset: number): Promise<number> {
-    const { redis, prefix } = this.#o;
-    await redis.script(TO_CHANNEL, [channelNodesKey(prefix, channel)], [prefix, encodeBus({ k: "c", c: channel, m: message, o: offset })]);
+    const tag = this.#shards.tags[this.#shards.of(channel)]!;
+    await this.#o.redis.script(this.#scripts.toChannel, [channelNodesKey(tag, channel)], [tag, encodeBus({ k: "c", c: channel, m: message, o: offset })]);
     return 0;
   }
 
@@ -328,12 +347,41 @@ export class ClusterDelivery implements Delivery {
   }
 
   #toUser(user: number, message: BusMessage): Promise<void> {
-    const { redis, prefix } = this.#o;
-    return redis.script(TO_USER, [`${prefix}online`], [user, prefix, encodeBus(message)]).then(() => undefined);
+    const tag = this.#shards.tags[this.#shards.of(user)]!;
+    return this.#o.redis.script(this.#scripts.toUser, [`${tag}online`], [user, tag, encodeBus(message)]).then(() => undefined);
   }
 
+  /** The data-loss notice goes to every node (classic pub/sub); events on shard 0's events channel. */
   #publishTo(channel: string, message: BusMessage): Promise<void> {
-    return this.#o.redis.call("PUBLISH", [channel, encodeBus(message)]).then(() => undefined);
+    const command = this.#sharded && channel === this.#events ? "SPUBLISH" : "PUBLISH";
+    return this.#o.redis.call(command, [channel, encodeBus(message)]).then(() => undefined);
+  }
+
+  /** Hears `[listen]` events: every shard's events channel on a Redis Cluster. */
+  async #followEvents(listener: (text: string) => void): Promise<void> {
+    if (!this.#sharded) return this.#o.redis.subscribe(this.#events, listener);
+    await Promise.all(this.#shards.tags.map((tag) => this.#o.redis.ssubscribe(eventsChannel(tag), listener)));
+  }
+
+  async #leaveEvents(): Promise<void> {
+    if (!this.#sharded) return this.#o.redis.unsubscribe(this.#events);
+    await Promise.all(this.#shards.tags.map((tag) => this.#o.redis.sunsubscribe(eventsChannel(tag))));
+  }
+
+  /**
+   * One resync for a burst of resubscriptions: after a failover every shard of the lost master is
+   * subscribed again, each calling this.
+   */
+  #resyncOnce(): () => void {
+    let pending = false;
+    return () => {
+      if (pending) return;
+      pending = true;
+      setTimeout(() => {
+        pending = false;
+        void this.#resync();
+      }, 50);
+    };
   }
 
   #receive(message: BusMessage): void {

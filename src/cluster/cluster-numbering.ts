@@ -1,6 +1,7 @@
 import type { NumberedSend, WhisperOutcome } from "../core/numbered-send.ts";
 import { channelStream, userStream, type ReplayLimits } from "../core/replay.ts";
 import { Lineage } from "../state/lineage.ts";
+import { ShardMap } from "../state/shard-map.ts";
 import { APPEND_STEP, appendArgs, replayKeys } from "../state/replay-redis.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busStamp, encodeBusHead } from "./bus.ts";
@@ -15,13 +16,14 @@ import { busStamp, encodeBusHead } from "./bus.ts";
 // A shout goes to the nodes that have a browser in the channel, as KEYS[3] (chnodes:C, route-redis.ts)
 // counts them in this same Redis order: a [join] answered before it has already counted its node.
 // KEYS[4]: the channels set; ARGV[7]: the channel.
-const SHOUT = Lineage.guarded(`
+// On a Redis Cluster `publish` is SPUBLISH: the node channels are in the shard's slot (shard-map.ts).
+const shoutScript = (publish: string) => Lineage.guarded(`
 if redis.call('SISMEMBER', KEYS[4], ARGV[7]) == 0 then return 0 end
 ${APPEND_STEP}
 local nodes = redis.call('HKEYS', KEYS[3])
 if #nodes > 0 then
   local text = ARGV[6] .. offset .. '}'
-  for _, node in ipairs(nodes) do redis.call('PUBLISH', ARGV[5] .. node, text) end
+  for _, node in ipairs(nodes) do redis.call('${publish}', ARGV[5] .. node, text) end
 end
 return offset`);
 
@@ -31,7 +33,7 @@ return offset`);
 // never between the numbering and the hold. Returns {offset, held (0|1), dropped}.
 // KEYS[3]: the online hash; KEYS[4..6]: users, held:USER, heldcount; ARGV[7]: the user; ARGV[8]: the
 // key prefix; ARGV[9]: the held limit.
-const WHISPER = Lineage.guarded(`${ONLINE_NODES}
+const whisperScript = (publish: string) => Lineage.guarded(`${ONLINE_NODES}
 if redis.call('HEXISTS', KEYS[4], ARGV[7]) == 0 then return 0 end
 ${APPEND_STEP}
 local live = {}
@@ -50,36 +52,48 @@ if #live == 0 then
   return {offset, 1, 0}
 end
 local text = ARGV[6] .. offset .. '}'
-for _, node in ipairs(live) do redis.call('PUBLISH', ARGV[5] .. node, text) end
+for _, node in ipairs(live) do redis.call('${publish}', ARGV[5] .. node, text) end
 return {offset, 0, 0}`);
 
-/** A cluster's numbered send: offset, replay window and bus publish in one Redis script per message. */
+const SCRIPTS = {
+  PUBLISH: { shout: shoutScript("PUBLISH"), whisper: whisperScript("PUBLISH") },
+  SPUBLISH: { shout: shoutScript("SPUBLISH"), whisper: whisperScript("SPUBLISH") },
+};
+
+/**
+ * A cluster's numbered send: offset, replay window and bus publish in one Redis script per message, in
+ * the shard of the message's channel or user (one shard, the prefix, on a single Redis).
+ */
 export class ClusterNumbering implements NumberedSend {
-  /** The node channels' common prefix: the script appends the node. */
-  readonly #bus: string;
+  readonly #shards: ShardMap;
+  readonly #scripts: { shout: string; whisper: string };
 
   constructor(
     private readonly lineage: Lineage,
-    private readonly prefix: string,
+    prefix: string | ShardMap,
     private readonly limits: ReplayLimits,
   ) {
-    this.#bus = nodeChannel(prefix, "");
+    this.#shards = typeof prefix === "string" ? ShardMap.single(prefix) : prefix;
+    this.#scripts = SCRIPTS[this.#shards.count > 1 ? "SPUBLISH" : "PUBLISH"];
   }
 
   async shout(channel: number, message: string): Promise<boolean> {
     const head = encodeBusHead({ k: "c", c: channel, m: message, t: busStamp() });
-    const args = [...appendArgs(message, this.limits), this.#bus, head, channel];
-    const keys: string[] = replayKeys(this.prefix, channelStream(channel));
-    keys.push(channelNodesKey(this.prefix, channel), `${this.prefix}channels`);
-    return Number(await this.lineage.run(SHOUT, keys, args)) !== 0;
+    const shard = this.#shards.of(channel);
+    const tag = this.#shards.tags[shard]!;
+    const args = [...appendArgs(message, this.limits), nodeChannel(tag, ""), head, channel];
+    const keys: string[] = replayKeys(tag, channelStream(channel));
+    keys.push(channelNodesKey(tag, channel), `${tag}channels`);
+    return Number(await this.lineage.run(this.#scripts.shout, keys, args, shard)) !== 0;
   }
 
   async whisper(user: number, message: string, heldLimit: number): Promise<WhisperOutcome | undefined> {
     const head = encodeBusHead({ k: "u", u: user, m: message, t: busStamp() });
-    const p = this.prefix;
+    const shard = this.#shards.of(user);
+    const p = this.#shards.tags[shard]!;
     const keys = [...replayKeys(p, userStream(user)), `${p}online`, `${p}users`, `${p}held:${user}`, `${p}heldcount`];
-    const args = [...appendArgs(message, this.limits), this.#bus, head, user, p, heldLimit];
-    const reply = await this.lineage.run(WHISPER, keys, args);
+    const args = [...appendArgs(message, this.limits), nodeChannel(p, ""), head, user, p, heldLimit];
+    const reply = await this.lineage.run(this.#scripts.whisper, keys, args, shard);
     if (!Array.isArray(reply)) return undefined;
     const [, held, dropped] = reply as [number, number, number];
     return Number(held) === 1 ? { held: true, dropped: Number(dropped) } : { held: false };

@@ -2,11 +2,20 @@ import type { ConsolaInstance } from "consola";
 import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
 import { CloseCode } from "../protocol/codes.ts";
-import type { RedisState } from "../state/redis.ts";
+import type { Settled, Verdict } from "../state/lineage.ts";
 import type { RedisReplay } from "../state/replay-redis.ts";
 
+/** What the watch needs of the state: the lineage's questions (RedisState, RedisClusterState). */
+export interface LineageState {
+  lineage(): Promise<Verdict>;
+  repair(found: Verdict, announce?: () => Promise<void>): Promise<Settled>;
+  adopt(generation: string): void;
+  onRefused(listener: () => void): void;
+  epoch(): string;
+}
+
 export interface GenerationOptions {
-  state: RedisState;
+  state: LineageState;
   replay: RedisReplay;
   /** This node's browsers: every one is closed when the data is discarded. */
   local: LocalDelivery;

@@ -1,5 +1,6 @@
 import { Event } from "../protocol/codes.ts";
-import type { RedisLink } from "../state/redis-link.ts";
+import type { RedisConnection } from "../state/redis-connection.ts";
+import type { ShardMap } from "../state/shard-map.ts";
 import { encodeBus, eventsChannel } from "./bus.ts";
 
 // With --sessions above 1 in a cluster, `[online]` and `[offline]` follow ADMITTED browsers only:
@@ -26,18 +27,25 @@ local function present_elsewhere()
 end`;
 
 /** Adds this node (ARGV[1]); publishes ARGV[2] on KEYS[2] when the user was present on no live node. */
-const ARRIVE = `${ELSEWHERE}
+const arrive = (publish: string) => `${ELSEWHERE}
 local was = present_elsewhere() or redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1
 redis.call('SADD', KEYS[1], ARGV[1])
 if was then return 0 end
-redis.call('PUBLISH', KEYS[2], ARGV[2])
+redis.call('${publish}', KEYS[2], ARGV[2])
 return 1`;
 
 /** Removes this node (ARGV[1]); publishes ARGV[2] on KEYS[2] when that left the user on no live node. */
-const DEPART = `${ELSEWHERE}
+const depart = (publish: string) => `${ELSEWHERE}
 if redis.call('SREM', KEYS[1], ARGV[1]) == 0 or present_elsewhere() then return 0 end
-redis.call('PUBLISH', KEYS[2], ARGV[2])
+redis.call('${publish}', KEYS[2], ARGV[2])
 return 1`;
+
+// On a Redis Cluster the event goes out with SPUBLISH on the events channel of the user's shard
+// (listeners follow every shard's), in the slot of present:U.
+const SCRIPTS = {
+  PUBLISH: { arrive: arrive("PUBLISH"), depart: depart("PUBLISH") },
+  SPUBLISH: { arrive: arrive("SPUBLISH"), depart: depart("SPUBLISH") },
+};
 
 /** The key of the set of nodes holding an admitted browser of the user. */
 export function presentKey(prefix: string, user: number): string {
@@ -46,24 +54,29 @@ export function presentKey(prefix: string, user: number): string {
 
 /** Raises a cluster's `[online]`/`[offline]` for users that may have browsers on several nodes. */
 export class PresenceEvents {
+  readonly #scripts: { arrive: string; depart: string };
+
   constructor(
-    private readonly redis: RedisLink,
-    private readonly prefix: string,
+    private readonly redis: RedisConnection,
+    private readonly shards: ShardMap,
     private readonly nodeId: string,
-  ) {}
+  ) {
+    this.#scripts = SCRIPTS[shards.count > 1 ? "SPUBLISH" : "PUBLISH"];
+  }
 
   /** The user's first browser here was admitted: `[online]` if no node held one. */
   arrived(user: number): Promise<unknown> {
-    return this.#run(ARRIVE, user, Event.online(user));
+    return this.#run(this.#scripts.arrive, user, Event.online(user));
   }
 
   /** The user's last browser here went: `[offline]` if no other node holds one. */
   departed(user: number): Promise<unknown> {
-    return this.#run(DEPART, user, Event.offline(user));
+    return this.#run(this.#scripts.depart, user, Event.offline(user));
   }
 
   #run(script: string, user: number, event: string): Promise<unknown> {
-    const keys = [presentKey(this.prefix, user), eventsChannel(this.prefix)];
-    return this.redis.script(script, keys, [this.nodeId, encodeBus({ k: "e", p: event }), this.prefix]);
+    const tag = this.shards.tags[this.shards.of(user)]!;
+    const keys = [presentKey(tag, user), eventsChannel(tag)];
+    return this.redis.script(script, keys, [this.nodeId, encodeBus({ k: "e", p: event }), tag]);
   }
 }

@@ -1,4 +1,5 @@
 import type { RedisLink } from "../state/redis-link.ts";
+import type { Presence, PresenceLocal } from "./presence-kind.ts";
 import { ONLINE_NODES, ROUTE_MOVE } from "../state/route-redis.ts";
 import { SESSION_CLAIM, SESSIONS_DROP_DEAD } from "./session-limit.ts";
 
@@ -11,7 +12,7 @@ import { SESSION_CLAIM, SESSIONS_DROP_DEAD } from "./session-limit.ts";
 // question changes nothing: the entry and its routes stay for the sweep's grace (SWEEP), so a node
 // that was only paused still gets its channels' shouts, and a login elsewhere moves them (CLAIM).
 // With --sessions above 1 the user is online while any of its nodes holds a lease.
-const IS_ONLINE = `${ONLINE_NODES}
+export const IS_ONLINE = `${ONLINE_NODES}
 for _, node in ipairs(online_nodes(redis.call('HGET', KEYS[1], ARGV[1]))) do
   if redis.call('EXISTS', ARGV[2] .. 'node:' .. node) == 1 then return 1 end
 end
@@ -112,11 +113,11 @@ end
 return n`;
 
 /** How many leases a node whose lease lapsed keeps its users' routes: see SWEEP. */
-const SWEEP_GRACE_LEASES = 5;
+export const SWEEP_GRACE_LEASES = 5;
 
 // Lua: `send_held(p, user, node)` sends the user's held whispers to its browsers on `node`, in offset
 // order, on that node's channel (so before anything published after this step), and empties the queue.
-const SEND_HELD = `
+export const sendHeld = (publish: string) => `
 local function offset_of(entry) return tonumber(string.sub(entry, 1, string.find(entry, '!', 1, true) - 1)) end
 local function send_held(p, user, node)
   local key = p .. 'held:' .. user
@@ -128,9 +129,10 @@ local function send_held(p, user, node)
   for _, entry in ipairs(held) do
     local bang = string.find(entry, '!', 1, true)
     local text = '{"k":"u","u":' .. user .. ',"m":' .. cjson.encode(string.sub(entry, bang + 1)) .. ',"o":' .. string.sub(entry, 1, bang - 1) .. '}'
-    redis.call('PUBLISH', p .. 'to:' .. node, text)
+    redis.call('${publish}', p .. 'to:' .. node, text)
   end
 end`;
+const SEND_HELD = sendHeld("PUBLISH");
 
 // Only users that still exist: after Redis lost the data, a browser of a user that is gone must not
 // make that ID look online (a whisper to it would be delivered, not refused). ARGV[2]: the prefix.
@@ -179,7 +181,7 @@ return 1`;
 
 // The users Redis says are online on this node (ARGV[1]): after Redis came back (restarted, restored
 // from an older snapshot) it may name users whose browser has long left, who would look online forever.
-const MINE = `${ONLINE_NODES}
+export const MINE = `${ONLINE_NODES}
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 2, #all, 2 do
@@ -188,10 +190,10 @@ end
 return out`;
 
 /** Users re-claimed per script call: one call never blocks Redis for long. */
-const RECLAIM_BATCH = 1_000;
+export const RECLAIM_BATCH = 1_000;
 
 // A user counts once, however many nodes it is online on (--sessions).
-const COUNT_ONLINE = `${ONLINE_NODES}
+export const COUNT_ONLINE = `${ONLINE_NODES}
 local alive = {}
 local function live(node)
   if alive[node] == nil then alive[node] = redis.call('EXISTS', ARGV[1] .. 'node:' .. node) end
@@ -213,7 +215,7 @@ end
 return n`;
 
 // A node without a lease is left in `nodes` for the sweep to release its users.
-const NODE_STATS = `
+export const NODE_STATS = `
 local out = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. 'node:' .. node) == 1 then
@@ -224,7 +226,7 @@ end
 return out`;
 
 /** Who is online across the cluster, with each node holding a lease on its own users. */
-export class RedisPresence {
+export class RedisPresence implements Presence {
   #timer: Timer | undefined;
   #lapsed = false;
   /** Whether this node has held a lease yet: before its first, no lease is no lapse. */
@@ -244,12 +246,7 @@ export class RedisPresence {
     readonly nodeId: string,
     private readonly leaseMs: number,
     /** This node's users and counters, re-asserted after an outage and published with each renewal. */
-    private readonly local: {
-      users(): Iterable<number>;
-      stats(): Record<string, number>;
-      /** The user logged in on another node while this node's lease had lapsed: close its browser here. */
-      replaced(user: number): void;
-    },
+    private readonly local: PresenceLocal,
     /**
      * Checked with every renewal: false when Redis had lost the data (and it was re-established
      * meanwhile), so the users this node had claimed are claimed again only if they still exist.

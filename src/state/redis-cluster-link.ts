@@ -137,6 +137,15 @@ export class RedisClusterLink implements RedisConnection {
     }
   }
 
+  async everyMaster(command: string, args: (string | number)[]): Promise<unknown[]> {
+    const masters = this.#cluster.nodes("master");
+    try {
+      return await withTimeout(Promise.all(masters.map((node) => node.call(command, ...args.map(String)))), this.#options.timeoutMs, "Redis Cluster");
+    } catch (error) {
+      throw this.#failure(error);
+    }
+  }
+
   /** Each master in turn: its keys are the ones it serves, so none is seen twice (a resharding aside). */
   async *scan(pattern: string, count: number): AsyncIterable<string[]> {
     for (const master of this.#cluster.nodes("master")) {

@@ -162,6 +162,7 @@ local T, U = ARGV[1], ARGV[2]
 if redis.call('HDEL', T .. 'users', U) == 0 then return false end
 local channels = redis.call('HKEYS', T .. 'uch:' .. U)
 redis.call('DEL', T .. 'uch:' .. U, T .. 'mver:' .. U)
+redis.call('HDEL', T .. 'pver', U)
 local held = redis.call('LLEN', T .. 'held:' .. U)
 redis.call('DEL', T .. 'held:' .. U)
 redis.call('DECRBY', T .. 'heldcount', held)

@@ -17,6 +17,8 @@ export interface RedisConnection {
   /** While `full`: a small write to `key` (expiring at once) tells whether Redis has room again. */
   probeRoom(key: string): Promise<void>;
   call(command: string, args: (string | number)[]): Promise<unknown>;
+  /** The same command on every master (a single Redis: on it), e.g. to read each one's configuration. */
+  everyMaster(command: string, args: (string | number)[]): Promise<unknown[]>;
   /** Runs a Lua script by its SHA1; on a cluster every key must hash to one slot. */
   script(lua: string, keys: string[], args: (string | number)[]): Promise<unknown>;
   /** Every key matching `pattern` (SCAN's MATCH), in batches of about `count`; on a cluster, every master's. */
@@ -25,5 +27,8 @@ export interface RedisConnection {
   unlink(keys: string[]): Promise<number>;
   subscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void>;
   unsubscribe(channel: string): Promise<void>;
+  /** Sharded pub/sub (SSUBSCRIBE) on a Redis Cluster; the same as `subscribe` on a single Redis. */
+  ssubscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void>;
+  sunsubscribe(channel: string): Promise<void>;
   close(): void;
 }

@@ -1,5 +1,5 @@
 import type { ConsolaInstance } from "consola";
-import type { RedisLink } from "./redis-link.ts";
+import type { RedisConnection } from "./redis-connection.ts";
 import { BackendUnavailable } from "./state.ts";
 
 /** The one maxmemory-policy under which Redis never drops a key to make room. */
@@ -12,16 +12,18 @@ const SAFE_POLICY = "noeviction";
  * evicted lease makes that node's users look offline: their whispers are held, not delivered).
  * Throws BackendUnavailable when Redis cannot be reached.
  */
-export async function evictionRisk(redis: RedisLink): Promise<string | undefined> {
-  let policy: string | undefined;
+export async function evictionRisk(redis: RedisConnection): Promise<string | undefined> {
+  let policies: (string | undefined)[];
   try {
-    policy = policyOf(await redis.call("CONFIG", ["GET", "maxmemory-policy"]));
+    // On a Redis Cluster every master holds some of the keys: each one's policy counts.
+    policies = (await redis.everyMaster("CONFIG", ["GET", "maxmemory-policy"])).map(policyOf);
   } catch (error) {
     if (error instanceof BackendUnavailable) throw error;
     return unreadable((error as Error).message);
   }
-  if (policy === undefined) return unreadable("no value");
-  if (policy === SAFE_POLICY) return undefined;
+  if (policies.some((p) => p === undefined)) return unreadable("no value");
+  const policy = policies.find((p) => p !== SAFE_POLICY);
+  if (policy === undefined) return undefined;
   return (
     `Redis maxmemory-policy is ${policy}: Redis may evict webtalk's keys (users, ID counters, leases), and a message could ` +
     `then reach the wrong browser; set maxmemory-policy ${SAFE_POLICY}, or pass --redis-allow-eviction to accept the risk`
@@ -33,7 +35,7 @@ export async function evictionRisk(redis: RedisLink): Promise<string | undefined
  * changes it without any reconnect) and logs one error line when it turns to one that may evict,
  * not one per check; one info line when it is safe again. A read that fails is left to the next one.
  */
-export function watchEviction(redis: RedisLink, log: ConsolaInstance): () => Promise<void> {
+export function watchEviction(redis: RedisConnection, log: ConsolaInstance): () => Promise<void> {
   let reported: string | undefined;
   return async () => {
     const risk = await evictionRisk(redis);

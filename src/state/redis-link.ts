@@ -133,6 +133,10 @@ export class RedisLink implements RedisConnection {
     this.call("SCRIPT", ["LOAD", lua]).catch(() => undefined);
   }
 
+  async everyMaster(command: string, args: (string | number)[]): Promise<unknown[]> {
+    return [await this.call(command, args)];
+  }
+
   async *scan(pattern: string, count: number): AsyncIterable<string[]> {
     let cursor = "0";
     do {
@@ -156,6 +160,15 @@ export class RedisLink implements RedisConnection {
   async unsubscribe(channel: string): Promise<void> {
     if (!this.#subscriptions.delete(channel)) return;
     await this.#subscriber.unsubscribe(channel);
+  }
+
+  /** A single Redis has no shards: sharded pub/sub is plain pub/sub. */
+  ssubscribe(channel: string, listener: (message: string) => void, resubscribed?: () => void): Promise<void> {
+    return this.subscribe(channel, listener, resubscribed);
+  }
+
+  sunsubscribe(channel: string): Promise<void> {
+    return this.unsubscribe(channel);
   }
 
   // Bun reconnects but does not resubscribe, and subscribing again would add a second listener:

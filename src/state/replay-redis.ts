@@ -1,6 +1,7 @@
 import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
-import type { RedisLink } from "./redis-link.ts";
+import type { RedisConnection } from "./redis-connection.ts";
+import { ShardMap } from "./shard-map.ts";
 
 // off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT" (MILLIS on Redis's clock), newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
@@ -105,23 +106,27 @@ const DROP = `
 for _, user in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('SREM', ARGV[1] .. 'floors:u' .. user, ARGV[2]) end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
 
+// On a Redis Cluster the users' sets are not kept (floorJoinStep's `indexed`): the keys alone.
+const DROP_KEYS = `redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
+
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
- * way, and the epoch lives as long as the Redis data does (nodes restart without forcing gaps).
+ * way, and the epoch lives as long as the Redis data does (nodes restart without forcing gaps). On a
+ * Redis Cluster a source's keys live in the shard of its user or channel (shard-map.ts), each shard
+ * with a copy of the epoch, so a resume reads one shard.
  */
 export class RedisReplay implements ReplayLog {
   private constructor(
     /** Changes only when Redis lost the data (see `reopen`). */
     public epoch: string,
-    private readonly redis: RedisLink,
-    private readonly prefix: string,
+    private readonly redis: RedisConnection,
+    private readonly shards: ShardMap,
     private readonly limits: ReplayLimits,
   ) {}
 
-  static async open(redis: RedisLink, prefix: string, limits: ReplayLimits): Promise<RedisReplay> {
-    await redis.call("SET", [`${prefix}epoch`, newSalt().slice(0, 12), "NX"]);
-    const epoch = (await redis.call("GET", [`${prefix}epoch`])) as string;
-    return new RedisReplay(epoch, redis, prefix, limits);
+  static async open(redis: RedisConnection, prefix: string | ShardMap, limits: ReplayLimits): Promise<RedisReplay> {
+    const shards = typeof prefix === "string" ? ShardMap.single(prefix) : prefix;
+    return new RedisReplay(await takeEpoch(redis, shards), redis, shards, limits);
   }
 
   /**
@@ -129,16 +134,16 @@ export class RedisReplay implements ReplayLog {
    * unless another node already did), so a browser that resumes with the old one is told of a gap.
    */
   async reopen(): Promise<void> {
-    await this.redis.call("SET", [`${this.prefix}epoch`, newSalt().slice(0, 12), "NX"]);
-    this.epoch = (await this.redis.call("GET", [`${this.prefix}epoch`])) as string;
+    this.epoch = await takeEpoch(this.redis, this.shards);
   }
 
   async append(key: string, text: string): Promise<number> {
-    return Number(await this.redis.script(APPEND, replayKeys(this.prefix, key), appendArgs(text, this.limits)));
+    return Number(await this.redis.script(APPEND, this.#keys(key), appendArgs(text, this.limits)));
   }
 
   async since(key: string, offset: number, max = -1, member?: number): Promise<Since> {
-    const keys = [...replayKeys(this.prefix, key), `${this.prefix}epoch`, this.#floorKey(key)];
+    const shard = this.#shardOf(key);
+    const keys = [...replayKeys(this.shards.tags[shard]!, key), this.shards.key(shard, "epoch"), this.shards.key(shard, `floor:${key}`)];
     const limit = max === Infinity ? -1 : max;
     const born = member !== undefined && key === GLOBAL_STREAM ? bornMs(member) : -1;
     const args = [offset, limit, this.epoch, member ?? "", born];
@@ -161,21 +166,40 @@ export class RedisReplay implements ReplayLog {
   /** Removed by RedisState's leave script itself (floorLeaveStep). */
   left(): void {}
 
+  /** On a Redis Cluster every removal of a membership removed its floor already (the user's delete included). */
   async forget(user: number): Promise<void> {
-    await this.redis.script(FORGET, [this.#floorsOf(user)], [user, this.prefix]);
+    if (this.shards.count > 1) return;
+    await this.redis.script(FORGET, [this.shards.key(0, `floors:u${user}`)], [user, this.shards.tags[0]!]);
   }
 
   async drop(key: string): Promise<void> {
-    await this.redis.script(DROP, [...replayKeys(this.prefix, key), this.#floorKey(key)], [this.prefix, key]);
+    const shard = this.#shardOf(key);
+    const keys = [...this.#keys(key), this.shards.key(shard, `floor:${key}`)];
+    if (this.shards.count > 1) await this.redis.script(DROP_KEYS, keys, []);
+    else await this.redis.script(DROP, keys, [this.shards.tags[0]!, key]);
   }
 
-  #floorKey(key: string): string {
-    return `${this.prefix}floor:${key}`;
+  /** The source's offset and window keys, in its shard. */
+  #keys(key: string): [string, string] {
+    return replayKeys(this.shards.tags[this.#shardOf(key)]!, key);
   }
 
-  #floorsOf(user: number): string {
-    return `${this.prefix}floors:u${user}`;
+  /** A source is `cCHANNEL` or `uUSER` (userStream, channelStream): the shard of that ID. */
+  #shardOf(key: string): number {
+    return this.shards.count === 1 ? 0 : this.shards.of(Number(key.slice(1)));
   }
+}
+
+/**
+ * The epoch Redis holds, created by the first node (SET NX); on a cluster shard 0's, copied to every
+ * other shard that has none, so each resume checks it in its own shard.
+ */
+async function takeEpoch(redis: RedisConnection, shards: ShardMap): Promise<string> {
+  const first = shards.key(0, "epoch");
+  await redis.call("SET", [first, newSalt().slice(0, 12), "NX"]);
+  const epoch = (await redis.call("GET", [first])) as string;
+  await Promise.all(shards.tags.slice(1).map((tag) => redis.call("SET", [`${tag}epoch`, epoch, "NX"])));
+  return epoch;
 }
 
 function parseEntry(raw: string): { offset: number; at: number; text: string } {
