@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import type { Config } from "../src/config/schema.ts";
 import type { Webtalk } from "../src/server.ts";
-import { Browser, ControlClient, loggedIn, newUser, startTestServer } from "./helpers.ts";
+import { ControlClient, loggedIn, newUser, startTestServer } from "./helpers.ts";
 import { cli, haveRedisCluster, useRedisCluster } from "./redis-cluster.ts";
 
 const encoder = new TextEncoder();

@@ -201,10 +201,14 @@ export class Lineage {
 
   /** Compares what Redis holds, in every shard, with what this node knows. */
   async read(): Promise<Verdict> {
+    // What this node had seen when each shard was asked: a change sent before the question ran before
+    // it in Redis, so Redis's mark must be at least that; changes answered while the other shards are
+    // being asked are not counted against this reading.
+    const seen = [...this.#maxSeq];
     const found = await Promise.all(this.shards.tags.map((_, k) => this.#readShard(k)));
     // The wipe's lock lives in shard 0: a shard marked as wiping is being wiped while shard 0's is held.
     const locked = found[0]!.locked;
-    const verdicts = found.map((shard, k) => this.#verdict(shard.current, shard.wrote, locked, shard.lost ?? found[0]!.lost, k));
+    const verdicts = found.map((shard, k) => this.#verdict(shard.current, shard.wrote, locked, shard.lost ?? found[0]!.lost, seen[k]!));
     if (verdicts.some((v) => v.kind === "wiping")) return { kind: "wiping" };
     if (verdicts.every((v) => v.kind === "same")) return { kind: "same" };
     const newer = verdicts[0]!;
@@ -254,12 +258,11 @@ export class Lineage {
     return { current, wrote, locked, lost: shard === 0 ? lost : null };
   }
 
-  #verdict(current: string | null, wrote: string, locked: number, lost: string | null, shard: number): Verdict {
+  #verdict(current: string | null, wrote: string, locked: number, lost: string | null, seen: number): Verdict {
     const mine = this.generation;
     if (current !== null && current.startsWith(WIPING)) {
       return locked === 1 ? { kind: "wiping" } : { kind: "broken", seen: current, cause: current.slice(WIPING.length) };
     }
-    const seen = this.#maxSeq[shard]!;
     if (current === mine && Number(wrote) >= seen) return { kind: "same" };
     if (current === null) return { kind: "broken", seen: "", cause: `Redis lost webtalk's data (generation ${mine} is gone)` };
     if (current === mine) {
