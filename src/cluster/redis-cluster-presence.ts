@@ -138,6 +138,21 @@ for i = 4, #ARGV do
 end
 return out`;
 
+// A node's lease in one shard, renewed. Where it had lapsed (a Redis failover, a pause) the shard held
+// the whispers to this node's users meanwhile: they go to the browsers here in this same step, in offset
+// order, so before any whisper the renewed lease lets through. Answers 1 when the lease had lapsed.
+// KEYS[1]: the shard's online hash; ARGV: tag, node, lease in ms.
+const RENEW = `${ONLINE_NODES}${sendHeld("SPUBLISH")}
+local T, node = ARGV[1], ARGV[2]
+local had = redis.call('SET', T .. 'node:' .. node, '1', 'PX', ARGV[3], 'GET')
+redis.call('SADD', T .. 'nodes', node)
+if had then return 0 end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  for _, n in ipairs(online_nodes(all[i + 1])) do if n == node then send_held(T, all[i], node) end end
+end
+return 1`;
+
 // In one channel's shard: each route, as quads channel, user, pver, nodes after the tag (ARGV[1]).
 const ROUTES = `${ROUTE_SET}
 for i = 2, #ARGV, 4 do route_set(ARGV[1], ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]) end
@@ -305,13 +320,11 @@ export class RedisClusterPresence implements Presence {
     const stats = this.local.stats();
     const fields = Object.entries(stats).flat();
     const tags = this.shards.tags;
-    // Shard 0's lease tells whether this node's lease lapsed; every shard gets one, so a script checks
-    // liveness in its own shard.
-    const held = await this.redis.call("SET", [`${tags[0]}node:${this.nodeId}`, "1", "PX", this.leaseMs, "GET"]);
-    await Promise.all(tags.slice(1).map((tag) => this.redis.call("SET", [`${tag}node:${this.nodeId}`, "1", "PX", this.leaseMs])));
-    if (held === null && this.#renewed) this.#lapsed = true;
+    // A lease in every shard, so a script checks liveness in its own; one that lapsed in any shard (its
+    // master failed over meanwhile) may have let another node sweep our users there.
+    const renewed = await Promise.all(tags.map((tag) => this.redis.script(RENEW, [`${tag}online`], [tag, this.nodeId, this.leaseMs])));
+    if (renewed.some((lapsed) => lapsed === 1) && this.#renewed) this.#lapsed = true;
     this.#renewed = true;
-    await Promise.all(tags.map((tag) => this.redis.call("SADD", [`${tag}nodes`, this.nodeId])));
     const grace = SWEEP_GRACE_LEASES * this.leaseMs;
     const swept = await Promise.all(
       tags.map((tag) => this.redis.script(SWEEP, [`${tag}online`, `${tag}nodes`, `${tag}nodeseen`], [tag, this.nodeId, grace]) as Promise<Change[]>),

@@ -48,6 +48,10 @@ export class RedisClusterLink implements RedisConnection {
       // run after commands sent later (measured: INCRBY 1, 2, 3 on one key answered 6, 2, 5). Fail instead.
       retryDelayOnFailover: 0,
       retryDelayOnClusterDown: 0,
+      // Nor follow a MOVED or ASK: the command sent again would run after commands sent later to the new
+      // master (seen in a failover mid-traffic: a source's 190 and 191 delivered after its 192 and 193).
+      // It fails as BackendUnavailable instead, and the slot map is read again (#failure).
+      maxRedirections: 0,
       shardedSubscribers: true,
       slotsRefreshTimeout: options.timeoutMs,
       // Keep looking for the cluster for as long as it takes; commands meanwhile fail fast.
@@ -57,6 +61,9 @@ export class RedisClusterLink implements RedisConnection {
         password: decodeURIComponent(first.password) || undefined,
         connectTimeout: options.timeoutMs,
         maxRetriesPerRequest: 1,
+        // A command written to a connection that then closed is not written again on reconnect: late, it
+        // would run after commands sent since.
+        autoResendUnfulfilledCommands: false,
       },
     });
     this.#cluster.on("+node", (node: Redis) => this.#nodeAdded(node));
@@ -219,7 +226,16 @@ export class RedisClusterLink implements RedisConnection {
 
   #failure(error: unknown): Error {
     if (error instanceof BackendUnavailable) return this.#health.failed(error);
+    // With maxRedirections 0 ioredis wraps every reply error, a server's own (CROSSSLOT, OOM) included.
+    const wrapped = /^Too many Cluster redirections\. Last error: ReplyError: (.*)$/s.exec(String((error as Error).message));
+    if (wrapped && !TRANSIENT.test(wrapped[1]!)) {
+      const reply = new Error(wrapped[1]!);
+      reply.name = "ReplyError";
+      return this.#health.serverError(reply);
+    }
     const message = String((error as Error).message);
+    // The slots moved (a failover, a resharding): the command was not run; learn where they are now.
+    if (message.includes("MOVED") || message.includes("ASK")) this.#cluster.refreshSlotsCache();
     if ((error as Error).name === "ReplyError" && !TRANSIENT.test(message)) return this.#health.serverError(error as Error);
     return this.#health.failed(new BackendUnavailable(`Redis Cluster unavailable: ${message}`));
   }
