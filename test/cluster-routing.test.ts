@@ -8,7 +8,7 @@ import { encodeFrames } from "../src/protocol/frame.ts";
 import { Browser, ControlClient, loggedIn, newUser, within } from "./helpers.ts";
 import { spawnCluster, spawnNode } from "./cluster-kit.ts";
 import type { Spawned } from "./process.ts";
-import { haveRedis, uniquePrefix, useRedis, redisCliOn } from "./redis-server.ts";
+import { haveRedis, hashLenIn, keyIn, uniquePrefix, useRedis, redisCliOn } from "./redis-server.ts";
 
 const redis = useRedis();
 /** Bus messages a node may receive for reasons of its own (none today; room for housekeeping). */
@@ -216,7 +216,7 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
         await ctl.ok(`[join] ${channel}!${user.id}`);
         browsers.push(browser);
       }
-      expect(Number(redisCli("HLEN", `${prefix}chnodes:${channel}`))).toBe(2);
+      expect(Number(redisCli("HLEN", keyIn(prefix, `chnodes:${channel}`, Number(channel))))).toBe(2);
       await c.stop("SIGKILL");
       const got = receive(browsers[0]!, "k", 100, "the shouts after a node died");
       ctl.write(encodeFrames(Array.from({ length: 100 }, (_, i) => `[shout] ${channel}!k${i}`)));
@@ -225,15 +225,15 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
       // Its lease (1 s) lapses; a live node's renewal then removes what routed messages to it.
       let entries = "";
       for (const deadline = Date.now() + 10_000; Date.now() < deadline; await Bun.sleep(100)) {
-        entries = redisCli("HKEYS", `${prefix}chnodes:${channel}`);
+        entries = redisCli("HKEYS", keyIn(prefix, `chnodes:${channel}`, Number(channel)));
         if (entries.split("\n").length === 1) break;
       }
       expect(entries.split("\n").length).toBe(1);
-      expect(redisCli("HKEYS", `${prefix}chnodes:1`).split("\n").length).toBe(1);
+      expect(redisCli("HKEYS", keyIn(prefix, "chnodes:1", 1)).split("\n").length).toBe(1);
       // Nothing else keeps naming the dead node: its user is offline, its renewal record gone.
-      expect(redisCli("HLEN", `${prefix}online`)).toBe("1");
-      expect(redisCli("HLEN", `${prefix}nodeseen`)).toBe("2");
-      expect(redisCli("SCARD", `${prefix}nodes`)).toBe("2");
+      expect(hashLenIn(redis, prefix, "online")).toBe(1);
+      expect(redisCli("HLEN", keyIn(prefix, "nodeseen"))).toBe("2");
+      expect(redisCli("SCARD", keyIn(prefix, "nodes"))).toBe("2");
     } finally {
       for (const browser of browsers) browser.close();
       ctl.close();
@@ -252,12 +252,12 @@ describe.skipIf(!haveRedis)("routed cluster delivery", () => {
       const [page, user] = await loggedIn(b, ctl);
       browser = page;
       await ctl.ok(`[join] ${channel}!${user.id}`);
-      expect(Number(redisCli("HLEN", `${prefix}chnodes:${channel}`))).toBe(1);
+      expect(Number(redisCli("HLEN", keyIn(prefix, `chnodes:${channel}`, Number(channel))))).toBe(1);
       b.proc.kill("SIGSTOP");
       // B's lease (1 s) lapses; after its grace (5 leases) A's renewal sweeps B's users and routes.
       let swept = false;
       for (const deadline = Date.now() + 15_000; !swept && Date.now() < deadline; await Bun.sleep(200)) {
-        swept = Number(redisCli("HLEN", `${prefix}chnodes:${channel}`)) === 0;
+        swept = Number(redisCli("HLEN", keyIn(prefix, `chnodes:${channel}`, Number(channel)))) === 0;
       }
       expect(swept).toBe(true);
       b.proc.kill("SIGCONT");

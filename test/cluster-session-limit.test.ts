@@ -8,7 +8,7 @@ import { RssSampler } from "./attack/kit.ts";
 import { spawnNode } from "./cluster-kit.ts";
 import { Browser, ControlClient, newUser, within, type CloseInfo, type User } from "./helpers.ts";
 import type { Spawned } from "./process.ts";
-import { haveRedis, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
+import { haveRedis, keyIn, keysPattern, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const REPLACED = { code: 4002, reason: "session limit: replaced by a newer login" };
 const REFUSED = { code: 4002, reason: "session limit: too many sessions" };
@@ -19,7 +19,7 @@ const redisCli = (...args: string[]) => redisCliOn(redis, ...args);
 
 /** The user's browsers Redis counts, cluster-wide. */
 function counted(prefix: string, user: number): number {
-  return Number(redisCli("ZCARD", `${prefix}sess:${user}`));
+  return Number(redisCli("ZCARD", keyIn(prefix, `sess:${user}`, user)));
 }
 
 /** `count` nodes on one prefix, lease 1 s, `--sessions 2`, and a control connection to the first. */
@@ -189,9 +189,10 @@ describe.skipIf(!haveRedis)("--sessions 2: every key it writes is one the lineag
       const user = await newUser(c.ctl);
       await login(c.nodes[0]!, user, c.tabs);
       await login(c.nodes[1]!, user, c.tabs);
-      const keys = redisCli("--scan", "--pattern", `${c.prefix}*`).split("\n").filter(Boolean);
-      expect(keys).toContain(`${c.prefix}sess:${user.id}`);
-      expect(keys.map((key) => key.slice(c.prefix.length)).filter((name) => !OWN_KEY.test(name))).toEqual([]);
+      const { pattern, nameOf } = keysPattern(c.prefix);
+      const keys = redisCli("--scan", "--pattern", pattern).split("\n").filter(Boolean);
+      expect(keys).toContain(keyIn(c.prefix, `sess:${user.id}`, user.id));
+      expect(keys.map((key) => nameOf(key) ?? key).filter((name) => !OWN_KEY.test(name))).toEqual([]);
     } finally {
       await c.stop();
     }
@@ -227,10 +228,10 @@ describe.skipIf(!haveRedis)("--sessions 2: tabs logging in at once on two nodes"
           // Routing stays exact: the user is online, and counted in the channel, on the nodes of its open tabs only.
           const holding = [...new Set(tabs.filter((tab) => !tab.ended).map((tab) => nodeOf.get(tab)!))].sort();
           const settle = Date.now() + 5_000;
-          const online = () => redisCli("HGET", `${c.prefix}online`, String(user.id)).split(",").filter(Boolean).sort();
+          const online = () => redisCli("HGET", keyIn(c.prefix, "online", user.id), String(user.id)).split(",").filter(Boolean).sort();
           while (JSON.stringify(online()) !== JSON.stringify(holding) && Date.now() < settle) await Bun.sleep(20);
           expect(online()).toEqual(holding);
-          const routes = redisCli("HGETALL", `${c.prefix}chnodes:${channel}`).split("\n").filter(Boolean);
+          const routes = redisCli("HGETALL", keyIn(c.prefix, `chnodes:${channel}`, Number(channel))).split("\n").filter(Boolean);
           expect(Object.fromEntries(Array.from({ length: routes.length / 2 }, (_, i) => [routes[2 * i]!, routes[2 * i + 1]!]))).toEqual(
             Object.fromEntries(holding.map((node) => [node, "1"])),
           );

@@ -5,13 +5,13 @@
 import { describe, expect, test } from "bun:test";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
 import { spawnCluster } from "./cluster-kit.ts";
-import { haveRedis, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
+import { haveRedis, keysPattern, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const redis = useRedis();
 
 /** The present:ID keys under `prefix`, each with its member count. */
 function presentSets(prefix: string): Map<string, number> {
-  const keys = redisCliOn(redis, "--scan", "--pattern", `${prefix}present:*`).split("\n").filter(Boolean);
+  const keys = redisCliOn(redis, "--scan", "--pattern", keysPattern(prefix, "present:").pattern).split("\n").filter(Boolean);
   return new Map(keys.map((key) => [key, Number(redisCliOn(redis, "SCARD", key))]));
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import type { Config } from "../src/config/schema.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, loggedIn, startTestServer, type User } from "./helpers.ts";
-import { haveRedis, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
+import { haveRedis, keyIn, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const redis = useRedis();
 
@@ -58,7 +58,7 @@ async function presenceEvent(c: ControlClient, user: number): Promise<string> {
 
 /** chnodes:C as {node: count}. */
 function channelNodes(prefix: string, channel: string): Record<string, string> {
-  const flat = redisCli("HGETALL", `${prefix}chnodes:${channel}`).split("\n").filter(Boolean);
+  const flat = redisCli("HGETALL", keyIn(prefix, `chnodes:${channel}`, Number(channel))).split("\n").filter(Boolean);
   const out: Record<string, string> = {};
   for (let i = 0; i < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
   return out;
@@ -74,7 +74,7 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
       const [onA, user] = await loggedIn(a, ca);
       await ca.ok(`[join] ${channel}!${user.id}`);
       const onB = await tab(b, cb, user, 1);
-      expect(redisCli("HGET", `${c.prefix}online`, String(user.id)).split(",")).toHaveLength(2);
+      expect(redisCli("HGET", keyIn(c.prefix, "online", user.id), String(user.id)).split(",")).toHaveLength(2);
       // Both nodes count the user once in the channel's routing, and it counts once in presence.
       expect(Object.values(channelNodes(c.prefix, channel))).toEqual(["1", "1"]);
       expect(await cb.call(`[online] ${user.id}`)).toBe("[ok] 1");
@@ -99,7 +99,7 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
       expect(await onB.messages.take(2)).toEqual(["w3", "s3"]);
       onB.close();
       await onB.closedWithin();
-      for (let i = 0; i < 5_000 && redisCli("HEXISTS", `${c.prefix}online`, String(user.id)) !== "0"; i++) await ca.ok("[ping]");
+      for (let i = 0; i < 5_000 && redisCli("HEXISTS", keyIn(c.prefix, "online", user.id), String(user.id)) !== "0"; i++) await ca.ok("[ping]");
       expect(await ca.call(`[online] ${user.id}`)).toBe("[ok] 0");
       expect(channelNodes(c.prefix, channel)).toEqual({});
       expect(await ca.call(`[whisper] ${user.id}!later`)).toBe("[ok] message queued");
@@ -181,7 +181,7 @@ describe.skipIf(!haveRedis)("--sessions 3 in a cluster", () => {
         for (let m = await browser.messages.next(); m !== "end"; m = await browser.messages.next()) seen.push(m);
         expect(seen).toEqual(Array.from({ length: count }, (_, i) => `m${i}`));
       }
-      expect(redisCli("HGET", `${c.prefix}online`, String(user.id))).not.toContain(",");
+      expect(redisCli("HGET", keyIn(c.prefix, "online", user.id), String(user.id))).not.toContain(",");
       for (const browser of [first, ...others]) browser.close();
     } finally {
       await c.stop();

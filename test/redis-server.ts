@@ -6,10 +6,13 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createLog } from "../src/observe/log.ts";
 import { RedisLink } from "../src/state/redis-link.ts";
+import { ShardMap } from "../src/state/shard-map.ts";
 import { within } from "./helpers.ts";
 
 export interface TestRedis {
   port: number;
+  /** On the Redis Cluster kit (WEBTALK_TEST_REDIS_KIT=cluster), every master's port. */
+  masters?: number[];
   url: string;
   pid: number;
   /** Kills the server (SIGKILL) and waits for it to exit. */
@@ -88,6 +91,9 @@ export function useRedis(options: Parameters<typeof startRedis>[0] = {}): TestRe
     get pid() {
       return running().pid;
     },
+    get masters() {
+      return running().masters;
+    },
     stop: () => running().stop(),
     restart: () => running().restart(),
   };
@@ -104,6 +110,7 @@ async function clusterAsRedis(): Promise<TestRedis> {
   const seed = kit.masters()[0]!;
   return {
     port: seed.port,
+    masters: kit.masters().map((m) => m.port),
     url: seed.url,
     pid: seed.pid,
     stop: () => kit.stop(),
@@ -111,9 +118,45 @@ async function clusterAsRedis(): Promise<TestRedis> {
   };
 }
 
-/** Runs redis-cli against `redis` (bounded) and answers its output: for tests that read or poke Redis directly. */
-export function redisCliOn(redis: { port: number }, ...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redis.port), ...args], { encoding: "utf8", timeout: 10_000 }).stdout.trim();
+/**
+ * Runs redis-cli against `redis` (bounded) and answers its output: for tests that read or poke Redis
+ * directly. On the Redis Cluster kit it follows redirections (-c), and `--scan` asks every master.
+ */
+export function redisCliOn(redis: { port: number; masters?: number[] }, ...args: string[]): string {
+  const run = (port: number, extra: string[]) =>
+    spawnSync("redis-cli", ["-p", String(port), ...extra, ...args], { encoding: "utf8", timeout: 10_000 }).stdout.trim();
+  if (!onClusterKit()) return run(redis.port, []);
+  if (args[0] === "--scan") return (redis.masters ?? [redis.port]).map((port) => run(port, [])).filter(Boolean).join("\n");
+  return run(redis.port, ["-c"]);
+}
+
+/** Whether this run's useRedis() is the Redis Cluster kit. */
+export function onClusterKit(): boolean {
+  return process.env.WEBTALK_TEST_REDIS_KIT === "cluster";
+}
+
+/**
+ * The key `name` (`online`, `chnodes:7`, `sess:12`) of the user or channel `id` under `prefix`, in this
+ * run's layout: `prefix + name` on a single Redis, the ID's shard's tag + name on the Redis Cluster kit.
+ * A per-shard key without an ID (`nodes`, `nodeseen`) is shard 0's.
+ */
+export function keyIn(prefix: string, name: string, id = 0): string {
+  if (!onClusterKit()) return prefix + name;
+  const shards = ShardMap.cluster(prefix);
+  return shards.key(shards.of(id), name);
+}
+
+/** The SCAN pattern of `prefix`'s keys whose name starts with `name`, and how to read a found key's name. */
+export function keysPattern(prefix: string, name = ""): { pattern: string; nameOf: (key: string) => string | undefined } {
+  if (!onClusterKit()) return { pattern: `${prefix}${name}*`, nameOf: (key) => (key.startsWith(prefix) ? key.slice(prefix.length) : undefined) };
+  const shards = ShardMap.cluster(prefix);
+  return { pattern: `{${prefix}#*}${name}*`, nameOf: (key) => shards.nameOf(key) };
+}
+
+/** A per-shard hash's entries over every shard (HLEN summed): e.g. `online`, users online anywhere. */
+export function hashLenIn(redis: { port: number; masters?: number[] }, prefix: string, name: string): number {
+  if (!onClusterKit()) return Number(redisCliOn(redis, "HLEN", prefix + name));
+  return ShardMap.cluster(prefix).tags.reduce((sum, tag) => sum + Number(redisCliOn(redis, "HLEN", tag + name)), 0);
 }
 
 /** A connected link for tests that use the state classes directly. */

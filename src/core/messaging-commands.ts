@@ -118,9 +118,10 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
   // Memory and SQLite answer at once: the user or channel is looked up, then the message sent.
   // In a cluster, [join] and [leave] are one Redis script each (membership, replay floor, the node's
   // route count and the publish to the user's node: state/redis.ts) and every later step answers
-  // without Redis, so the connection may pipeline past them like whispers and shouts.
+  // without Redis, so the connection may pipeline past them like whispers and shouts. On a Redis
+  // Cluster they take two steps (state.stepwise): the connection waits for their reply.
   const clusterInOrder = (reply: Maybe<string>): Maybe<string> =>
-    numbered && reply instanceof Promise ? inOrder(reply) : reply;
+    numbered && !state.stepwise && reply instanceof Promise ? inOrder(reply) : reply;
 
   const whisperLocal: Handler = (data) =>
     withSplit(data, "ID!MESSAGE", ([id, message]) => withUser(id, (user) => whisperHere(user, message)));

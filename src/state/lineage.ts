@@ -32,8 +32,8 @@ const DISCARD_BATCH = 1_000;
  * to `webtalk:`) matches the SCAN pattern too, and must keep its data. A new key name must be added here.
  */
 export const OWN_KEY = new RegExp(
-  "^(?:generation|seq|writers|wipelock|lost|lineage|init|channels|nextchannel|nextuser|nodes|nodeseen|online|roomprobe|users|heldcount|kv|bus|epoch" +
-    "|(?:held|members|uch|chnodes|sess|present):\\d+|(?:off|win):[cu]\\d+|floor:c\\d+|floors:u\\d+|(?:node|nodestats):[A-Za-z0-9_-]{12})$",
+  "^(?:generation|seq|writers|wipelock|lost|lineage|init|channels|nextchannel|nextuser|nodes|nodeseen|online|pver|roomprobe|users|heldcount|kv|bus|epoch" +
+    "|(?:held|members|uch|chnodes|sess|present|routes|mv|gone|mver):\\d+|(?:off|win):[cu]\\d+|floor:c\\d+|floors:u\\d+|(?:node|nodestats):[A-Za-z0-9_-]{12})$",
 );
 /** How long a node waits for another one's wipe before it gives up this time (the next check retries). */
 const SETTLE_MS = 60_000;

@@ -232,6 +232,8 @@ export class RedisClusterState implements State {
   readonly #redis: RedisConnection;
   readonly #shards: ShardMap;
   readonly #lineage: Lineage;
+  /** A join or leave is a user step then a channel step (see above). */
+  readonly stepwise = true;
   /** Where this node creates its next user and channel: round robin from a random start. */
   #nextShard: number;
 

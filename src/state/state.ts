@@ -89,6 +89,13 @@ export interface State {
    */
   epoch(): Maybe<string>;
 
+  /**
+   * True when a join or leave takes more than one call to its backend (a Redis Cluster: the user's
+   * shard, then the channel's), so a control connection must not pipeline past one: a later command
+   * would run between its steps. Optional: absent means one call (or none).
+   */
+  readonly stepwise?: boolean;
+
   close(): Maybe<void>;
 }
 
