@@ -1,0 +1,32 @@
+// The cluster suites, run again with every node's --redis at a node of a real 3-master Redis Cluster
+// (useRedis() starts the kit of test/redis-cluster.ts when WEBTALK_TEST_REDIS_KIT=cluster): routing,
+// order under pipelining on two nodes, sessions, presence events, leases, sweeps and SSE, unchanged.
+// Left out: the suites that restart Redis itself (cluster-order-faults, cluster-redis-restart-pipeline)
+// and those that start a single redis-server of their own; a master's failover is tested in
+// redis-cluster-mode.test.ts.
+
+import { expect, test } from "bun:test";
+import { ROOT, runToExit } from "./process.ts";
+import { haveRedisCluster } from "./redis-cluster.ts";
+
+const suites = [
+  "cluster-bus-cut", "cluster-held-login-race", "cluster-join-shout-other-node", "cluster-kill-restart-loop",
+  "cluster-lapse-held-whisper", "cluster-online-query-drops-routes", "cluster-order", "cluster-paused-node-steals-user",
+  "cluster-pipeline", "cluster-relogin-shouts", "cluster-route-counts-churn", "cluster-routing", "cluster-script-flush-pipeline",
+  "cluster-session-limit", "cluster-sessions-presence-dead-node", "cluster-sessions-presence-keys", "cluster-sessions-presence-race",
+  "cluster-sessions-racing-tabs-gap", "cluster-sessions-resume-per-tab", "cluster-sessions", "cluster-sse",
+].map((name) => `./test/${name}.test.ts`);
+
+test.skipIf(!haveRedisCluster)("the cluster suites pass with every node on a Redis Cluster", async () => {
+  const run = await runToExit([process.execPath, "test", "--timeout", "60000", ...suites], {
+    cwd: ROOT,
+    env: { ...process.env, WEBTALK_TEST_REDIS_KIT: "cluster", WEBTALK_TEST_REDIS_CLUSTER: "1" },
+    timeoutMs: 600_000,
+  });
+  const summary = run.stdout + run.stderr;
+  const passed = Number(/(\d+) pass/.exec(summary)?.[1] ?? 0);
+  if (run.code !== 0) console.error(summary.split("\n").filter((l) => l.includes("(fail)") || l.startsWith("error")).join("\n"));
+  expect(run.code).toBe(0);
+  expect(summary).toMatch(/\b0 fail/);
+  expect(passed).toBeGreaterThanOrEqual(40);
+}, 660_000);
