@@ -2,8 +2,10 @@
 // 2-node cluster (one redis-server), 10 webtalk.v2 browsers per node. Rounds alternate shouts and
 // whispers; every round waits for every reply and for every browser to receive what it was sent.
 //
-//   bun scripts/pipeline-rate.ts [--count 20000] [--rounds 3] [--server-env KEY=VALUE]
+//   bun scripts/pipeline-rate.ts [--count 20000] [--rounds 3] [--server-env KEY=VALUE] [--redis URL]
 //
+// --redis runs the nodes on that Redis instead of a redis-server of its own: e.g. a node of a Redis
+// Cluster, to compare the layouts on one machine.
 // --server-env passes an environment variable to both nodes (e.g. to compare an A/B switch).
 
 import type { Subprocess } from "bun";
@@ -13,11 +15,18 @@ import { freePort, untilListening } from "./bench/redis.ts";
 import { spawnServer, MAIN, LOOPBACK, type Spawned } from "../test/process.ts";
 
 const { values } = parseArgs({
-  options: { count: { type: "string", default: "20000" }, rounds: { type: "string", default: "3" }, "server-env": { type: "string", multiple: true } },
+  options: {
+    count: { type: "string", default: "20000" },
+    rounds: { type: "string", default: "3" },
+    "server-env": { type: "string", multiple: true },
+    redis: { type: "string" },
+  },
 });
 const COUNT = Number(values.count);
 const ROUNDS = Number(values.rounds);
 const BROWSERS_PER_NODE = 10;
+/** A prefix of this run's own: a shared Redis may hold an earlier run's. */
+const PREFIX = `rate${Date.now()}:`;
 const env: Record<string, string> = {};
 for (const pair of values["server-env"] ?? []) {
   const [key, value] = pair.split("=") as [string, string];
@@ -25,17 +34,16 @@ for (const pair of values["server-env"] ?? []) {
 }
 
 const port = await freePort();
-const redis: Subprocess = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-  stdout: "ignore",
-  stderr: "ignore",
-});
+const redis: Subprocess | undefined = values.redis
+  ? undefined
+  : Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdout: "ignore", stderr: "ignore" });
 const nodes: Spawned[] = [];
 const pages: WebSocket[] = [];
 try {
-  await untilListening(port, redis);
-  const url = `redis://127.0.0.1:${port}`;
+  if (redis) await untilListening(port, redis);
+  const url = values.redis ?? `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 2; i++) {
-    nodes.push(await spawnServer([process.execPath, MAIN, ...LOOPBACK, "--redis", url, "--redis-prefix", "rate:", "--lease", "5"], { env }));
+    nodes.push(await spawnServer([process.execPath, MAIN, ...LOOPBACK, "--redis", url, "--redis-prefix", PREFIX, "--lease", "5"], { env }));
   }
   const ctl = await ControlConnection.open("127.0.0.1", nodes[0]!.privatePort);
   // Every browser is in channel 1; the whisper target is the first browser on node B.
@@ -84,6 +92,6 @@ try {
 } finally {
   for (const ws of pages) ws.close();
   for (const node of nodes) await node.stop("SIGKILL");
-  redis.kill("SIGKILL");
-  await redis.exited;
+  redis?.kill("SIGKILL");
+  await redis?.exited;
 }
