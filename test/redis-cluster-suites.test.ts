@@ -5,8 +5,8 @@
 // and those that start a single redis-server of their own; a master's failover is tested in
 // redis-cluster-mode.test.ts.
 
-import { expect, test } from "bun:test";
-import { ROOT, runToExit } from "./process.ts";
+import { test } from "bun:test";
+import { expectSuitesPass } from "./child-suites.ts";
 import { haveRedisCluster } from "./redis-cluster.ts";
 
 const suites = [
@@ -18,15 +18,5 @@ const suites = [
 ].map((name) => `./test/${name}.test.ts`);
 
 test.skipIf(!haveRedisCluster)("the cluster suites pass with every node on a Redis Cluster", async () => {
-  const run = await runToExit([process.execPath, "test", "--timeout", "60000", ...suites], {
-    cwd: ROOT,
-    env: { ...process.env, WEBTALK_TEST_REDIS_KIT: "cluster", WEBTALK_TEST_REDIS_CLUSTER: "1" },
-    timeoutMs: 600_000,
-  });
-  const summary = run.stdout + run.stderr;
-  const passed = Number(/(\d+) pass/.exec(summary)?.[1] ?? 0);
-  if (run.code !== 0) console.error(summary.split("\n").filter((l) => l.includes("(fail)") || l.startsWith("error")).join("\n"));
-  expect(run.code).toBe(0);
-  expect(summary).toMatch(/\b0 fail/);
-  expect(passed).toBeGreaterThanOrEqual(40);
+  await expectSuitesPass(suites, { WEBTALK_TEST_REDIS_KIT: "cluster", WEBTALK_TEST_REDIS_CLUSTER: "1" }, 40, 600_000);
 }, 660_000);

@@ -54,7 +54,7 @@ end`;
 // After a lapse the sweep may have dropped this node's browsers: each is added again (oldest first)
 // while the user has room, and the ones that find none are returned, as user, SID, ... to be closed
 // here. ARGV: prefix, node, limit, then per user: user, how many SIDs, the SIDs.
-const SESSIONS_REASSERT = `${SESSION_CLAIM}
+const sessionsReassert = (publish: string) => `${sessionClaim(publish)}
 local out = {}
 local limit = tonumber(ARGV[3])
 local i = 4
@@ -76,28 +76,9 @@ while i <= #ARGV do
 end
 return out`;
 
-/** SESSIONS_REASSERT on a Redis Cluster: the claim publishes with SPUBLISH in the user's shard. */
-const SESSIONS_REASSERT_SHARDED = `${sessionClaim("SPUBLISH")}
-local out = {}
-local limit = tonumber(ARGV[3])
-local i = 4
-while i <= #ARGV do
-  local user, n = ARGV[i], tonumber(ARGV[i + 1])
-  local key = ARGV[1] .. 'sess:' .. user
-  for j = i + 2, i + 1 + n do
-    local member = ARGV[2] .. ':' .. ARGV[j]
-    if not redis.call('ZSCORE', key, member) then
-      if redis.call('ZCARD', key) < limit then
-        redis.call('ZADD', key, string.format('%.0f', session_now()), member)
-      else
-        table.insert(out, user)
-        table.insert(out, ARGV[j])
-      end
-    end
-  end
-  i = i + 2 + n
-end
-return out`;
+const SESSIONS_REASSERT = sessionsReassert("PUBLISH");
+/** On a Redis Cluster the claim publishes with SPUBLISH in the user's shard. */
+const SESSIONS_REASSERT_SHARDED = sessionsReassert("SPUBLISH");
 
 /** Users whose browsers are re-asserted per script call: one call never blocks Redis for long. */
 const REASSERT_BATCH = 500;

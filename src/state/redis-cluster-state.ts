@@ -3,6 +3,7 @@ import { newSalt } from "../core/secret.ts";
 import { BACKEND_FULL } from "./link-health.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
 import type { RedisConnection } from "./redis-connection.ts";
+import { CLEAR, HOLD, MEMBER_COUNT, MEMBERS, STORE, TAKE_HELD } from "./redis.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
 import { ShardMap } from "./shard-map.ts";
 import { keySlot } from "./shard-tags.ts";
@@ -189,35 +190,7 @@ const FORGET_CHANNEL = Lineage.guarded(`
 for i = 3, #ARGV do redis.call('HDEL', ARGV[1] .. 'uch:' .. ARGV[i], ARGV[2]) end
 return 1`);
 
-const MEMBERS = `
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
-return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])`;
-
-const MEMBER_COUNT = `
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
-return redis.call('ZCARD', KEYS[2])`;
-
-// As RedisState's, in the user's shard.
-const HOLD = Lineage.guarded(`
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-local len = redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('INCR', KEYS[3])
-local excess = len - tonumber(ARGV[3])
-if excess > 0 then
-  redis.call('LTRIM', KEYS[2], excess, -1)
-  redis.call('DECRBY', KEYS[3], excess)
-  return excess
-end
-return 0`);
-
-const TAKE_HELD = Lineage.guarded(`
-local held = redis.call('LRANGE', KEYS[1], 0, -1)
-redis.call('DEL', KEYS[1])
-redis.call('DECRBY', KEYS[2], #held)
-return held`);
-
-const STORE = Lineage.guarded(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`);
-const CLEAR = Lineage.guarded(`redis.call('HDEL', KEYS[1], ARGV[1])`);
+// MEMBERS, MEMBER_COUNT, HOLD, TAKE_HELD, STORE and CLEAR are RedisState's, run in the key's shard.
 
 const COUNTS = `return {redis.call('HLEN', KEYS[1]), redis.call('SCARD', KEYS[2]), tonumber(redis.call('GET', KEYS[3]) or '0')}`;
 

@@ -98,15 +98,15 @@ for _, node in ipairs(nodes) do
 end
 return result`);
 
-const MEMBERS = `
+export const MEMBERS = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 return redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[2], '+inf', 'LIMIT', 0, ARGV[3])`;
 
-const MEMBER_COUNT = `
+export const MEMBER_COUNT = `
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 return redis.call('ZCARD', KEYS[2])`;
 
-const HOLD = Lineage.guarded(`
+export const HOLD = Lineage.guarded(`
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local len = redis.call('RPUSH', KEYS[2], ARGV[2])
 redis.call('INCR', KEYS[3])
@@ -118,14 +118,14 @@ if excess > 0 then
 end
 return 0`);
 
-const TAKE_HELD = Lineage.guarded(`
+export const TAKE_HELD = Lineage.guarded(`
 local held = redis.call('LRANGE', KEYS[1], 0, -1)
 redis.call('DEL', KEYS[1])
 redis.call('DECRBY', KEYS[2], #held)
 return held`);
 
-const STORE = Lineage.guarded(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`);
-const CLEAR = Lineage.guarded(`redis.call('HDEL', KEYS[1], ARGV[1])`);
+export const STORE = Lineage.guarded(`redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`);
+export const CLEAR = Lineage.guarded(`redis.call('HDEL', KEYS[1], ARGV[1])`);
 
 /**
  * State in Redis, shared by every node of a cluster and surviving their restarts. Every method

@@ -1,0 +1,18 @@
+// Runs test files again in a child `bun test` with other settings (a Redis, a Redis Cluster) and
+// expects them all to pass: how the protocol and cluster suites are re-run against other backends.
+
+import { expect } from "bun:test";
+import { ROOT, runToExit } from "./process.ts";
+
+/** The end-to-end suites of the core, presence, resume, sessions and SSE protocols. */
+export const PROTOCOL_SUITES = ["test/control.test.ts", "test/browser.test.ts", "test/presence.test.ts", "test/resume.test.ts", "test/sessions.test.ts", "test/sse.test.ts"];
+
+export async function expectSuitesPass(suites: string[], env: Record<string, string>, atLeast: number, timeoutMs: number): Promise<void> {
+  const run = await runToExit([process.execPath, "test", "--timeout", "60000", ...suites], { cwd: ROOT, env: { ...process.env, ...env }, timeoutMs });
+  const summary = run.stdout + run.stderr;
+  const passed = Number(/(\d+) pass/.exec(summary)?.[1] ?? 0);
+  if (run.code !== 0) console.error(summary.split("\n").filter((l) => l.includes("(fail)") || l.startsWith("error")).join("\n"));
+  expect(run.code).toBe(0);
+  expect(summary).toMatch(/\b0 fail/);
+  expect(passed).toBeGreaterThanOrEqual(atLeast);
+}
