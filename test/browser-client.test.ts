@@ -12,6 +12,7 @@ import {
   type ConnectOptions,
   type MessageMeta,
 } from "../src/client/browser/webtalk.js";
+import { encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, Inbox, newUser, startTestServer, type User, useServer } from "./helpers.ts";
 import { TcpProxy } from "./proxy.ts";
@@ -221,6 +222,36 @@ describe("webtalk.v2", () => {
       await small.stop();
     }
   });
+
+  test("a resume login over 16 KB leaves the oldest sources out and says so: each one left out is reported to onGap", async () => {
+    const user = await newUser(ctl);
+    ctl.write(encodeFrames(Array.from({ length: 1_000 }, () => "[newchannel]")));
+    const channels = (await ctl.replies.take(1_000, "channels", 30_000)).map((r) => r.slice(5));
+    ctl.write(encodeFrames(channels.map((c) => `[join] ${c}!${user.id}`)));
+    await ctl.replies.take(1_000, "joins", 30_000);
+    const proxy = new TcpProxy(server.public.port);
+    proxy.up();
+    const page = open(`ws://127.0.0.1:${proxy.port}/webtalk`, user, { minDelay: 10, maxDelay: 40 });
+    try {
+      await untilOnline(ctl, user, page);
+      ctl.write(encodeFrames(channels.map((c, i) => `[shout] ${c}!m${i}`)));
+      await ctl.replies.take(1_000, "shouts", 30_000);
+      for (let i = 0; i < 1_000; i++) expect(await page.messages.next(`shout ${i}`)).toBe(`m${i}`);
+      proxy.down();
+      proxy.cut();
+      await page.closes.next("the drop");
+      // The oldest channel is the first the login leaves out (about 16 KB / 19 bytes per source fit).
+      await ctl.ok(`[shout] ${channels[0]}!missed by a source left out`);
+      proxy.up();
+      expect(await page.gaps.next("a gap for a source left out")).toBe("1");
+      expect(await page.gaps.next("a gap for the oldest channel")).toBe(channels[0]!);
+      await untilOnline(ctl, user, page);
+      expect(page.log.map(([text]) => text)).not.toContain("missed by a source left out");
+    } finally {
+      page.connection.close();
+      proxy.stop();
+    }
+  }, 60_000);
 
   test("resume: a new connection (a reloaded page) picks up where a saved point left off", async () => {
     const user = await newUser(ctl);

@@ -84,7 +84,13 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
   const current = !(pages instanceof Promise);
   return then(pages, (found) => (held: string[]) => {
     const messages = [epochNotice(replay.epoch)];
-    const sources = listed.map(([source, from], i) => ({ source, key: streamOf(source, user), from, first: found[i]! }));
+    // A list that left sources out: each channel it does not name is told `#gap` (it may have missed
+    // some), before the replay of those it names.
+    const unlisted = login.truncated ? [...member].filter((source) => !login.positions.has(source)) : [];
+    const sources = [
+      ...unlisted.map((source): ReplaySource => ({ source, key: streamOf(source, user), from: 0, first: { gap: true } })),
+      ...listed.map(([source, from], i): ReplaySource => ({ source, key: streamOf(source, user), from, first: found[i]! })),
+    ];
     // The window covers a listed whisper stream's held whispers only when it reaches back to the
     // position; past it (a gap: a new epoch after a crash, or older than --replay-age) the held queue
     // is all there is of them, and each was acknowledged "message queued": deliver it, then the #gap.

@@ -26,7 +26,15 @@ export interface V2Login {
   epoch?: string;
   /** Last offset seen per source. */
   positions: Map<string, number>;
+  /**
+   * The list left sources out to stay under the login's size (an item `+`): every channel of the user
+   * it does not name may have missed messages, and is told `#gap` rather than resumed live in silence.
+   */
+  truncated?: boolean;
 }
+
+/** The item a position list carries when it left sources out (see V2Login.truncated). */
+export const TRUNCATED = "+";
 
 /** Parses `ID!SALT` or `ID!SALT!EPOCH!POSITIONS`; undefined when malformed. */
 export function parseV2Login(text: string): V2Login | undefined {
@@ -36,10 +44,15 @@ export function parseV2Login(text: string): V2Login | undefined {
   const [id, salt, epoch, list] = parts as [string, string, string, string];
   if (!/^[A-Za-z0-9_-]+$/.test(epoch)) return undefined;
   const positions = new Map<string, number>();
+  let truncated = false;
   for (const item of list === "" ? [] : list.split(",")) {
+    if (item === TRUNCATED) {
+      truncated = true;
+      continue;
+    }
     const match = /^(u|\d{1,16}):(\d{1,16})$/.exec(item);
     if (!match) return undefined;
     positions.set(match[1]!, Number(match[2]));
   }
-  return { token: `${id}!${salt}`, epoch, positions };
+  return truncated ? { token: `${id}!${salt}`, epoch, positions, truncated } : { token: `${id}!${salt}`, epoch, positions };
 }

@@ -52,16 +52,17 @@ export function sseRetry(ms: number): string {
 
 /**
  * The resume position as an event id: `EPOCH!u:12,7:340`, sources in the order given (oldest first: the
- * last one is the event's own source). The same text a v2 login carries after `ID!SALT!`.
+ * last one is the event's own source). The same text a v2 login carries after `ID!SALT!`. A list that
+ * left sources out to stay under its size starts with `+,` (the resume then announces a gap for them).
  */
-export function positionId(epoch: string, positions: ReadonlyMap<string, number>): string {
-  let list = "";
+export function positionId(epoch: string, positions: ReadonlyMap<string, number>, truncated = false): string {
+  let list = truncated ? "+" : "";
   for (const [source, offset] of positions) list += list === "" ? `${source}:${offset}` : `,${source}:${offset}`;
   return `${epoch}!${list}`;
 }
 
 /** The v2 login for a reconnect: `ID!SALT` and, when the last event id is a position, `!EPOCH!LIST`. */
 export function resumeLogin(token: string, lastEventId: string | null): string {
-  if (!lastEventId || !/^[A-Za-z0-9_-]+!((u|\d{1,16}):\d{1,16}(,(u|\d{1,16}):\d{1,16})*)?$/.test(lastEventId)) return token;
+  if (!lastEventId || !/^[A-Za-z0-9_-]+!(\+,)?((u|\d{1,16}):\d{1,16}(,(u|\d{1,16}):\d{1,16})*)?$/.test(lastEventId)) return token;
   return `${token}!${lastEventId}`;
 }

@@ -102,6 +102,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     admit,
     ended,
     close,
+    drained,
     topics: sse,
     rules: options.rules,
     webSockets: () => open,

@@ -139,10 +139,14 @@ export class ReplayStream {
     this.resume();
   }
 
-  /** Nothing is kept while waiting for the browser: the rest of a page is read again from the window. */
+  /**
+   * Nothing is kept while waiting for the browser: the rest of a page is read again from the window.
+   * A gap is kept: read again, the window would answer for a position it cannot vouch for (another
+   * epoch's, or a channel a truncated resume did not name), not tell the gap.
+   */
   #wait(): void {
     this.#waited = true;
-    this.#page = undefined;
+    if (!this.#page?.gap) this.#page = undefined;
   }
 
   #startSource(): void {

@@ -19,6 +19,8 @@ export interface SseEndpointOptions {
   admit(browser: Browser, decision: LoginDecision): void;
   ended(browser: Browser, code: number): boolean;
   close(browser: Browser, reason: CloseReason): void;
+  /** The browser read what was queued: its replay goes on (a WebSocket's drain). */
+  drained(browser: Browser): void;
   topics: SseTopics;
   rules: UpgradeRules;
   /** WebSocket browsers connected now: --max-connections counts both transports. */
@@ -102,7 +104,7 @@ export function createSseEndpoint(options: SseEndpointOptions) {
     server.timeout(request, 0);
     const addr = clientAddress(server.requestIP(request)?.address ?? "", request.headers.get("x-forwarded-for"), options.trustedProxies);
     const data: Peer = { phase: "verifying", user: 0, addr, deadline: 0, v2: true, rate: fullBucket(0, 0), claimed: claimedUser(token) };
-    const session = new SseSession(data, { topics, hardLimit: options.hardLimit, overflowed, ended: end });
+    const session = new SseSession(data, { topics, hardLimit: options.hardLimit, overflowed, ended: end, drained: options.drained });
     streams.add(session);
     if (message !== token && lastEventId) session.resumeFrom(lastEventId);
     // A browser that leaves while its login is checked is not admitted: the claim is undone (as for a WebSocket).

@@ -1,15 +1,17 @@
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
+import { TRUNCATED } from "../protocol/resume.ts";
 import { dataLines, parseNumbered, positionId, sseComment, sseEvent, sseNotice, sseRetry } from "../protocol/sse.ts";
 import type { BrowserSocket } from "./browser-socket.ts";
 import type { Peer } from "./browser-sessions.ts";
 import type { SseTopics } from "./sse-topics.ts";
 
 /**
- * Sources whose position an event id carries, most recent last: the id stays under a v2 login's size
- * (MAX_V2_LOGIN_BYTES) whatever the number of channels, as `/webtalk.js` keeps its login. A source left
- * out resumes live from the reconnect, as one a WebSocket page did not list.
+ * The longest event id, in bytes (ids are ASCII): with `ID!SALT!` (at most 256 bytes) in front it stays
+ * under a v2 login's size (MAX_V2_LOGIN_BYTES), whatever the number of channels. Past it the least
+ * recent sources are left out and the id says so (`+`): a resume from it tells `gap` for every channel
+ * it does not name, rather than resuming them live in silence.
  */
-const MAX_SOURCES = 512;
+export const MAX_ID_BYTES = 16_384 - 512;
 /** Past this many unread bytes a closing stream is cut, not ended politely: its reader is not reading. */
 const UNREAD_CUTOFF = 64 * 1024;
 /**
@@ -29,6 +31,8 @@ export interface SseSessionOptions {
   overflowed(session: SseSession, buffered: number): void;
   /** Told once, when the stream has ended for any reason, with the code it ended with. */
   ended(session: SseSession, code: number): void;
+  /** Told each time Bun has taken everything queued and asks for more (a WebSocket's drain): a replay goes on. */
+  drained?(session: SseSession): void;
 }
 
 /**
@@ -42,6 +46,8 @@ export class SseSession implements BrowserSocket<Peer> {
   readonly #subscribed = new Set<string>();
   readonly #positions = new Map<string, number>();
   #epoch = "";
+  /** Sources were left out of the id to keep it under MAX_ID_BYTES (until the next epoch). */
+  #truncated = false;
   #ended = false;
   /**
    * The id up to the last source's item, while that source stays the most recent: a stream that hears
@@ -61,6 +67,10 @@ export class SseSession implements BrowserSocket<Peer> {
     this.stream = new ReadableStream<Uint8Array>(
       {
         start: (controller) => void (this.#controller = controller),
+        // With a high-water mark of 0, Bun asks for more once it has taken all that was queued.
+        pull: () => {
+          if (!this.#ended) this.options.drained?.(this);
+        },
         // The browser went away (or the server was stopped).
         cancel: () => this.#end(1006),
       },
@@ -82,8 +92,9 @@ export class SseSession implements BrowserSocket<Peer> {
     const bang = lastEventId.indexOf("!");
     this.#epoch = lastEventId.slice(0, bang);
     for (const item of lastEventId.slice(bang + 1).split(",")) {
+      if (item === TRUNCATED) this.#truncated = true;
       const colon = item.lastIndexOf(":");
-      if (colon > 0 && this.#positions.size < MAX_SOURCES) this.#positions.set(item.slice(0, colon), Number(item.slice(colon + 1)));
+      if (colon > 0) this.#positions.set(item.slice(0, colon), Number(item.slice(colon + 1)));
     }
   }
 
@@ -94,7 +105,10 @@ export class SseSession implements BrowserSocket<Peer> {
     if (text.startsWith("#epoch ")) {
       const epoch = text.slice("#epoch ".length);
       // A new epoch: offsets start again, old positions mean nothing (as in /webtalk.js).
-      if (epoch !== this.#epoch) this.#positions.clear();
+      if (epoch !== this.#epoch) {
+        this.#positions.clear();
+        this.#truncated = false;
+      }
       this.#epoch = epoch;
       this.#idHead = undefined;
       return this.#write(sseEvent("epoch", dataLines(epoch), this.#id()));
@@ -117,8 +131,12 @@ export class SseSession implements BrowserSocket<Peer> {
     }
     this.#positions.delete(source);
     this.#positions.set(source, offset);
-    if (this.#positions.size > MAX_SOURCES) this.#positions.delete(this.#positions.keys().next().value!);
-    const id = this.#id();
+    let id = this.#id();
+    while (id.length > MAX_ID_BYTES && this.#positions.size > 1) {
+      this.#positions.delete(this.#positions.keys().next().value!);
+      this.#truncated = true;
+      id = this.#id();
+    }
     this.#lastSource = source;
     this.#idHead = id.slice(0, id.length - `${source}:${offset}`.length);
     return this.#write(sseEvent(undefined, data, id));
@@ -170,7 +188,7 @@ export class SseSession implements BrowserSocket<Peer> {
   #lastSource = "";
 
   #id(): string {
-    return positionId(this.#epoch, this.#positions);
+    return positionId(this.#epoch, this.#positions, this.#truncated);
   }
 
   #write(chunk: string): number {

@@ -89,12 +89,18 @@ export function connect(url, token, options = {}) {
     const head = `${token}!${epoch}!`;
     const listed = [];
     let bytes = head.length;
+    // Room for "+," too: a list that leaves sources out says so, and the server tells onGap for each.
+    let left = false;
     for (const [source, offset] of [...positions].reverse()) {
       const item = `${source}:${offset}`;
-      if (bytes + item.length + 1 > MAX_V2_LOGIN) break;
+      if (bytes + item.length + 3 > MAX_V2_LOGIN) {
+        left = true;
+        break;
+      }
       listed.push(item);
       bytes += item.length + 1;
     }
+    if (left) listed.push("+");
     return head + listed.reverse().join(",");
   };
 
