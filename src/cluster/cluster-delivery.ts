@@ -68,9 +68,7 @@ export class ClusterDelivery implements Delivery {
   #eventsLink = Promise.resolve();
   /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
   readonly #arriving = new Map<number, BusMessage[]>();
-  /** Users whose login here found them online on another node (--sessions): their `[online]` was raised there. */
-  readonly #elsewhere = new Set<number>();
-  /** Browsers numbered by a claim here whose login is not decided yet (session-limit.ts). */
+    /** Browsers numbered by a claim here whose login is not decided yet (session-limit.ts). */
   readonly #inflight = new Set<number>();
   /**
    * Of those, how many per user: while one is in flight the node stays among the user's, though its
@@ -176,8 +174,7 @@ export class ClusterDelivery implements Delivery {
       const { presence, limit } = this.#o;
       if (limit) return await this.#claimLimited(user, limit);
       if (this.#o.several) {
-        if (await presence.claimAlso(user)) this.#elsewhere.add(user);
-        else this.#elsewhere.delete(user);
+        await presence.claimAlso(user);
       }
       else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
@@ -191,21 +188,19 @@ export class ClusterDelivery implements Delivery {
     const session = limit.nextSession();
     this.#inflight.add(session);
     this.#claiming.set(user, (this.#claiming.get(user) ?? 0) + 1);
-    let elsewhere: boolean | undefined;
+    let counted: boolean | undefined;
     try {
-      elsewhere = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
+      counted = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
     } catch (error) {
       this.#decided(user, session);
       throw error;
     }
-    if (elsewhere === undefined) {
+    if (counted === undefined) {
       this.#decided(user, session);
       // Nothing was claimed: what waited for this login goes to the user's browsers here, if any.
       this.settled(user);
       throw new SessionLimitReached(user);
     }
-    if (elsewhere || this.#owed.has(user)) this.#elsewhere.add(user);
-    else this.#elsewhere.delete(user);
     return session;
   }
 
@@ -251,7 +246,6 @@ export class ClusterDelivery implements Delivery {
     if (this.#claiming.has(user)) return;
     if (this.#owed.delete(user)) return this.#releaseOwed(user);
     this.#arriving.delete(user);
-    this.#elsewhere.delete(user);
     await this.#o.presence.release(user);
   }
 
@@ -261,15 +255,14 @@ export class ClusterDelivery implements Delivery {
    * raises `[online]` iff no node held an admitted browser of the user (presence-events.ts).
    */
   elsewhere(user: number): boolean {
-    const raised = this.#elsewhere.delete(user);
-    if (!this.#presenceEvents) return raised;
+    // With --sessions 1 the claim closed any browser elsewhere: this login's `[online]` is its own.
+    if (!this.#presenceEvents) return false;
     this.#presenceEvents.arrived(user).catch((error: Error) => this.#eventFailed(Event.online(user), error));
     return true;
   }
 
   /** The login finished (admitted or not): apply what waited for it. */
   settled(user: number): void {
-    this.#elsewhere.delete(user);
     const waiting = this.#arriving.get(user);
     this.#arriving.delete(user);
     for (const message of waiting ?? []) this.#apply(message);
@@ -283,7 +276,6 @@ export class ClusterDelivery implements Delivery {
     // Another login of the user is in flight here: the node stays among the user's, for that one.
     if (this.#claiming.has(user)) {
       this.#owed.add(user);
-      this.#elsewhere.add(user);
     }
     const released = this.#claiming.has(user) ? Promise.resolve(true) : this.#o.presence.release(user);
     if (!this.#presenceEvents) return void released.catch(() => undefined);
@@ -325,7 +317,6 @@ export class ClusterDelivery implements Delivery {
   /** The last login in flight of a user whose browsers here are gone failed: the user leaves this node. */
   async #releaseOwed(user: number): Promise<void> {
     this.#arriving.delete(user);
-    this.#elsewhere.delete(user);
     // Its `[offline]` was decided when its last admitted browser here went (released).
     await this.#o.presence.release(user).catch(() => undefined);
   }
