@@ -113,6 +113,9 @@ async function clusterBackends({ config, local, events, metrics, log }: BackendP
   const prefix = config.redisPrefix;
   // A Redis Cluster node: keys spread over the shards' hash tags, on ioredis (docs/internals/redis-cluster.md).
   const sharded = await detectCluster(config.redis);
+  if (sharded && config.redis.startsWith("rediss:")) {
+    throw new StateOpenError("--redis: TLS (rediss://) to a Redis Cluster is not supported yet; reach the cluster over a private network or a TLS tunnel");
+  }
   const redis: RedisConnection = sharded
     ? new RedisClusterLink({ seeds: [config.redis], timeoutMs: 2000, log: log.withTag("redis") })
     : new RedisLink({ url: config.redis, timeoutMs: 2000, log: log.withTag("redis") });
