@@ -1,6 +1,7 @@
 import { GLOBAL_CHANNEL, type Maybe } from "../state/state.ts";
 import { KeyedFifo } from "../util/keyed-fifo.ts";
 import { newSalt } from "./secret.ts";
+import { StampOrder } from "./stamp-order.ts";
 
 export interface ReplayLimits {
   /** Messages kept per source. */
@@ -63,12 +64,8 @@ export class MemoryReplay implements ReplayLog {
    * kept as a plain string, so a join costs no set of its own.
    */
   readonly #floorsOf = new Map<number, string | Set<string>>();
-  /**
-   * Channel 1's newest offset stamped earlier than the one before it (the clock stepped back), 0 for
-   * none: from it on the window's stamps never decrease, so a birth millisecond is found by bisection.
-   */
-  #globalDisorder = 0;
-  #globalLastAt = -Infinity;
+  /** Whether channel 1's stamps are in order, so its birth floors are found by bisection. */
+  #globalOrder = new StampOrder();
 
   constructor(
     private readonly limits: ReplayLimits,
@@ -85,7 +82,7 @@ export class MemoryReplay implements ReplayLog {
     this.#last.set(key, offset);
     if (this.limits.count > 0) {
       const at = this.now();
-      if (key === GLOBAL_STREAM) this.#stampGlobal(offset, at);
+      if (key === GLOBAL_STREAM) this.#globalOrder.stamped(offset, at);
       // At most two bytes a character (JSC keeps ASCII texts in one); the FIFO adds its own bookkeeping.
       this.#window.push(key, text, text.length * 2, this.limits.count, at);
     }
@@ -117,17 +114,12 @@ export class MemoryReplay implements ReplayLog {
    */
   #afterBirth(window: readonly { at: number }[], first: number, from: number, born: number): number {
     const start = Math.max(from + 1 - first, 0);
-    if (first + start < this.#globalDisorder) {
+    if (!this.#globalOrder.inOrderFrom(first + start)) {
       for (let i = start; i < window.length; i++) if (window[i]!.at <= born) from = first + i;
       return from;
     }
     const end = firstStampedAfter(window, start, born);
     return end > start ? first + end - 1 : from;
-  }
-
-  #stampGlobal(offset: number, at: number): void {
-    if (at < this.#globalLastAt) this.#globalDisorder = offset;
-    this.#globalLastAt = at;
   }
 
   joined(key: string, user: number): void {
@@ -167,7 +159,7 @@ export class MemoryReplay implements ReplayLog {
   drop(key: string): void {
     this.#last.delete(key);
     this.#window.take(key);
-    if (key === GLOBAL_STREAM) [this.#globalDisorder, this.#globalLastAt] = [0, -Infinity];
+    if (key === GLOBAL_STREAM) this.#globalOrder = new StampOrder();
     for (const user of this.#floors.get(key)?.keys() ?? []) this.left(key, user);
   }
 }
