@@ -5,6 +5,9 @@ import type { RedisLink } from "./redis-link.ts";
 // off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT" (MILLIS on Redis's clock), newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
 // floor:KEY a hash of user → floor (the offset a member joined at); floors:uUSER the sources it has one in.
+// win:c1:unordered, channel 1's newest offset stamped earlier than the entry before it (Redis's clock
+// stepped back): from it on the stamps never decrease, so a birth millisecond is found by bisection.
+// It has no expiry: a stale one lies below the window and changes nothing, and it is one key at most.
 
 /**
  * Lua that numbers a message and keeps it in its source's window, leaving its offset in `offset`:
@@ -15,7 +18,12 @@ export const APPEND_STEP = `
 local offset = redis.call('INCR', KEYS[1])
 if tonumber(ARGV[2]) > 0 then
   local appendAt = redis.call('TIME')
-  redis.call('RPUSH', KEYS[2], offset .. ':' .. string.format('%.0f', tonumber(appendAt[1]) * 1000 + math.floor(tonumber(appendAt[2]) / 1000)) .. ':' .. ARGV[1])
+  local stamp = tonumber(appendAt[1]) * 1000 + math.floor(tonumber(appendAt[2]) / 1000)
+  if string.sub(KEYS[2], -6) == 'win:c1' then
+    local tail = redis.call('LINDEX', KEYS[2], -1)
+    if tail and stamp < tonumber(string.match(tail, '^%d+:(%d+):')) then redis.call('SET', KEYS[2] .. ':unordered', offset) end
+  end
+  redis.call('RPUSH', KEYS[2], offset .. ':' .. string.format('%.0f', stamp) .. ':' .. ARGV[1])
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end`;
@@ -42,7 +50,8 @@ export function appendArgs(text: string, limits: ReplayLimits): [string, number,
 // The offsets belong to the epoch in Redis: when it is not this node's (ARGV[3]), Redis lost the data
 // and this node has not noticed yet, so the positions a browser brings mean nothing here (false: a gap).
 // A member (ARGV[4], '' for none) is read from no lower than its floor (KEYS[4]) and, given a birth
-// millisecond (ARGV[5], -1 for none), after the newest entry stamped at or before it. The reply's third
+// millisecond (ARGV[5], -1 for none), after the newest entry stamped at or before it: by bisection
+// where the stamps are in order (one scan per page made a long replay quadratic). The reply's third
 // element is where the page starts: above the position, the browser is told of a gap.
 const SINCE = `
 if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
@@ -59,9 +68,18 @@ local born = tonumber(ARGV[5])
 if born >= 0 and from < last then
   local i = from + 1 - first
   if i < 0 then i = 0 end
-  for _, entry in ipairs(redis.call('LRANGE', KEYS[2], i, -1)) do
-    local offset, at = string.match(entry, '^(%d+):(%d+):')
-    if tonumber(at) <= born then from = tonumber(offset) end
+  if first + i < tonumber(redis.call('GET', KEYS[2] .. ':unordered') or '0') then
+    for _, entry in ipairs(redis.call('LRANGE', KEYS[2], i, -1)) do
+      local offset, at = string.match(entry, '^(%d+):(%d+):')
+      if tonumber(at) <= born then from = tonumber(offset) end
+    end
+  else
+    local low, high = i, redis.call('LLEN', KEYS[2])
+    while low < high do
+      local mid = math.floor((low + high) / 2)
+      if tonumber(string.match(redis.call('LINDEX', KEYS[2], mid), '^%d+:(%d+):')) <= born then low = mid + 1 else high = mid end
+    end
+    if low > i then from = first + low - 1 end
   end
 end
 local start = from + 1 - first
@@ -101,7 +119,7 @@ redis.call('DEL', KEYS[1])`;
 // A source's keys with its floors, each also taken out of its user's set (ARGV[1] the prefix, ARGV[2] the source).
 const DROP = `
 for _, user in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('SREM', ARGV[1] .. 'floors:u' .. user, ARGV[2]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[2] .. ':unordered')`;
 
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
