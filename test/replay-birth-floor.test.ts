@@ -197,3 +197,28 @@ async function nextMillisecond(): Promise<void> {
   const now = Date.now();
   while (Date.now() <= now) await Bun.sleep(1);
 }
+
+test("--data: a clock step back kept in the file from an earlier run is still known after a restart", async () => {
+  const db = openDataFile(join(dir, "restart.db"), { sync: "normal" });
+  const first = new SqliteReplay(db, limits);
+  for (let i = 1; i <= 6; i++) {
+    if (i % 3 === 1) await nextMillisecond();
+    first.append(GLOBAL_STREAM, `m${i}`);
+  }
+  first.flush();
+  const newest = db.query<{ at: number }, []>("SELECT at FROM replay WHERE source = 'c1' ORDER BY offset DESC LIMIT 1").get()!.at;
+  setSystemTime(new Date(newest - 30));
+  try {
+    first.append(GLOBAL_STREAM, "m7");
+  } finally {
+    setSystemTime();
+  }
+  first.close();
+
+  const second = new SqliteReplay(db, limits);
+  expect(second.epoch).toBe(first.epoch);
+  const user = (newest - 30) * 1000 + 999;
+  for (const page of [1, 16]) expect(await readAll(second, user, page)).toEqual({ offsets: [], floor: 7 });
+  second.close();
+  db.close();
+});
