@@ -264,7 +264,7 @@ function renderReplay(): string {
   for (const [name, rows] of Object.entries(replay)) {
     lines.push(
       `| ${name} | ${replayCount.toLocaleString("en")} | ${fmt(med(rows, "perSec"), 0)} ${range(rows, "perSec", 0)} | ` +
-        `${fmt(med(rows, "cpuUsPer"), 2)} ${range(rows, "cpuUsPer", 2)} | ${fmt(med(rows, "ms"), 0)} ms | ${fmt(med(rows, "appendUsPer"), 2)} |`,
+        `${fmt(med(rows, "cpuUsPer"), 2)} ${range(rows, "cpuUsPer", 2)} | ${fmt(med(rows, "ms"), 0)} ms | ${fmt(med(rows, "appendUsPer"), 2)} ${range(rows, "appendUsPer", 2)} |`,
     );
   }
   return lines.join("\n");
