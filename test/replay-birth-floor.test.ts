@@ -151,6 +151,8 @@ for (const [name, open] of subjects) {
       const s = await open();
       const stamps: number[] = [];
       for (let i = 1; i <= 6; i++) stamps.push(await s.append(`m${i}`));
+      // A resume before the step: what it learnt of the order then must not hide the step.
+      expect((await readAll(s.log, stamps[0]! * 1000 - 1, 16)).offsets).toEqual([1, 2, 3, 4, 5, 6]);
       const stepped = await s.appendStepBack("m7", 30);
       // Born after the stepped-back entry's stamp but before the entries appended ahead of the step.
       const user = stepped * 1000 + 999;

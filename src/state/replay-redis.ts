@@ -5,9 +5,9 @@ import type { RedisLink } from "./redis-link.ts";
 // off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT" (MILLIS on Redis's clock), newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
 // floor:KEY a hash of user → floor (the offset a member joined at); floors:uUSER the sources it has one in.
-// win:c1:unordered, channel 1's newest offset stamped earlier than the entry before it (Redis's clock
-// stepped back): from it on the stamps never decrease, so a birth millisecond is found by bisection.
-// It has no expiry: a stale one lies below the window and changes nothing, and it is one key at most.
+// order:KEY "CHECKED:DISORDER": the window's stamps were compared up to offset CHECKED, and DISORDER is
+// the newest offset stamped earlier than the one before it (Redis's clock stepped back; 0 for none).
+// Kept for channel 1 only, by SINCE, so that shouts pay nothing for it; no expiry (one key).
 
 /**
  * Lua that numbers a message and keeps it in its source's window, leaving its offset in `offset`:
@@ -18,12 +18,7 @@ export const APPEND_STEP = `
 local offset = redis.call('INCR', KEYS[1])
 if tonumber(ARGV[2]) > 0 then
   local appendAt = redis.call('TIME')
-  local stamp = tonumber(appendAt[1]) * 1000 + math.floor(tonumber(appendAt[2]) / 1000)
-  if string.sub(KEYS[2], -6) == 'win:c1' then
-    local tail = redis.call('LINDEX', KEYS[2], -1)
-    if tail and stamp < tonumber(string.match(tail, '^%d+:(%d+):')) then redis.call('SET', KEYS[2] .. ':unordered', offset) end
-  end
-  redis.call('RPUSH', KEYS[2], offset .. ':' .. string.format('%.0f', stamp) .. ':' .. ARGV[1])
+  redis.call('RPUSH', KEYS[2], offset .. ':' .. string.format('%.0f', tonumber(appendAt[1]) * 1000 + math.floor(tonumber(appendAt[2]) / 1000)) .. ':' .. ARGV[1])
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end`;
@@ -51,9 +46,32 @@ export function appendArgs(text: string, limits: ReplayLimits): [string, number,
 // and this node has not noticed yet, so the positions a browser brings mean nothing here (false: a gap).
 // A member (ARGV[4], '' for none) is read from no lower than its floor (KEYS[4]) and, given a birth
 // millisecond (ARGV[5], -1 for none), after the newest entry stamped at or before it: by bisection
-// where the stamps are in order (one scan per page made a long replay quadratic). The reply's third
+// where the stamps are in order (KEYS[5]; one scan per page made a long replay quadratic), so each
+// entry's stamp is compared with the one before it once, by the first resume that reaches it. The reply's third
 // element is where the page starts: above the position, the browser is told of a gap.
 const SINCE = `
+local function disorderTo(first, last)
+  local checked, disorder = 0, 0
+  local mark = redis.call('GET', KEYS[5])
+  if mark then
+    local c, d = string.match(mark, '^(%d+):(%d+)$')
+    checked, disorder = tonumber(c), tonumber(d)
+  end
+  -- Offsets that started again (their key lost alone) make the mark meaningless: check all again.
+  if checked > last then checked, disorder = 0, 0 end
+  local i = checked - first
+  if i < 0 then i = 0 end
+  local entries = redis.call('LRANGE', KEYS[2], i, -1)
+  if #entries < 2 and checked >= first then return disorder end
+  local previous = nil
+  for n, entry in ipairs(entries) do
+    local at = tonumber(string.match(entry, '^%d+:(%d+):'))
+    if previous and at < previous then disorder = first + i + n - 1 end
+    previous = at
+  end
+  redis.call('SET', KEYS[5], (first + i + #entries - 1) .. ':' .. disorder)
+  return disorder
+end
 if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local from = tonumber(ARGV[1])
@@ -68,7 +86,7 @@ local born = tonumber(ARGV[5])
 if born >= 0 and from < last then
   local i = from + 1 - first
   if i < 0 then i = 0 end
-  if first + i < tonumber(redis.call('GET', KEYS[2] .. ':unordered') or '0') then
+  if first + i < disorderTo(first, last) then
     for _, entry in ipairs(redis.call('LRANGE', KEYS[2], i, -1)) do
       local offset, at = string.match(entry, '^(%d+):(%d+):')
       if tonumber(at) <= born then from = tonumber(offset) end
@@ -119,7 +137,7 @@ redis.call('DEL', KEYS[1])`;
 // A source's keys with its floors, each also taken out of its user's set (ARGV[1] the prefix, ARGV[2] the source).
 const DROP = `
 for _, user in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('SREM', ARGV[1] .. 'floors:u' .. user, ARGV[2]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[2] .. ':unordered')`;
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])`;
 
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
@@ -154,7 +172,7 @@ export class RedisReplay implements ReplayLog {
   }
 
   async since(key: string, offset: number, max = -1, member?: number): Promise<Since> {
-    const keys = [...replayKeys(this.prefix, key), `${this.prefix}epoch`, this.#floorKey(key)];
+    const keys = [...replayKeys(this.prefix, key), `${this.prefix}epoch`, this.#floorKey(key), this.#orderKey(key)];
     const limit = max === Infinity ? -1 : max;
     const born = member !== undefined && key === GLOBAL_STREAM ? bornMs(member) : -1;
     const args = [offset, limit, this.epoch, member ?? "", born];
@@ -182,11 +200,15 @@ export class RedisReplay implements ReplayLog {
   }
 
   async drop(key: string): Promise<void> {
-    await this.redis.script(DROP, [...replayKeys(this.prefix, key), this.#floorKey(key)], [this.prefix, key]);
+    await this.redis.script(DROP, [...replayKeys(this.prefix, key), this.#floorKey(key), this.#orderKey(key)], [this.prefix, key]);
   }
 
   #floorKey(key: string): string {
     return `${this.prefix}floor:${key}`;
+  }
+
+  #orderKey(key: string): string {
+    return `${this.prefix}order:${key}`;
   }
 
   #floorsOf(user: number): string {
