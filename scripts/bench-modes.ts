@@ -4,9 +4,11 @@
 // (scripts/bench/cluster-measures.ts). See docs/benchmarks.md.
 
 import type { Subprocess } from "bun";
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { cpuBetween, sampleProc } from "./bench/proc.ts";
+import { sampleProc } from "./bench/proc.ts";
 import { canPin, pin, pinSelf, startServerProcess, track, untrack, type ServerProcess } from "./bench/processes.ts";
 import { freePort, untilListening } from "./bench/redis.ts";
 import { clusterRound } from "./bench/cluster-measures.ts";
@@ -21,7 +23,10 @@ const HELP = `npm run bench:modes -- [flags]
   --smoke            tiny sizes, one round (seconds): proves it runs
   --rounds N         alternating rounds (default 3)
   --sizes 1000,5000  subscribers for the fan-out
-  --replay N         messages replayed to one v2 browser (default 50000)
+  --replay N         messages replayed to one v2 browser (default 50000), in memory, --data and --redis
+  --replay-only      measure only the replay (no fan-out, no cluster measures)
+  --baseline DIR     also replay through DIR/src/main.ts (another checkout: the code before a change),
+                     alternating with this one in every round
   --burst N          pipelined shouts, then whispers, on one control connection (default 10000)
   --per-node N       browsers per node for those bursts (default 10)
   --idle-whispers N  whispers from node A to node B's users, node C idle (default 100000)
@@ -36,6 +41,8 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     sizes: { type: "string" },
     replay: { type: "string" },
+    "replay-only": { type: "boolean" },
+    baseline: { type: "string" },
     burst: { type: "string" },
     "per-node": { type: "string" },
     "idle-whispers": { type: "string" },
@@ -57,6 +64,8 @@ const rounds = Number(values.rounds ?? (smoke ? 1 : 3));
 const sizes = (values.sizes ?? (smoke ? "20" : "1000,5000")).split(",").map(Number);
 const deliveries = smoke ? 2_000 : 2_000_000;
 const replayCount = Number(values.replay ?? (smoke ? 200 : 50_000));
+const replayOnly = values["replay-only"] === true;
+const BUILDS: [string, string][] = [["", MAIN], ...(values.baseline ? [["before", resolve(values.baseline, "src/main.ts")] as [string, string]] : [])];
 const pinning = !smoke && canPin();
 const sizing = {
   perNode: Number(values["per-node"] ?? 10),
@@ -71,19 +80,23 @@ const base = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-leve
 
 type Mode = "plain" | "v2" | "sse" | "cluster, 1 node" | "cluster, 2 nodes";
 const MODES: Mode[] = ["plain", "v2", "sse", "cluster, 1 node", "cluster, 2 nodes"];
+/** Where the replayed window lives: the server's memory, a data file, Redis. */
+type ReplayMode = "memory" | "--data" | "--redis";
+const REPLAY_MODES: ReplayMode[] = ["memory", "--data", "--redis"];
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 if (pinning) await pinSelf(CLIENT_CORES);
 const redis = Bun.which("redis-server") ? await startRedis() : undefined;
 const workers = await Workers.start(smoke ? 2 : 4, pinning ? CLIENT_CORES : undefined);
 const results: Record<string, Figures[]> = {};
-let replay: Figures[] = [];
+const replay: Record<string, Figures[]> = {};
+const dataDir = mkdtempSync(join(tmpdir(), "webtalk-bench-replay-"));
 const clusterRounds: Record<string, Figures>[] = [];
 const started = performance.now();
 try {
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? MODES : [...MODES].reverse();
-    for (const n of sizes) {
+    for (const n of replayOnly ? [] : sizes) {
       for (const mode of order) {
         if (mode.startsWith("cluster") && !redis) continue;
         log(`round ${round + 1}/${rounds}  ${mode}  ${n} browsers`);
@@ -99,8 +112,17 @@ try {
         });
       }
     }
-    log(`round ${round + 1}/${rounds}  replay of ${replayCount} messages`);
-    replay.push(await measureReplay(replayCount));
+    const replayOrder = round % 2 === 0 ? REPLAY_MODES : [...REPLAY_MODES].reverse();
+    for (const mode of replayOrder) {
+      if (mode === "--redis" && !redis) continue;
+      for (const [build, main] of round % 2 === 0 ? BUILDS : [...BUILDS].reverse()) {
+        const name = build ? `${mode}, ${build}` : mode;
+        log(`round ${round + 1}/${rounds}  replay of ${replayCount} messages  ${name}`);
+        const redisPid = mode === "--redis" ? redis!.pid : undefined;
+        (replay[name] ??= []).push(await measureReplay(replayCount, main, replayArgs(mode, round), redisPid));
+      }
+    }
+    if (replayOnly) continue;
     clusterRounds.push(
       await clusterRound(
         { ...sizing, workers, redis, start: startNodes, clientCores: pinning ? CLIENT_CORES : undefined, log },
@@ -111,14 +133,23 @@ try {
 } finally {
   await workers.stop();
   await redis?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 }
 
-const report = renderModes();
-const cluster = `${renderCluster({ ...sizing, rounds: clusterRounds })}\n\nRun took ${Math.round((performance.now() - started) / 1000)} s.`;
-process.stdout.write(`${report}\n\n${cluster}\n`);
-if (values["update-docs"]) {
-  await updateDocs("modes", report);
-  await updateDocs("cluster", cluster);
+const took = `Run took ${Math.round((performance.now() - started) / 1000)} s.`;
+const replayReport = renderReplay();
+if (replayOnly) {
+  process.stdout.write(`${replayReport}\n\n${took}\n`);
+  if (values["update-docs"]) await updateDocs("replay", replayReport);
+} else {
+  const report = renderModes();
+  const cluster = `${renderCluster({ ...sizing, rounds: clusterRounds })}\n\n${took}`;
+  process.stdout.write(`${report}\n\n${replayReport}\n\n${cluster}\n`);
+  if (values["update-docs"]) {
+    await updateDocs("modes", report);
+    await updateDocs("replay", replayReport);
+    await updateDocs("cluster", cluster);
+  }
 }
 
 /** Starts the servers of one mode (two nodes for the two-node cluster) and measures through them. */
@@ -153,11 +184,19 @@ async function startNodes(name: string, nodes: number, clustered: boolean, round
   }
 }
 
+/** The flags that put a replay server's window in `mode`: a fresh data file or a fresh Redis prefix. */
+function replayArgs(mode: ReplayMode, round: number): string[] {
+  const fresh = `${round}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  if (mode === "--data") return ["--data", join(dataDir, `replay-${fresh}.db`)];
+  if (mode === "--redis") return ["--redis", redis!.url, "--redis-prefix", `benchreplay${fresh}:`];
+  return [];
+}
+
 /** One v2 browser comes back after `count` shouts to its channel: how fast is it replayed them? */
-async function measureReplay(count: number): Promise<Figures> {
+async function measureReplay(count: number, main: string, modeArgs: string[], redisPid?: number): Promise<Figures> {
   const server = await startServerProcess(
     "replay",
-    [process.execPath, MAIN, ...base, "--replay-count", String(count), "--replay-bytes", String(1 << 30)],
+    [process.execPath, main, ...base, ...modeArgs, "--replay-count", String(count), "--replay-bytes", String(1 << 30)],
     pinning ? SERVER_CORES : undefined,
   );
   try {
@@ -167,16 +206,22 @@ async function measureReplay(count: number): Promise<Figures> {
     const epoch = (await first.next()).slice("#epoch ".length);
     first.ws.close();
     await first.closed;
-    await ctl.pipelined(Array.from({ length: count }, (_, i) => `[shout] 1!m${i + 1}`));
-    const s0 = sampleProc(server.pid);
+    const shouts = Array.from({ length: count }, (_, i) => `[shout] 1!m${i + 1}`);
+    // Redis's CPU counts too in --redis: the windows are read and written by its scripts.
+    const cpu = () => sampleProc(server.pid).cpuUs + (redisPid === undefined ? 0 : sampleProc(redisPid).cpuUs);
+    const a0 = cpu();
+    await ctl.pipelined(shouts);
+    // The shouts' own cost (numbering and the window append) shows an append path made slower.
+    const appendUsPer = (cpu() - a0) / count;
+    const s0 = cpu();
     const started = performance.now();
     const back = await openV2(server.publicUrl, `${token}!${epoch}!1:0`);
     await back.count(count + 1); // the epoch notice, then every message
     const seconds = (performance.now() - started) / 1000;
-    const s1 = sampleProc(server.pid);
+    const s1 = cpu();
     back.ws.close();
     ctl.close();
-    return { replayed: count, perSec: count / seconds, cpuUsPer: cpuBetween(s0, s1).us / count, ms: seconds * 1000 };
+    return { replayed: count, perSec: count / seconds, cpuUsPer: (s1 - s0) / count, ms: seconds * 1000, appendUsPer };
   } finally {
     await server.stop();
   }
@@ -202,12 +247,26 @@ function renderModes(): string {
       );
     }
   }
-  lines.push(
+  return lines.join("\n");
+}
+
+/** The replay rows: resume from offset 0, per mode (and per build with --baseline). */
+function renderReplay(): string {
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)} (${rounds} alternating rounds, medians; min–max in brackets), ` +
+      `${navigator.hardwareConcurrency} cores, Bun ${Bun.version}${pinning ? ", servers on core 0, load generator on core 1" : ""}.`,
     "",
-    "| replay to one `webtalk.v2` browser | messages | messages/s | server CPU µs per message | time |",
-    "|---|--:|--:|--:|--:|",
-    `| resume from offset 0 | ${replayCount.toLocaleString("en")} | ${fmt(med(replay, "perSec"), 0)} ${range(replay, "perSec", 0)} | ${fmt(med(replay, "cpuUsPer"), 2)} | ${fmt(med(replay, "ms"), 0)} ms |`,
-  );
+    "CPU is the server's, and redis-server's added in `--redis` (its scripts read and write the windows).",
+    "",
+    "| replay to one `webtalk.v2` browser, resume from offset 0 | messages | messages/s | CPU µs per message | time | CPU µs per shout before it |",
+    "|---|--:|--:|--:|--:|--:|",
+  ];
+  for (const [name, rows] of Object.entries(replay)) {
+    lines.push(
+      `| ${name} | ${replayCount.toLocaleString("en")} | ${fmt(med(rows, "perSec"), 0)} ${range(rows, "perSec", 0)} | ` +
+        `${fmt(med(rows, "cpuUsPer"), 2)} ${range(rows, "cpuUsPer", 2)} | ${fmt(med(rows, "ms"), 0)} ms | ${fmt(med(rows, "appendUsPer"), 2)} ${range(rows, "appendUsPer", 2)} |`,
+    );
+  }
   return lines.join("\n");
 }
 
@@ -222,7 +281,7 @@ async function updateDocs(name: string, report: string): Promise<void> {
   await Bun.write(path, next);
 }
 
-async function startRedis(): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+async function startRedis(): Promise<{ url: string; port: number; pid: number; stop(): Promise<void> }> {
   const port = await freePort();
   const proc: Subprocess = Bun.spawn(["redis-server", "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
     stdout: "ignore",
@@ -235,6 +294,7 @@ async function startRedis(): Promise<{ url: string; port: number; stop(): Promis
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    pid: proc.pid,
     async stop() {
       proc.kill("SIGKILL");
       await proc.exited;

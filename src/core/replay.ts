@@ -1,6 +1,7 @@
 import { GLOBAL_CHANNEL, type Maybe } from "../state/state.ts";
 import { KeyedFifo } from "../util/keyed-fifo.ts";
 import { newSalt } from "./secret.ts";
+import { StampOrder } from "./stamp-order.ts";
 
 export interface ReplayLimits {
   /** Messages kept per source. */
@@ -63,6 +64,8 @@ export class MemoryReplay implements ReplayLog {
    * kept as a plain string, so a join costs no set of its own.
    */
   readonly #floorsOf = new Map<number, string | Set<string>>();
+  /** Whether channel 1's stamps are in order, so its birth floors are found by bisection. */
+  #globalOrder = new StampOrder();
 
   constructor(
     private readonly limits: ReplayLimits,
@@ -78,8 +81,10 @@ export class MemoryReplay implements ReplayLog {
     const offset = (this.#last.get(key) ?? 0) + 1;
     this.#last.set(key, offset);
     if (this.limits.count > 0) {
+      const at = this.now();
+      if (key === GLOBAL_STREAM) this.#globalOrder.stamped(offset, at);
       // At most two bytes a character (JSC keeps ASCII texts in one); the FIFO adds its own bookkeeping.
-      this.#window.push(key, text, text.length * 2, this.limits.count, this.now());
+      this.#window.push(key, text, text.length * 2, this.limits.count, at);
     }
     return offset;
   }
@@ -94,15 +99,27 @@ export class MemoryReplay implements ReplayLog {
     while ((this.#window.peek(key)[0]?.at ?? Infinity) < oldest) this.#window.shift(key);
     const window = this.#window.peek(key);
     const first = last - window.length + 1;
-    if (member !== undefined && key === GLOBAL_STREAM) {
-      const born = bornMs(member);
-      for (let i = Math.max(from + 1 - first, 0); i < window.length; i++) if (window[i]!.at <= born) from = first + i;
-    }
+    if (member !== undefined && key === GLOBAL_STREAM) from = this.#afterBirth(window, first, from, bornMs(member));
     if (from < last && (window.length === 0 || first > from + 1)) return { gap: true };
     const entries = [];
     const start = from + 1 - first;
     for (let i = start; i < window.length && i - start < max; i++) entries.push({ offset: first + i, text: window[i]!.value });
     return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
+  }
+
+  /**
+   * After `from`, the newest entry of channel 1's window stamped at or before `born` (or `from`). Where
+   * stamps are in order that is one bisection, so a replay's pages each cost a few steps rather than a
+   * scan of the rest of the window; across a backward clock step, the scan it replaces.
+   */
+  #afterBirth(window: readonly { at: number }[], first: number, from: number, born: number): number {
+    const start = Math.max(from + 1 - first, 0);
+    if (!this.#globalOrder.inOrderFrom(first + start)) {
+      for (let i = start; i < window.length; i++) if (window[i]!.at <= born) from = first + i;
+      return from;
+    }
+    const end = firstStampedAfter(window, start, born);
+    return end > start ? first + end - 1 : from;
   }
 
   joined(key: string, user: number): void {
@@ -142,8 +159,21 @@ export class MemoryReplay implements ReplayLog {
   drop(key: string): void {
     this.#last.delete(key);
     this.#window.take(key);
+    if (key === GLOBAL_STREAM) this.#globalOrder = new StampOrder();
     for (const user of this.#floors.get(key)?.keys() ?? []) this.left(key, user);
   }
+}
+
+/** The first index from `start` on stamped after `born`, in a window whose stamps never decrease from `start`. */
+function firstStampedAfter(window: readonly { at: number }[], start: number, born: number): number {
+  let low = start;
+  let high = window.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (window[mid]!.at <= born) low = mid + 1;
+    else high = mid;
+  }
+  return low;
 }
 
 /**

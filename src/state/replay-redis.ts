@@ -6,6 +6,9 @@ import { ShardMap } from "./shard-map.ts";
 // off:KEY holds the last offset of a source; win:KEY a list of "OFFSET:MILLIS:TEXT" (MILLIS on Redis's clock), newest last,
 // trimmed to the count limit and expiring when the source has been quiet for the age limit.
 // floor:KEY a hash of user → floor (the offset a member joined at); floors:uUSER the sources it has one in.
+// order:KEY "CHECKED:DISORDER": the window's stamps were compared up to offset CHECKED, and DISORDER is
+// the newest offset stamped earlier than the one before it (Redis's clock stepped back; 0 for none).
+// Kept for channel 1 only, by SINCE, so that shouts pay nothing for it; no expiry (one key).
 
 /**
  * Lua that numbers a message and keeps it in its source's window, leaving its offset in `offset`:
@@ -43,9 +46,33 @@ export function appendArgs(text: string, limits: ReplayLimits): [string, number,
 // The offsets belong to the epoch in Redis: when it is not this node's (ARGV[3]), Redis lost the data
 // and this node has not noticed yet, so the positions a browser brings mean nothing here (false: a gap).
 // A member (ARGV[4], '' for none) is read from no lower than its floor (KEYS[4]) and, given a birth
-// millisecond (ARGV[5], -1 for none), after the newest entry stamped at or before it. The reply's third
+// millisecond (ARGV[5], -1 for none), after the newest entry stamped at or before it: by bisection
+// where the stamps are in order (KEYS[5]; one scan per page made a long replay quadratic), so each
+// entry's stamp is compared with the one before it once, by the first resume that reaches it. The reply's third
 // element is where the page starts: above the position, the browser is told of a gap.
 const SINCE = `
+local function disorderTo(first, last)
+  local checked, disorder = 0, 0
+  local mark = redis.call('GET', KEYS[5])
+  if mark then
+    local c, d = string.match(mark, '^(%d+):(%d+)$')
+    checked, disorder = tonumber(c), tonumber(d)
+  end
+  -- Offsets that started again (their key lost alone) make the mark meaningless: check all again.
+  if checked > last then checked, disorder = 0, 0 end
+  local i = checked - first
+  if i < 0 then i = 0 end
+  local entries = redis.call('LRANGE', KEYS[2], i, -1)
+  if #entries < 2 and checked >= first then return disorder end
+  local previous = nil
+  for n, entry in ipairs(entries) do
+    local at = tonumber(string.match(entry, '^%d+:(%d+):'))
+    if previous and at < previous then disorder = first + i + n - 1 end
+    previous = at
+  end
+  redis.call('SET', KEYS[5], (first + i + #entries - 1) .. ':' .. disorder)
+  return disorder
+end
 if redis.call('GET', KEYS[3]) ~= ARGV[3] then return false end
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local from = tonumber(ARGV[1])
@@ -60,9 +87,18 @@ local born = tonumber(ARGV[5])
 if born >= 0 and from < last then
   local i = from + 1 - first
   if i < 0 then i = 0 end
-  for _, entry in ipairs(redis.call('LRANGE', KEYS[2], i, -1)) do
-    local offset, at = string.match(entry, '^(%d+):(%d+):')
-    if tonumber(at) <= born then from = tonumber(offset) end
+  if first + i < disorderTo(first, last) then
+    for _, entry in ipairs(redis.call('LRANGE', KEYS[2], i, -1)) do
+      local offset, at = string.match(entry, '^(%d+):(%d+):')
+      if tonumber(at) <= born then from = tonumber(offset) end
+    end
+  else
+    local low, high = i, redis.call('LLEN', KEYS[2])
+    while low < high do
+      local mid = math.floor((low + high) / 2)
+      if tonumber(string.match(redis.call('LINDEX', KEYS[2], mid), '^%d+:(%d+):')) <= born then low = mid + 1 else high = mid end
+    end
+    if low > i then from = first + low - 1 end
   end
 end
 local start = from + 1 - first
@@ -104,10 +140,10 @@ redis.call('DEL', KEYS[1])`;
 // A source's keys with its floors, each also taken out of its user's set (ARGV[1] the prefix, ARGV[2] the source).
 const DROP = `
 for _, user in ipairs(redis.call('HKEYS', KEYS[3])) do redis.call('SREM', ARGV[1] .. 'floors:u' .. user, ARGV[2]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])`;
 
 // On a Redis Cluster the users' sets are not kept (floorJoinStep's `indexed`): the keys alone.
-const DROP_KEYS = `redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])`;
+const DROP_KEYS = `redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])`;
 
 /**
  * The replay log of a cluster: offsets and windows in Redis, so every node numbers a source the same
@@ -143,7 +179,7 @@ export class RedisReplay implements ReplayLog {
 
   async since(key: string, offset: number, max = -1, member?: number): Promise<Since> {
     const shard = this.#shardOf(key);
-    const keys = [...replayKeys(this.shards.tags[shard]!, key), this.shards.key(shard, "epoch"), this.shards.key(shard, `floor:${key}`)];
+    const keys = [...replayKeys(this.shards.tags[shard]!, key), this.shards.key(shard, "epoch"), this.shards.key(shard, `floor:${key}`), this.shards.key(shard, `order:${key}`)];
     const limit = max === Infinity ? -1 : max;
     const born = member !== undefined && key === GLOBAL_STREAM ? bornMs(member) : -1;
     const args = [offset, limit, this.epoch, member ?? "", born];
@@ -174,7 +210,7 @@ export class RedisReplay implements ReplayLog {
 
   async drop(key: string): Promise<void> {
     const shard = this.#shardOf(key);
-    const keys = [...this.#keys(key), this.shards.key(shard, `floor:${key}`)];
+    const keys = [...this.#keys(key), this.shards.key(shard, `floor:${key}`), this.shards.key(shard, `order:${key}`)];
     if (this.shards.count > 1) await this.redis.script(DROP_KEYS, keys, []);
     else await this.redis.script(DROP, keys, [this.shards.tags[0]!, key]);
   }

@@ -2,6 +2,7 @@ import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
 import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
+import { StampOrder } from "../core/stamp-order.ts";
 import { StateOpenError } from "./state.ts";
 import { WriteHealth } from "./write-health.ts";
 
@@ -32,6 +33,8 @@ export class SqliteReplay implements ReplayLog {
   readonly #log: ConsolaInstance | undefined;
   /** Per source, the newest offset whose write failed: a position before it cannot be replayed. */
   readonly #lost = new Map<string, number>();
+  /** Whether channel 1's stamps are in order, so a birth floor is one indexed row rather than a scan. */
+  #globalOrder: StampOrder;
   /** Whether the last flush failed, so a streak of failures is logged once. */
   #failing = false;
 
@@ -59,8 +62,20 @@ export class SqliteReplay implements ReplayLog {
       dropOffset: db.query("DELETE FROM replay_offsets WHERE source = ?"),
       floor: db.query<{ floor: number }, [string, number]>("SELECT floor FROM replay_floors WHERE source = ? AND user = ?"),
       // The newest entry after a position stamped at or before a time: a new user's floor in channel 1.
+      // Scans every entry after the position, so it is asked only where the stamps are out of order.
       bornAfter: db.query<{ offset: number | null }, [string, number, number]>(
         "SELECT max(offset) AS offset FROM replay WHERE source = ? AND offset > ? AND at <= ?",
+      ),
+      // Where stamps are in order, the same floor is the entry before the first stamped after the time:
+      // the walk stops there, so a page past the floor reads one row.
+      firstAfter: db.query<{ offset: number }, [string, number, number]>(
+        "SELECT offset FROM replay WHERE source = ? AND offset > ? AND at > ? ORDER BY offset LIMIT 1",
+      ),
+      newest: db.query<{ offset: number | null }, [string]>("SELECT max(offset) AS offset FROM replay WHERE source = ?"),
+      newestAt: db.query<{ at: number }, [string]>("SELECT at FROM replay WHERE source = ? ORDER BY offset DESC LIMIT 1"),
+      // The newest entry stamped earlier than the one before it, in a window kept from an earlier run.
+      disorder: db.query<{ offset: number | null }, [string]>(
+        "SELECT max(r.offset) AS offset FROM replay r JOIN replay p ON p.source = r.source AND p.offset = r.offset - 1 WHERE r.source = ? AND r.at < p.at",
       ),
       setFloor: db.query("INSERT INTO replay_floors VALUES (?, ?, ?) ON CONFLICT (source, user) DO UPDATE SET floor = excluded.floor"),
       unsetFloor: db.query("DELETE FROM replay_floors WHERE source = ? AND user = ?"),
@@ -80,12 +95,16 @@ export class SqliteReplay implements ReplayLog {
     } catch (error) {
       throw new StateOpenError(`cannot start on data file ${db.filename}: ${(error as Error).message}`);
     }
+    const disorder = this.#sql.disorder.get(GLOBAL_STREAM)?.offset ?? 0;
+    this.#globalOrder = new StampOrder(disorder, this.#sql.newestAt.get(GLOBAL_STREAM)?.at ?? -Infinity);
   }
 
   append(key: string, text: string): number {
     const offset = this.#lastOffset(key) + 1;
     this.#last.set(key, offset);
-    this.#pending.push({ source: key, offset, at: Date.now(), text });
+    const at = Date.now();
+    if (key === GLOBAL_STREAM) this.#globalOrder.stamped(offset, at);
+    this.#pending.push({ source: key, offset, at, text });
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(() => this.flush());
@@ -112,7 +131,10 @@ export class SqliteReplay implements ReplayLog {
   #floorOf(key: string, offset: number, member: number): number {
     const from = Math.max(offset, this.#sql.floor.get(key, member)?.floor ?? 0);
     if (key !== GLOBAL_STREAM) return from;
-    return Math.max(from, this.#sql.bornAfter.get(key, from, bornMs(member))?.offset ?? 0);
+    const born = bornMs(member);
+    if (!this.#globalOrder.inOrderFrom(from + 1)) return Math.max(from, this.#sql.bornAfter.get(key, from, born)?.offset ?? 0);
+    const after = this.#sql.firstAfter.get(key, from, born)?.offset;
+    return Math.max(from, after === undefined ? (this.#sql.newest.get(key)?.offset ?? 0) : after - 1);
   }
 
   /**
@@ -153,6 +175,7 @@ export class SqliteReplay implements ReplayLog {
     }
     this.#last.delete(key);
     this.#lost.delete(key);
+    if (key === GLOBAL_STREAM) this.#globalOrder = new StampOrder();
   }
 
   /**
