@@ -4,7 +4,7 @@
 // would inherit them: WEBTALK_REDIS would join, and write into, whatever cluster the shell points at;
 // WEBTALK_SECRET would refuse the test's own control connections. The suite's own switches stay.
 
-const SUITE_SWITCHES = new Set(["WEBTALK_TEST_REDIS", "WEBTALK_TEST_REDIS_CLUSTER", "WEBTALK_TEST_REDIS_KIT", "WEBTALK_ATTACK"]);
+const SUITE_SWITCHES = new Set(["WEBTALK_TEST_REDIS", "WEBTALK_TEST_REDIS_CLUSTER", "WEBTALK_TEST_REDIS_KIT", "WEBTALK_TEST_REDIS_KIT_MASTERS", "WEBTALK_ATTACK"]);
 
 for (const name of Object.keys(process.env)) {
   if (name.toUpperCase().startsWith("WEBTALK_") && !SUITE_SWITCHES.has(name)) delete process.env[name];

@@ -7,7 +7,7 @@
 
 import { test } from "bun:test";
 import { expectSuitesPass } from "./child-suites.ts";
-import { haveRedisCluster } from "./redis-cluster.ts";
+import { haveRedisCluster, useRedisCluster } from "./redis-cluster.ts";
 
 const suites = [
   "cluster-bus-cut", "cluster-held-login-race", "cluster-join-shout-other-node", "cluster-kill-restart-loop",
@@ -17,6 +17,11 @@ const suites = [
   "cluster-sessions-racing-tabs-gap", "cluster-sessions-resume-per-tab", "cluster-sessions", "cluster-sse",
 ].map((name) => `./test/${name}.test.ts`);
 
+// One kit for all the files (each uses prefixes of its own): starting one per file took longer than the tests.
+const kit = useRedisCluster();
+
 test.skipIf(!haveRedisCluster)("the cluster suites pass with every node on a Redis Cluster", async () => {
-  await expectSuitesPass(suites, { WEBTALK_TEST_REDIS_KIT: "cluster", WEBTALK_TEST_REDIS_CLUSTER: "1" }, 40, 600_000);
+  const masters = kit.masters().map((m) => m.port).join(",");
+  const env = { WEBTALK_TEST_REDIS_KIT: "cluster", WEBTALK_TEST_REDIS_KIT_MASTERS: masters, WEBTALK_TEST_REDIS_CLUSTER: "1" };
+  await expectSuitesPass(suites, env, 40, 600_000);
 }, 660_000);

@@ -105,6 +105,14 @@ export function useRedis(options: Parameters<typeof startRedis>[0] = {}): TestRe
  * Restarting it is not supported there: the suites that need it are not in that run.
  */
 async function clusterAsRedis(): Promise<TestRedis> {
+  // A kit the parent run started (redis-cluster-suites.test.ts): shared by every file, which only uses
+  // prefixes of its own, and left running for the parent to stop.
+  const shared = process.env.WEBTALK_TEST_REDIS_KIT_MASTERS?.split(",").map(Number);
+  if (shared && shared.length > 0) {
+    const port = shared[0]!;
+    const stop = () => Promise.resolve();
+    return { port, masters: shared, url: `redis://127.0.0.1:${port}`, pid: 0, stop, restart: () => Promise.reject(new Error("restart() is not supported on the Redis Cluster kit")) };
+  }
   const { startRedisCluster } = await import("./redis-cluster.ts");
   const kit = await startRedisCluster();
   const seed = kit.masters()[0]!;
