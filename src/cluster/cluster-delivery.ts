@@ -299,19 +299,34 @@ export class ClusterDelivery implements Delivery {
    * for it too: each webtalk.v2 browser gets `#gap` for its sources.
    */
   async #resync(): Promise<void> {
-    const { local, channelsOf, log } = this.#o;
+    const { local } = this.#o;
     // What was published while the bus was down never reached this node: its v2 browsers are told.
     local.gapAll();
-    let synced = 0;
-    for (const user of [...local.users()]) {
+    await this.#follow([...local.users()], 0);
+  }
+
+  /**
+   * Makes each user's browsers here follow its channels as Redis has them. Those whose channels could
+   * not be read (the link or, on a Redis Cluster, their shard is still away) are tried again a moment
+   * later, for as long as RESYNC_TRIES allow: their joins and leaves of the outage would be missed.
+   */
+  async #follow(users: number[], attempt: number): Promise<void> {
+    const { local, channelsOf, log } = this.#o;
+    const failed: number[] = [];
+    let reason = "";
+    for (const user of users) {
+      if (!local.isOnline(user)) continue;
       try {
         local.follow(user, await channelsOf(user));
-        synced++;
       } catch (error) {
-        log.warn(`could not resync user ${user}'s channels: ${(error as Error).message}`);
+        failed.push(user);
+        reason = (error as Error).message;
       }
     }
-    log.info(`cluster bus back: resynced the channels of ${synced} local browser(s)`);
+    if (failed.length === 0) return log.info(`cluster bus back: resynced the channels of ${users.length} local user(s)`);
+    if (attempt + 1 >= RESYNC_TRIES) return log.warn(`could not resync the channels of ${failed.length} local user(s), giving up: ${reason}`);
+    log.warn(`could not resync the channels of ${failed.length} local user(s) yet (${reason}); trying again in ${RESYNC_RETRY_MS} ms`);
+    setTimeout(() => void this.#follow(failed, attempt + 1), RESYNC_RETRY_MS);
   }
 
   /** The last login in flight of a user whose browsers here are gone failed: the user leaves this node. */
@@ -424,6 +439,10 @@ export class ClusterDelivery implements Delivery {
     }
   }
 }
+
+/** A resync's users whose channels could not be read are tried again this often, this many times (a failover takes seconds). */
+const RESYNC_RETRY_MS = 1_000;
+const RESYNC_TRIES = 30;
 
 /** From the sending node's stamp to now; a clock behind the sender's counts as no lag, not a negative one. */
 function observeLag(metrics: Metrics, sentMs: number): void {

@@ -233,7 +233,8 @@ export class RedisClusterLink implements RedisConnection {
       reply.name = "ReplyError";
       return this.#health.serverError(reply);
     }
-    const message = String((error as Error).message);
+    // Without the wrapper's words: "Too many Cluster redirections" only says that none was followed.
+    const message = String((error as Error).message).replace(/^Too many Cluster redirections\. Last error: (ReplyError: )?/, "");
     // The slots moved (a failover, a resharding): the command was not run; learn where they are now.
     if (message.includes("MOVED") || message.includes("ASK")) this.#cluster.refreshSlotsCache();
     if ((error as Error).name === "ReplyError" && !TRANSIENT.test(message)) return this.#health.serverError(error as Error);
