@@ -1,5 +1,6 @@
 import type { RedisLink } from "../state/redis-link.ts";
 import type { Presence, PresenceLocal } from "./presence-kind.ts";
+import { parseNodeStats, PresenceBook } from "./presence-book.ts";
 import { ONLINE_NODES, ROUTE_MOVE } from "../state/route-redis.ts";
 import { SESSION_CLAIM, SESSIONS_DROP_DEAD } from "./session-limit.ts";
 
@@ -231,14 +232,7 @@ export class RedisPresence implements Presence {
   #lapsed = false;
   /** Whether this node has held a lease yet: before its first, no lease is no lapse. */
   #renewed = false;
-  /**
-   * Users whose release failed (Redis away): they would look online here for as long as this node
-   * lives, so each renewal releases them again, unless they were claimed here again meanwhile.
-   */
-  readonly #unreleased = new Set<number>();
-  /** Users this node claimed and has not released: what Redis should say is online here. */
-  readonly #claimed = new Set<number>();
-  readonly #reclaimListeners: (() => void)[] = [];
+  readonly #book = new PresenceBook();
 
   constructor(
     private readonly redis: RedisLink,
@@ -266,7 +260,7 @@ export class RedisPresence implements Presence {
 
   /** Calls `listener` after this node claimed its users again (a lapse or an outage): they may have missed joins. */
   onReclaimed(listener: () => void): void {
-    this.#reclaimListeners.push(listener);
+    this.#book.onReclaimed(listener);
   }
 
   async stop(): Promise<void> {
@@ -285,8 +279,7 @@ export class RedisPresence implements Presence {
    * publishes `replaced` to that node (in the same step) and answers true.
    */
   async claim(user: number, replaced: string): Promise<boolean> {
-    this.#unreleased.delete(user);
-    this.#claimed.add(user);
+    this.#book.claiming(user);
     return (await this.redis.script(CLAIM, [this.#k("online")], [user, this.nodeId, this.prefix, replaced])) === 1;
   }
 
@@ -295,8 +288,7 @@ export class RedisPresence implements Presence {
    * nodes be. Answers true when the user was online on another live node already.
    */
   async claimAlso(user: number): Promise<boolean> {
-    this.#unreleased.delete(user);
-    this.#claimed.add(user);
+    this.#book.claiming(user);
     return (await this.redis.script(CLAIM_ALSO, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
   }
 
@@ -309,19 +301,18 @@ export class RedisPresence implements Presence {
     const args = [user, this.nodeId, this.prefix, member, limit, reject ? "reject" : "replace"];
     const answer = await this.redis.script(CLAIM_LIMITED, [this.#k("online")], args);
     if (answer === -1) return undefined;
-    this.#unreleased.delete(user);
-    this.#claimed.add(user);
+    this.#book.claiming(user);
     return answer === 1;
   }
 
   /** The user is no longer online here; answers whether it is still online on another live node (--sessions). */
   async release(user: number): Promise<boolean> {
-    this.#claimed.delete(user);
+    this.#book.releasing(user);
     try {
       return (await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix])) === 1;
     } catch (error) {
       // Unless the user was claimed here again meanwhile: that claim was sent after this release.
-      if (!this.#claimed.has(user)) this.#unreleased.add(user);
+      this.#book.releaseFailed(user);
       throw error;
     }
   }
@@ -337,15 +328,7 @@ export class RedisPresence implements Presence {
   /** Every live node's counters, this node's taken fresh. */
   async nodeStats(): Promise<Record<string, number>[]> {
     const raw = (await this.redis.script(NODE_STATS, [this.#k("nodes")], [this.prefix])) as (string | string[])[];
-    const out: Record<string, number>[] = [this.local.stats()];
-    for (let i = 0; i < raw.length; i += 2) {
-      if (raw[i] === this.nodeId) continue;
-      const fields = raw[i + 1] as string[];
-      const stats: Record<string, number> = {};
-      for (let j = 0; j < fields.length; j += 2) stats[fields[j]!] = Number(fields[j + 1]);
-      out.push(stats);
-    }
-    return out;
+    return parseNodeStats(raw, this.nodeId, this.local.stats());
   }
 
   async #renew(): Promise<void> {
@@ -364,7 +347,7 @@ export class RedisPresence implements Presence {
       await this.redis.call("HSET", [this.#k(`nodestats:${this.nodeId}`), ...fields]);
       await this.redis.call("PEXPIRE", [this.#k(`nodestats:${this.nodeId}`), this.leaseMs]);
     }
-    await this.#releaseAgain();
+    await this.#book.releaseAgain((user) => this.release(user));
     if (this.#lapsed || !same) {
       // Other nodes may have forgotten our users while our lease had lapsed, or Redis lost them:
       // claim those that still exist again, and release those Redis says are here but are not.
@@ -372,15 +355,7 @@ export class RedisPresence implements Presence {
       await this.#reclaim([...this.local.users()]);
       this.#lapsed = false;
       // Joins and leaves of our users while they were not ours in Redis went nowhere.
-      for (const listener of this.#reclaimListeners) listener();
-    }
-  }
-
-  async #releaseAgain(): Promise<void> {
-    for (const user of [...this.#unreleased]) {
-      // Checked just before each: a claim made since is sent after this release, so it stands.
-      if (!this.#unreleased.delete(user)) continue;
-      await this.release(user);
+      this.#book.reclaimed();
     }
   }
 
@@ -388,7 +363,7 @@ export class RedisPresence implements Presence {
     const mine = (await this.redis.script(MINE, [this.#k("online")], [this.nodeId])) as string[];
     for (const user of mine.map(Number)) {
       // Checked just before each: a claim made since is sent after this release, so it stands.
-      if (this.#claimed.has(user)) continue;
+      if (this.#book.isClaimed(user)) continue;
       await this.redis.script(RELEASE, [this.#k("online")], [user, this.nodeId, this.prefix]);
     }
   }

@@ -4,6 +4,7 @@ import { ONLINE_NODES } from "../state/route-redis.ts";
 import type { ShardMap } from "../state/shard-map.ts";
 import { COUNT_ONLINE, IS_ONLINE, MINE, NODE_STATS, RECLAIM_BATCH, sendHeld, SWEEP_GRACE_LEASES } from "./presence.ts";
 import type { Presence, PresenceLocal } from "./presence-kind.ts";
+import { parseNodeStats, PresenceBook } from "./presence-book.ts";
 import { sessionClaim, SESSIONS_DROP_DEAD } from "./session-limit.ts";
 
 // Who is online across a cluster on a Redis Cluster: presence.ts's rules, with each user's records in
@@ -184,9 +185,7 @@ export class RedisClusterPresence implements Presence {
   #timer: Timer | undefined;
   #lapsed = false;
   #renewed = false;
-  readonly #unreleased = new Set<number>();
-  readonly #claimed = new Set<number>();
-  readonly #reclaimListeners: (() => void)[] = [];
+  readonly #book = new PresenceBook();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -205,7 +204,7 @@ export class RedisClusterPresence implements Presence {
   }
 
   onReclaimed(listener: () => void): void {
-    this.#reclaimListeners.push(listener);
+    this.#book.onReclaimed(listener);
   }
 
   async stop(): Promise<void> {
@@ -246,13 +245,13 @@ export class RedisClusterPresence implements Presence {
   }
 
   async release(user: number): Promise<boolean> {
-    this.#claimed.delete(user);
+    this.#book.releasing(user);
     try {
       const change = await this.#user(RELEASE, user, []);
       await this.#routes(user, [change]);
       return change[0] === 1;
     } catch (error) {
-      if (!this.#claimed.has(user)) this.#unreleased.add(user);
+      this.#book.releaseFailed(user);
       throw error;
     }
   }
@@ -270,20 +269,11 @@ export class RedisClusterPresence implements Presence {
   async nodeStats(): Promise<Record<string, number>[]> {
     const tag = this.shards.tags[0]!;
     const raw = (await this.redis.script(NODE_STATS, [`${tag}nodes`], [tag])) as (string | string[])[];
-    const out: Record<string, number>[] = [this.local.stats()];
-    for (let i = 0; i < raw.length; i += 2) {
-      if (raw[i] === this.nodeId) continue;
-      const fields = raw[i + 1] as string[];
-      const stats: Record<string, number> = {};
-      for (let j = 0; j < fields.length; j += 2) stats[fields[j]!] = Number(fields[j + 1]);
-      out.push(stats);
-    }
-    return out;
+    return parseNodeStats(raw, this.nodeId, this.local.stats());
   }
 
   #claiming(user: number): void {
-    this.#unreleased.delete(user);
-    this.#claimed.add(user);
+    this.#book.claiming(user);
   }
 
   /** Runs a script of the user's shard with args user, node, tag, ...extra; answers its Change. */
@@ -335,12 +325,12 @@ export class RedisClusterPresence implements Presence {
       await this.redis.call("HSET", [key, ...fields]);
       await this.redis.call("PEXPIRE", [key, this.leaseMs]);
     }
-    await this.#releaseAgain();
+    await this.#book.releaseAgain((user) => this.release(user));
     if (this.#lapsed || !same) {
       await this.#prune();
       await this.#reclaim([...this.local.users()]);
       this.#lapsed = false;
-      for (const listener of this.#reclaimListeners) listener();
+      this.#book.reclaimed();
     }
   }
 
@@ -349,17 +339,10 @@ export class RedisClusterPresence implements Presence {
     if (changes.length > 0) await this.#routes(changes.map((change) => Number(change[0])), changes);
   }
 
-  async #releaseAgain(): Promise<void> {
-    for (const user of [...this.#unreleased]) {
-      if (!this.#unreleased.delete(user)) continue;
-      await this.release(user);
-    }
-  }
-
   async #prune(): Promise<void> {
     const mine = await Promise.all(this.shards.tags.map((tag) => this.redis.script(MINE, [`${tag}online`], [this.nodeId]) as Promise<string[]>));
     for (const user of mine.flat().map(Number)) {
-      if (this.#claimed.has(user)) continue;
+      if (this.#book.isClaimed(user)) continue;
       const change = await this.#user(RELEASE, user, []);
       await this.#routes(user, [change]);
     }
