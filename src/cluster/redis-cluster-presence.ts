@@ -223,24 +223,24 @@ export class RedisClusterPresence implements Presence {
   }
 
   async claim(user: number, replaced: string): Promise<boolean> {
-    this.#claiming(user);
+    this.#book.claiming(user);
     const change = await this.#user(CLAIM, user, [replaced]);
-    await this.#routes(user, [change]);
+    await this.#routes([[user, change]]);
     return change[0] === 1;
   }
 
   async claimAlso(user: number): Promise<boolean> {
-    this.#claiming(user);
+    this.#book.claiming(user);
     const change = await this.#user(CLAIM_ALSO, user, []);
-    await this.#routes(user, [change]);
+    await this.#routes([[user, change]]);
     return change[0] === 1;
   }
 
   async claimLimited(user: number, member: string, limit: number, reject: boolean): Promise<boolean | undefined> {
     const change = await this.#user(CLAIM_LIMITED, user, [member, limit, reject ? "reject" : "replace"]);
     if (change[0] === -1) return undefined;
-    this.#claiming(user);
-    await this.#routes(user, [change]);
+    this.#book.claiming(user);
+    await this.#routes([[user, change]]);
     return change[0] === 1;
   }
 
@@ -248,7 +248,7 @@ export class RedisClusterPresence implements Presence {
     this.#book.releasing(user);
     try {
       const change = await this.#user(RELEASE, user, []);
-      await this.#routes(user, [change]);
+      await this.#routes([[user, change]]);
       return change[0] === 1;
     } catch (error) {
       this.#book.releaseFailed(user);
@@ -272,30 +272,24 @@ export class RedisClusterPresence implements Presence {
     return parseNodeStats(raw, this.nodeId, this.local.stats());
   }
 
-  #claiming(user: number): void {
-    this.#book.claiming(user);
-  }
-
   /** Runs a script of the user's shard with args user, node, tag, ...extra; answers its Change. */
   async #user(lua: string, user: number, extra: (string | number)[]): Promise<Change> {
     const tag = this.#tag(user);
     return (await this.redis.script(lua, [`${tag}online`], [user, this.nodeId, tag, ...extra])) as Change;
   }
 
-  /** Records each change's routes in its channels' shards (a change with version 0 changed nothing). */
-  async #routes(user: number | number[], changes: Change[]): Promise<void> {
+  /** Records each user's change in its channels' shards (a change with version 0 changed nothing). */
+  async #routes(changes: [number, Change][]): Promise<void> {
     const quads = new Map<number, (string | number)[]>();
-    changes.forEach((change, i) => {
-      const [, version, nodes, ...channels] = change;
-      if (Number(version) === 0) return;
-      const who = Array.isArray(user) ? user[i]! : user;
+    for (const [user, [, version, nodes, ...channels]] of changes) {
+      if (Number(version) === 0) continue;
       for (const channel of channels) {
         const shard = this.shards.of(Number(channel));
         const list = quads.get(shard) ?? [];
         quads.set(shard, list);
-        list.push(channel, who, version, nodes);
+        list.push(channel, user, version, nodes);
       }
-    });
+    }
     const calls: Promise<unknown>[] = [];
     for (const [shard, list] of quads) {
       for (let i = 0; i < list.length; i += ROUTES_BATCH * 4) {
@@ -336,7 +330,7 @@ export class RedisClusterPresence implements Presence {
 
   /** The changes of a sweep or a reclaim: each one's flag is its user. */
   async #routesOf(changes: Change[]): Promise<void> {
-    if (changes.length > 0) await this.#routes(changes.map((change) => Number(change[0])), changes);
+    if (changes.length > 0) await this.#routes(changes.map((change) => [Number(change[0]), change]));
   }
 
   async #prune(): Promise<void> {
@@ -344,7 +338,7 @@ export class RedisClusterPresence implements Presence {
     for (const user of mine.flat().map(Number)) {
       if (this.#book.isClaimed(user)) continue;
       const change = await this.#user(RELEASE, user, []);
-      await this.#routes(user, [change]);
+      await this.#routes([[user, change]]);
     }
   }
 
