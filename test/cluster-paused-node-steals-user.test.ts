@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { Browser, ControlClient, newUser } from "./helpers.ts";
 import { spawnCluster } from "./cluster-kit.ts";
-import { haveRedis, uniquePrefix, useRedis } from "./redis-server.ts";
+import { haveRedis, keyIn, redisCliOn, uniquePrefix, useRedis } from "./redis-server.ts";
 
 const redis = useRedis();
 
@@ -51,7 +51,7 @@ describe.skipIf(!haveRedis)("a node paused past its lease", () => {
       await Bun.sleep(1_000);
       const seenOnA = await onA.messages.settled(200);
       const seenOnB = await onB.messages.settled(200);
-      const online = Bun.spawnSync(["redis-cli", "-p", String(redis.port), "HGET", `${prefix}online`, String(user.id)]).stdout.toString().trim();
+      const online = redisCliOn(redis, "HGET", keyIn(prefix, "online", user.id), String(user.id));
       expect({ whisper, shout, seenOnA, seenOnB, bClosed: await Promise.race([onB.closed.then((c) => c.code), Bun.sleep(10).then(() => "open")]) }).toEqual({
         whisper: "[ok] message sent",
         shout: "[ok] message sent",

@@ -1,7 +1,9 @@
 // The cluster suites, run again with every node's --redis at a node of a real 3-master Redis Cluster
 // (useRedis() starts the kit of test/redis-cluster.ts when WEBTALK_TEST_REDIS_KIT=cluster): routing,
 // order under pipelining on two nodes, sessions, presence events, leases, sweeps and SSE, unchanged.
-// Left out: the suites that restart Redis itself (cluster-order-faults, cluster-redis-restart-pipeline)
+// Left out: the suites that restart Redis itself (cluster-order-faults, cluster-redis-restart-pipeline),
+// those that read or poke a single Redis's keys by their single-layout names (cluster-route-counts-churn,
+// cluster-script-flush-pipeline: on the kit they would check nothing)
 // and those that start a single redis-server of their own; a master's failover is tested in
 // redis-cluster-mode.test.ts.
 
@@ -12,8 +14,7 @@ import { haveRedisCluster, useRedisCluster } from "./redis-cluster.ts";
 const suites = [
   "cluster-bus-cut", "cluster-held-login-race", "cluster-join-shout-other-node", "cluster-kill-restart-loop",
   "cluster-lapse-held-whisper", "cluster-online-query-drops-routes", "cluster-order", "cluster-paused-node-steals-user",
-  "cluster-pipeline", "cluster-relogin-shouts", "cluster-route-counts-churn", "cluster-routing", "cluster-script-flush-pipeline",
-  "cluster-session-limit", "cluster-sessions-presence-dead-node", "cluster-sessions-presence-keys", "cluster-sessions-presence-race",
+  "cluster-pipeline", "cluster-relogin-shouts", "cluster-routing", "cluster-session-limit", "cluster-sessions-presence-dead-node", "cluster-sessions-presence-keys", "cluster-sessions-presence-race",
   "cluster-sessions-racing-tabs-gap", "cluster-sessions-resume-per-tab", "cluster-sessions", "cluster-sse",
 ].map((name) => `./test/${name}.test.ts`);
 
