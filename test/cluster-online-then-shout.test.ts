@@ -37,6 +37,10 @@ describe.skipIf(!haveRedis)("a shout sent as soon as [count] shows the member on
           do got = await page.messages.next(`the shout of round ${round}`, 3_000).catch(() => "(nothing)");
           while (got.startsWith("#"));
           if (!got.endsWith(text)) missed.push(`round ${round}: got ${got}`);
+          // Once only: what comes next is the next shout, not the late one again.
+          expect(await ctl.ok(`[shout] ${channel}!after ${round}`)).toBe("message sent");
+          const next = await page.messages.next(`the second shout of round ${round}`, 3_000).catch(() => "(nothing)");
+          if (!next.endsWith(`after ${round}`)) missed.push(`round ${round}: after the shout, got ${next}`);
           page.close();
         }
         expect(missed).toEqual([]);

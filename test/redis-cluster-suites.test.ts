@@ -13,7 +13,7 @@ import { haveRedisCluster, useRedisCluster } from "./redis-cluster.ts";
 
 const suites = [
   "cluster-bus-cut", "cluster-held-login-race", "cluster-join-shout-other-node", "cluster-kill-restart-loop",
-  "cluster-lapse-held-whisper", "cluster-online-query-drops-routes", "cluster-order", "cluster-paused-node-steals-user",
+  "cluster-lapse-held-whisper", "cluster-online-query-drops-routes", "cluster-online-then-shout", "cluster-order", "cluster-paused-node-steals-user",
   "cluster-pipeline", "cluster-relogin-shouts", "cluster-routing", "cluster-session-limit", "cluster-sessions-presence-dead-node", "cluster-sessions-presence-keys", "cluster-sessions-presence-race",
   "cluster-sessions-racing-tabs-gap", "cluster-sessions-resume-per-tab", "cluster-sessions", "cluster-sse",
 ].map((name) => `./test/${name}.test.ts`);

@@ -11,6 +11,7 @@ import type { Presence } from "./presence-kind.ts";
 import { PresenceEvents } from "./presence-events.ts";
 import type { ClusterSessionLimit } from "./session-limit.ts";
 import { SessionLimitReached } from "../core/session-limit-reached.ts";
+import { ArrivalShouts } from "./arrival-shouts.ts";
 
 export interface ClusterOptions {
   redis: RedisConnection;
@@ -68,6 +69,8 @@ export class ClusterDelivery implements Delivery {
   #eventsLink = Promise.resolve();
   /** Users whose browser is logging in here: what the bus says about them waits until the login is done. */
   readonly #arriving = new Map<number, BusMessage[]>();
+  /** Shouts heard while logins were in flight: the browser a login admits gets those it missed. */
+  readonly #late = new ArrivalShouts();
     /** Browsers numbered by a claim here whose login is not decided yet (session-limit.ts). */
   readonly #inflight = new Set<number>();
   /**
@@ -170,6 +173,7 @@ export class ClusterDelivery implements Delivery {
   async claim(user: number): Promise<number | void> {
     // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
     if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
+    this.#late.begin(user);
     try {
       const { presence, limit } = this.#o;
       if (limit) return await this.#claimLimited(user, limit);
@@ -179,6 +183,7 @@ export class ClusterDelivery implements Delivery {
       else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
+      this.#late.forget(user);
       throw error;
     }
   }
@@ -243,6 +248,7 @@ export class ClusterDelivery implements Delivery {
     // Another browser of the user here keeps the node among the user's (--sessions), and what the bus
     // brought for the user meanwhile is theirs: it goes to them now rather than being dropped.
     if (this.#o.several && this.#o.local.isOnline(user)) return this.settled(user);
+    this.#late.forget(user);
     if (this.#claiming.has(user)) return;
     if (this.#owed.delete(user)) return this.#releaseOwed(user);
     this.#arriving.delete(user);
@@ -266,6 +272,9 @@ export class ClusterDelivery implements Delivery {
     const waiting = this.#arriving.get(user);
     this.#arriving.delete(user);
     for (const message of waiting ?? []) this.#apply(message);
+    // After the memberships that waited: a leave heard meanwhile keeps the channel's later shouts away.
+    const late = this.#late.take(user);
+    if (late.shouts.length > 0 || late.lost) this.#o.local.lateShouts?.(user, late);
   }
 
   /**
@@ -417,6 +426,7 @@ export class ClusterDelivery implements Delivery {
     if (message.k === "g") return;
     if (message.k === "c") {
       metrics.delivered += local.toChannel(message.c, message.m, message.o);
+      this.#late.heard(message);
       if (message.t !== undefined) observeLag(metrics, message.t);
       return;
     }

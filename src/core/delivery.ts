@@ -49,6 +49,11 @@ export interface LocalDelivery extends Delivery {
   sessionsOf?(user: number): number[];
   /** Makes the user's browser here follow exactly these channels (a resync after missed bus messages). */
   follow(user: number, channels: number[]): void;
+  /**
+   * The browser just admitted for `user` is handed the shouts that reached this node while its login
+   * was in flight (ArrivalShouts): those of channels it follows; `lost` when some were dropped.
+   */
+  lateShouts?(user: number, late: { shouts: { c: number; m: string; o: number }[]; lost: boolean }): void;
   /** The users with a browser connected here. */
   users(): Iterable<number>;
   /**

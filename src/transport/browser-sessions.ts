@@ -90,6 +90,11 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
    * cluster's bus, by channel: each joins the channel's topic with the first later shout, so none comes twice.
    */
   const joining = new Map<number, Map<Browser, number>>();
+  /**
+   * The browser being admitted, while its login settles: the one a cluster hands the shouts it missed
+   * during the login (lateShouts); with the offsets its replay went live at, per channel, meanwhile.
+   */
+  let admitted: { ws: Browser; wentLive: Map<number, number> } | undefined;
 
   const watchdog = createWatchdog<Browser>(
     options.backpressure,
@@ -161,10 +166,15 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
 
   /** Carries out a login decision for a browser that sent its credentials. */
   const admit = (ws: Browser, decision: LoginDecision): void => {
+    if (decision.ok) admitted = { ws, wentLive: new Map() };
     try {
       enter(ws, decision);
     } finally {
-      if (decision.ok) hooks?.settled(decision.user);
+      try {
+        if (decision.ok) hooks?.settled(decision.user);
+      } finally {
+        admitted = undefined;
+      }
     }
   };
 
@@ -307,17 +317,48 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       eachOf(user, (ws) => follow(ws, channels));
     },
     users: () => sessions.users(),
+    lateShouts(user, late) {
+      if (!admitted || admitted.ws.data.user !== user || admitted.ws.data.phase !== "live") return;
+      const { ws, wentLive } = admitted;
+      for (const { c, m, o } of late.shouts) lateShout(ws, c, m, o, wentLive.get(c));
+      if (!late.lost) return;
+      log.warn(`user ${user}: some shouts that reached this node during the login were dropped (it took too long)`, { user });
+      if (ws.data.v2) for (const topic of ws.subscriptions) if (isChannelTopic(topic)) gap(ws, topic.slice(1));
+    },
     gapAll() {
       for (const [, ws] of sessions.entries()) {
         if (!ws.data.v2) continue;
         const sources = [WHISPER_SOURCE, ...ws.subscriptions.filter(isChannelTopic).map((topic) => topic.slice(1))];
-        for (const source of sources) {
-          ws.send(gapNotice(source));
-          metrics.gaps++;
-          events.emit(Event.gap(ws.data.user, source));
-        }
+        for (const source of sources) gap(ws, source);
       }
     },
+  };
+
+  /**
+   * A shout that reached this node while the browser's login was in flight, so not through the topic it
+   * follows now: it is sent as a live one would be, unless its replay has it or will (`wentLive`: the
+   * offset the replay went live at during the login).
+   */
+  const lateShout = (ws: Browser, channel: number, message: string, offset: number, wentLive: number | undefined): void => {
+    const source = String(channel);
+    const { replay, v2 } = ws.data;
+    if (replay?.pending(source)) return replay.heard(source, offset);
+    if (wentLive !== undefined && offset <= wentLive) return;
+    const floor = joining.get(channel)?.get(ws);
+    if (floor !== undefined) {
+      if (offset <= floor) return;
+      unlistJoining(ws, channel);
+      ws.subscribe(channelTopic(channel, v2));
+    }
+    if (!ws.isSubscribed(channelTopic(channel, v2))) return;
+    watchdog.observe(ws.send(v2 ? numbered(source, offset, message) : message));
+    metrics.delivered++;
+  };
+
+  const gap = (ws: Browser, source: string): void => {
+    ws.send(gapNotice(source));
+    metrics.gaps++;
+    events.emit(Event.gap(ws.data.user, source));
   };
 
   /** Makes one browser follow exactly these channels. */
@@ -370,6 +411,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
         ws.data.whisperFloor = offset;
         return ws.subscribe(userTopic(ws.data.user, ws.data.v2));
       }
+      if (admitted?.ws === ws) admitted.wentLive.set(Number(source), offset);
       unlistReplay(Number(source), ws);
       ws.subscribe(channelTopic(Number(source), ws.data.v2));
     },
