@@ -7,7 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { ShardMap } from "../src/state/shard-map.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, frame, newUser, startTestServer, type User } from "./helpers.ts";
-import { cli, haveRedisCluster, type TestRedisCluster, useRedisCluster } from "./redis-cluster.ts";
+import { cli, haveRedisCluster, masterOf, useRedisCluster } from "./redis-cluster.ts";
 
 /** Longer than the 60 s a channel step may trail its user step (STEP_MS in redis-cluster-state.ts). */
 const PAUSE_MS = 63_000;
@@ -73,12 +73,6 @@ describe.skipIf(!haveRedisCluster)("a membership's channel step lost after its u
     }
   }, 120_000);
 });
-
-/** The port of the master that serves `key`'s slot. */
-async function masterOf(kit: TestRedisCluster, key: string): Promise<number> {
-  for (const master of kit.masters()) if (!(await cli(master.port, "EXISTS", key)).includes("MOVED")) return master.port;
-  throw new Error(`no master serves ${key}`);
-}
 
 /** Logs `user` in on `node` and returns once its login marker arrived. */
 async function login(node: Webtalk, user: User): Promise<Browser> {
