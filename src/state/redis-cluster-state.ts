@@ -64,7 +64,10 @@ end`;
 
 /**
  * Lua: `route_set(T, C, U, pver, nodes)` records where member U of C is online (nodes: comma list, ''
- * for nowhere) unless a newer presence is recorded; a member's nodes are counted in chnodes:C.
+ * for nowhere) unless a newer presence is recorded; a member's nodes are counted in chnodes:C. A
+ * non-member's route is kept (a join of it may be on its way: its route must be the newest presence),
+ * but not a deleted user's: a login's routes arriving after its killuser's channel step would
+ * otherwise stay in routes:C for good.
  */
 export const ROUTE_SET = `
 local function route_parse(value)
@@ -84,6 +87,8 @@ local function route_set(T, C, U, pver, nodes)
   if redis.call('ZSCORE', T .. 'members:' .. C, U) then
     route_count(T, C, oldNodes, -1)
     route_count(T, C, nodes, 1)
+  elseif tonumber(redis.call('HGET', T .. 'mv:' .. C, U) or '0') >= ${GONE_VERSION} then
+    return
   end
   redis.call('HSET', key, U, string.format('%.0f', pver) .. '|' .. nodes)
 end`;
