@@ -173,10 +173,16 @@ export class ClusterDelivery implements Delivery {
     try {
       const { presence, limit } = this.#o;
       if (limit) return await this.#claimLimited(user, limit);
-      if (this.#o.several) {
-        await presence.claimAlso(user);
+      try {
+        if (this.#o.several) await presence.claimAlso(user);
+        else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
+      } catch (error) {
+        // The claim may have taken in Redis before a later step of it failed (its routes, in a channel
+        // shard that is away): undone as for a login that ends unadmitted, or the user would stay online
+        // here with no browser, its whispers answered "sent" and lost.
+        await this.unclaim(user).catch(() => undefined);
+        throw error;
       }
-      else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
       throw error;
