@@ -117,6 +117,12 @@ export function useRedisCluster(): TestRedisCluster {
   };
 }
 
+/** The port of the master that serves `key`'s slot now. */
+export async function masterOf(kit: Pick<TestRedisCluster, "masters">, key: string): Promise<number> {
+  for (const master of kit.masters()) if (!(await cli(master.port, "EXISTS", key)).includes("MOVED")) return master.port;
+  throw new Error(`no master serves ${key}`);
+}
+
 /** Runs redis-cli against one node and returns its output (trimmed). */
 export async function cli(port: number, ...args: string[]): Promise<string> {
   const proc = Bun.spawn(["redis-cli", "-h", "127.0.0.1", "-p", String(port), ...args], { stdout: "pipe", stderr: "pipe" });

@@ -174,16 +174,26 @@ export class ClusterDelivery implements Delivery {
     // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
     if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     this.#late.begin(user);
+    // Whether this login's end was told to #late already (unclaim and settled do): once per login.
+    let ended = false;
     try {
       const { presence, limit } = this.#o;
       if (limit) return await this.#claimLimited(user, limit);
-      if (this.#o.several) {
-        await presence.claimAlso(user);
+      try {
+        if (this.#o.several) await presence.claimAlso(user);
+        else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
+      } catch (error) {
+        // The claim may have taken in Redis before a later step of it failed (its routes, in a channel
+        // shard that is away): undone as for a login that ends unadmitted, or the user would stay online
+        // here with no browser, its whispers answered "sent" and lost.
+        ended = true;
+        await this.unclaim(user).catch(() => undefined);
+        throw error;
       }
-      else await presence.claim(user, encodeBus({ k: "d", u: user, r: CloseCode.replaced.code, x: presence.nodeId }));
     } catch (error) {
       this.#arriving.delete(user);
-      this.#late.forget(user);
+      // A login refused past the session limit was settled already.
+      if (!ended && !(error instanceof SessionLimitReached)) this.#late.forget(user);
       throw error;
     }
   }

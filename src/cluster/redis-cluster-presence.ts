@@ -176,6 +176,9 @@ return n`;
 
 /** Routes recorded per script call. */
 const ROUTES_BATCH = 500;
+/** How often routes that could not be recorded are sent again, and for how long at most. */
+const RECORD_EVERY_MS = 500;
+const RECORD_FOR_MS = 90_000;
 
 /** A presence change as CHANGED answers it: flag, version (0: unchanged), nodes, channels. */
 type Change = [number, number, string, ...string[]];
@@ -209,6 +212,7 @@ export class RedisClusterPresence implements Presence {
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
+    this.#timer = undefined;
     await Promise.all(
       this.shards.tags.map((tag) =>
         Promise.all([this.redis.call("DEL", [`${tag}node:${this.nodeId}`]), this.redis.call("HDEL", [`${tag}nodeseen`, this.nodeId])]).catch(() => undefined),
@@ -292,11 +296,36 @@ export class RedisClusterPresence implements Presence {
     }
     const calls: Promise<unknown>[] = [];
     for (const [shard, list] of quads) {
-      for (let i = 0; i < list.length; i += ROUTES_BATCH * 4) {
-        calls.push(this.redis.script(ROUTES, [this.shards.key(shard, "routes")], [this.shards.tags[shard]!, ...list.slice(i, i + ROUTES_BATCH * 4)]));
-      }
+      for (let i = 0; i < list.length; i += ROUTES_BATCH * 4) calls.push(this.#record(shard, list.slice(i, i + ROUTES_BATCH * 4)));
     }
     await Promise.all(calls);
+  }
+
+  /**
+   * Records routes (quads) in one channel shard. When that fails the user step has already taken, and
+   * nothing else would record them: a second claim on the same node changes nothing and records
+   * nothing, so the channel's shouts would never reach that node for the user. So they are sent again
+   * in the background until recorded (route_set is versioned: a newer presence still wins), and the
+   * failure is passed on.
+   */
+  async #record(shard: number, quads: (string | number)[]): Promise<void> {
+    try {
+      await this.#routesScript(shard, quads);
+    } catch (error) {
+      void this.#recordLater(shard, quads);
+      throw error;
+    }
+  }
+
+  async #recordLater(shard: number, quads: (string | number)[]): Promise<void> {
+    for (const deadline = Date.now() + RECORD_FOR_MS; this.#timer !== undefined && Date.now() < deadline; ) {
+      await Bun.sleep(RECORD_EVERY_MS);
+      if (await this.#routesScript(shard, quads).then(() => true, () => false)) return;
+    }
+  }
+
+  #routesScript(shard: number, quads: (string | number)[]): Promise<unknown> {
+    return this.redis.script(ROUTES, [this.shards.key(shard, "routes")], [this.shards.tags[shard]!, ...quads]);
   }
 
   async #renew(): Promise<void> {

@@ -22,19 +22,26 @@ import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type S
 //   applied for that user (mv:C), so two nodes' steps for one user and channel, in any interleaving,
 //   end as the newest user step says. A leave leaves its version behind (a tombstone, listed in gone:C
 //   by time) so that an older join arriving late cannot bring the member back; tombstones are pruned
-//   after TOMBSTONE_MS, and a channel step older than STEP_MS (a node paused between the steps) is
-//   refused ('stale'): the caller undoes its user step.
+//   after TOMBSTONE_MS, and a join's channel step older than STEP_MS (a node paused between the steps)
+//   is refused ('stale'): the caller undoes its user step. A late leave or delete still applies: it can
+//   only take a member out, and a newer join's version keeps it from doing even that.
+// - A channel step that failed (a timeout, a failover) may still run late, or never: its outcome is
+//   unknown, so the node sends it again, same version, until Redis answers it (#finish), and undoes
+//   the user step of a join that did not apply. Otherwise the two shards would disagree for good.
 //
 // Routes: routes:C (hash: user → "PVER|NODES") holds where each member is online, with the version of
 // that presence, so a presence change and a join applied in either order end on the newest; chnodes:C
 // (node → count of members online there) follows it, and a shout is published to those nodes only.
 
-/** A channel step issued longer ago than this (Redis's time of its user step) is refused. */
+/** A join's channel step issued longer ago than this (Redis's time of its user step) is refused. */
 const STEP_MS = 60_000;
 /** A tombstone outlives every channel step that could be older than it. */
 const TOMBSTONE_MS = 2 * STEP_MS;
 /** The version of a deleted user's removal: above any count of changes, so nothing brings it back. */
 const GONE_VERSION = 2 ** 52;
+/** How often a channel step whose outcome is unknown is sent again, and for how long at most. */
+const FINISH_EVERY_MS = 500;
+const FINISH_FOR_MS = STEP_MS + 30_000;
 
 const NOW_MS = `
 local function now_ms()
@@ -57,7 +64,10 @@ end`;
 
 /**
  * Lua: `route_set(T, C, U, pver, nodes)` records where member U of C is online (nodes: comma list, ''
- * for nowhere) unless a newer presence is recorded; a member's nodes are counted in chnodes:C.
+ * for nowhere) unless a newer presence is recorded; a member's nodes are counted in chnodes:C. A
+ * non-member's route is kept (a join of it may be on its way: its route must be the newest presence),
+ * but not a deleted user's: a login's routes arriving after its killuser's channel step would
+ * otherwise stay in routes:C for good.
  */
 export const ROUTE_SET = `
 local function route_parse(value)
@@ -77,6 +87,8 @@ local function route_set(T, C, U, pver, nodes)
   if redis.call('ZSCORE', T .. 'members:' .. C, U) then
     route_count(T, C, oldNodes, -1)
     route_count(T, C, nodes, 1)
+  elseif tonumber(redis.call('HGET', T .. 'mv:' .. C, U) or '0') >= ${GONE_VERSION} then
+    return
   end
   redis.call('HSET', key, U, string.format('%.0f', pver) .. '|' .. nodes)
 end`;
@@ -123,13 +135,13 @@ const CHANNEL_MEMBERSHIP = Lineage.guarded(`${NOW_MS}${ROUTE_SET}
 local T, C, U, action = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('SISMEMBER', T .. 'channels', C) == 0 then return 'no-channel' end
 local now = now_ms()
-if now - tonumber(ARGV[6]) > ${STEP_MS} then return 'stale' end
 for _, gone in ipairs(redis.call('ZRANGEBYSCORE', T .. 'gone:' .. C, '-inf', now - ${TOMBSTONE_MS}, 'LIMIT', 0, 16)) do
   redis.call('ZREM', T .. 'gone:' .. C, gone)
   redis.call('HDEL', T .. 'mv:' .. C, gone)
 end
 local applied = redis.call('HGET', T .. 'mv:' .. C, U)
 if applied and tonumber(applied) >= tonumber(ARGV[5]) then return 'ok' end
+if action == 'join' and now - tonumber(ARGV[6]) > ${STEP_MS} then return 'stale' end
 redis.call('HSET', T .. 'mv:' .. C, U, ARGV[5])
 local function notify(kind, nodes)
   for node in string.gmatch(nodes, '[^,]+') do
@@ -196,6 +208,19 @@ const COUNTS = `return {redis.call('HLEN', KEYS[1]), redis.call('SCARD', KEYS[2]
 
 type MembershipStep = ["no-user"] | ["ok", number, number, string, number];
 
+/** A channel step (CHANNEL_MEMBERSHIP) in channel's shard `home`: what its user step answered. */
+interface ChannelStep {
+  home: number;
+  channel: number;
+  user: number;
+  action: "join" | "leave" | "gone";
+  version: number;
+  /** Redis's time of the user step. */
+  at: number;
+  nodes: string;
+  pver: number;
+}
+
 /**
  * The State on a Redis Cluster, sharded (see above). Every method answers asynchronously and fails
  * with BackendUnavailable while the shard it needs is away, and every change while that shard is not
@@ -209,6 +234,8 @@ export class RedisClusterState implements State {
   readonly stepwise = true;
   /** Where this node creates its next user and channel: round robin from a random start. */
   #nextShard: number;
+  /** Closed: channel steps being finished (#finish) stop. */
+  #closed = false;
 
   private constructor(redis: RedisConnection, shards: ShardMap, node: string) {
     this.#redis = redis;
@@ -262,8 +289,8 @@ export class RedisClusterState implements State {
     const args = [salt, tag, this.#shards.count, shard, GLOBAL_CHANNEL];
     const [id, version, at] = (await this.#lineage.run(CREATE_USER, [], args, shard)) as [string, number, number];
     const user = Number(id);
-    const step = [this.#shards.tags[home]!, GLOBAL_CHANNEL, user, "join", version, at, "", 0];
-    const applied = await this.#lineage.run(CHANNEL_MEMBERSHIP, [], step, home);
+    const step: ChannelStep = { home, channel: GLOBAL_CHANNEL, user, action: "join", version, at, nodes: "", pver: 0 };
+    const applied = await this.#channelStep(step);
     if (applied === "no-channel" || applied === "stale") await this.#lineage.run(USER_UNDO, [], [tag, user, GLOBAL_CHANNEL, version], shard);
     return user;
   }
@@ -278,9 +305,9 @@ export class RedisClusterState implements State {
     if (!Array.isArray(reply)) return false;
     const [at, ...channels] = reply as [number, ...string[]];
     await Promise.all(
-      channels.map((channel) => {
-        const home = this.#shards.of(Number(channel));
-        return this.#lineage.run(CHANNEL_MEMBERSHIP, [], [this.#shards.tags[home]!, channel, user, "gone", GONE_VERSION, at, "", 0], home);
+      channels.map((text) => {
+        const channel = Number(text);
+        return this.#channelStep({ home: this.#shards.of(channel), channel, user, action: "gone", version: GONE_VERSION, at, nodes: "", pver: 0 });
       }),
     );
     return true;
@@ -382,7 +409,9 @@ export class RedisClusterState implements State {
     await this.#lineage.retire();
   }
 
-  close(): void {}
+  close(): void {
+    this.#closed = true;
+  }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
     const shard = this.#shards.of(user);
@@ -390,13 +419,50 @@ export class RedisClusterState implements State {
     const step = (await this.#lineage.run(USER_MEMBERSHIP, [], [tag, user, channel, action], shard)) as MembershipStep;
     if (step[0] === "no-user") return (await this.channelExists(channel)) ? "no-user" : "no-channel";
     const [, version, at, nodes, pver] = step;
-    const home = this.#shards.of(channel);
-    const args = [this.#shards.tags[home]!, channel, user, action, version, at, nodes, pver];
-    const applied = (await this.#lineage.run(CHANNEL_MEMBERSHIP, [], args, home)) as string;
+    const applied = await this.#channelStep({ home: this.#shards.of(channel), channel, user, action, version, at, nodes, pver });
     if (applied === "added" || applied === "ok") return applied;
     if (action === "join") await this.#lineage.run(USER_UNDO, [], [tag, user, channel, version], shard);
     if (applied === "no-channel") return "no-channel";
     throw new BackendUnavailable("a membership change took longer than a minute between its steps: not applied, try again");
+  }
+
+  /**
+   * Runs a channel step; when it fails its outcome is unknown (it may still run late, or never), so it
+   * is finished in the background (#finish) before the failure is passed on.
+   */
+  async #channelStep(step: ChannelStep): Promise<string> {
+    try {
+      return (await this.#runChannelStep(step)) as string;
+    } catch (error) {
+      void this.#finish(step);
+      throw error;
+    }
+  }
+
+  /**
+   * Sends a channel step again until Redis answers it, then undoes the user step of a join that did not
+   * apply: the same version, so the late original and any newer change of the membership win over it.
+   */
+  async #finish(step: ChannelStep): Promise<void> {
+    const deadline = Date.now() + FINISH_FOR_MS;
+    let applied: string | undefined;
+    while (!this.#closed && Date.now() < deadline) {
+      await Bun.sleep(FINISH_EVERY_MS);
+      try {
+        applied ??= (await this.#runChannelStep(step)) as string;
+        if (step.action === "join" && (applied === "stale" || applied === "no-channel")) {
+          const shard = this.#shards.of(step.user);
+          await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
+        }
+        return;
+      } catch {
+        // Still away: sent again after FINISH_EVERY_MS, until FINISH_FOR_MS.
+      }
+    }
+  }
+
+  #runChannelStep({ home, channel, user, action, version, at, nodes, pver }: ChannelStep): Promise<unknown> {
+    return this.#lineage.run(CHANNEL_MEMBERSHIP, [], [this.#shards.tags[home]!, channel, user, action, version, at, nodes, pver], home);
   }
 
   #pickShard(): number {
