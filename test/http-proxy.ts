@@ -8,6 +8,8 @@ export class UpgradeRefusingProxy {
   readonly #inFlight = new Set<AbortController>();
   /** Upgrade requests refused (or swallowed) so far. */
   refused = 0;
+  /** Every plain request relayed, as `PATH?QUERY`: a test counts a page's reconnects here. */
+  readonly requests: string[] = [];
 
   constructor(
     readonly targetPort: number,
@@ -49,6 +51,7 @@ export class UpgradeRefusingProxy {
       return new Response("WebSocket is not allowed here\n", { status: 400 });
     }
     const url = new URL(request.url);
+    this.requests.push(`${url.pathname}${url.search}`);
     const abort = new AbortController();
     this.#inFlight.add(abort);
     const headers = new Headers(request.headers);
