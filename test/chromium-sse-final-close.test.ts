@@ -107,7 +107,7 @@ describe.skipIf(Boolean(skip))("final closes over SSE in Chromium: no reconnect"
         await page.waitForFunction((n) => (globalThis as unknown as { closes: unknown[] }).closes.length > n, earlier);
         const before = streamRequests(at.proxy, user);
         await Bun.sleep(NO_RECONNECT_MS);
-        const closes = (await pageVar<{ code: number; reason: string; final: boolean }[]>(page, "closes")).slice(earlier);
+        const closes = (await pageVar<{ code: number; reason: string; final: boolean; sessionLimit?: boolean }[]>(page, "closes")).slice(earlier);
         expect(closes).toEqual([{ ...expected[action], final: true, sessionLimit: action === "session limit" || undefined }]);
         expect(await page.evaluate(() => (globalThis as unknown as { connection: { state: string } }).connection.state)).toBe("closed");
         expect(streamRequests(at.proxy, user)).toBe(before);
