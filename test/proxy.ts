@@ -2,6 +2,7 @@
 // drops every relayed connection at once (as a lost network does), `down()` refuses new ones, `up()`
 // accepts again on the same port. `freezeOn(text)` stalls a connection from the first chunk the client
 // sends that contains `text` (what was sent before still flows, replies included) until `thaw()`.
+// `hold()` stops reading from the server (its writes back up) until `release()`.
 
 import type { Socket, TCPSocketListener } from "bun";
 
@@ -19,6 +20,8 @@ export class TcpProxy {
   #port = 0;
   #freezeOn: string | undefined;
   readonly #frozen = new Set<Socket<Pair>>();
+  /** The relay's connections to the server, which `hold()` stops reading. */
+  readonly #upstream = new Set<Socket<Pair>>();
 
   constructor(
     readonly targetPort: number,
@@ -33,6 +36,7 @@ export class TcpProxy {
   up(): void {
     const sockets = this.#sockets;
     const { host, targetPort } = this;
+    const upstream = this.#upstream;
     const freezes = (client: Socket<Pair>, chunk: Uint8Array): boolean => {
       if (client.data.frozen) return true;
       if (this.#freezeOn === undefined || !Buffer.from(chunk).toString("latin1").includes(this.#freezeOn)) return false;
@@ -54,12 +58,14 @@ export class TcpProxy {
               open(server) {
                 server.data = { peer: client, early: [] };
                 sockets.add(server);
+                upstream.add(server);
                 client.data.peer = server;
                 for (const chunk of client.data.early) server.write(chunk);
               },
               data: (server, chunk) => void server.data.peer?.write(chunk),
               close(server) {
                 sockets.delete(server);
+                upstream.delete(server);
                 server.data.peer?.end();
               },
               error: () => undefined,
@@ -94,6 +100,19 @@ export class TcpProxy {
       client.data.frozen = undefined;
     }
     this.#frozen.clear();
+  }
+
+  /**
+   * Stops reading what the server sends on every relayed connection (client to server still flows): a
+   * client on a network that stopped carrying bytes down. The server's writes back up into its own queue.
+   */
+  hold(): void {
+    for (const server of this.#upstream) server.pause();
+  }
+
+  /** Reads from the server again after `hold()`. */
+  release(): void {
+    for (const server of this.#upstream) server.resume();
   }
 
   /** Stops accepting: new connections are refused. Relayed ones stay until `cut()`. */
