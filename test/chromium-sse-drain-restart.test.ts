@@ -80,6 +80,8 @@ test.skipIf(Boolean(skip))("SIGTERM with --drain-delay, restart on the same --da
       },
       [base, user.token],
     );
+    // An SSE page is admitted before its response starts: once open, a whisper reaches it.
+    await page.waitForFunction(() => (globalThis as unknown as { connection?: { state: string } }).connection?.state === "open");
     const raw = await SseClient.open(eventsUrl(server.publicUrl, user.token));
     await raw.events.next("the raw stream's epoch");
     await ctl.ok(`[whisper] ${user.id}!w0`);

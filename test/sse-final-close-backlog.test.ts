@@ -30,13 +30,13 @@ afterAll(async () => {
 });
 
 /** An SSE request on a raw socket that stops reading at once; `text()` is what it read, `closed` when the server ended it. */
-async function pausedStream(user: User) {
+async function pausedStream(user: User, at: Webtalk) {
   let text = "";
   let bytes = 0;
   const { promise: closed, resolve } = Promise.withResolvers<void>();
   const socket: Socket<undefined> = await Bun.connect({
     hostname: "127.0.0.1",
-    port: server.public.port,
+    port: at.public.port,
     socket: {
       data: (_s, chunk) => {
         bytes += chunk.length;
@@ -50,11 +50,12 @@ async function pausedStream(user: User) {
   return { socket, closed, tail: () => text, bytes: () => bytes };
 }
 
-async function backlogged(): Promise<[User, Awaited<ReturnType<typeof pausedStream>>]> {
+async function backlogged(at = server, ctl_ = ctl): Promise<[User, Awaited<ReturnType<typeof pausedStream>>]> {
+  const ctl = ctl_;
   const user = await newUser(ctl);
   const channel = await ctl.ok("[newchannel]");
   await ctl.ok(`[join] ${channel}!${user.id}`);
-  const stream = await pausedStream(user);
+  const stream = await pausedStream(user, at);
   await within(
     (async () => {
       while ((await ctl.ok(`[online] ${user.id}`)) !== "1") await Bun.sleep(10);
@@ -94,3 +95,14 @@ test("kicked with a backlog and never read: cut after a minute, so the backlog i
   expect(stream.tail()).not.toContain("event: close");
   expect(stream.bytes()).toBeLessThan(BURST * TEXT.length);
 }, 120_000);
+
+test("a server stopping with such a stream still stops by --shutdown-timeout", async () => {
+  const own = await startTestServer({ backpressure: 256 << 20, shutdownTimeout: 2 });
+  const ownCtl = await ControlClient.connect(own.private.port);
+  const [, stream] = await backlogged(own, ownCtl);
+  ownCtl.close();
+  // Bounded by the 2 s deadline, not by the reader's minute (FINAL_READ_MS): well inside 15 s.
+  await within(own.stop(), "the server to stop", 15_000);
+  stream.socket.terminate();
+  expect(stream.tail()).not.toContain("event: close");
+}, 90_000);
