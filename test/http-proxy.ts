@@ -10,6 +10,8 @@ export class UpgradeRefusingProxy {
   refused = 0;
   /** Every plain request relayed, as `PATH?QUERY`: a test counts a page's reconnects here. */
   readonly requests: string[] = [];
+  /** While true, plain requests get 502 (the network is away); upgrades are answered as before. */
+  down = false;
 
   constructor(
     readonly targetPort: number,
@@ -52,6 +54,7 @@ export class UpgradeRefusingProxy {
     }
     const url = new URL(request.url);
     this.requests.push(`${url.pathname}${url.search}`);
+    if (this.down) return new Response("bad gateway\n", { status: 502 });
     const abort = new AbortController();
     this.#inFlight.add(abort);
     const headers = new Headers(request.headers);
