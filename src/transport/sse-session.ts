@@ -186,7 +186,8 @@ export class SseSession implements BrowserSocket<Peer> {
     // for FINAL_READ_MS at most; it no longer receives, so it holds no more than it had.
     if (behind && !final) return this.terminate();
     this.#flush();
-    if (behind) this.#finalRead = setTimeout(() => this.#controller.error(new Error("stream cut")), FINAL_READ_MS);
+    // Unref'd: a server stopping does not wait for it (Bun ends the response then; error() is then a no-op).
+    if (behind) this.#finalRead = setTimeout(() => this.#controller.error(new Error("stream cut")), FINAL_READ_MS).unref();
     else this.#controller.close();
     this.#end(code);
   }
