@@ -117,7 +117,7 @@ describe.skipIf(Boolean(skip))("final closes over SSE in Chromium: no reconnect"
     }
   }
 
-  for (const action of ["kick", "replace"] as const) {
+  for (const action of ["kick", "kill", "replace"] as const) {
     test(`native EventSource with closeEvent=1, ${action}: the close event, then no request`, async () => {
       const at = servers[0]!;
       const user = await newUser(at.ctl);
