@@ -181,9 +181,9 @@ export class SseSession implements BrowserSocket<Peer> {
     const final = isFinal(code);
     this.#write(final ? sseNotice("close", `${code} ${reason}`) : sseComment(` ${code} ${reason}`));
     const behind = this.getBufferedAmount() > UNREAD_CUTOFF;
-    // Cut, a stream far behind would reconnect and resume: fine for a non-final code, but after a final
-    // one it comes back (a kicked user logged in again). Its close event waits behind the backlog instead,
-    // for FINAL_READ_MS at most; it no longer receives, so it holds no more than it had.
+    // A stream far behind is cut and reconnects: right for a non-final code, but after a final one the
+    // page would come back (a kicked user logged in again). Its close event waits behind the backlog
+    // instead, FINAL_READ_MS at most; it receives nothing more meanwhile, so it holds no more than it had.
     if (behind && !final) return this.terminate();
     this.#flush();
     // Unref'd: a server stopping does not wait for it (Bun ends the response then; error() is then a no-op).
