@@ -8,6 +8,15 @@ export class UpgradeRefusingProxy {
   readonly #inFlight = new Set<AbortController>();
   /** Upgrade requests refused (or swallowed) so far. */
   refused = 0;
+  /** Every plain request relayed, as `PATH?QUERY`: a test counts a page's reconnects here. */
+  readonly requests: string[] = [];
+  /** While true, plain requests get 502 (the network is away); upgrades are answered as before. */
+  down = false;
+  /**
+   * When set, the relay cuts every response in flight once it has relayed this many more bytes of
+   * responses (then unsets it): a cut at a chosen point of a burst, wherever the chunks fall.
+   */
+  cutAfterBytes: number | undefined;
 
   constructor(
     readonly targetPort: number,
@@ -49,6 +58,8 @@ export class UpgradeRefusingProxy {
       return new Response("WebSocket is not allowed here\n", { status: 400 });
     }
     const url = new URL(request.url);
+    this.requests.push(`${url.pathname}${url.search}`);
+    if (this.down) return new Response("bad gateway\n", { status: 502 });
     const abort = new AbortController();
     this.#inFlight.add(abort);
     const headers = new Headers(request.headers);
@@ -60,7 +71,14 @@ export class UpgradeRefusingProxy {
         signal: abort.signal,
         decompress: false,
       } as RequestInit);
-      return new Response(upstream.body && relayed(upstream.body, abort), { status: upstream.status, headers: upstream.headers });
+      const counted = (bytes: number) => {
+        if (this.cutAfterBytes === undefined) return;
+        this.cutAfterBytes -= bytes;
+        if (this.cutAfterBytes > 0) return;
+        this.cutAfterBytes = undefined;
+        queueMicrotask(() => this.cut());
+      };
+      return new Response(upstream.body && relayed(upstream.body, abort, counted), { status: upstream.status, headers: upstream.headers });
     } catch {
       this.#inFlight.delete(abort);
       return new Response("bad gateway\n", { status: 502 });
@@ -69,14 +87,17 @@ export class UpgradeRefusingProxy {
 }
 
 /** The upstream body, read here so that a cut ends the downstream response without an error in the test's log. */
-function relayed(body: ReadableStream<Uint8Array>, abort: AbortController): ReadableStream<Uint8Array> {
+function relayed(body: ReadableStream<Uint8Array>, abort: AbortController, counted: (bytes: number) => void): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const { done, value } = await reader.read();
         if (done) controller.close();
-        else controller.enqueue(value);
+        else {
+          controller.enqueue(value);
+          counted(value.byteLength);
+        }
       } catch {
         // Ends the response where it is: the browser sees its stream break off, as behind a proxy that dropped it.
         controller.close();

@@ -250,10 +250,13 @@ export function servePublic(options: PublicOptions): PublicServer {
     clearInterval(sweep);
     sseEndpoint.stop();
     stopping = true;
-    void server.stop(false);
+    // Resolves once every request is done: an SSE response only when Bun has written its last bytes.
+    const requestsDone = server.stop(false);
     for (const ws of pending) close(ws, reason);
     closeAll(reason);
     if (open > 0) await untilDeadline(allClosed, deadline);
+    // The streams were ended with their closing comment; cut at once, they would lose it.
+    await untilDeadline(requestsDone, deadline);
     await server.stop(true);
   }
 

@@ -19,6 +19,11 @@ const UNREAD_CUTOFF = 64 * 1024;
  * too many). Bun also sizes the response's write buffer from it: a large one cost ≈ 20 KB per stream.
  */
 const HIGH_WATER = 0;
+/**
+ * How long a stream closed with a final code may take to read its backlog and the `close` event behind
+ * it before it is cut: what Bun's idle timeout gives a WebSocket that stops reading (public.ts).
+ */
+const FINAL_READ_MS = 60_000;
 /** Reconnect delay told to the browser: a random point in this range, so a restart is not met by every browser at once. */
 const RETRY_MIN_MS = 1000;
 const RETRY_SPREAD_MS = 2000;
@@ -70,9 +75,13 @@ export class SseSession implements BrowserSocket<Peer> {
         // With a high-water mark of 0, Bun asks for more once it has taken all that was queued.
         pull: () => {
           if (!this.#ended) this.options.drained?.(this);
+          else if (this.#finalRead) this.#finish();
         },
         // The browser went away (or the server was stopped).
-        cancel: () => this.#end(1006),
+        cancel: () => {
+          clearTimeout(this.#finalRead);
+          this.#end(1006);
+        },
       },
       { highWaterMark: HIGH_WATER, size: (chunk) => chunk?.byteLength ?? 0 },
     );
@@ -169,10 +178,17 @@ export class SseSession implements BrowserSocket<Peer> {
   close(code: number, reason: string): void {
     if (this.#ended) return;
     this.closedWith = code;
-    this.#write(isFinal(code) ? sseNotice("close", `${code} ${reason}`) : sseComment(` ${code} ${reason}`));
-    if (this.getBufferedAmount() > UNREAD_CUTOFF) return this.terminate();
+    const final = isFinal(code);
+    this.#write(final ? sseNotice("close", `${code} ${reason}`) : sseComment(` ${code} ${reason}`));
+    const behind = this.getBufferedAmount() > UNREAD_CUTOFF;
+    // A stream far behind is cut and reconnects: right for a non-final code, but after a final one the
+    // page would come back (a kicked user logged in again). Its close event waits behind the backlog
+    // instead, FINAL_READ_MS at most; it receives nothing more meanwhile, so it holds no more than it had.
+    if (behind && !final) return this.terminate();
     this.#flush();
-    this.#controller.close();
+    // Unref'd: a server stopping does not wait for it (Bun ends the response then; error() is then a no-op).
+    if (behind) this.#finalRead = setTimeout(() => this.#controller.error(new Error("stream cut")), FINAL_READ_MS).unref();
+    else this.#controller.close();
     this.#end(code);
   }
 
@@ -186,6 +202,15 @@ export class SseSession implements BrowserSocket<Peer> {
   }
 
   #lastSource = "";
+  /** Set while a final close waits for the browser to read its backlog (cut when it fires). */
+  #finalRead: Timer | undefined;
+
+  /** The browser has read everything, the close event included: the response ends. */
+  #finish(): void {
+    clearTimeout(this.#finalRead);
+    this.#finalRead = undefined;
+    this.#controller.close();
+  }
 
   #id(): string {
     return positionId(this.#epoch, this.#positions, this.#truncated);
