@@ -35,11 +35,15 @@ if (haveRedis) {
 
 for (const [name, open] of stores) {
   describe(`ReplayLog.since in pages: ${name}`, () => {
-    test("pages join up exactly; a short page is the newest; past the window is a gap", async () => {
+    test("pages join up exactly; a short page is the newest; past the window is a gap, then the window for a channel", async () => {
       const log = await open();
       for (let i = 1; i <= 25; i++) await log.append("c1", `m${i}`);
-      // The window holds 16..25 (count 10).
-      expect(await log.since("c1", 10, 4)).toEqual({ gap: true });
+      for (let i = 1; i <= 25; i++) await log.append("u7", `w${i}`);
+      // The window holds 16..25 (count 10). A channel's position before it is a gap (the floor) and
+      // then what it holds; a whisper stream's is a gap alone (the held queue stands in for it).
+      const entries = [16, 17, 18, 19].map((offset) => ({ offset, text: `m${offset}` }));
+      expect(await log.since("c1", 10, 4)).toEqual({ gap: false, entries, floor: 15 });
+      expect(await log.since("u7", 10, 4)).toEqual({ gap: true });
       const offsets: number[] = [];
       let from = 15;
       for (;;) {

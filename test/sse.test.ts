@@ -181,7 +181,7 @@ describe("resume with Last-Event-ID", () => {
     client.cut();
   });
 
-  test("a channel past the replay window is an event of type gap naming it, then live", async () => {
+  test("a channel past the replay window is an event of type gap naming it, then what the window holds, then live", async () => {
     const small = await startTestServer({ replayCount: 3 });
     const smallCtl = await ControlClient.connect(small.private.port);
     const user = await newUser(smallCtl);
@@ -198,6 +198,10 @@ describe("resume with Last-Event-ID", () => {
     expect(gap.data).toBe(channel);
     // The gap forgets the source's position: a reconnect from here does not claim what it never had.
     expect(gap.id).not.toContain(`${channel}:`);
+    for (let i = 7; i < 10; i++) {
+      const kept = await again.next("what the window holds");
+      expect([kept.data, kept.id.endsWith(`${channel}:${i + 2}`)]).toEqual([`away ${i}`, true]);
+    }
     await smallCtl.ok(`[shout] ${channel}!after`);
     expect((await again.next("the live shout")).data).toBe("after");
     again.cut();

@@ -100,7 +100,10 @@ export class MemoryReplay implements ReplayLog {
     const window = this.#window.peek(key);
     const first = last - window.length + 1;
     if (member !== undefined && key === GLOBAL_STREAM) from = this.#afterBirth(window, first, from, bornMs(member));
-    if (from < last && (window.length === 0 || first > from + 1)) return { gap: true };
+    if (from < last && (window.length === 0 || first > from + 1)) {
+      if (window.length === 0 || !resumesPastWindow(key)) return { gap: true };
+      from = first - 1;
+    }
     const entries = [];
     const start = from + 1 - first;
     for (let i = start; i < window.length && i - start < max; i++) entries.push({ offset: first + i, text: window[i]!.value });
@@ -187,6 +190,14 @@ export function bornMs(user: number): number {
 
 export function userStream(user: number): string {
   return `u${user}`;
+}
+
+/**
+ * Whether a position older than the window resumes with what the window still holds, after its `#gap`
+ * (as a floor): a channel's does. A whisper stream's is a plain gap: the held queue stands in for it.
+ */
+export function resumesPastWindow(key: string): boolean {
+  return !key.startsWith("u");
 }
 
 export function channelStream(channel: number): string {

@@ -1,4 +1,4 @@
-import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
+import { bornMs, GLOBAL_STREAM, resumesPastWindow, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 import { ShardMap } from "./shard-map.ts";
@@ -191,9 +191,10 @@ export class RedisReplay implements ReplayLog {
     if (from >= last) return { gap: false, entries: [], floor: from };
     const oldest = Date.now() - this.limits.ageMs;
     const window = raw.map(parseEntry).filter((entry) => entry.at >= oldest);
-    if (window.length === 0 || window[0]!.offset > from + 1) return { gap: true };
+    if (window.length === 0 || (window[0]!.offset > from + 1 && !resumesPastWindow(key))) return { gap: true };
     const entries = window.filter((e) => e.offset > from).map(({ offset, text }) => ({ offset, text }));
-    return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
+    const floor = entries.length > 0 ? Math.max(from, entries[0]!.offset - 1) : from;
+    return floor > offset ? { gap: false, entries, floor } : { gap: false, entries };
   }
 
   /** Recorded by RedisState's join script itself (floorJoinStep): nothing more to do, no round trip. */

@@ -1,6 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
-import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
+import { bornMs, GLOBAL_STREAM, resumesPastWindow, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
 import { StampOrder } from "../core/stamp-order.ts";
 import { StateOpenError } from "./state.ts";
@@ -122,9 +122,10 @@ export class SqliteReplay implements ReplayLog {
     if (from >= last) return { gap: false, entries: [], floor: from };
     // Offsets in a window are consecutive: the page is whole when it starts right after the position.
     const page = this.#sql.page.all(key, Date.now() - this.#limits.ageMs, from, max === Infinity ? -1 : max);
-    if (page.length === 0 || page[0]!.offset > from + 1) return { gap: true };
+    if (page.length === 0 || (page[0]!.offset > from + 1 && !resumesPastWindow(key))) return { gap: true };
     const entries = page.map(({ offset, text }) => ({ offset, text }));
-    return from > offset ? { gap: false, entries, floor: from } : { gap: false, entries };
+    const floor = Math.max(from, entries[0]!.offset - 1);
+    return floor > offset ? { gap: false, entries, floor } : { gap: false, entries };
   }
 
   /** Where a member's replay starts: after its position, its floor, and (channel 1) what predates it. */
