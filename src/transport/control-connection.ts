@@ -352,7 +352,10 @@ export class ControlConnection {
     return errorReply("internal error");
   }
 
-  // Replies that come back together (one read of the Redis link) go out in one write.
+  // Replies that come back together (one read of the Redis link) go out in one write. Not from a
+  // microtask: Bun's RedisClient runs the microtasks after each reply it resolves, so that flushed one
+  // reply per write (a system call each, a fifth of a sending node's CPU in a pipelined burst). An
+  // immediate runs once the whole read is resolved, in the same turn of the event loop.
   #answered(seq: number, reply: string): void {
     if (this.#gone || seq < this.#sentSeq) return;
     // An asynchronous [listen] asked for events when its reply came: they begin right after it.
@@ -361,7 +364,7 @@ export class ControlConnection {
     this.#slotBytes += reply.length;
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(() => this.#flush());
+    setImmediate(() => this.#flush());
   }
 
   /** Sends the known replies at the head of the order, then carries on with what waited for them. */
