@@ -85,9 +85,13 @@ export class RedisLink implements RedisConnection {
     this.#health.roomAgain();
   }
 
-  async call(command: string, args: (string | number)[]): Promise<unknown> {
+  call(command: string, args: (string | number)[]): Promise<unknown> {
+    return this.#send(command, args.map(String));
+  }
+
+  async #send(command: string, args: string[]): Promise<unknown> {
     try {
-      const reply = await withTimeout(this.#client.send(command, args.map(String)), this.#options.timeoutMs, "Redis");
+      const reply = await withTimeout(this.#client.send(command, args), this.#options.timeoutMs, "Redis");
       this.#health.reached();
       return reply;
     } catch (error) {
@@ -110,8 +114,12 @@ export class RedisLink implements RedisConnection {
       this.#load(lua);
     }
     const loads = this.#scriptLoads;
+    // Built once, as the strings Bun sends (a spread, then a copy to strings, was two arrays per message).
+    const argv = [sha, String(keys.length)];
+    for (const key of keys) argv.push(key);
+    for (const arg of args) argv.push(String(arg));
     try {
-      return await this.call("EVALSHA", [sha, keys.length, ...keys, ...args]);
+      return await this.#send("EVALSHA", argv);
     } catch (error) {
       if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
       if (loads === this.#scriptLoads) {
