@@ -25,8 +25,10 @@ const HELP = `npm run bench:modes -- [flags]
   --sizes 1000,5000  subscribers for the fan-out
   --replay N         messages replayed to one v2 browser (default 50000), in memory, --data and --redis
   --replay-only      measure only the replay (no fan-out, no cluster measures)
-  --baseline DIR     also replay through DIR/src/main.ts (another checkout: the code before a change),
-                     alternating with this one in every round
+  --fanout-only      measure only the fan-out (no replay, no cluster measures)
+  --modes a,b        fan-out modes to run, of plain, v2, sse, cluster1, cluster2 (default: all)
+  --baseline DIR     also run the fan-out and the replay through DIR/src/main.ts (another checkout: the
+                     code before a change), alternating with this one in every round
   --burst N          pipelined shouts, then whispers, on one control connection (default 10000)
   --per-node N       browsers per node for those bursts (default 10)
   --idle-whispers N  whispers from node A to node B's users, node C idle (default 100000)
@@ -42,6 +44,8 @@ const { values } = parseArgs({
     sizes: { type: "string" },
     replay: { type: "string" },
     "replay-only": { type: "boolean" },
+    "fanout-only": { type: "boolean" },
+    modes: { type: "string" },
     baseline: { type: "string" },
     burst: { type: "string" },
     "per-node": { type: "string" },
@@ -65,6 +69,7 @@ const sizes = (values.sizes ?? (smoke ? "20" : "1000,5000")).split(",").map(Numb
 const deliveries = smoke ? 2_000 : 2_000_000;
 const replayCount = Number(values.replay ?? (smoke ? 200 : 50_000));
 const replayOnly = values["replay-only"] === true;
+const fanoutOnly = values["fanout-only"] === true;
 const BUILDS: [string, string][] = [["", MAIN], ...(values.baseline ? [["before", resolve(values.baseline, "src/main.ts")] as [string, string]] : [])];
 const pinning = !smoke && canPin();
 const sizing = {
@@ -79,7 +84,9 @@ const CLIENT_CORES = "1";
 const base = ["--public", "127.0.0.1:0", "--private", "127.0.0.1:0", "--log-level", "info", "--admin", "off"];
 
 type Mode = "plain" | "v2" | "sse" | "cluster, 1 node" | "cluster, 2 nodes";
-const MODES: Mode[] = ["plain", "v2", "sse", "cluster, 1 node", "cluster, 2 nodes"];
+const ALL_MODES: Mode[] = ["plain", "v2", "sse", "cluster, 1 node", "cluster, 2 nodes"];
+const SHORT: Record<string, Mode> = { plain: "plain", v2: "v2", sse: "sse", cluster1: "cluster, 1 node", cluster2: "cluster, 2 nodes" };
+const MODES: Mode[] = values.modes ? values.modes.split(",").map((name) => SHORT[name] ?? fail(`unknown mode ${name}`)) : ALL_MODES;
 /** Where the replayed window lives: the server's memory, a data file, Redis. */
 type ReplayMode = "memory" | "--data" | "--redis";
 const REPLAY_MODES: ReplayMode[] = ["memory", "--data", "--redis"];
@@ -99,21 +106,24 @@ try {
     for (const n of replayOnly ? [] : sizes) {
       for (const mode of order) {
         if (mode.startsWith("cluster") && !redis) continue;
-        log(`round ${round + 1}/${rounds}  ${mode}  ${n} browsers`);
-        await withMode(mode, round, async (target) => {
-          const { session, figures: login } = await openSession(target, workers, n, 64);
-          try {
-            await fanoutBurst(session, Math.max(n, deliveries / 10), 200_000);
-            const burst = await fanoutBurst(session, deliveries, 200_000);
-            (results[`${mode}.${n}`] ??= []).push({ ...burst, rssPerBrowser: login.rssBytesPerConn! });
-          } finally {
-            await closeSession(session);
-          }
-        });
+        for (const [build, main] of round % 2 === 0 ? BUILDS : [...BUILDS].reverse()) {
+          const name = build ? `${mode}, ${build}` : mode;
+          log(`round ${round + 1}/${rounds}  ${name}  ${n} browsers`);
+          await withMode(mode, main, round, async (target) => {
+            const { session, figures: login } = await openSession(target, workers, n, 64);
+            try {
+              await fanoutBurst(session, Math.max(n, deliveries / 10), 200_000);
+              const burst = await fanoutBurst(session, deliveries, 200_000);
+              (results[`${name}.${n}`] ??= []).push({ ...burst, rssPerBrowser: login.rssBytesPerConn! });
+            } finally {
+              await closeSession(session);
+            }
+          });
+        }
       }
     }
     const replayOrder = round % 2 === 0 ? REPLAY_MODES : [...REPLAY_MODES].reverse();
-    for (const mode of replayOrder) {
+    for (const mode of fanoutOnly ? [] : replayOrder) {
       if (mode === "--redis" && !redis) continue;
       for (const [build, main] of round % 2 === 0 ? BUILDS : [...BUILDS].reverse()) {
         const name = build ? `${mode}, ${build}` : mode;
@@ -122,7 +132,7 @@ try {
         (replay[name] ??= []).push(await measureReplay(replayCount, main, replayArgs(mode, round), redisPid));
       }
     }
-    if (replayOnly) continue;
+    if (replayOnly || fanoutOnly) continue;
     clusterRounds.push(
       await clusterRound(
         { ...sizing, workers, redis, start: startNodes, clientCores: pinning ? CLIENT_CORES : undefined, log },
@@ -141,6 +151,8 @@ const replayReport = renderReplay();
 if (replayOnly) {
   process.stdout.write(`${replayReport}\n\n${took}\n`);
   if (values["update-docs"]) await updateDocs("replay", replayReport);
+} else if (fanoutOnly) {
+  process.stdout.write(`${renderModes()}\n\n${took}\n`);
 } else {
   const report = renderModes();
   const cluster = `${renderCluster({ ...sizing, rounds: clusterRounds })}\n\n${took}`;
@@ -153,8 +165,8 @@ if (replayOnly) {
 }
 
 /** Starts the servers of one mode (two nodes for the two-node cluster) and measures through them. */
-async function withMode(mode: Mode, round: number, fn: (target: Target) => Promise<void>): Promise<void> {
-  const servers = await startNodes(mode, mode === "cluster, 2 nodes" ? 2 : 1, mode.startsWith("cluster"), round);
+async function withMode(mode: Mode, main: string, round: number, fn: (target: Target) => Promise<void>): Promise<void> {
+  const servers = await startNodes(mode, mode === "cluster, 2 nodes" ? 2 : 1, mode.startsWith("cluster"), round, main);
   try {
     const [first] = servers as [ServerProcess];
     await fn({
@@ -170,12 +182,12 @@ async function withMode(mode: Mode, round: number, fn: (target: Target) => Promi
 }
 
 /** Starts `nodes` webtalk processes, on Redis under a fresh prefix when `clustered`; stops them all if one fails. */
-async function startNodes(name: string, nodes: number, clustered: boolean, round: number): Promise<ServerProcess[]> {
+async function startNodes(name: string, nodes: number, clustered: boolean, round: number, main = MAIN): Promise<ServerProcess[]> {
   const cluster = clustered ? ["--redis", redis!.url, "--redis-prefix", `bench${round}-${Date.now()}:`] : [];
   const servers: ServerProcess[] = [];
   try {
     for (let i = 0; i < nodes; i++) {
-      servers.push(await startServerProcess(`${name} #${i + 1}`, [process.execPath, MAIN, ...base, ...cluster], pinning ? SERVER_CORES : undefined));
+      servers.push(await startServerProcess(`${name} #${i + 1}`, [process.execPath, main, ...base, ...cluster], pinning ? SERVER_CORES : undefined));
     }
     return servers;
   } catch (error) {
@@ -236,13 +248,15 @@ function renderModes(): string {
     "|---|--:|--:|--:|--:|--:|--:|--:|",
   ];
   for (const n of sizes) {
-    const plain = med(results[`plain.${n}`], "cpuUsPer");
-    for (const mode of MODES) {
-      const rows = results[`${mode}.${n}`];
+    for (const [mode, build] of MODES.flatMap((mode) => BUILDS.map(([build]) => [mode, build] as const))) {
+      const name = build ? `${mode}, ${build}` : mode;
+      const rows = results[`${name}.${n}`];
       if (!rows) continue;
       const cpu = med(rows, "cpuUsPer");
+      // Each build's ratio is to its own plain mode when that ran, as the builds alternate in the same rounds.
+      const plain = med(results[`${build ? `plain, ${build}` : "plain"}.${n}`] ?? results[`plain.${n}`], "cpuUsPer");
       lines.push(
-        `| ${mode} | ${n.toLocaleString("en")} | ${fmt(med(rows, "perSec"), 0)} | ${fmt(cpu, 3)} ${range(rows, "cpuUsPer", 3)} | ` +
+        `| ${name} | ${n.toLocaleString("en")} | ${fmt(med(rows, "perSec"), 0)} | ${fmt(cpu, 3)} ${range(rows, "cpuUsPer", 3)} | ` +
           `${fmt(cpu / plain, 2)} | ${fmt(med(rows, "p99Ms"), 1)} | ${rows.reduce((s, r) => s + (r.lost ?? 0), 0)} | ${fmt(med(rows, "rssPerBrowser") / 1024, 1)} KB |`,
       );
     }
@@ -345,4 +359,9 @@ async function openV2(url: string, login: string) {
     },
     count: (n: number) => waitFor(() => received >= n, `${n} messages`),
   };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
 }

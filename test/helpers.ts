@@ -171,6 +171,11 @@ export class ControlClient {
     return reply.slice(5);
   }
 
+  /** The client's own port: with the server's, it names the connection to `ss`. */
+  get localPort(): number {
+    return this.#socket.localPort;
+  }
+
   close(): void {
     this.#socket.end();
   }

@@ -6,13 +6,15 @@ import { BackendUnavailable, GLOBAL_CHANNEL } from "./state.ts";
 // Whether Redis still holds the history this node wrote into, or went back in time (restarted from an
 // older dump, failed over to a lagging replica, flushed, its generation key deleted). Keys (under the
 // prefix): generation (Redis's time in microseconds when the data was created, so a newer one is
-// greater), seq (counts every change), writers (hash node → the seq of its last change), wipelock,
-// lost (why the data was last discarded). Every changing script runs behind GUARD, which refuses before
-// changing anything when the generation is not the caller's or Redis forgot the caller's last change:
-// a per-node mark, so other nodes' changes after a rollback cannot hide it, and a reply lost on the
-// way (the node knows less than Redis) is never mistaken for one.
+// greater), writers (hash node → how many changes the node made: its seq), wipelock, lost (why the
+// data was last discarded). Every changing script runs behind GUARD, which refuses without changing
+// anything when the generation is not the caller's or Redis forgot the caller's last change: a
+// per-node mark, so other nodes' changes after a rollback cannot hide it, and a reply lost on the way
+// (the node knows less than Redis) is never mistaken for one. (seq, a count of every node's changes
+// that each node's mark once copied, is no longer kept: a node's own count tells the same in one
+// command instead of three. Nodes of either kind mark only their own field, so they share a Redis.)
 //
-// On a Redis Cluster (shard-map.ts) every shard keeps its own seq and writers, and the node a seen-seq
+// On a Redis Cluster (shard-map.ts) every shard keeps its own writers, and the node a seen-seq
 // per shard, so a master that failed over to a lagging replica shows as a refusal in its shards; the
 // generation is one for all shards, and the wipe (its lock, `lost`, the notice) lives in shard 0. A
 // repair still discards every shard: records refer across shards, so keeping the shards that survived
@@ -38,14 +40,17 @@ export const OWN_KEY = new RegExp(
 /** How long a node waits for another one's wipe before it gives up this time (the next check retries). */
 const SETTLE_MS = 60_000;
 
-// The guarded script's own keys and args come first; the lineage's three of each are appended.
+// The guarded script's own keys and args come first; the lineage's two keys and three args are
+// appended. The mark is counted up first and put back on a refusal (rare): one command on every
+// change rather than a read, then a write. The script runs alone, so nobody sees the count between.
 const GUARD = `
-local L, A = #KEYS - 2, #ARGV - 2
+local L, A = #KEYS - 1, #ARGV - 2
 if redis.call('GET', KEYS[L]) ~= ARGV[A] then return redis.error_reply('${REFUSED} generation') end
-local wrote = tonumber(redis.call('HGET', KEYS[L + 2], ARGV[A + 1]) or '0')
-if wrote < tonumber(ARGV[A + 2]) then return redis.error_reply('${REFUSED} seq ' .. wrote) end
-local seq = redis.call('INCR', KEYS[L + 1])
-redis.call('HSET', KEYS[L + 2], ARGV[A + 1], seq)
+local seq = redis.call('HINCRBY', KEYS[L + 1], ARGV[A + 1], 1)
+if seq <= tonumber(ARGV[A + 2]) then
+  redis.call('HINCRBY', KEYS[L + 1], ARGV[A + 1], -1)
+  return redis.error_reply('${REFUSED} seq ' .. (seq - 1))
+end
 local function body()
 `;
 
@@ -136,7 +141,7 @@ export class Lineage {
   readonly #refusalListeners: (() => void)[] = [];
   /** Wakes a node waiting for another's wipe (see `listen`). */
   #woken = Promise.withResolvers<void>();
-  /** Per shard, the guard's keys: generation, seq, writers. */
+  /** Per shard, the guard's keys: generation, writers. */
   readonly #keys: string[][];
 
   constructor(
@@ -144,7 +149,7 @@ export class Lineage {
     private readonly shards: ShardMap,
     readonly node: string,
   ) {
-    this.#keys = shards.tags.map((_, k) => ["generation", "seq", "writers"].map((name) => shards.key(k, name)));
+    this.#keys = shards.tags.map((_, k) => ["generation", "writers"].map((name) => shards.key(k, name)));
     this.#maxSeq = shards.tags.map(() => 0);
   }
 
@@ -249,7 +254,7 @@ export class Lineage {
 
   /** Forgets this node's mark (a node that stops never writes again). */
   async retire(): Promise<void> {
-    await Promise.all(this.#keys.map(([, , writers]) => this.redis.call("HDEL", [writers!, this.node])));
+    await Promise.all(this.#keys.map(([, writers]) => this.redis.call("HDEL", [writers!, this.node])));
   }
 
   async #readShard(shard: number): Promise<{ current: string | null; wrote: string; locked: number; lost: string | null }> {

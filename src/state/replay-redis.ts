@@ -21,7 +21,7 @@ if tonumber(ARGV[2]) > 0 then
   local appendAt = redis.call('TIME')
   redis.call('RPUSH', KEYS[2], offset .. ':' .. string.format('%.0f', tonumber(appendAt[1]) * 1000 + math.floor(tonumber(appendAt[2]) / 1000)) .. ':' .. ARGV[1])
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end`;
 
 const APPEND = `${APPEND_STEP}
@@ -33,12 +33,12 @@ export function replayKeys(prefix: string, key: string): [string, string] {
 }
 
 /**
- * APPEND_STEP's ARGV[1..4] for a message appended now. An entry is stamped with Redis's clock, not
- * ARGV[3]: user IDs come from Redis's clock too, so channel 1's born-millisecond bound (bornMs) holds
- * on a node whose clock runs ahead of Redis's.
+ * APPEND_STEP's ARGV[1..3]: the text, the count limit, the age limit. An entry is stamped with Redis's
+ * clock, not the node's: user IDs come from Redis's clock too, so channel 1's born-millisecond bound
+ * (bornMs) holds on a node whose clock runs ahead of Redis's.
  */
-export function appendArgs(text: string, limits: ReplayLimits): [string, number, number, number] {
-  return [text, limits.count, Date.now(), limits.ageMs];
+export function appendArgs(text: string, limits: ReplayLimits): [string, number, number] {
+  return [text, limits.count, limits.ageMs];
 }
 
 // Offsets in a window are consecutive, so the page after ARGV[1] starts at a computed index; at most

@@ -127,7 +127,12 @@ export class ControlConnection {
   #barrierSeq = -1;
   /** The reply of a `[listen]` among the pending ones: listening begins right after it is sent; -1 for none. */
   #greetingSeq = -1;
-  #flushQueued = false;
+  /** Pending replies whose text is not known yet (the store has not answered). */
+  #unanswered = 0;
+  /** A flush is queued for the end of this read of the store's link (see `#answered`). */
+  #flushAfterRead = false;
+  /** A flush is queued for right after this reply (see `#answered`). */
+  #flushNow = false;
 
   constructor(socket: Socket<ControlConnection>, ctx: ConnectionContext, authRequired: boolean) {
     this.#socket = socket;
@@ -322,6 +327,7 @@ export class ControlConnection {
   /** Gives an asynchronous reply its number, in frame order; it is sent when it and all before it are known. */
   #pend(reply: Promise<string>): number {
     const seq = this.#nextSeq++;
+    this.#unanswered++;
     this.#slots ??= new Array<string | undefined>(MAX_IN_FLIGHT);
     reply.then(
       (text) => this.#answered(seq, text),
@@ -352,21 +358,37 @@ export class ControlConnection {
     return errorReply("internal error");
   }
 
-  // Replies that come back together (one read of the Redis link) go out in one write.
+  // Replies that come back together (one read of the Redis link) go out in one write. While other
+  // replies are still due, not from a microtask: Bun's RedisClient runs the microtasks after each reply
+  // it resolves, so that flushed one reply per write (a system call each, a fifth of a sending node's
+  // CPU in a pipelined burst). An immediate runs once the whole read is resolved, in the same turn of
+  // the event loop. The reply that leaves none due goes at once: a lone command waits for nothing.
   #answered(seq: number, reply: string): void {
+    this.#unanswered--;
     if (this.#gone || seq < this.#sentSeq) return;
     // An asynchronous [listen] asked for events when its reply came: they begin right after it.
     if (seq === this.#barrierSeq && this.#greeting !== undefined) this.#greetingSeq = seq;
     this.#slots![seq & SLOT_MASK] = reply;
     this.#slotBytes += reply.length;
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    queueMicrotask(() => this.#flush());
+    if (this.#unanswered === 0) {
+      if (this.#flushNow) return;
+      this.#flushNow = true;
+      queueMicrotask(() => {
+        this.#flushNow = false;
+        this.#flush();
+      });
+      return;
+    }
+    if (this.#flushAfterRead) return;
+    this.#flushAfterRead = true;
+    setImmediate(() => {
+      this.#flushAfterRead = false;
+      this.#flush();
+    });
   }
 
   /** Sends the known replies at the head of the order, then carries on with what waited for them. */
   #flush(): void {
-    this.#flushQueued = false;
     if (this.#gone) return;
     const slots = this.#slots!;
     const replies: string[] = [];

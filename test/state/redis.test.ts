@@ -85,4 +85,20 @@ describe.skipIf(!haveRedis)("Redis state after a data loss or a rollback", () =>
     await client.call("SET", [`${prefix}generation`, old]);
     expect(await other.lineage()).toMatchObject({ kind: "broken", seen: old, cause: expect.stringContaining("older than this node's") });
   });
+
+  test("a refused change leaves the node's mark where Redis went back to: every later change is refused too", async () => {
+    const prefix = uniquePrefix("mark");
+    const state = await RedisState.open(client, prefix, "node-a");
+    const user = await state.createUser("s");
+    await state.deleteUser(user);
+    await client.call("HINCRBY", [`${prefix}writers`, "node-a", -1]);
+    const mark = await client.call("HGET", [`${prefix}writers`, "node-a"]);
+    // The guard counts the mark up before it compares: a refusal must put it back, or the second
+    // change would find the mark caught up again and go through on the history Redis forgot.
+    for (let i = 0; i < 3; i++) {
+      await expect(Promise.resolve().then(() => state.createChannel())).rejects.toBeInstanceOf(BackendUnavailable);
+      expect(await client.call("HGET", [`${prefix}writers`, "node-a"])).toBe(mark);
+    }
+    expect(await state.lineage()).toMatchObject({ kind: "broken" });
+  });
 });
