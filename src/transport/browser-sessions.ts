@@ -12,6 +12,7 @@ import type { RateBucket } from "./message-rate.ts";
 import type { BrowserSocket } from "./browser-socket.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
 import { SessionTable } from "./session-table.ts";
+import { SseSession } from "./sse-session.ts";
 import type { SseTopics } from "./sse-topics.ts";
 import { createWatchdog } from "./watchdog.ts";
 
@@ -95,6 +96,40 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
    * during the login (lateShouts); with the offsets its replay went live at, per channel, meanwhile.
    */
   let admitted: { ws: Browser; wentLive: Map<number, number> } | undefined;
+  /**
+   * Per user, the replaced SSE stream far behind on reading whose close event waits behind its backlog
+   * (SseSession.close), so a page that reads late hears 4002 as final and does not come back. One per
+   * user: a second cuts the first, so re-logins on streams that never read cannot pile up.
+   */
+  const behind = new Map<number, { ws: Browser; timer: Timer }>();
+
+  /**
+   * Closes a live browser of `user`. A replaced WebSocket far behind is cut (it sees 1006, and may come
+   * back): once Bun is asked to close it, it holds the backlog until the peer reads, out of our reach.
+   */
+  const closeLive = (user: number, ws: Browser, reason: CloseReason): void => {
+    if (reason === CloseCode.replaced && ws.getBufferedAmount() > UNREAD_CUTOFF) {
+      if (!(ws instanceof SseSession)) {
+        endReplay(ws);
+        ws.data.phase = "closing";
+        return ws.terminate();
+      }
+      const earlier = behind.get(user);
+      if (earlier) cutBehind(user, earlier.ws);
+      const timer = setTimeout(() => cutBehind(user, ws), FINAL_READ_MS);
+      timer.unref();
+      behind.set(user, { ws, timer });
+    }
+    close(ws, reason);
+  };
+
+  const cutBehind = (user: number, ws: Browser): void => {
+    const entry = behind.get(user);
+    if (entry?.ws !== ws) return;
+    clearTimeout(entry.timer);
+    behind.delete(user);
+    ws.terminate();
+  };
 
   const watchdog = createWatchdog<Browser>(
     options.backpressure,
@@ -115,7 +150,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     metrics.sessions = sessions.browsers;
     watchdog.remove(ws);
     if (!sessions.has(user)) events.emit(Event.offline(user));
-    close(ws, reason);
+    closeLive(user, ws, reason);
   };
 
   /**
@@ -129,7 +164,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     metrics.sessions = sessions.browsers;
     watchdog.remove(ws);
     departed(user);
-    close(ws, reason);
+    closeLive(user, ws, reason);
   };
 
   /** A browser numbered by a cluster claim went: the cluster frees its slot (no cost without one). */
@@ -516,17 +551,14 @@ function endReplay(ws: Browser): void {
 /** Bytes of replay unread by a browser before its replay waits for the socket's drain. */
 const REPLAY_BUDGET = 1 << 20;
 
-/**
- * A replaced browser this far behind would not read its close frame for a long time, while its unread
- * bytes stay in memory: it is cut instead (it sees 1006), so re-logins on sockets that never read cannot
- * pile up. A reading browser seldom has this much unread; one that has (mid-replay) sees 1006, not 4002.
- */
+/** A replaced browser with this much unread is one a re-login on a socket that never reads may pile up (closeLive). */
 const UNREAD_CUTOFF = 64 * 1024;
+/** How long a replaced stream far behind may take to read its way to its close event (SseSession's own bound). */
+const FINAL_READ_MS = 60_000;
 
 export function close(ws: Browser, reason: CloseReason): void {
   endReplay(ws);
   ws.data.phase = "closing";
-  if (reason === CloseCode.replaced && ws.getBufferedAmount() > UNREAD_CUTOFF) return ws.terminate();
   ws.close(reason.code, reason.reason);
 }
 

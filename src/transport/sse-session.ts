@@ -193,6 +193,13 @@ export class SseSession implements BrowserSocket<Peer> {
   }
 
   terminate(): void {
+    // A final close still waiting for its backlog to be read: cut now.
+    if (this.#finalRead) {
+      clearTimeout(this.#finalRead);
+      this.#finalRead = undefined;
+      this.#controller.error(new Error("stream cut"));
+      return;
+    }
     this.#cut(1006);
   }
 
