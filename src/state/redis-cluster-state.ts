@@ -6,6 +6,7 @@ import type { RedisConnection } from "./redis-connection.ts";
 import { CLEAR, HOLD, MEMBER_COUNT, MEMBERS, STORE, TAKE_HELD } from "./redis.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
 import { ShardMap } from "./shard-map.ts";
+import { RedoQueue } from "./redo-queue.ts";
 import { keySlot } from "./shard-tags.ts";
 import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
@@ -26,8 +27,8 @@ import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type S
 //   is refused ('stale'): the caller undoes its user step. A late leave or delete still applies: it can
 //   only take a member out, and a newer join's version keeps it from doing even that.
 // - A channel step that failed (a timeout, a failover) may still run late, or never: its outcome is
-//   unknown, so the node sends it again, same version, until Redis answers it (#finish), and undoes
-//   the user step of a join that did not apply. Otherwise the two shards would disagree for good.
+//   unknown, so the node sends it again, same version, until Redis answers it (#finish, redo-queue.ts),
+//   and undoes the user step of a join that did not apply. Otherwise the two shards would disagree for good.
 //
 // Routes: routes:C (hash: user → "PVER|NODES") holds where each member is online, with the version of
 // that presence, so a presence change and a join applied in either order end on the newest; chnodes:C
@@ -39,9 +40,6 @@ const STEP_MS = 60_000;
 const TOMBSTONE_MS = 2 * STEP_MS;
 /** The version of a deleted user's removal: above any count of changes, so nothing brings it back. */
 const GONE_VERSION = 2 ** 52;
-/** How often a channel step whose outcome is unknown is sent again, and for how long at most. */
-const FINISH_EVERY_MS = 500;
-const FINISH_FOR_MS = STEP_MS + 30_000;
 
 const NOW_MS = `
 local function now_ms()
@@ -234,8 +232,8 @@ export class RedisClusterState implements State {
   readonly stepwise = true;
   /** Where this node creates its next user and channel: round robin from a random start. */
   #nextShard: number;
-  /** Closed: channel steps being finished (#finish) stop. */
-  #closed = false;
+  /** Channel steps whose outcome is unknown, sent again until Redis answers them (#finish). */
+  readonly #unfinished = new RedoQueue<ChannelStep>((step) => this.#finish(step));
 
   private constructor(redis: RedisConnection, shards: ShardMap, node: string) {
     this.#redis = redis;
@@ -410,7 +408,7 @@ export class RedisClusterState implements State {
   }
 
   close(): void {
-    this.#closed = true;
+    this.#unfinished.close();
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
@@ -434,30 +432,21 @@ export class RedisClusterState implements State {
     try {
       return (await this.#runChannelStep(step)) as string;
     } catch (error) {
-      void this.#finish(step);
+      this.#unfinished.add(step);
       throw error;
     }
   }
 
   /**
-   * Sends a channel step again until Redis answers it, then undoes the user step of a join that did not
-   * apply: the same version, so the late original and any newer change of the membership win over it.
+   * Sends a channel step again, then undoes the user step of a join that did not apply: the same
+   * version, so the late original and any newer change of the membership win over it. Throws (to be
+   * sent again) while Redis does not answer.
    */
   async #finish(step: ChannelStep): Promise<void> {
-    const deadline = Date.now() + FINISH_FOR_MS;
-    let applied: string | undefined;
-    while (!this.#closed && Date.now() < deadline) {
-      await Bun.sleep(FINISH_EVERY_MS);
-      try {
-        applied ??= (await this.#runChannelStep(step)) as string;
-        if (step.action === "join" && (applied === "stale" || applied === "no-channel")) {
-          const shard = this.#shards.of(step.user);
-          await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
-        }
-        return;
-      } catch {
-        // Still away: sent again after FINISH_EVERY_MS, until FINISH_FOR_MS.
-      }
+    const applied = (await this.#runChannelStep(step)) as string;
+    if (step.action === "join" && (applied === "stale" || applied === "no-channel")) {
+      const shard = this.#shards.of(step.user);
+      await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
     }
   }
 
