@@ -167,7 +167,8 @@ redis.call('HDEL', T .. 'routes:' .. C, U)
 return 'ok'`);
 
 // The user step of a delete, in U's shard: answers false, or {time, channels...}. Its browsers stay
-// online (the caller disconnects them); its channels' steps then take it out of each.
+// online (the caller disconnects them); its channels' steps then take it out of each. The answer is
+// also kept a while in deleted:U, for a caller whose wait for it timed out (DELETED).
 const DELETE_USER = Lineage.guarded(`${NOW_MS}
 local T, U = ARGV[1], ARGV[2]
 if redis.call('HDEL', T .. 'users', U) == 0 then return false end
@@ -178,7 +179,12 @@ local held = redis.call('LLEN', T .. 'held:' .. U)
 redis.call('DEL', T .. 'held:' .. U)
 redis.call('DECRBY', T .. 'heldcount', held)
 table.insert(channels, 1, now_ms())
+for _, item in ipairs(channels) do redis.call('RPUSH', T .. 'deleted:' .. U, item) end
+redis.call('PEXPIRE', T .. 'deleted:' .. U, ${TOMBSTONE_MS})
 return channels`);
+
+// What a delete's user step answered ({} when it has not run, or long ago). KEYS[1]: deleted:U.
+const DELETED = `return redis.call('LRANGE', KEYS[1], 0, -1)`;
 
 // The channel step of a delete, in C's shard: answers false or its former members. Each online
 // member's node is told to unsubscribe its browsers. ARGV: tag, channel.
@@ -234,6 +240,8 @@ export class RedisClusterState implements State {
   #nextShard: number;
   /** Channel steps whose outcome is unknown, sent again until Redis answers them (#finish). */
   readonly #unfinished = new RedoQueue<ChannelStep>((step) => this.#finish(step));
+  /** Users whose delete's user step did not answer: it may have run, leaving its channels' steps to send. */
+  readonly #undeleted = new RedoQueue<number>((user) => this.#finishDelete(user));
 
   private constructor(redis: RedisConnection, shards: ShardMap, node: string) {
     this.#redis = redis;
@@ -299,7 +307,13 @@ export class RedisClusterState implements State {
 
   async deleteUser(user: number): Promise<boolean> {
     const shard = this.#shards.of(user);
-    const reply = await this.#lineage.run(DELETE_USER, [], [this.#shards.tags[shard]!, user], shard);
+    let reply: unknown;
+    try {
+      reply = await this.#lineage.run(DELETE_USER, [], [this.#shards.tags[shard]!, user], shard);
+    } catch (error) {
+      this.#undeleted.add(user);
+      throw error;
+    }
     if (!Array.isArray(reply)) return false;
     const [at, ...channels] = reply as [number, ...string[]];
     await Promise.all(
@@ -409,6 +423,7 @@ export class RedisClusterState implements State {
 
   close(): void {
     this.#unfinished.close();
+    this.#undeleted.close();
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
@@ -448,6 +463,22 @@ export class RedisClusterState implements State {
       const shard = this.#shards.of(step.user);
       await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
     }
+  }
+
+  /**
+   * A delete whose user step did not answer: if it ran (deleted:U says what it answered), its channels'
+   * steps are sent now; read on the same connection after it, so a late one is seen. Throws (to be sent
+   * again) while Redis does not answer.
+   */
+  async #finishDelete(user: number): Promise<void> {
+    const answered = (await this.#redis.script(DELETED, [this.#key(user, `deleted:${user}`)], [])) as string[];
+    const [at, ...channels] = answered;
+    await Promise.all(
+      channels.map((text) => {
+        const channel = Number(text);
+        return this.#runChannelStep({ home: this.#shards.of(channel), channel, user, action: "gone", version: GONE_VERSION, at: Number(at), nodes: "", pver: 0 });
+      }),
+    );
   }
 
   #runChannelStep({ home, channel, user, action, version, at, nodes, pver }: ChannelStep): Promise<unknown> {
