@@ -118,6 +118,17 @@ local v = redis.call('INCR', T .. 'mver:' .. U)
 if ARGV[4] == 'join' then redis.call('HSET', T .. 'uch:' .. U, ARGV[3], v) else redis.call('HDEL', T .. 'uch:' .. U, ARGV[3]) end
 return {'ok', v, now_ms(), redis.call('HGET', T .. 'online', U) or '', tonumber(redis.call('HGET', T .. 'pver', U) or '0')}`);
 
+// Where a membership stands in U's shard now, for a user step that did not answer but may have run:
+// {'join', its version} when U is in C, else {'leave', mver:U} (newer than any change of it applied
+// so far, older than any to come), then the time, nodes and pver as USER_MEMBERSHIP. KEYS[1]: the
+// shard's users (it routes the script); ARGV: tag, user, channel.
+const MEMBERSHIP_NOW = `${NOW_MS}
+local T, U, C = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('HEXISTS', T .. 'users', U) == 0 then return {'no-user'} end
+local action, v = 'join', redis.call('HGET', T .. 'uch:' .. U, C)
+if not v then action, v = 'leave', redis.call('GET', T .. 'mver:' .. U) or '0' end
+return {action, tonumber(v), now_ms(), redis.call('HGET', T .. 'online', U) or '', tonumber(redis.call('HGET', T .. 'pver', U) or '0')}`;
+
 // Undoes a join's user step whose channel step did not apply (no such channel, or stale), unless a
 // later change of the same membership came since. ARGV: tag, user, channel, version.
 const USER_UNDO = Lineage.guarded(`
@@ -240,6 +251,8 @@ export class RedisClusterState implements State {
   #nextShard: number;
   /** Channel steps whose outcome is unknown, sent again until Redis answers them (#finish). */
   readonly #unfinished = new RedoQueue<ChannelStep>((step) => this.#finish(step));
+  /** Memberships whose user step did not answer: it may have run, leaving its channel step to send. */
+  readonly #unsettled = new RedoQueue<[number, number]>(([user, channel]) => this.#settle(user, channel));
   /** Users whose delete's user step did not answer: it may have run, leaving its channels' steps to send. */
   readonly #undeleted = new RedoQueue<number>((user) => this.#finishDelete(user));
 
@@ -424,12 +437,19 @@ export class RedisClusterState implements State {
   close(): void {
     this.#unfinished.close();
     this.#undeleted.close();
+    this.#unsettled.close();
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
     const shard = this.#shards.of(user);
     const tag = this.#shards.tags[shard]!;
-    const step = (await this.#lineage.run(USER_MEMBERSHIP, [], [tag, user, channel, action], shard)) as MembershipStep;
+    let step: MembershipStep;
+    try {
+      step = (await this.#lineage.run(USER_MEMBERSHIP, [], [tag, user, channel, action], shard)) as MembershipStep;
+    } catch (error) {
+      this.#unsettled.add([user, channel]);
+      throw error;
+    }
     if (step[0] === "no-user") return (await this.channelExists(channel)) ? "no-user" : "no-channel";
     const [, version, at, nodes, pver] = step;
     const applied = await this.#channelStep({ home: this.#shards.of(channel), channel, user, action, version, at, nodes, pver });
@@ -463,6 +483,19 @@ export class RedisClusterState implements State {
       const shard = this.#shards.of(step.user);
       await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
     }
+  }
+
+  /**
+   * A membership whose user step did not answer: the channel's shard is brought to what the user's
+   * holds now (MEMBERSHIP_NOW, read on the same connection after a late run). Throws (to be sent
+   * again) while Redis does not answer.
+   */
+  async #settle(user: number, channel: number): Promise<void> {
+    const shard = this.#shards.of(user);
+    const now = (await this.#redis.script(MEMBERSHIP_NOW, [this.#shards.key(shard, "users")], [this.#shards.tags[shard]!, user, channel])) as ["no-user"] | ["join" | "leave", number, number, string, number];
+    if (now[0] === "no-user" || now[1] === 0) return;
+    const [action, version, at, nodes, pver] = now;
+    await this.#finish({ home: this.#shards.of(channel), channel, user, action, version, at, nodes, pver });
   }
 
   /**
