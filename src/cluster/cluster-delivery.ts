@@ -199,6 +199,8 @@ export class ClusterDelivery implements Delivery {
       counted = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
     } catch (error) {
       this.#decided(user, session);
+      // As in claim: it may have taken before it failed; its session slot is freed too.
+      await this.unclaim(user, session).catch(() => undefined);
       throw error;
     }
     if (counted === undefined) {
