@@ -2,11 +2,11 @@ import { inOffsetOrder } from "../core/catch-up.ts";
 import { newSalt } from "../core/secret.ts";
 import { BACKEND_FULL } from "./link-health.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
+import { type ChannelStep, MembershipRedo } from "./membership-redo.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 import { CLEAR, HOLD, MEMBER_COUNT, MEMBERS, STORE, TAKE_HELD } from "./redis.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
 import { ShardMap } from "./shard-map.ts";
-import { RedoQueue } from "./redo-queue.ts";
 import { keySlot } from "./shard-tags.ts";
 import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type StateCounts } from "./state.ts";
 
@@ -26,9 +26,9 @@ import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type S
 //   after TOMBSTONE_MS, and a join's channel step older than STEP_MS (a node paused between the steps)
 //   is refused ('stale'): the caller undoes its user step. A late leave or delete still applies: it can
 //   only take a member out, and a newer join's version keeps it from doing even that.
-// - A channel step that failed (a timeout, a failover) may still run late, or never: its outcome is
-//   unknown, so the node sends it again, same version, until Redis answers it (#finish, redo-queue.ts),
-//   and undoes the user step of a join that did not apply. Otherwise the two shards would disagree for good.
+// - A step that failed (a timeout, a failover) may still run late, or never: its outcome is unknown,
+//   so the node finishes the change in the background (membership-redo.ts). Otherwise the two shards
+//   would disagree for good.
 //
 // Routes: routes:C (hash: user → "PVER|NODES") holds where each member is online, with the version of
 // that presence, so a presence change and a join applied in either order end on the newest; chnodes:C
@@ -118,17 +118,6 @@ local v = redis.call('INCR', T .. 'mver:' .. U)
 if ARGV[4] == 'join' then redis.call('HSET', T .. 'uch:' .. U, ARGV[3], v) else redis.call('HDEL', T .. 'uch:' .. U, ARGV[3]) end
 return {'ok', v, now_ms(), redis.call('HGET', T .. 'online', U) or '', tonumber(redis.call('HGET', T .. 'pver', U) or '0')}`);
 
-// Where a membership stands in U's shard now, for a user step that did not answer but may have run:
-// {'join', its version} when U is in C, else {'leave', mver:U} (newer than any change of it applied
-// so far, older than any to come), then the time, nodes and pver as USER_MEMBERSHIP. KEYS[1]: the
-// shard's users (it routes the script); ARGV: tag, user, channel.
-const MEMBERSHIP_NOW = `${NOW_MS}
-local T, U, C = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HEXISTS', T .. 'users', U) == 0 then return {'no-user'} end
-local action, v = 'join', redis.call('HGET', T .. 'uch:' .. U, C)
-if not v then action, v = 'leave', redis.call('GET', T .. 'mver:' .. U) or '0' end
-return {action, tonumber(v), now_ms(), redis.call('HGET', T .. 'online', U) or '', tonumber(redis.call('HGET', T .. 'pver', U) or '0')}`;
-
 // Undoes a join's user step whose channel step did not apply (no such channel, or stale), unless a
 // later change of the same membership came since. ARGV: tag, user, channel, version.
 const USER_UNDO = Lineage.guarded(`
@@ -179,7 +168,7 @@ return 'ok'`);
 
 // The user step of a delete, in U's shard: answers false, or {time, channels...}. Its browsers stay
 // online (the caller disconnects them); its channels' steps then take it out of each. The answer is
-// also kept a while in deleted:U, for a caller whose wait for it timed out (DELETED).
+// also kept a while in deleted:U, for a caller whose wait for it timed out (membership-redo.ts).
 const DELETE_USER = Lineage.guarded(`${NOW_MS}
 local T, U = ARGV[1], ARGV[2]
 if redis.call('HDEL', T .. 'users', U) == 0 then return false end
@@ -193,9 +182,6 @@ table.insert(channels, 1, now_ms())
 for _, item in ipairs(channels) do redis.call('RPUSH', T .. 'deleted:' .. U, item) end
 redis.call('PEXPIRE', T .. 'deleted:' .. U, ${TOMBSTONE_MS})
 return channels`);
-
-// What a delete's user step answered ({} when it has not run, or long ago). KEYS[1]: deleted:U.
-const DELETED = `return redis.call('LRANGE', KEYS[1], 0, -1)`;
 
 // The channel step of a delete, in C's shard: answers false or its former members. Each online
 // member's node is told to unsubscribe its browsers. ARGV: tag, channel.
@@ -223,19 +209,6 @@ const COUNTS = `return {redis.call('HLEN', KEYS[1]), redis.call('SCARD', KEYS[2]
 
 type MembershipStep = ["no-user"] | ["ok", number, number, string, number];
 
-/** A channel step (CHANNEL_MEMBERSHIP) in channel's shard `home`: what its user step answered. */
-interface ChannelStep {
-  home: number;
-  channel: number;
-  user: number;
-  action: "join" | "leave" | "gone";
-  version: number;
-  /** Redis's time of the user step. */
-  at: number;
-  nodes: string;
-  pver: number;
-}
-
 /**
  * The State on a Redis Cluster, sharded (see above). Every method answers asynchronously and fails
  * with BackendUnavailable while the shard it needs is away, and every change while that shard is not
@@ -249,17 +222,20 @@ export class RedisClusterState implements State {
   readonly stepwise = true;
   /** Where this node creates its next user and channel: round robin from a random start. */
   #nextShard: number;
-  /** Channel steps whose outcome is unknown, sent again until Redis answers them (#finish). */
-  readonly #unfinished = new RedoQueue<ChannelStep>((step) => this.#finish(step));
-  /** Memberships whose user step did not answer: it may have run, leaving its channel step to send. */
-  readonly #unsettled = new RedoQueue<[number, number]>(([user, channel]) => this.#settle(user, channel));
-  /** Users whose delete's user step did not answer: it may have run, leaving its channels' steps to send. */
-  readonly #undeleted = new RedoQueue<number>((user) => this.#finishDelete(user));
+  /** Membership changes whose steps failed half way, finished in the background. */
+  readonly #redo: MembershipRedo;
 
   private constructor(redis: RedisConnection, shards: ShardMap, node: string) {
     this.#redis = redis;
     this.#shards = shards;
     this.#lineage = new Lineage(redis, shards, node);
+    this.#redo = new MembershipRedo({
+      redis,
+      shards,
+      channelStep: async (step) => (await this.#runChannelStep(step)) as string,
+      undoJoin: (step) => this.#undoJoin(step),
+      goneVersion: GONE_VERSION,
+    });
     this.#nextShard = Math.floor(Math.random() * shards.count);
   }
 
@@ -324,7 +300,7 @@ export class RedisClusterState implements State {
     try {
       reply = await this.#lineage.run(DELETE_USER, [], [this.#shards.tags[shard]!, user], shard);
     } catch (error) {
-      this.#undeleted.add(user);
+      this.#redo.deleteFailed(user);
       throw error;
     }
     if (!Array.isArray(reply)) return false;
@@ -435,9 +411,7 @@ export class RedisClusterState implements State {
   }
 
   close(): void {
-    this.#unfinished.close();
-    this.#undeleted.close();
-    this.#unsettled.close();
+    this.#redo.close();
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
@@ -447,7 +421,7 @@ export class RedisClusterState implements State {
     try {
       step = (await this.#lineage.run(USER_MEMBERSHIP, [], [tag, user, channel, action], shard)) as MembershipStep;
     } catch (error) {
-      this.#unsettled.add([user, channel]);
+      this.#redo.userStepFailed(user, channel);
       throw error;
     }
     if (step[0] === "no-user") return (await this.channelExists(channel)) ? "no-user" : "no-channel";
@@ -461,57 +435,20 @@ export class RedisClusterState implements State {
 
   /**
    * Runs a channel step; when it fails its outcome is unknown (it may still run late, or never), so it
-   * is finished in the background (#finish) before the failure is passed on.
+   * is finished in the background (membership-redo.ts) before the failure is passed on.
    */
   async #channelStep(step: ChannelStep): Promise<string> {
     try {
       return (await this.#runChannelStep(step)) as string;
     } catch (error) {
-      this.#unfinished.add(step);
+      this.#redo.channelStepFailed(step);
       throw error;
     }
   }
 
-  /**
-   * Sends a channel step again, then undoes the user step of a join that did not apply: the same
-   * version, so the late original and any newer change of the membership win over it. Throws (to be
-   * sent again) while Redis does not answer.
-   */
-  async #finish(step: ChannelStep): Promise<void> {
-    const applied = (await this.#runChannelStep(step)) as string;
-    if (step.action === "join" && (applied === "stale" || applied === "no-channel")) {
-      const shard = this.#shards.of(step.user);
-      await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
-    }
-  }
-
-  /**
-   * A membership whose user step did not answer: the channel's shard is brought to what the user's
-   * holds now (MEMBERSHIP_NOW, read on the same connection after a late run). Throws (to be sent
-   * again) while Redis does not answer.
-   */
-  async #settle(user: number, channel: number): Promise<void> {
+  async #undoJoin({ user, channel, version }: ChannelStep): Promise<void> {
     const shard = this.#shards.of(user);
-    const now = (await this.#redis.script(MEMBERSHIP_NOW, [this.#shards.key(shard, "users")], [this.#shards.tags[shard]!, user, channel])) as ["no-user"] | ["join" | "leave", number, number, string, number];
-    if (now[0] === "no-user" || now[1] === 0) return;
-    const [action, version, at, nodes, pver] = now;
-    await this.#finish({ home: this.#shards.of(channel), channel, user, action, version, at, nodes, pver });
-  }
-
-  /**
-   * A delete whose user step did not answer: if it ran (deleted:U says what it answered), its channels'
-   * steps are sent now; read on the same connection after it, so a late one is seen. Throws (to be sent
-   * again) while Redis does not answer.
-   */
-  async #finishDelete(user: number): Promise<void> {
-    const answered = (await this.#redis.script(DELETED, [this.#key(user, `deleted:${user}`)], [])) as string[];
-    const [at, ...channels] = answered;
-    await Promise.all(
-      channels.map((text) => {
-        const channel = Number(text);
-        return this.#runChannelStep({ home: this.#shards.of(channel), channel, user, action: "gone", version: GONE_VERSION, at: Number(at), nodes: "", pver: 0 });
-      }),
-    );
+    await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, user, channel, version], shard);
   }
 
   #runChannelStep({ home, channel, user, action, version, at, nodes, pver }: ChannelStep): Promise<unknown> {
