@@ -1,19 +1,22 @@
 // [stats], [count] and [online] sum or read shards spread over three masters. Checked against what the
 // test made: users and channels created on three nodes, memberships, held whispers, browsers online
 // on two nodes; then one node SIGKILLed: its browsers stop counting as online everywhere once its
-// lease lapsed, and the others still count.
+// lease lapsed, the others still count, and no channel routes its shouts to the dead node any more.
 
 import { describe, expect, test } from "bun:test";
 import { spawnCluster } from "./cluster-kit.ts";
 import { Browser, ControlClient, newUser, type User } from "./helpers.ts";
 import type { Spawned } from "./process.ts";
-import { haveRedisCluster, useRedisCluster } from "./redis-cluster.ts";
+import { ShardMap } from "../src/state/shard-map.ts";
+import { cli, haveRedisCluster, masterOf, useRedisCluster } from "./redis-cluster.ts";
 
 describe.skipIf(!haveRedisCluster)("counts across shards (Redis Cluster)", () => {
   const kit = useRedisCluster();
 
   test("[stats], [count] and [online] match what was made, before and after a node dies", async () => {
-    const nodes: Spawned[] = await spawnCluster({ url: kit.masters()[0]!.url }, `counts${Date.now()}:`, 3);
+    const prefix = `counts${Date.now()}:`;
+    const shards = ShardMap.cluster(prefix);
+    const nodes: Spawned[] = await spawnCluster({ url: kit.masters()[0]!.url }, prefix, 3);
     const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
     const pages: Browser[] = [];
     try {
@@ -53,6 +56,18 @@ describe.skipIf(!haveRedisCluster)("counts across shards (Redis Cluster)", () =>
       // Lease 2 s: its browsers count as offline once it lapsed (and after the sweep's grace, gone).
       await Bun.sleep(15_000);
       for (const ctl of ctls.slice(0, 2)) await expectCounts(ctl, (i) => i < 10);
+      // Shouts are published to the nodes chnodes:C names: none of them may be the dead one.
+      const routedToDead: string[] = [];
+      for (const channel of channels) {
+        const key = (name: string) => shards.key(shards.of(Number(channel)), name);
+        const port = await masterOf(kit, key("nodes"));
+        const live = new Set((await cli(port, "SMEMBERS", key("nodes"))).split("\n").filter(Boolean));
+        for (const node of (await cli(port, "HKEYS", key(`chnodes:${channel}`))).split("\n").filter(Boolean)) {
+          if (!live.has(node)) routedToDead.push(`${channel} -> ${node}`);
+        }
+        expect(live.size).toBe(2);
+      }
+      expect(routedToDead).toEqual([]);
     } finally {
       for (const page of pages) page.close();
       for (const ctl of ctls) ctl.close();

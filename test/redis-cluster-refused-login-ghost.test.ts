@@ -13,10 +13,10 @@ import { cli, haveRedisCluster, masterOf, useRedisCluster } from "./redis-cluste
 describe.skipIf(!haveRedisCluster)("a login refused half way (Redis Cluster)", () => {
   const kit = useRedisCluster();
 
-  test("leaves the user offline: [online] 0, whispers held and delivered at the next login", async () => {
-    const prefix = `ghost${Date.now()}:`;
+  test.each([1, 2])("--sessions %d: leaves the user offline: [online] 0, whispers held and delivered at the next login", async (sessions) => {
+    const prefix = `ghost${sessions}-${Date.now()}:`;
     const shards = ShardMap.cluster(prefix);
-    const nodes: Spawned[] = await spawnCluster({ url: kit.masters()[0]!.url }, prefix, 2);
+    const nodes: Spawned[] = await spawnCluster({ url: kit.masters()[0]!.url }, prefix, 2, ["--sessions", String(sessions)]);
     const [a, b] = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
     const pages: Browser[] = [];
     try {

@@ -175,7 +175,8 @@ export class ClusterDelivery implements Delivery {
     if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     this.#late.begin(user);
     // Whether this login's end was told to #late already (unclaim and settled do): once per login.
-    let ended = false;
+    // #claimLimited ends every failed claim through one of them.
+    let ended = this.#o.limit !== undefined;
     try {
       const { presence, limit } = this.#o;
       if (limit) return await this.#claimLimited(user, limit);
@@ -192,8 +193,7 @@ export class ClusterDelivery implements Delivery {
       }
     } catch (error) {
       this.#arriving.delete(user);
-      // A login refused past the session limit was settled already.
-      if (!ended && !(error instanceof SessionLimitReached)) this.#late.forget(user);
+      if (!ended) this.#late.forget(user);
       throw error;
     }
   }
@@ -208,6 +208,8 @@ export class ClusterDelivery implements Delivery {
       counted = await this.#o.presence.claimLimited(user, limit.member(session), limit.limit, limit.reject);
     } catch (error) {
       this.#decided(user, session);
+      // As in claim: it may have taken before it failed; its session slot is freed too.
+      await this.unclaim(user, session).catch(() => undefined);
       throw error;
     }
     if (counted === undefined) {

@@ -1,6 +1,7 @@
 import type { RedisConnection } from "../state/redis-connection.ts";
 import { ROUTE_SET } from "../state/redis-cluster-state.ts";
 import { ONLINE_NODES } from "../state/route-redis.ts";
+import { RedoQueue } from "../state/redo-queue.ts";
 import type { ShardMap } from "../state/shard-map.ts";
 import { COUNT_ONLINE, IS_ONLINE, MINE, NODE_STATS, RECLAIM_BATCH, sendHeld, SWEEP_GRACE_LEASES } from "./presence.ts";
 import type { Presence, PresenceLocal } from "./presence-kind.ts";
@@ -176,9 +177,6 @@ return n`;
 
 /** Routes recorded per script call. */
 const ROUTES_BATCH = 500;
-/** How often routes that could not be recorded are sent again, and for how long at most. */
-const RECORD_EVERY_MS = 500;
-const RECORD_FOR_MS = 90_000;
 
 /** A presence change as CHANGED answers it: flag, version (0: unchanged), nodes, channels. */
 type Change = [number, number, string, ...string[]];
@@ -189,6 +187,8 @@ export class RedisClusterPresence implements Presence {
   #lapsed = false;
   #renewed = false;
   readonly #book = new PresenceBook();
+  /** Routes (a channel shard, its quads) that could not be recorded, sent again until they are (#record). */
+  readonly #unrecorded = new RedoQueue<[number, (string | number)[]]>((routes) => this.#routesScript(routes));
 
   constructor(
     private readonly redis: RedisConnection,
@@ -212,7 +212,7 @@ export class RedisClusterPresence implements Presence {
 
   async stop(): Promise<void> {
     clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#unrecorded.close();
     await Promise.all(
       this.shards.tags.map((tag) =>
         Promise.all([this.redis.call("DEL", [`${tag}node:${this.nodeId}`]), this.redis.call("HDEL", [`${tag}nodeseen`, this.nodeId])]).catch(() => undefined),
@@ -310,22 +310,15 @@ export class RedisClusterPresence implements Presence {
    */
   async #record(shard: number, quads: (string | number)[]): Promise<void> {
     try {
-      await this.#routesScript(shard, quads);
+      await this.#routesScript([shard, quads]);
     } catch (error) {
-      void this.#recordLater(shard, quads);
+      this.#unrecorded.add([shard, quads]);
       throw error;
     }
   }
 
-  async #recordLater(shard: number, quads: (string | number)[]): Promise<void> {
-    for (const deadline = Date.now() + RECORD_FOR_MS; this.#timer !== undefined && Date.now() < deadline; ) {
-      await Bun.sleep(RECORD_EVERY_MS);
-      if (await this.#routesScript(shard, quads).then(() => true, () => false)) return;
-    }
-  }
-
-  #routesScript(shard: number, quads: (string | number)[]): Promise<unknown> {
-    return this.redis.script(ROUTES, [this.shards.key(shard, "routes")], [this.shards.tags[shard]!, ...quads]);
+  async #routesScript([shard, quads]: [number, (string | number)[]]): Promise<void> {
+    await this.redis.script(ROUTES, [this.shards.key(shard, "routes")], [this.shards.tags[shard]!, ...quads]);
   }
 
   async #renew(): Promise<void> {

@@ -35,7 +35,7 @@ const DISCARD_BATCH = 1_000;
  */
 export const OWN_KEY = new RegExp(
   "^(?:generation|seq|writers|wipelock|lost|lineage|init|channels|nextchannel|nextuser|nodes|nodeseen|online|pver|roomprobe|users|heldcount|kv|bus|epoch" +
-    "|(?:held|members|uch|chnodes|sess|present|routes|mv|gone|mver):\\d+|(?:off|win):[cu]\\d+|floor:c\\d+|order:[cu]\\d+|floors:u\\d+|(?:node|nodestats):[A-Za-z0-9_-]{12})$",
+    "|(?:held|members|uch|chnodes|sess|present|routes|mv|gone|mver|deleted):\\d+|(?:off|win):[cu]\\d+|floor:c\\d+|order:[cu]\\d+|floors:u\\d+|(?:node|nodestats):[A-Za-z0-9_-]{12})$",
 );
 /** How long a node waits for another one's wipe before it gives up this time (the next check retries). */
 const SETTLE_MS = 60_000;

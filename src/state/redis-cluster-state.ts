@@ -2,6 +2,7 @@ import { inOffsetOrder } from "../core/catch-up.ts";
 import { newSalt } from "../core/secret.ts";
 import { BACKEND_FULL } from "./link-health.ts";
 import { Lineage, type Settled, type Verdict } from "./lineage.ts";
+import { type ChannelStep, MembershipRedo } from "./membership-redo.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 import { CLEAR, HOLD, MEMBER_COUNT, MEMBERS, STORE, TAKE_HELD } from "./redis.ts";
 import { floorJoinStep, floorLeaveStep } from "./replay-redis.ts";
@@ -25,9 +26,9 @@ import { BackendUnavailable, GLOBAL_CHANNEL, type JoinResult, type State, type S
 //   after TOMBSTONE_MS, and a join's channel step older than STEP_MS (a node paused between the steps)
 //   is refused ('stale'): the caller undoes its user step. A late leave or delete still applies: it can
 //   only take a member out, and a newer join's version keeps it from doing even that.
-// - A channel step that failed (a timeout, a failover) may still run late, or never: its outcome is
-//   unknown, so the node sends it again, same version, until Redis answers it (#finish), and undoes
-//   the user step of a join that did not apply. Otherwise the two shards would disagree for good.
+// - A step that failed (a timeout, a failover) may still run late, or never: its outcome is unknown,
+//   so the node finishes the change in the background (membership-redo.ts). Otherwise the two shards
+//   would disagree for good.
 //
 // Routes: routes:C (hash: user → "PVER|NODES") holds where each member is online, with the version of
 // that presence, so a presence change and a join applied in either order end on the newest; chnodes:C
@@ -39,9 +40,6 @@ const STEP_MS = 60_000;
 const TOMBSTONE_MS = 2 * STEP_MS;
 /** The version of a deleted user's removal: above any count of changes, so nothing brings it back. */
 const GONE_VERSION = 2 ** 52;
-/** How often a channel step whose outcome is unknown is sent again, and for how long at most. */
-const FINISH_EVERY_MS = 500;
-const FINISH_FOR_MS = STEP_MS + 30_000;
 
 const NOW_MS = `
 local function now_ms()
@@ -169,7 +167,8 @@ redis.call('HDEL', T .. 'routes:' .. C, U)
 return 'ok'`);
 
 // The user step of a delete, in U's shard: answers false, or {time, channels...}. Its browsers stay
-// online (the caller disconnects them); its channels' steps then take it out of each.
+// online (the caller disconnects them); its channels' steps then take it out of each. The answer is
+// also kept a while in deleted:U, for a caller whose wait for it timed out (membership-redo.ts).
 const DELETE_USER = Lineage.guarded(`${NOW_MS}
 local T, U = ARGV[1], ARGV[2]
 if redis.call('HDEL', T .. 'users', U) == 0 then return false end
@@ -180,6 +179,8 @@ local held = redis.call('LLEN', T .. 'held:' .. U)
 redis.call('DEL', T .. 'held:' .. U)
 redis.call('DECRBY', T .. 'heldcount', held)
 table.insert(channels, 1, now_ms())
+for _, item in ipairs(channels) do redis.call('RPUSH', T .. 'deleted:' .. U, item) end
+redis.call('PEXPIRE', T .. 'deleted:' .. U, ${TOMBSTONE_MS})
 return channels`);
 
 // The channel step of a delete, in C's shard: answers false or its former members. Each online
@@ -208,19 +209,6 @@ const COUNTS = `return {redis.call('HLEN', KEYS[1]), redis.call('SCARD', KEYS[2]
 
 type MembershipStep = ["no-user"] | ["ok", number, number, string, number];
 
-/** A channel step (CHANNEL_MEMBERSHIP) in channel's shard `home`: what its user step answered. */
-interface ChannelStep {
-  home: number;
-  channel: number;
-  user: number;
-  action: "join" | "leave" | "gone";
-  version: number;
-  /** Redis's time of the user step. */
-  at: number;
-  nodes: string;
-  pver: number;
-}
-
 /**
  * The State on a Redis Cluster, sharded (see above). Every method answers asynchronously and fails
  * with BackendUnavailable while the shard it needs is away, and every change while that shard is not
@@ -234,13 +222,20 @@ export class RedisClusterState implements State {
   readonly stepwise = true;
   /** Where this node creates its next user and channel: round robin from a random start. */
   #nextShard: number;
-  /** Closed: channel steps being finished (#finish) stop. */
-  #closed = false;
+  /** Membership changes whose steps failed half way, finished in the background. */
+  readonly #redo: MembershipRedo;
 
   private constructor(redis: RedisConnection, shards: ShardMap, node: string) {
     this.#redis = redis;
     this.#shards = shards;
     this.#lineage = new Lineage(redis, shards, node);
+    this.#redo = new MembershipRedo({
+      redis,
+      shards,
+      channelStep: async (step) => (await this.#runChannelStep(step)) as string,
+      undoJoin: (step) => this.#undoJoin(step),
+      goneVersion: GONE_VERSION,
+    });
     this.#nextShard = Math.floor(Math.random() * shards.count);
   }
 
@@ -301,7 +296,13 @@ export class RedisClusterState implements State {
 
   async deleteUser(user: number): Promise<boolean> {
     const shard = this.#shards.of(user);
-    const reply = await this.#lineage.run(DELETE_USER, [], [this.#shards.tags[shard]!, user], shard);
+    let reply: unknown;
+    try {
+      reply = await this.#lineage.run(DELETE_USER, [], [this.#shards.tags[shard]!, user], shard);
+    } catch (error) {
+      this.#redo.deleteFailed(user);
+      throw error;
+    }
     if (!Array.isArray(reply)) return false;
     const [at, ...channels] = reply as [number, ...string[]];
     await Promise.all(
@@ -410,13 +411,19 @@ export class RedisClusterState implements State {
   }
 
   close(): void {
-    this.#closed = true;
+    this.#redo.close();
   }
 
   async #membership(channel: number, user: number, action: "join" | "leave"): Promise<JoinResult> {
     const shard = this.#shards.of(user);
     const tag = this.#shards.tags[shard]!;
-    const step = (await this.#lineage.run(USER_MEMBERSHIP, [], [tag, user, channel, action], shard)) as MembershipStep;
+    let step: MembershipStep;
+    try {
+      step = (await this.#lineage.run(USER_MEMBERSHIP, [], [tag, user, channel, action], shard)) as MembershipStep;
+    } catch (error) {
+      this.#redo.userStepFailed(user, channel);
+      throw error;
+    }
     if (step[0] === "no-user") return (await this.channelExists(channel)) ? "no-user" : "no-channel";
     const [, version, at, nodes, pver] = step;
     const applied = await this.#channelStep({ home: this.#shards.of(channel), channel, user, action, version, at, nodes, pver });
@@ -428,37 +435,20 @@ export class RedisClusterState implements State {
 
   /**
    * Runs a channel step; when it fails its outcome is unknown (it may still run late, or never), so it
-   * is finished in the background (#finish) before the failure is passed on.
+   * is finished in the background (membership-redo.ts) before the failure is passed on.
    */
   async #channelStep(step: ChannelStep): Promise<string> {
     try {
       return (await this.#runChannelStep(step)) as string;
     } catch (error) {
-      void this.#finish(step);
+      this.#redo.channelStepFailed(step);
       throw error;
     }
   }
 
-  /**
-   * Sends a channel step again until Redis answers it, then undoes the user step of a join that did not
-   * apply: the same version, so the late original and any newer change of the membership win over it.
-   */
-  async #finish(step: ChannelStep): Promise<void> {
-    const deadline = Date.now() + FINISH_FOR_MS;
-    let applied: string | undefined;
-    while (!this.#closed && Date.now() < deadline) {
-      await Bun.sleep(FINISH_EVERY_MS);
-      try {
-        applied ??= (await this.#runChannelStep(step)) as string;
-        if (step.action === "join" && (applied === "stale" || applied === "no-channel")) {
-          const shard = this.#shards.of(step.user);
-          await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, step.user, step.channel, step.version], shard);
-        }
-        return;
-      } catch {
-        // Still away: sent again after FINISH_EVERY_MS, until FINISH_FOR_MS.
-      }
-    }
+  async #undoJoin({ user, channel, version }: ChannelStep): Promise<void> {
+    const shard = this.#shards.of(user);
+    await this.#lineage.run(USER_UNDO, [], [this.#shards.tags[shard]!, user, channel, version], shard);
   }
 
   #runChannelStep({ home, channel, user, action, version, at, nodes, pver }: ChannelStep): Promise<unknown> {
