@@ -35,15 +35,16 @@ if (haveRedis) {
 
 for (const [name, open] of stores) {
   describe(`ReplayLog.since in pages: ${name}`, () => {
-    test("pages join up exactly; a short page is the newest; past the window is a gap, then the window for a channel", async () => {
+    test("pages join up exactly; a short page is the newest; past the window is a gap, then the window", async () => {
       const log = await open();
       for (let i = 1; i <= 25; i++) await log.append("c1", `m${i}`);
       for (let i = 1; i <= 25; i++) await log.append("u7", `w${i}`);
-      // The window holds 16..25 (count 10). A channel's position before it is a gap (the floor) and
-      // then what it holds; a whisper stream's is a gap alone (the held queue stands in for it).
+      // The window holds 16..25 (count 10). A position before it is a gap (the floor) and then what it
+      // holds, for a channel as for a whisper stream.
       const entries = [16, 17, 18, 19].map((offset) => ({ offset, text: `m${offset}` }));
       expect(await log.since("c1", 10, 4)).toEqual({ gap: false, entries, floor: 15 });
-      expect(await log.since("u7", 10, 4)).toEqual({ gap: true });
+      const whispers = [16, 17, 18, 19].map((offset) => ({ offset, text: `w${offset}` }));
+      expect(await log.since("u7", 10, 4)).toEqual({ gap: false, entries: whispers, floor: 15 });
       const offsets: number[] = [];
       let from = 15;
       for (;;) {

@@ -169,16 +169,17 @@ describe("resuming", () => {
     const positions = new Map(page.positions);
     page = await V2Page.login(small, user, { epoch: page.epoch, positions });
     // The whisper window (5) no longer reaches u:1, but the held queue has every whisper acknowledged
-    // "message queued": they come first, then the replayed channel, then the channel past its window:
-    // its gap and the 5 it still holds, then the whispers' gap.
-    const held = Array.from({ length: 19 }, (_, i) => `u:${i + 2}!w${i + 2}`);
+    // "message queued": those below the window come first, then the replayed channel, then each source
+    // past its window: its gap and the 5 it still holds.
+    const held = Array.from({ length: 14 }, (_, i) => `u:${i + 2}!w${i + 2}`);
     const windowed = Array.from({ length: 5 }, (_, i) => `${lost}:${i + 8}!l${i + 8}`);
-    const catchUp = await page.browser.messages.take(19 + 4 + 5);
-    expect(catchUp).toEqual([...held, `${kept}:2!k2`, `${kept}:3!k3`, `#gap ${lost}`, ...windowed, "#gap u"]);
+    const whispered = Array.from({ length: 5 }, (_, i) => `u:${i + 16}!w${i + 16}`);
+    const catchUp = await page.browser.messages.take(14 + 2 + 6 + 6);
+    expect(catchUp).toEqual([...held, `${kept}:2!k2`, `${kept}:3!k3`, `#gap ${lost}`, ...windowed, "#gap u", ...whispered]);
     await c.ok(`[shout] ${lost}!live`);
     expect(await page.next()).toBe(`${lost}:13!live`);
     const stats = await c.call("[stats]");
-    expect(stats).toContain("replayed=7");
+    expect(stats).toContain("replayed=12");
     expect(stats).toContain("gaps=2");
     const events: string[] = [];
     for (let i = 0; i < 10 && events.filter((e) => e.startsWith("[gap]")).length < 2; i++) events.push(await listener.replies.next());

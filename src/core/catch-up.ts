@@ -92,14 +92,19 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
       ...listed.map(([source, from], i): ReplaySource => ({ source, key: streamOf(source, user), from, first: found[i]! })),
     ];
     // The window covers a listed whisper stream's held whispers only when it reaches back to the
-    // position; past it (a gap: a new epoch after a crash, or older than --replay-age) the held queue
-    // is all there is of them, and each was acknowledged "message queued": deliver it, then the #gap.
-    const whisperGap = sources.some((s) => s.source === WHISPER_SOURCE && s.first.gap);
-    if (!login.positions.has(WHISPER_SOURCE) || whisperGap) {
+    // position. Where it does not (a gap: a new epoch after a crash), the held queue is all there is of
+    // them, and each was acknowledged "message queued": deliver it, then the #gap. Where it no longer
+    // reaches back (a floor past the position), the held ones below the window go first, then the #gap
+    // and the window's whispers.
+    const whispers = sources.find((s) => s.source === WHISPER_SOURCE);
+    if (!whispers || whispers.first.gap) {
       for (const entry of held) messages.push(`${WHISPER_SOURCE}:${entry}`);
+    } else if (whispers.first.floor !== undefined && whispers.first.floor > whispers.from) {
+      const floor = whispers.first.floor;
+      for (const entry of held) if (heldOffset(entry) <= floor) messages.push(`${WHISPER_SOURCE}:${entry}`);
     }
-    const whispers = userStream(user);
-    const more = (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE, key === whispers ? undefined : user);
+    const whisperKey = userStream(user);
+    const more = (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE, key === whisperKey ? undefined : user);
     return { messages, sources, more, current };
   });
 }

@@ -101,7 +101,8 @@ export class MemoryReplay implements ReplayLog {
     const first = last - window.length + 1;
     if (member !== undefined && key === GLOBAL_STREAM) from = this.#afterBirth(window, first, from, bornMs(member));
     if (from < last && (window.length === 0 || first > from + 1)) {
-      if (window.length === 0 || !resumesPastWindow(key)) return { gap: true };
+      // Past the window: its #gap (as a floor), then what the window still holds.
+      if (window.length === 0) return { gap: true };
       from = first - 1;
     }
     const entries = [];
@@ -190,14 +191,6 @@ export function bornMs(user: number): number {
 
 export function userStream(user: number): string {
   return `u${user}`;
-}
-
-/**
- * Whether a position older than the window resumes with what the window still holds, after its `#gap`
- * (as a floor): a channel's does. A whisper stream's is a plain gap: the held queue stands in for it.
- */
-export function resumesPastWindow(key: string): boolean {
-  return !key.startsWith("u");
 }
 
 export function channelStream(channel: number): string {

@@ -1,4 +1,4 @@
-import { bornMs, GLOBAL_STREAM, resumesPastWindow, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
+import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
 import type { RedisConnection } from "./redis-connection.ts";
 import { ShardMap } from "./shard-map.ts";
@@ -191,7 +191,8 @@ export class RedisReplay implements ReplayLog {
     if (from >= last) return { gap: false, entries: [], floor: from };
     const oldest = Date.now() - this.limits.ageMs;
     const window = raw.map(parseEntry).filter((entry) => entry.at >= oldest);
-    if (window.length === 0 || (window[0]!.offset > from + 1 && !resumesPastWindow(key))) return { gap: true };
+    // Past the window, it starts later: its #gap (as a floor), then what the window still holds.
+    if (window.length === 0) return { gap: true };
     const entries = window.filter((e) => e.offset > from).map(({ offset, text }) => ({ offset, text }));
     const floor = entries.length > 0 ? Math.max(from, entries[0]!.offset - 1) : from;
     return floor > offset ? { gap: false, entries, floor } : { gap: false, entries };

@@ -1,6 +1,6 @@
 import type { Database } from "bun:sqlite";
 import type { ConsolaInstance } from "consola";
-import { bornMs, GLOBAL_STREAM, resumesPastWindow, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
+import { bornMs, GLOBAL_STREAM, type ReplayLimits, type ReplayLog, type Since } from "../core/replay.ts";
 import { newSalt } from "../core/secret.ts";
 import { StampOrder } from "../core/stamp-order.ts";
 import { StateOpenError } from "./state.ts";
@@ -122,7 +122,8 @@ export class SqliteReplay implements ReplayLog {
     if (from >= last) return { gap: false, entries: [], floor: from };
     // Offsets in a window are consecutive: the page is whole when it starts right after the position.
     const page = this.#sql.page.all(key, Date.now() - this.#limits.ageMs, from, max === Infinity ? -1 : max);
-    if (page.length === 0 || (page[0]!.offset > from + 1 && !resumesPastWindow(key))) return { gap: true };
+    // Past the window, the page starts later: its #gap (as a floor), then what the window still holds.
+    if (page.length === 0) return { gap: true };
     const entries = page.map(({ offset, text }) => ({ offset, text }));
     const floor = Math.max(from, entries[0]!.offset - 1);
     return floor > offset ? { gap: false, entries, floor } : { gap: false, entries };
