@@ -3,36 +3,19 @@
 // message once, in order per source, with no gap. And a page away past the replay window: onGap
 // names the source, then what the window holds arrives, in order.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Browser, Page } from "playwright-core";
+import { describe, expect, test } from "bun:test";
+import type { Page } from "playwright-core";
 import { encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
-import { chromiumMissing, launchChromium } from "./chromium.ts";
-import { ControlClient, newUser, startTestServer, WAIT_MS } from "./helpers.ts";
+import { chromiumMissing, useChromiumSite } from "./chromium.ts";
+import { ControlClient, newUser, startTestServer } from "./helpers.ts";
 import { UpgradeRefusingProxy } from "./http-proxy.ts";
 
 const skip = chromiumMissing();
-let chromium: Browser;
-let site: ReturnType<typeof Bun.serve>;
-let siteOrigin: string;
-
-beforeAll(async () => {
-  if (skip) return;
-  site = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(modulePage, { headers: { "Content-Type": "text/html" } }) });
-  siteOrigin = `http://127.0.0.1:${site.port}`;
-  chromium = await launchChromium();
-});
-
-afterAll(async () => {
-  if (skip) return;
-  await chromium.close();
-  void site.stop(true);
-});
+const site = useChromiumSite(skip, () => modulePage);
 
 async function openPage(base: string, token: string, extra = ""): Promise<Page> {
-  const page = await (await chromium.newContext()).newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  await page.goto(`${siteOrigin}/?base=${encodeURIComponent(base)}&token=${encodeURIComponent(token)}${extra}`);
+  const page = await site.open(`base=${encodeURIComponent(base)}&token=${encodeURIComponent(token)}${extra}`);
   await page.waitForFunction(() => (globalThis as unknown as { connection?: { state: string; transport: string } }).connection?.state === "open");
   return page;
 }

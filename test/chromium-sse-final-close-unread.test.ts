@@ -3,11 +3,11 @@
 // relay that stops carrying bytes down (hold) while a burst is shouted, then carries them again.
 // Counted at the server: the user's [online]/[offline] events and [online] ID.
 
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { Browser, Page } from "playwright-core";
+import { describe, expect, test } from "bun:test";
+import type { Page } from "playwright-core";
 import type { Webtalk } from "../src/server.ts";
-import { chromiumMissing, launchChromium } from "./chromium.ts";
-import { ControlClient, newUser, startTestServer, WAIT_MS, type User } from "./helpers.ts";
+import { chromiumMissing, useChromiumSite } from "./chromium.ts";
+import { ControlClient, newUser, startTestServer, type User } from "./helpers.ts";
 import { TcpProxy } from "./proxy.ts";
 import { eventsUrl, SseClient } from "./sse-client.ts";
 
@@ -18,28 +18,10 @@ const NO_RECONNECT_MS = 3_000;
 const BURST = 4_000;
 const TEXT = "x".repeat(4_000);
 
-let chromium: Browser;
-let site: ReturnType<typeof Bun.serve>;
-let siteOrigin: string;
+const site = useChromiumSite(skip, () => modulePage);
 
-beforeAll(async () => {
-  if (skip) return;
-  site = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response(modulePage, { headers: { "Content-Type": "text/html" } }) });
-  siteOrigin = `http://127.0.0.1:${site.port}`;
-  chromium = await launchChromium();
-});
-
-afterAll(async () => {
-  if (skip) return;
-  await chromium.close();
-  void site.stop(true);
-});
-
-async function openPage(base: string, user: User): Promise<Page> {
-  const page = await (await chromium.newContext()).newPage();
-  page.setDefaultTimeout(WAIT_MS);
-  await page.goto(`${siteOrigin}/?base=${encodeURIComponent(base)}&token=${encodeURIComponent(user.token)}`);
-  return page;
+function openPage(base: string, user: User): Promise<Page> {
+  return site.open(`base=${encodeURIComponent(base)}&token=${encodeURIComponent(user.token)}`);
 }
 
 /** Events about `user` that arrive until none has for `quietMs`. */
