@@ -1,5 +1,6 @@
 // The composition root: the one place that knows every part and wires them together.
 
+import { ReplayRate } from "./core/replay-rate.ts";
 import type { ConsolaInstance } from "consola";
 import { formatAddress, isLoopback, type Address } from "./config/address.ts";
 import { ConfigError } from "./config/load.ts";
@@ -62,6 +63,8 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
   // from the start (503 until the state is open, and again from the stop on), so an operator or a load
   // balancer can tell a slow start from a dead process, and a draining one from a ready one.
   let serving: State | NotServing = "starting";
+  // What replays may send per user: the sessions charge it, the login refuses resumes past it.
+  const replayRate = new ReplayRate();
   try {
     const pub: PublicServer = bind("public", config.public, () =>
       servePublic({
@@ -71,6 +74,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
         loginTimeoutMs: config.loginTimeout * 1000,
         ssePing: config.ssePing,
         login: (message, v2) => login(message, v2),
+        replayRate,
         upstream: config.upstream,
         maxMessage: config.maxMessage,
         maxMessageRate: config.maxMessageRate,
@@ -110,7 +114,7 @@ export async function startServer(config: Config, log: ConsolaInstance): Promise
     sessions = backends.sessions;
     const { state, replay, delivery, numbered } = backends;
     // A state call that throws (a full disk) becomes a rejected promise: the transports have one failure path.
-    login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate, heldLimit: config.queue, sessions: config.sessions }));
+    login = rejectingThrows(createLogin({ state, delivery, replay, duplicate: config.duplicate, heldLimit: config.queue, sessions: config.sessions, replayRate }));
     const execute = rejectingThrows(
       createExecutor({
         state,

@@ -1,4 +1,5 @@
 import { parseV2Login } from "../protocol/resume.ts";
+import { ReplayRate } from "./replay-rate.ts";
 import type { Maybe, State } from "../state/state.ts";
 import { catchUpV1, catchUpV2, type CatchUp } from "./catch-up.ts";
 import type { Delivery } from "./delivery.ts";
@@ -21,7 +22,7 @@ export type LoginDecision =
       /** The browser left before it could be admitted: undoes the claim and holds its catch-up's whispers again. */
       abandon(): Maybe<void>;
     }
-  | { ok: false; why: "malformed" | "unknown" | "wrong-salt" | "duplicate" };
+  | { ok: false; why: "malformed" | "unknown" | "wrong-salt" | "duplicate" | "resume-rate" };
 
 export interface LoginOptions {
   state: State;
@@ -35,6 +36,8 @@ export interface LoginOptions {
   sessions?: number;
   /** Held messages kept per offline user: whispers handed back by an abandoned login count against it. */
   heldLimit: number;
+  /** How much replay a user's logins may be sent (shared with the sessions, which charge it). */
+  replayRate?: ReplayRate;
 }
 
 /**
@@ -43,7 +46,7 @@ export interface LoginOptions {
  * Once the user is claimed, every way the login can end without the browser admitted undoes the claim:
  * otherwise the user would look online for good, and whispers to it would be "sent" to nobody.
  */
-export function createLogin({ state, delivery, replay, duplicate, heldLimit, sessions = 1 }: LoginOptions) {
+export function createLogin({ state, delivery, replay, duplicate, heldLimit, sessions = 1, replayRate = new ReplayRate() }: LoginOptions) {
   /** Puts whispers taken for a login that did not happen back in the user's held queue, in order. */
   const holdAgain = (user: number, held: string[], i = 0): Maybe<void> => {
     if (i >= held.length) return;
@@ -81,6 +84,8 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
     return then(state.userSalt(user), (expected): Maybe<LoginDecision> => {
       if (expected === undefined) return { ok: false, why: "unknown" };
       if (!sameSecret(salt, expected)) return { ok: false, why: "wrong-salt" };
+      // Checked once the salt is right (no one else can spend a user's replays) and before any work.
+      if (resume && resume.positions.size > 0 && !replayRate.allows(user, Date.now())) return { ok: false, why: "resume-rate" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
         if (online && duplicate === "reject" && sessions === 1) return { ok: false, why: "duplicate" };
         return then(delivery.claim(user), (session) =>

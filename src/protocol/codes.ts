@@ -16,6 +16,7 @@ export const CloseCode = {
   tooLarge: { code: 1009, reason: "message too large", final: false },
   shuttingDown: { code: 1001, reason: "server shutting down", final: false },
   tryAgainLater: { code: 1013, reason: "backend unavailable", final: false },
+  resumeTooOften: { code: 1013, reason: "resuming too often: try again later", final: false },
 } as const;
 
 export type CloseReason = (typeof CloseCode)[keyof typeof CloseCode];

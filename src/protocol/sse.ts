@@ -27,6 +27,8 @@ export function parseNumbered(v2: string): Numbered | undefined {
  * one event with LF, so a message with newlines arrives whole (a CR or CRLF arrives as LF).
  */
 export function dataLines(text: string): string {
+  // Most messages have no line break: two plain scans are far cheaper than the regular expression's.
+  if (!text.includes("\n") && !text.includes("\r")) return `data: ${text}\n`;
   return `data: ${text.replace(/\r\n|\r|\n/g, "\ndata: ")}\n`;
 }
 

@@ -7,10 +7,12 @@ import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import { gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import { dataLines } from "../protocol/sse.ts";
 import { REPLAY_PAGE } from "../core/catch-up.ts";
 import type { RateBucket } from "./message-rate.ts";
 import type { BrowserSocket } from "./browser-socket.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
+import type { ReplayRate } from "../core/replay-rate.ts";
 import { SessionTable } from "./session-table.ts";
 import { SseSession } from "./sse-session.ts";
 import type { SseTopics } from "./sse-topics.ts";
@@ -70,6 +72,8 @@ export interface SessionOptions {
   duplicate?: "replace" | "reject";
   /** SSE browsers' topics: reached beside Bun's, only while some SSE browser is subscribed. */
   sse: SseTopics;
+  /** Charged with what replays send (the login refuses resumes past it). */
+  replayRate?: ReplayRate;
 }
 
 /**
@@ -218,7 +222,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       // Counted unless the browser was closed meanwhile: it left, or broke the rules and was counted then.
       if (ws.data.phase === "verifying") metrics.logins[decision.why === "duplicate" ? "duplicate" : "failed"]++;
       log.debug("browser login refused", { user: ws.data.claimed, reason: decision.why, addr: ws.data.addr });
-      const reason = decision.why === "duplicate" ? CloseCode.replaced : CloseCode.loginFailed;
+      const reason = decision.why === "duplicate" ? CloseCode.replaced : decision.why === "resume-rate" ? CloseCode.resumeTooOften : CloseCode.loginFailed;
       return close(ws, reason);
     }
     const { user } = decision;
@@ -440,6 +444,18 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
 
   const replayTarget = (ws: Browser): ReplayTarget => ({
     send: (text) => void ws.send(text),
+    // An SSE stream is handed the message's parts: it would otherwise parse them back out of the
+    // numbered text, a copy of a message that may be 64 KB.
+    message:
+      ws instanceof SseSession
+        ? (source, offset, text) => {
+            options.replayRate?.charge(ws.data.user, text.length);
+            ws.deliver(source, offset, dataLines(text));
+          }
+        : (source, offset, text) => {
+            options.replayRate?.charge(ws.data.user, text.length);
+            ws.send(numbered(source, offset, text));
+          },
     buffered: () => ws.getBufferedAmount(),
     live(source, offset) {
       if (source === WHISPER_SOURCE) {

@@ -1,4 +1,5 @@
 import type { Server } from "bun";
+import type { ReplayRate } from "../core/replay-rate.ts";
 import type { ConsolaInstance } from "consola";
 import type { LocalDelivery } from "../core/delivery.ts";
 import type { EventHub } from "../core/events.ts";
@@ -19,6 +20,8 @@ import { SseTopics } from "./sse-topics.ts";
 import type { Cidr } from "../config/cidr.ts";
 
 export interface PublicOptions {
+  /** What replays may send per user: charged here, checked by the login. */
+  replayRate?: ReplayRate;
   hostname: string;
   port: number;
   path: string;
@@ -94,6 +97,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     metrics,
     log,
     hooks: options.sessions,
+    replayRate: options.replayRate,
     ...options.sessionLimit,
   });
 

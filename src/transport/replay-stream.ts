@@ -1,11 +1,13 @@
 import type { CatchUp, ReplaySource } from "../core/catch-up.ts";
 import type { Since } from "../core/replay.ts";
-import { gapNotice, numbered } from "../protocol/resume.ts";
+import { gapNotice } from "../protocol/resume.ts";
 
 /** What a replay needs from its browser's session. */
 export interface ReplayTarget {
-  /** Sends one message; the stream never hands its sends to the slow-consumer watchdog. */
+  /** Sends one notice (`#gap`); the stream never hands its sends to the slow-consumer watchdog. */
   send(text: string): void;
+  /** Sends one replayed message of `source` (numbered as the browser's protocol frames it). */
+  message(source: string, offset: number, text: string): void;
   /** Bytes queued to the browser, unread. */
   buffered(): number;
   /** The source is caught up to `offset` (0 after a gap): from now on it is live (its topic subscribed). */
@@ -175,7 +177,7 @@ export class ReplayStream {
     let sent = 0;
     while (this.#next < entries.length && this.target.buffered() < this.budget) {
       const entry = entries[this.#next++]!;
-      this.target.send(numbered(source, entry.offset, entry.text));
+      this.target.message(source, entry.offset, entry.text);
       this.#offset = entry.offset;
       sent++;
     }
