@@ -181,3 +181,13 @@ export function report(name: string, figures: Record<string, number | string | L
 }
 
 export { Browser, ControlClient, createUsers, newUser, within, type Spawned, type User };
+
+/** The server's epoch, as any page learns it: from a v2 login of its own, then closed. */
+export async function learnEpoch(publicUrl: string, token: string): Promise<string> {
+  const page = await Browser.open(publicUrl, "webtalk.v2");
+  page.send(token);
+  const epoch = (await page.messages.next("the epoch")).slice("#epoch ".length);
+  page.close();
+  await within(page.closed, "the first page to close");
+  return epoch;
+}

@@ -2,7 +2,7 @@
 // on sockets that never read. Each login must not build (or queue) the whole replay window.
 
 import { expect, test } from "bun:test";
-import { Browser, canaryBackend, canaryBrowser, ControlClient, MB, newUser, report, RssSampler, scale, spawnTarget, within } from "./kit.ts";
+import { Browser, canaryBackend, canaryBrowser, ControlClient, learnEpoch, MB, newUser, report, RssSampler, scale, spawnTarget } from "./kit.ts";
 import { rawWebSocket } from "../helpers.ts";
 
 const SHOUTS = 1_000;
@@ -97,13 +97,3 @@ test("a reading browser gets a replay far larger than the budget, then live shou
     await target.stop();
   }
 }, 60_000);
-
-/** The server's epoch, as any page learns it: from a v2 login of its own, then closed. */
-async function learnEpoch(publicUrl: string, token: string): Promise<string> {
-  const page = await Browser.open(publicUrl, "webtalk.v2");
-  page.send(token);
-  const epoch = (await page.messages.next("the epoch")).slice("#epoch ".length);
-  page.close();
-  await within(page.closed, "the first page to close");
-  return epoch;
-}

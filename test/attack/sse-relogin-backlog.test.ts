@@ -6,7 +6,7 @@
 
 import { expect, test } from "bun:test";
 import { encodeFrames } from "../../src/protocol/frame.ts";
-import { Browser, canaryBackend, canaryBrowser, ControlClient, MB, newUser, report, RssSampler, scale, spawnTarget, within } from "./kit.ts";
+import { canaryBackend, canaryBrowser, ControlClient, learnEpoch, MB, newUser, report, RssSampler, scale, spawnTarget } from "./kit.ts";
 import { eventsUrl } from "../sse-client.ts";
 
 const SHOUTS = 1_000;
@@ -59,12 +59,3 @@ test("re-logins over SSE replaying a 60 MB window on streams that never read kee
     target.proc.kill("SIGKILL");
   }
 }, 120_000);
-
-async function learnEpoch(publicUrl: string, token: string): Promise<string> {
-  const page = await Browser.open(publicUrl, "webtalk.v2");
-  page.send(token);
-  const epoch = (await page.messages.next("the epoch")).slice("#epoch ".length);
-  page.close();
-  await within(page.closed, "the first page to close");
-  return epoch;
-}
