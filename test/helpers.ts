@@ -192,17 +192,29 @@ export class Browser {
   readonly closed: Promise<CloseInfo>;
   readonly ws: WebSocket;
 
-  private constructor(ws: WebSocket) {
+  /** The `#at` notices a webtalk.v2 login sent, kept out of `messages` unless the browser was opened with `atNotices`. */
+  readonly atNotices: string[] = [];
+
+  private constructor(ws: WebSocket, atNotices: boolean) {
     this.ws = ws;
     const { promise, resolve } = Promise.withResolvers<CloseInfo>();
     this.closed = promise;
-    ws.onmessage = (event) => this.messages.push(typeof event.data === "string" ? event.data : "<binary>");
+    ws.onmessage = (event) => {
+      const text = typeof event.data === "string" ? event.data : "<binary>";
+      if (!atNotices && text.startsWith("#at ")) return void this.atNotices.push(text);
+      this.messages.push(text);
+    };
     ws.onclose = (event) => resolve({ code: event.code, reason: event.reason });
   }
 
-  static async open(url: string, protocols?: string | string[]): Promise<Browser> {
+  /**
+   * Opens a browser. A webtalk.v2 login's `#at` notice (where it started the sources it did not list)
+   * is kept apart, in `atNotices`, so that tests of other things see the messages they are about;
+   * `atNotices: true` keeps it in `messages`, in order.
+   */
+  static async open(url: string, protocols?: string | string[], options: { atNotices?: boolean } = {}): Promise<Browser> {
     const ws = new WebSocket(url, protocols);
-    const browser = new Browser(ws);
+    const browser = new Browser(ws, options.atNotices ?? false);
     const opened = new Promise<void>((resolve, reject) => {
       ws.onopen = () => resolve();
       ws.onerror = () => reject(new Error(`could not open ${url}`));

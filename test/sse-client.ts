@@ -39,11 +39,11 @@ export class SseClient {
     this.#abort.abort();
   }
 
-  /** The next event of a type other than `epoch` (or of any type with `all`). */
+  /** The next event of a type other than `epoch` and `at` (the login's notices), or of any type with `all`. */
   async next(what = "an event", all = false): Promise<SseEvent> {
     for (;;) {
       const event = await this.events.next(what);
-      if (all || event.type !== "epoch") return event;
+      if (all || (event.type !== "epoch" && event.type !== "at")) return event;
     }
   }
 

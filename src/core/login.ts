@@ -1,7 +1,7 @@
-import { parseV2Login } from "../protocol/resume.ts";
+import { parseV2Login, type V2Login } from "../protocol/resume.ts";
 import { ReplayRate } from "./replay-rate.ts";
 import type { Maybe, State } from "../state/state.ts";
-import { catchUpV1, catchUpV2, type CatchUp } from "./catch-up.ts";
+import { catchUpV1, catchUpV2, startingPoints, type CatchUp, type StartingPoints } from "./catch-up.ts";
 import type { Delivery } from "./delivery.ts";
 import type { ReplayLog } from "./replay.ts";
 import { then } from "./maybe.ts";
@@ -53,13 +53,13 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
     return then(state.hold(user, held[i]!, heldLimit), () => holdAgain(user, held, i + 1));
   };
 
-  const claimed = (user: number, resume: ReturnType<typeof parseV2Login>, online: boolean, session: number | void): Maybe<LoginDecision> =>
+  const claimed = (user: number, resume: V2Login | undefined, starts: StartingPoints | undefined, online: boolean, session: number | void): Maybe<LoginDecision> =>
     // A kill that lands while the login waits on the state would find no browser to close: once the
     // user is claimed (what follows about it now waits for the login), check it still exists.
     then(state.userSalt(user), (still): Maybe<LoginDecision> => {
       if (still === undefined) return then(delivery.unclaim(user, session ?? undefined), () => ({ ok: false as const, why: "unknown" as const }));
       return then(state.channelsOf(user), (channels) =>
-        then(resume ? catchUpV2(replay, resume, user, channels) : catchUpV1, (catchUp) =>
+        then(resume ? catchUpV2(replay, resume, user, channels, starts) : catchUpV1, (catchUp) =>
           // Taken last: nothing that can fail after it loses the user's whispers.
           then(state.takeHeld(user), (held) => ({
             ok: true as const,
@@ -88,8 +88,12 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
       if (resume && resume.positions.size > 0 && !replayRate.allows(user, Date.now())) return { ok: false, why: "resume-rate" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
         if (online && duplicate === "reject" && sessions === 1) return { ok: false, why: "duplicate" };
-        return then(delivery.claim(user), (session) =>
-          undoingOnFailure(() => claimed(user, resume, online, session), () => delivery.unclaim(user, session ?? undefined)),
+        // Read before the claim: what is sent once the user shows online comes after them, and is replayed.
+        const starts = resume ? then(state.channelsOf(user), (channels) => startingPoints(replay, resume, user, channels)) : undefined;
+        return then(starts, (points) =>
+          then(delivery.claim(user), (session) =>
+            undoingOnFailure(() => claimed(user, resume, points, online, session), () => delivery.unclaim(user, session ?? undefined)),
+          ),
         );
       });
     });

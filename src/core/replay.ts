@@ -29,6 +29,8 @@ export interface ReplayLog {
   readonly epoch: string;
   /** Appends a message to a source and returns its offset. */
   append(key: string, text: string): Maybe<number>;
+  /** The offset the source has reached: its last message's (0 before the first). */
+  last(key: string): Maybe<number>;
   /**
    * The messages of a source after `offset`, at most `max` of them (default: all), or a gap when the
    * window no longer reaches back that far. Fewer than `max` means the page reached the newest message.
@@ -87,6 +89,10 @@ export class MemoryReplay implements ReplayLog {
       this.#window.push(key, text, text.length * 2, this.limits.count, at);
     }
     return offset;
+  }
+
+  last(key: string): number {
+    return this.#last.get(key) ?? 0;
   }
 
   /** The messages of a source after `offset`, or a gap when the window no longer reaches back that far. */

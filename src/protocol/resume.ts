@@ -19,6 +19,26 @@ export function gapNotice(source: string): string {
   return `#gap ${source}`;
 }
 
+/**
+ * `#at SOURCE:OFFSET,…`: where a login started the sources the browser had no position for. Listed in
+ * its next resume, they replay what was sent while it was away, even if it heard nothing from them.
+ */
+export function atNotice(positions: Iterable<[string, number]>): string {
+  const items: string[] = [];
+  for (const [source, offset] of positions) items.push(`${source}:${offset}`);
+  return `#at ${items.join(",")}`;
+}
+
+/** The positions of an `#at` notice's list (`SOURCE:OFFSET,…`). */
+export function parseAt(list: string): [string, number][] {
+  const out: [string, number][] = [];
+  for (const item of list.split(",")) {
+    const colon = item.indexOf(":");
+    if (colon > 0) out.push([item.slice(0, colon), Number(item.slice(colon + 1))]);
+  }
+  return out;
+}
+
 export interface V2Login {
   /** `ID!SALT`, checked as in v1. */
   token: string;

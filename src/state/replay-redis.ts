@@ -177,6 +177,10 @@ export class RedisReplay implements ReplayLog {
     return Number(await this.redis.script(APPEND, this.#keys(key), appendArgs(text, this.limits)));
   }
 
+  async last(key: string): Promise<number> {
+    return Number((await this.redis.call("GET", [this.#keys(key)[0]])) ?? 0);
+  }
+
   async since(key: string, offset: number, max = -1, member?: number): Promise<Since> {
     const shard = this.#shardOf(key);
     const keys = [...replayKeys(this.shards.tags[shard]!, key), this.shards.key(shard, "epoch"), this.shards.key(shard, `floor:${key}`), this.shards.key(shard, `order:${key}`)];

@@ -112,6 +112,10 @@ export class SqliteReplay implements ReplayLog {
     return offset;
   }
 
+  last(key: string): number {
+    return this.#lastOffset(key);
+  }
+
   since(key: string, offset: number, max = -1, member?: number): Since {
     this.flush();
     const last = this.#lastOffset(key);

@@ -261,6 +261,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     const { catchUp } = decision;
     for (const message of catchUp.messages) watchdog.observe(ws.send(message));
     metrics.delivered += catchUp.messages.length;
+    if (catchUp.at) watchdog.observe(ws.send(catchUp.at));
     const { v2 } = ws.data;
     const replayed = new Set(catchUp.sources.map((s) => s.source));
     if (!replayed.has(WHISPER_SOURCE)) ws.subscribe(userTopic(user, v2));

@@ -1,5 +1,5 @@
 import { CloseCode, type CloseReason } from "../protocol/codes.ts";
-import { TRUNCATED } from "../protocol/resume.ts";
+import { parseAt, TRUNCATED } from "../protocol/resume.ts";
 import { dataLines, parseNumbered, positionId, sseComment, sseEvent, sseNotice, sseRetry } from "../protocol/sse.ts";
 import type { BrowserSocket } from "./browser-socket.ts";
 import type { Peer } from "./browser-sessions.ts";
@@ -49,7 +49,7 @@ export class SseSession implements BrowserSocket<Peer> {
   readonly stream: ReadableStream<Uint8Array>;
   #controller!: ReadableStreamDefaultController<Uint8Array>;
   readonly #subscribed = new Set<string>();
-  readonly #positions = new Map<string, number>();
+  #positions = new Map<string, number>();
   #epoch = "";
   /** Sources were left out of the id to keep it under MAX_ID_BYTES (until the next epoch). */
   #truncated = false;
@@ -107,7 +107,7 @@ export class SseSession implements BrowserSocket<Peer> {
     }
   }
 
-  /** A v2 text: a numbered message, `#epoch EPOCH` or `#gap SOURCE`. */
+  /** A v2 text: a numbered message, `#epoch EPOCH`, `#at SOURCE:OFFSET,…` or `#gap SOURCE`. */
   send(text: string): number {
     const message = parseNumbered(text);
     if (message) return this.deliver(message.source, message.offset, dataLines(message.text));
@@ -122,6 +122,7 @@ export class SseSession implements BrowserSocket<Peer> {
       this.#idHead = undefined;
       return this.#write(sseEvent("epoch", dataLines(epoch), this.#id()));
     }
+    if (text.startsWith("#at ")) return this.#startAt(text.slice("#at ".length));
     if (text.startsWith("#gap ")) {
       const source = text.slice("#gap ".length);
       this.#positions.delete(source);
@@ -140,15 +141,24 @@ export class SseSession implements BrowserSocket<Peer> {
     }
     this.#positions.delete(source);
     this.#positions.set(source, offset);
-    let id = this.#id();
-    while (id.length > MAX_ID_BYTES && this.#positions.size > 1) {
-      this.#positions.delete(this.#positions.keys().next().value!);
-      this.#truncated = true;
-      id = this.#id();
-    }
+    const id = this.#fittedId();
     this.#lastSource = source;
     this.#idHead = id.slice(0, id.length - `${source}:${offset}`.length);
     return this.#write(sseEvent(undefined, data, id));
+  }
+
+  /**
+   * The login's starting points: the stream's position for the sources it has heard nothing from yet,
+   * carried by an `at` event's id so that a browser cut before any message still resumes them. They go
+   * first in the id: least recently heard, they are the first left out of a long one.
+   */
+  #startAt(list: string): number {
+    const positions = new Map<string, number>();
+    for (const [source, offset] of parseAt(list)) if (!((this.#positions.get(source) ?? -1) >= offset)) positions.set(source, offset);
+    for (const [source, offset] of this.#positions) if (!positions.has(source)) positions.set(source, offset);
+    this.#positions = positions;
+    this.#idHead = undefined;
+    return this.#write(sseEvent("at", dataLines(list), this.#fittedId()));
   }
 
   /** A comment, so proxies see traffic on an idle stream. */
@@ -221,6 +231,17 @@ export class SseSession implements BrowserSocket<Peer> {
 
   #id(): string {
     return positionId(this.#epoch, this.#positions, this.#truncated);
+  }
+
+  /** The id, leaving out the least recent sources while it is longer than MAX_ID_BYTES (and saying so). */
+  #fittedId(): string {
+    let id = this.#id();
+    while (id.length > MAX_ID_BYTES && this.#positions.size > 1) {
+      this.#positions.delete(this.#positions.keys().next().value!);
+      this.#truncated = true;
+      id = this.#id();
+    }
+    return id;
   }
 
   #write(chunk: string): number {

@@ -78,10 +78,28 @@ export function connect(url, token, options = {}) {
       // A new epoch means the server restarted: offsets start again, old positions mean nothing.
       if (epoch !== undefined && value !== epoch) positions.clear();
       epoch = value;
+    } else if (name === "at") {
+      startAt(value);
     } else if (name === "gap") {
       positions.delete(value);
       onGap?.(value);
     }
+  };
+
+  // Where the login started the sources this page had no position for: kept as positions, so a page
+  // that hears nothing from a source still lists it when it resumes, and gets what it missed. First in
+  // the map: never heard from, they are the first a long resume list leaves out.
+  const startAt = (list) => {
+    const starts = new Map();
+    for (const item of list.split(",")) {
+      const colon = item.indexOf(":");
+      const source = item.slice(0, colon);
+      const offset = Number(item.slice(colon + 1));
+      if (colon > 0 && !(positions.get(source) >= offset)) starts.set(source, offset);
+    }
+    for (const [source, offset] of positions) if (!starts.has(source)) starts.set(source, offset);
+    positions.clear();
+    for (const [source, offset] of starts) positions.set(source, offset);
   };
 
   const login = () => {
@@ -176,6 +194,7 @@ export function connect(url, token, options = {}) {
       received = true;
       notice(`#epoch ${event.data}`);
     });
+    source.addEventListener("at", (event) => notice(`#at ${event.data}`));
     source.addEventListener("gap", (event) => notice(`#gap ${event.data}`));
     // A final condition (login failed, replaced, killed, kicked): the server says so, then ends the stream.
     source.addEventListener("close", (event) => {

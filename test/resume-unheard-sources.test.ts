@@ -1,0 +1,199 @@
+// A webtalk.v2 page or SSE stream that heard nothing from a source before it was cut still resumes it:
+// the login told it where each source stood (`#at`, the SSE `at` event's id), it lists them, and what
+// was sent while it was away arrives once, in order, then live. Before, such a source resumed live and
+// the messages sent meanwhile were lost. With --sessions 2 a whisper sent while one tab is away goes to
+// the other tab and is not held, so the whisper stream shows it as plainly as a channel.
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Webtalk } from "../src/server.ts";
+import { Browser, ControlClient, newUser, startTestServer, within, type User } from "./helpers.ts";
+import { eventsUrl, SseClient } from "./sse-client.ts";
+import { endCluster, spawnCluster } from "./cluster-kit.ts";
+import { haveRedis, uniquePrefix, useRedis } from "./redis-server.ts";
+import type { Spawned } from "./process.ts";
+
+/** A v2 login's notices up to its `#at`: the epoch and the starting points it names. */
+async function startOf(browser: Browser): Promise<{ epoch: string; at: Map<string, number> }> {
+  let epoch = "";
+  for (;;) {
+    const line = await browser.messages.next("#epoch and #at");
+    if (line.startsWith("#epoch ")) epoch = line.slice("#epoch ".length);
+    if (line.startsWith("#at ")) {
+      const at = new Map(line.slice("#at ".length).split(",").map((item) => item.split(":") as [string, string]).map(([s, o]) => [s, Number(o)] as [string, number]));
+      return { epoch, at };
+    }
+  }
+}
+
+async function v2Login(url: string, text: string): Promise<Browser> {
+  const browser = await Browser.open(url, "webtalk.v2", { atNotices: true });
+  browser.send(text);
+  return browser;
+}
+
+/** Numbered messages until `last` arrives, notices left out. */
+async function numberedUntil(browser: Browser, last: string): Promise<string[]> {
+  const got: string[] = [];
+  for (;;) {
+    const line = await browser.messages.next(`the message ${last}`);
+    if (line.startsWith("#")) continue;
+    got.push(line);
+    if (line.endsWith(`!${last}`)) return got;
+  }
+}
+
+/** The browsers the server has, every user's ([stats] sessions: [online] counts a user's tabs once). */
+async function sessionCount(ctl: ControlClient): Promise<number> {
+  return Number(/sessions=(\d+)/.exec(await ctl.call("[stats]"))?.[1]);
+}
+
+async function sessionsAre(ctl: ControlClient, want: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const stats = await ctl.call("[stats]");
+    if (Number(/sessions=(\d+)/.exec(stats)?.[1]) === want) return;
+    if (Date.now() > deadline) throw new Error(`sessions never became ${want}: ${stats}`);
+    await Bun.sleep(20);
+  }
+}
+
+describe("one server (--sessions 2)", () => {
+  let server: Webtalk;
+  let ctl: ControlClient;
+  beforeAll(async () => {
+    server = await startTestServer({ sessions: 2 });
+    ctl = await ControlClient.connect(server.private.port);
+  });
+  afterAll(async () => {
+    ctl.close();
+    await server.stop();
+  });
+
+  async function userInChannel(): Promise<{ user: User; channel: string }> {
+    const user = await newUser(ctl);
+    const channel = await ctl.ok("[newchannel]");
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    // The channel has a history before the page comes: its starting point is not 0.
+    await ctl.ok(`[shout] ${channel}!before the page`);
+    return { user, channel };
+  }
+
+  test("#at names every source the login did not list, at the offset it had reached", async () => {
+    const { user, channel } = await userInChannel();
+    await ctl.ok(`[whisper] ${user.id}!held`);
+    const tab = await v2Login(server.publicUrl, user.token);
+    // The held whisper comes first, then #at, which names it: the page's position for u is not lowered.
+    expect(await tab.messages.next("#epoch")).toStartWith("#epoch ");
+    expect(await tab.messages.next("the held whisper")).toBe("u:1!held");
+    const { at } = await startOf(tab);
+    expect(at.get("u")).toBe(1);
+    expect(at.get(channel)).toBe(1);
+    expect(at.has("1")).toBe(true);
+    tab.close();
+  });
+
+  test("WebSocket: a tab that heard nothing, cut, resumes from #at: what was sent meanwhile arrives once, in order", async () => {
+    const { user, channel } = await userInChannel();
+    const base = await sessionCount(ctl);
+    const tab = await v2Login(server.publicUrl, user.token);
+    const { epoch, at } = await startOf(tab);
+    const other = await v2Login(server.publicUrl, user.token);
+    await startOf(other);
+    await sessionsAre(ctl, base + 2);
+    tab.close();
+    await within(tab.closed, "the cut");
+    await sessionsAre(ctl, base + 1);
+    // The other tab keeps the user online: these whispers are sent to it, not held.
+    await ctl.ok(`[whisper] ${user.id}!away 1`);
+    await ctl.ok(`[shout] ${channel}!away 2`);
+    await ctl.ok(`[whisper] ${user.id}!away 3`);
+    const positions = [...at].map(([s, o]) => `${s}:${o}`).join(",");
+    const back = await v2Login(server.publicUrl, `${user.token}!${epoch}!${positions}`);
+    await ctl.ok(`[shout] ${channel}!live`);
+    const got = await numberedUntil(back, "live");
+    expect(got.filter((m) => m.startsWith("u:"))).toEqual(["u:1!away 1", "u:2!away 3"]);
+    expect(got.filter((m) => m.startsWith(`${channel}:`))).toEqual([`${channel}:2!away 2`, `${channel}:3!live`]);
+    back.close();
+    other.close();
+  });
+
+  test("SSE: a stream that heard nothing, cut, reconnects with Last-Event-ID: what was sent meanwhile arrives once, in order", async () => {
+    const { user, channel } = await userInChannel();
+    const base = await sessionCount(ctl);
+    const stream = await SseClient.open(eventsUrl(server.publicUrl, user.token));
+    expect(stream.response.status).toBe(200);
+    const atEvent = await stream.next("the at event", true);
+    if (atEvent.type === "epoch") Object.assign(atEvent, await stream.next("the at event", true));
+    expect(atEvent.type).toBe("at");
+    // The id carries the starting points: the browser's Last-Event-ID names every source.
+    expect(atEvent.id).toContain(`${channel}:1`);
+    expect(atEvent.id).toContain("u:0");
+    const other = await v2Login(server.publicUrl, user.token);
+    await startOf(other);
+    await sessionsAre(ctl, base + 2);
+    stream.cut();
+    await sessionsAre(ctl, base + 1);
+    await ctl.ok(`[whisper] ${user.id}!away 1`);
+    await ctl.ok(`[shout] ${channel}!away 2`);
+    const again = await SseClient.open(eventsUrl(server.publicUrl, user.token), { "Last-Event-ID": stream.lastEventId });
+    await ctl.ok(`[shout] ${channel}!live`);
+    const got: string[] = [];
+    for (let event = await again.next("the replay"); ; event = await again.next("more")) {
+      if (event.type === "message") got.push(`${/(u|\d+):(\d+)$/.exec(event.id)?.[0]} ${event.data}`);
+      else if (event.type !== "at") got.push(`${event.type} ${event.data}`);
+      if (event.data === "live") break;
+    }
+    expect(got.filter((g) => g.startsWith("u:"))).toEqual(["u:1 away 1"]);
+    expect(got.filter((g) => g.startsWith(`${channel}:`))).toEqual([`${channel}:2 away 2`, `${channel}:3 live`]);
+    expect(got.filter((g) => g.startsWith("gap"))).toEqual([]);
+    again.cut();
+    other.close();
+  });
+
+  test("a v1 login is told nothing new: the original protocol is unchanged", async () => {
+    const { user, channel } = await userInChannel();
+    const base = await sessionCount(ctl);
+    const browser = await Browser.open(server.publicUrl);
+    browser.send(user.token);
+    await sessionsAre(ctl, base + 1);
+    await ctl.ok(`[shout] ${channel}!plain`);
+    expect(await browser.messages.next("the shout")).toBe("plain");
+    browser.close();
+  });
+});
+
+const redis = useRedis();
+
+describe.skipIf(!haveRedis)("two --redis nodes (--sessions 2)", () => {
+  test("a tab on node A that heard nothing resumes on node B and gets what its other tab was sent meanwhile", async () => {
+    const nodes: Spawned[] = await spawnCluster(redis, uniquePrefix("unheard"), 2, ["--sessions", "2"]);
+    const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
+    try {
+      const [a, b] = nodes as [Spawned, Spawned];
+      const user = await newUser(ctls[0]!);
+      const channel = await ctls[0]!.ok("[newchannel]");
+      await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
+      await ctls[1]!.ok(`[shout] ${channel}!before the page`);
+      const tab = await v2Login(a.publicUrl, user.token);
+      const { epoch, at } = await startOf(tab);
+      expect(at.get(channel)).toBe(1);
+      const other = await v2Login(b.publicUrl, user.token);
+      await startOf(other);
+      tab.close();
+      await within(tab.closed, "the cut");
+      // Node A has let the tab go once a whisper reaches only the other tab's node; sent from both nodes.
+      await ctls[1]!.ok(`[whisper] ${user.id}!away 1`);
+      await ctls[0]!.ok(`[shout] ${channel}!away 2`);
+      const positions = [...at].map(([s, o]) => `${s}:${o}`).join(",");
+      const back = await v2Login(b.publicUrl, `${user.token}!${epoch}!${positions}`);
+      await ctls[0]!.ok(`[shout] ${channel}!live`);
+      const got = await numberedUntil(back, "live");
+      expect(got.filter((m) => m.startsWith("u:"))).toEqual(["u:1!away 1"]);
+      expect(got.filter((m) => m.startsWith(`${channel}:`))).toEqual([`${channel}:2!away 2`, `${channel}:3!live`]);
+      back.close();
+      other.close();
+    } finally {
+      await endCluster({ pages: [], ctls, nodes });
+    }
+  }, 60_000);
+});
