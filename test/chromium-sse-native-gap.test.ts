@@ -37,8 +37,9 @@ async function nativePage(proxy: UpgradeRefusingProxy, token: string): Promise<P
   page.setDefaultTimeout(WAIT_MS);
   await page.goto(`http://127.0.0.1:${proxy.port}/webtalk.js`);
   await page.evaluate((url) => {
-    const w = globalThis as unknown as { log: string[]; opens: number };
+    const w = globalThis as unknown as { log: string[]; opens: number; ats: string[] };
     w.log = [];
+    w.ats = [];
     w.opens = 0;
     // The browser's EventSource (Bun's types declare another constructor).
     const Native = (globalThis as unknown as { EventSource: new (url: string) => EventSource }).EventSource;
@@ -47,6 +48,7 @@ async function nativePage(proxy: UpgradeRefusingProxy, token: string): Promise<P
     // The event's own SOURCE:OFFSET is the last item of its id.
     source.onmessage = (event) => w.log.push(`${event.data} @${/(u|\d+):\d+$/.exec(event.lastEventId)?.[0]}`);
     source.addEventListener("gap", (event) => w.log.push(`gap ${(event as MessageEvent).data}`));
+    source.addEventListener("at", (event) => w.ats.push((event as MessageEvent).lastEventId));
   }, `http://127.0.0.1:${proxy.port}/webtalk/events?login=${encodeURIComponent(token)}`);
   await page.waitForFunction(() => (globalThis as unknown as { opens: number }).opens === 1);
   return page;
@@ -88,4 +90,27 @@ describe.skipIf(Boolean(skip))("native EventSource, reconnecting by itself", () 
       }
     }, 30_000);
   }
+
+  test("a stream cut before it heard anything resumes its channels all the same (the at event's id)", async () => {
+    const proxy = new UpgradeRefusingProxy(server.public.port);
+    try {
+      const user = await newUser(ctl);
+      const channel = await ctl.ok("[newchannel]");
+      await ctl.ok(`[join] ${channel}!${user.id}`);
+      const page = await nativePage(proxy, user.token);
+      await page.waitForFunction(() => (globalThis as unknown as { ats: string[] }).ats.length === 1);
+      proxy.down = true;
+      proxy.cut();
+      await ctl.ok(`[shout] ${channel}!s1`);
+      await ctl.ok(`[shout] ${channel}!s2`);
+      proxy.down = false;
+      await page.waitForFunction(() => (globalThis as unknown as { opens: number }).opens >= 2, undefined, { timeout: RECONNECT_MS });
+      await ctl.ok(`[shout] ${channel}!s3`);
+      await page.waitForFunction(() => (globalThis as unknown as { log: string[] }).log.some((l) => l.startsWith("s3 ")));
+      expect(await log(page)).toEqual([`s1 @${channel}:1`, `s2 @${channel}:2`, `s3 @${channel}:3`]);
+      await page.context().close();
+    } finally {
+      proxy.stop();
+    }
+  }, 30_000);
 });

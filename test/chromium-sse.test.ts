@@ -80,7 +80,8 @@ describe.skipIf(Boolean(skip))("Server-Sent Events in Chromium", () => {
     await ctl.ok(`[whisper] ${user.id}!hello\nfrom SSE`);
     await received(page, "hello\nfrom SSE");
     const ids = await page.evaluate(() => (globalThis as unknown as { ids: string[] }).ids);
-    expect(ids.at(-1)).toMatch(/^[A-Za-z0-9_-]+!u:1$/);
+    // The login's starting point for channel 1 (its at event), then the whisper's own source, last.
+    expect(ids.at(-1)).toMatch(/^[A-Za-z0-9_-]+!1:\d+,u:1$/);
     // A kick ends the stream with a close event; the page closes its EventSource, so no reconnect.
     await ctl.ok(`[kick] ${user.id}`);
     await received(page, "close 4005 kicked");

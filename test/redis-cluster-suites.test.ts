@@ -15,7 +15,7 @@ const suites = [
   "cluster-bus-cut", "cluster-held-login-race", "cluster-join-shout-other-node", "cluster-kill-restart-loop",
   "cluster-lapse-held-whisper", "cluster-online-query-drops-routes", "cluster-online-then-shout", "cluster-order", "cluster-paused-node-steals-user",
   "cluster-pipeline", "cluster-relogin-shouts", "cluster-routing", "cluster-session-limit", "cluster-sessions-presence-dead-node", "cluster-sessions-presence-keys", "cluster-sessions-presence-race",
-  "cluster-sessions-racing-tabs-gap", "cluster-sessions-resume-per-tab", "cluster-sessions", "cluster-sse",
+  "cluster-sessions-racing-tabs-gap", "cluster-sessions-resume-per-tab", "cluster-sessions", "cluster-sse", "resume-unheard-sources",
 ].map((name) => `./test/${name}.test.ts`);
 
 // One kit for all the files (each uses prefixes of its own): starting one per file took longer than the tests.

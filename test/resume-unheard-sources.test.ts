@@ -150,6 +150,43 @@ describe("one server (--sessions 2)", () => {
     other.close();
   });
 
+  test("a channel joined while connected and not heard from, cut: the join's #at resumes it", async () => {
+    const user = await newUser(ctl);
+    const channel = await ctl.ok("[newchannel]");
+    await ctl.ok(`[shout] ${channel}!before the join`);
+    const tab = await v2Login(server.publicUrl, user.token);
+    const { epoch, at } = await startOf(tab);
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    expect(await tab.messages.next("the join's #at")).toBe(`#at ${channel}:1`);
+    tab.close();
+    await within(tab.closed, "the cut");
+    await ctl.ok(`[shout] ${channel}!away`);
+    const positions = [...at, [channel, 1] as const].map(([s, o]) => `${s}:${o}`).join(",");
+    const back = await v2Login(server.publicUrl, `${user.token}!${epoch}!${positions}`);
+    await ctl.ok(`[shout] ${channel}!live`);
+    expect(await numberedUntil(back, "live")).toEqual([`${channel}:2!away`, `${channel}:3!live`]);
+    back.close();
+  });
+
+  test("SSE: a channel joined while connected is in the next id at once", async () => {
+    const user = await newUser(ctl);
+    const channel = await ctl.ok("[newchannel]");
+    await ctl.ok(`[shout] ${channel}!before the join`);
+    const stream = await SseClient.open(eventsUrl(server.publicUrl, user.token));
+    await stream.next("the login's at event", true);
+    await ctl.ok(`[join] ${channel}!${user.id}`);
+    let event = await stream.next("the join's at event", true);
+    while (event.type !== "at" || event.data !== `${channel}:1`) event = await stream.next("the join's at event", true);
+    expect(event.id).toContain(`${channel}:1`);
+    stream.cut();
+    await ctl.ok(`[shout] ${channel}!away`);
+    const again = await SseClient.open(eventsUrl(server.publicUrl, user.token), { "Last-Event-ID": stream.lastEventId });
+    const missed = await again.next("the missed shout");
+    expect(missed.data).toBe("away");
+    expect(missed.id).toEndWith(`,${channel}:2`);
+    again.cut();
+  });
+
   test("a v1 login is told nothing new: the original protocol is unchanged", async () => {
     const { user, channel } = await userInChannel();
     const base = await sessionCount(ctl);
@@ -192,6 +229,31 @@ describe.skipIf(!haveRedis)("two --redis nodes (--sessions 2)", () => {
       expect(got.filter((m) => m.startsWith(`${channel}:`))).toEqual([`${channel}:2!away 2`, `${channel}:3!live`]);
       back.close();
       other.close();
+    } finally {
+      await endCluster({ pages: [], ctls, nodes });
+    }
+  }, 60_000);
+
+  test("a channel joined through node A while the page is on node B: #at from the join's own script", async () => {
+    const nodes: Spawned[] = await spawnCluster(redis, uniquePrefix("unheard"), 2);
+    const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
+    try {
+      const [, b] = nodes as [Spawned, Spawned];
+      const user = await newUser(ctls[0]!);
+      const channel = await ctls[0]!.ok("[newchannel]");
+      await ctls[0]!.ok(`[shout] ${channel}!before the join`);
+      const tab = await v2Login(b.publicUrl, user.token);
+      const { epoch, at } = await startOf(tab);
+      await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
+      expect(await tab.messages.next("the join's #at")).toBe(`#at ${channel}:1`);
+      tab.close();
+      await within(tab.closed, "the cut");
+      await ctls[0]!.ok(`[shout] ${channel}!away`);
+      const positions = [...at, [channel, 1] as const].map(([s, o]) => `${s}:${o}`).join(",");
+      const back = await v2Login(b.publicUrl, `${user.token}!${epoch}!${positions}`);
+      await ctls[1]!.ok(`[shout] ${channel}!live`);
+      expect(await numberedUntil(back, "live")).toEqual([`${channel}:2!away`, `${channel}:3!live`]);
+      back.close();
     } finally {
       await endCluster({ pages: [], ctls, nodes });
     }

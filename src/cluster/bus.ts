@@ -6,7 +6,7 @@ export type BusMessage =
   /** A shout to every node's browsers in the channel. */
   | { k: "c"; c: number; m: string; t?: number; o: number }
   /** Subscribe / unsubscribe the user's browser to a channel. */
-  | { k: "s" | "x"; u: number; c: number }
+  | { k: "s" | "x"; u: number; c: number; o?: number }
   /** Close the user's browser with close code `r`; `x` names a node that must not (the one that claimed the user). */
   | { k: "d"; u: number; r: number; x?: string }
   /** Close the user's browser number `s` on this node (session-limit.ts): the oldest past --sessions. */
@@ -73,7 +73,8 @@ export function decodeBus(text: string): BusMessage | undefined {
       return int(m.c) && typeof m.m === "string" && int(m.o) && stamp(m.t) ? (m as BusMessage) : undefined;
     case "s":
     case "x":
-      return int(m.u) && int(m.c) ? (m as BusMessage) : undefined;
+      // `o` (a join's offset, for #at) is optional: a node of an older version sends none.
+      return int(m.u) && int(m.c) && (m.o === undefined || int(m.o)) ? (m as BusMessage) : undefined;
     case "d":
       return int(m.u) && int(m.r) && (m.x === undefined || typeof m.x === "string") ? (m as BusMessage) : undefined;
     case "q":

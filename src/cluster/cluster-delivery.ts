@@ -4,6 +4,7 @@ import type { EventHub } from "../core/events.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
 import type { RedisConnection } from "../state/redis-connection.ts";
+import type { Maybe } from "../state/state.ts";
 import { ShardMap } from "../state/shard-map.ts";
 import { channelNodesKey, nodeChannel, ONLINE_NODES } from "../state/route-redis.ts";
 import { busChannel, busStamp, decodeBus, encodeBus, eventsChannel, type BusMessage } from "./bus.ts";
@@ -170,10 +171,17 @@ export class ClusterDelivery implements Delivery {
     return this.#toUser(user, { k: "d", u: user, r: reason.code });
   }
 
-  async claim(user: number): Promise<number | void> {
+  async claim(user: number, prepare?: () => Maybe<void>): Promise<number | void> {
     // Two tabs logging in at once (--sessions): what waits for the first is kept for the user's browsers.
     if (!this.#o.several || !this.#arriving.has(user)) this.#arriving.set(user, []);
     this.#late.begin(user);
+    try {
+      await prepare?.();
+    } catch (error) {
+      this.#arriving.delete(user);
+      this.#late.forget(user);
+      throw error;
+    }
     // Whether this login's end was told to #late already (unclaim and settled do): once per login.
     // #claimLimited ends every failed claim through one of them.
     let ended = this.#o.limit !== undefined;
@@ -450,7 +458,7 @@ export class ClusterDelivery implements Delivery {
         if (message.t !== undefined) observeLag(metrics, message.t);
         return;
       case "s":
-        return void local.subscribe(message.u, message.c);
+        return void local.subscribe(message.u, message.c, message.o);
       case "x":
         return void local.unsubscribe(message.u, message.c);
       case "q":

@@ -11,8 +11,15 @@ import { channelStream, userStream, type ReplayLog, type Since } from "./replay.
 export interface CatchUp {
   /** Sent at once, in order: v1 — the held whispers; v2 — `#epoch`, then the held whispers of an unlisted whisper stream. */
   messages: string[];
-  /** v2: the `#at` notice, sent after `messages` and before the replay (a notice: not counted as delivered). */
+  /** v2: the `#at` notice, sent after `messages` (a notice: not counted as delivered). */
   at?: string;
+  /** v2: sent after `#at`: the held whispers numbered after the whisper stream's starting point. */
+  afterAt: string[];
+  /**
+   * v2: where the sources the login did not list start (`#at`). They are not replayed: the transport
+   * makes them live at once, passing over what a cluster's bus still brings up to these offsets.
+   */
+  starts: StartingPoints;
   /** v2: per listed source, in the login's order, where its replay starts (or that it is a gap). */
   sources: ReplaySource[];
   /** Reads the next page of a source's window after `offset`. */
@@ -34,15 +41,14 @@ export interface ReplaySource {
   from: number;
   /** The first page after the position, or a gap, as read at login. */
   first: Since;
-  /** Not listed by the browser: started where the source was just before the login (StartingPoints). */
-  started?: boolean;
 }
 
 /**
  * Where a v2 login starts the sources the browser did not list (every one on a plain `ID!SALT`): each
- * source's offset, read before the user is claimed. The login replays from there, so a message sent
- * once the user shows online is never lost, and tells the browser these positions (`#at`): a page
- * that then hears nothing from a source still lists it when it resumes, and gets what it missed.
+ * source's offset, read once the node keeps what arrives for the user and before the user is claimed
+ * (Delivery.claim's `prepare`). Whatever is numbered later reaches the browser: live, or from what
+ * arrived during the login. The browser is told these positions (`#at`): a page that then hears nothing
+ * from a source still lists it when it resumes, and gets what it missed.
  */
 export type StartingPoints = Map<string, number>;
 
@@ -82,65 +88,63 @@ export function inOffsetOrder(held: string[]): string[] {
 }
 
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: held.map(heldText), sources: [], more: () => ({ gap: true }), current: true };
+  return { messages: held.map(heldText), afterAt: [], starts: new Map(), sources: [], more: () => ({ gap: true }), current: true };
 }
 
 /**
  * The v2 catch-up. A listed whisper stream is served from the replay window, which holds every whisper
  * the held queue does (and those lost in flight), so the held queue is then dropped, unless the window no
  * longer reaches the position (a gap): then the held whispers are sent, before the `#gap u`. Sources not
- * listed are replayed from their starting points (`starts`), told to the browser by `#at` after the held
- * whispers. The replay is read first and the held whispers are given last, so a login that fails
- * reading the replay has taken nothing from the user.
+ * listed start at their starting points (`starts`), told to the browser by `#at`. The replay is read
+ * first and the held whispers are given last, so a login that fails reading the replay has taken
+ * nothing from the user.
  */
 export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], starts: StartingPoints = new Map()): Maybe<(held: string[]) => CatchUp> {
   const member = new Set(channels.map(String));
   const listed = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
-  // A channel joined since the starting points were read has none: it is live from the login.
-  const started = [...starts].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
+  // A channel joined since the starting points were read has none: it is live from the login, unnamed.
+  const started: StartingPoints = new Map([...starts].filter(([source]) => source === WHISPER_SOURCE || member.has(source)));
   const lookups = listed.map(([source, offset]): Maybe<Since> => {
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user));
   });
-  for (const [source, offset] of started) lookups.push(replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user)));
   const pages = all(lookups);
   const current = !(pages instanceof Promise);
   return then(pages, (found) => (held: string[]) => {
-    const messages = [epochNotice(replay.epoch)];
     // A list that left sources out: each channel it does not name is told `#gap` (it may have missed
     // some), before the replay of those it names.
     const unlisted = login.truncated ? [...member].filter((source) => !login.positions.has(source)) : [];
     const sources = [
       ...unlisted.map((source): ReplaySource => ({ source, key: streamOf(source, user), from: 0, first: { gap: true } })),
-      // A starting point the window cannot serve (replay off, or an epoch Redis just lost) is live from
-      // the login, as before starting points were read: no #gap for a login that asked for nothing.
-      ...started
-        .map(([source, from], i): ReplaySource => ({ source, key: streamOf(source, user), from, first: found[listed.length + i]!, started: true }))
-        .filter((s) => !s.first.gap),
       ...listed.map(([source, from], i): ReplaySource => ({ source, key: streamOf(source, user), from, first: found[i]! })),
     ];
-    messages.push(...heldToSend(sources.find((s) => s.source === WHISPER_SOURCE), held));
-    const starting = sources.filter((s) => s.started);
-    const at = starting.length > 0 ? atNotice(starting.map((s): [string, number] => [s.source, s.from])) : undefined;
+    const [before, afterAt] = heldToSend(sources.find((s) => s.source === WHISPER_SOURCE), started.get(WHISPER_SOURCE), held);
+    const at = started.size > 0 ? atNotice(started) : undefined;
     const whisperKey = userStream(user);
     const more = (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE, key === whisperKey ? undefined : user);
-    return { messages, at, sources, more, current };
+    return { messages: [epochNotice(replay.epoch), ...before], at, afterAt, starts: started, sources, more, current };
   });
 }
 
 /**
- * The held whispers a v2 login sends before its replay. The window covers a replayed whisper stream's
- * held whispers only above its position. Where it does not reach back at all (a gap: a new epoch after
- * a crash), the held queue is all there is of them, and each was acknowledged "message queued": all are
- * sent, then the #gap. Where it no longer reaches back (a floor past the position), the held ones below
- * the window go first, then the #gap and the window's whispers. A stream started at the login's
- * starting point sends the held ones up to it, and replays the rest.
+ * The held whispers a v2 login sends, before `#at` and after it. The window covers a replayed whisper
+ * stream's held whispers only above its position. Where it does not reach back at all (a gap: a new
+ * epoch after a crash), the held queue is all there is of them, and each was acknowledged "message
+ * queued": all are sent, then the #gap. Where it no longer reaches back (a floor past the position), the
+ * held ones below the window go first, then the #gap and the window's whispers. An unlisted stream sends
+ * them all: those up to its starting point before `#at` (the page's position is not lowered by them),
+ * the later ones after it.
  */
-function heldToSend(whispers: ReplaySource | undefined, held: string[]): string[] {
-  if (!whispers || whispers.first.gap) return held.map((entry) => `${WHISPER_SOURCE}:${entry}`);
-  const floor = whispers.first.floor !== undefined && whispers.first.floor > whispers.from ? whispers.first.floor : -1;
-  const upTo = Math.max(floor, whispers.started ? whispers.from : -1);
-  return held.filter((entry) => heldOffset(entry) <= upTo).map((entry) => `${WHISPER_SOURCE}:${entry}`);
+function heldToSend(whispers: ReplaySource | undefined, start: number | undefined, held: string[]): [string[], string[]] {
+  const numbered = (entry: string) => `${WHISPER_SOURCE}:${entry}`;
+  if (!whispers) {
+    if (start === undefined) return [held.map(numbered), []];
+    return [held.filter((entry) => heldOffset(entry) <= start).map(numbered), held.filter((entry) => heldOffset(entry) > start).map(numbered)];
+  }
+  if (whispers.first.gap) return [held.map(numbered), []];
+  const floor = whispers.first.floor;
+  if (floor === undefined || floor <= whispers.from) return [[], []];
+  return [held.filter((entry) => heldOffset(entry) <= floor).map(numbered), []];
 }
 
 /** A channel is read as its member, so nothing from before the membership is replayed; whispers are the user's own. */

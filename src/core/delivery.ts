@@ -16,7 +16,12 @@ export interface Delivery {
   toUser(user: number, message: string, offset: number): Maybe<void>;
   /** Sends to every connected member of the channel, in call order with toUser; returns how many. */
   toChannel(channel: number, message: string, offset: number): Maybe<number>;
-  subscribe(user: number, channel: number): Maybe<void>;
+  /**
+   * The user joined the channel: its browsers follow it. `at`: the channel's offset when the user became
+   * a member (its replay floor), told to webtalk.v2 browsers (`#at`) so that a page that hears nothing
+   * from the channel before a cut still resumes it.
+   */
+  subscribe(user: number, channel: number, at?: number): Maybe<void>;
   unsubscribe(user: number, channel: number): Maybe<void>;
   /** Closes the user's browser with this code; the user itself stays unless the caller deletes it. */
   disconnect(user: number, reason: CloseReason): Maybe<void>;
@@ -24,9 +29,11 @@ export interface Delivery {
    * A browser of this node has just proved it is the user: from now on the user is online here, and a
    * browser of theirs elsewhere is closed (4002). Called before the held messages are taken. A
    * cluster counting --sessions across its nodes answers the browser's session number there
-   * (session-limit.ts), or rejects with SessionLimitReached.
+   * (session-limit.ts), or rejects with SessionLimitReached. `prepare` runs first, once this node keeps
+   * what arrives for the user during the login (a cluster's bus), and the claim waits for it: what it
+   * reads (a v2 login's starting points) is older than anything the login could miss.
    */
-  claim(user: number): Maybe<number | void>;
+  claim(user: number, prepare?: () => Maybe<void>): Maybe<number | void>;
   /** Undoes a claim whose login was then refused; `session`: what the claim answered. */
   unclaim(user: number, session?: number): Maybe<void>;
 }
@@ -38,10 +45,10 @@ export interface LocalDelivery extends Delivery {
   onlineIn(channel: number): number;
   toUser(user: number, message: string, offset: number): void;
   toChannel(channel: number, message: string, offset: number): number;
-  subscribe(user: number, channel: number): void;
+  subscribe(user: number, channel: number, at?: number): void;
   unsubscribe(user: number, channel: number): void;
   disconnect(user: number, reason: CloseReason): void;
-  claim(user: number): void;
+  claim(user: number, prepare?: () => Maybe<void>): Maybe<void>;
   unclaim(user: number): void;
   /** Closes the user's browser numbered `session` by its cluster claim; false when it is not here (session-limit.ts). */
   closeSession?(user: number, session: number, reason: CloseReason): boolean;

@@ -88,12 +88,14 @@ export function createLogin({ state, delivery, replay, duplicate, heldLimit, ses
       if (resume && resume.positions.size > 0 && !replayRate.allows(user, Date.now())) return { ok: false, why: "resume-rate" };
       return then(delivery.isOnline(user), (online): Maybe<LoginDecision> => {
         if (online && duplicate === "reject" && sessions === 1) return { ok: false, why: "duplicate" };
-        // Read before the claim: what is sent once the user shows online comes after them, and is replayed.
-        const starts = resume ? then(state.channelsOf(user), (channels) => startingPoints(replay, resume, user, channels)) : undefined;
-        return then(starts, (points) =>
-          then(delivery.claim(user), (session) =>
-            undoingOnFailure(() => claimed(user, resume, points, online, session), () => delivery.unclaim(user, session ?? undefined)),
-          ),
+        // Read before the claim, once the node keeps what arrives for the user: what is sent once the
+        // user shows online is numbered after them, and reaches the browser.
+        let starts: StartingPoints | undefined;
+        const prepare = resume
+          ? () => then(state.channelsOf(user), (channels) => then(startingPoints(replay, resume, user, channels), (points) => void (starts = points)))
+          : undefined;
+        return then(delivery.claim(user, prepare), (session) =>
+          undoingOnFailure(() => claimed(user, resume, starts, online, session), () => delivery.unclaim(user, session ?? undefined)),
         );
       });
     });

@@ -115,6 +115,14 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
     });
   };
 
+  // Where a new member starts in the channel, for its browsers' `#at`: its floor, read in the same turn
+  // on one node. In a cluster the join's own script tells the nodes (bus.ts `o`), and this is unused.
+  const joinedAt = (result: string, channel: number): number | undefined => {
+    if (result !== "added" || numbered) return undefined;
+    const last = replay.last(channelStream(channel));
+    return last instanceof Promise ? undefined : last;
+  };
+
   // Memory and SQLite answer at once: the user or channel is looked up, then the message sent.
   // In a cluster, [join] and [leave] are one Redis script each (membership, replay floor, the node's
   // route count and the publish to the user's node: state/redis.ts) and every later step answers
@@ -166,7 +174,7 @@ export function messagingCommands({ state, delivery, heldLimit, replay, numbered
       clusterInOrder(withPair(data, ([channel, user]) =>
         then(state.join(channel, user), (result) =>
           then(result === "added" ? floorAt(channel, user) : undefined, () =>
-            then(result === "added" || result === "ok" ? delivery.subscribe(user, channel) : undefined, () =>
+            then(result === "added" || result === "ok" ? delivery.subscribe(user, channel, joinedAt(result, channel)) : undefined, () =>
               membership(result, channel, user, Reply.userJoined),
             ),
           ),

@@ -141,9 +141,9 @@ local applied = redis.call('HGET', T .. 'mv:' .. C, U)
 if applied and tonumber(applied) >= tonumber(ARGV[5]) then return 'ok' end
 if action == 'join' and now - tonumber(ARGV[6]) > ${STEP_MS} then return 'stale' end
 redis.call('HSET', T .. 'mv:' .. C, U, ARGV[5])
-local function notify(kind, nodes)
+local function notify(kind, nodes, extra)
   for node in string.gmatch(nodes, '[^,]+') do
-    redis.call('SPUBLISH', T .. 'to:' .. node, '{"k":"' .. kind .. '","u":' .. U .. ',"c":' .. C .. '}')
+    redis.call('SPUBLISH', T .. 'to:' .. node, '{"k":"' .. kind .. '","u":' .. U .. ',"c":' .. C .. (extra or '') .. '}')
   end
 end
 if action == 'join' then
@@ -153,7 +153,7 @@ if action == 'join' then
   local _, nodes = route_parse(redis.call('HGET', T .. 'routes:' .. C, U))
   route_count(T, C, nodes, 1)
   ${floorJoinStep("T", "C", "U", false)}
-  notify('s', nodes)
+  notify('s', nodes, ',"o":' .. string.format('%d', floorLast))
   return 'added'
 end
 redis.call('ZADD', T .. 'gone:' .. C, now, U)

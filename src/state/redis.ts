@@ -71,18 +71,21 @@ return members`);
 
 // A join or leave of an online user also changes its node's count in chnodes:C and tells that node
 // (its bus channel, route-redis.ts) to subscribe or unsubscribe the browser, in this same step: a
-// shout numbered after this script reaches the browser, and [join] is one Redis call.
+// shout numbered after this script reaches the browser, and [join] is one Redis call. A join that
+// added the member says where it starts in the channel (`o`, its floor: webtalk.v2's #at).
 const MEMBERSHIP = Lineage.guarded(`${ROUTE_COUNT}${ONLINE_NODES}
 if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 'no-channel' end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 0 then return 'no-user' end
 local nodes = online_nodes(redis.call('HGET', KEYS[3], ARGV[2]))
 local result = 'ok'
+local joinedAt = ''
 if ARGV[3] == 'join' then
   if redis.call('SADD', ARGV[4] .. 'uch:' .. ARGV[2], ARGV[1]) == 1 then
     for _, node in ipairs(nodes) do route_count(ARGV[4], ARGV[1], node, 1) end
   end
   if redis.call('ZADD', ARGV[4] .. 'members:' .. ARGV[1], ARGV[2], ARGV[2]) == 1 then
     ${floorJoinStep("ARGV[4]", "ARGV[1]", "ARGV[2]")}
+    joinedAt = ',"o":' .. string.format('%d', floorLast)
     result = 'added'
   end
 else
@@ -94,7 +97,7 @@ else
 end
 local kind = ARGV[3] == 'join' and 's' or 'x'
 for _, node in ipairs(nodes) do
-  redis.call('PUBLISH', ARGV[4] .. 'to:' .. node, '{"k":"' .. kind .. '","u":' .. ARGV[2] .. ',"c":' .. ARGV[1] .. '}')
+  redis.call('PUBLISH', ARGV[4] .. 'to:' .. node, '{"k":"' .. kind .. '","u":' .. ARGV[2] .. ',"c":' .. ARGV[1] .. joinedAt .. '}')
 end
 return result`);
 

@@ -6,7 +6,7 @@ import type { LoginDecision } from "../core/login.ts";
 import { debugEnabled } from "../observe/log.ts";
 import type { Metrics } from "../observe/metrics.ts";
 import { CloseCode, Event, type CloseReason } from "../protocol/codes.ts";
-import { gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
+import { atNotice, gapNotice, numbered, WHISPER_SOURCE } from "../protocol/resume.ts";
 import { dataLines } from "../protocol/sse.ts";
 import { REPLAY_PAGE } from "../core/catch-up.ts";
 import type { RateBucket } from "./message-rate.ts";
@@ -260,12 +260,24 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     // source is subscribed only once its replay has caught up (ReplayStream).
     const { catchUp } = decision;
     for (const message of catchUp.messages) watchdog.observe(ws.send(message));
-    metrics.delivered += catchUp.messages.length;
     if (catchUp.at) watchdog.observe(ws.send(catchUp.at));
+    for (const message of catchUp.afterAt) watchdog.observe(ws.send(message));
+    metrics.delivered += catchUp.messages.length + catchUp.afterAt.length;
     const { v2 } = ws.data;
     const replayed = new Set(catchUp.sources.map((s) => s.source));
+    const { starts } = catchUp;
+    // Started where #at says: a whisper up to there still on its way is not the browser's.
+    const whisperStart = starts.get(WHISPER_SOURCE);
+    if (whisperStart !== undefined) ws.data.whisperFloor = whisperStart;
     if (!replayed.has(WHISPER_SOURCE)) ws.subscribe(userTopic(user, v2));
-    for (const channel of decision.channels) if (!replayed.has(String(channel))) ws.subscribe(channelTopic(channel, v2));
+    for (const channel of decision.channels) {
+      if (replayed.has(String(channel))) continue;
+      const start = starts.get(String(channel));
+      // In one process nothing numbered before the starting point can still come; on a cluster's bus
+      // it can: the channel goes live with its first later shout.
+      if (start !== undefined && !catchUp.current) joinAfter(ws, channel, start);
+      else ws.subscribe(channelTopic(channel, v2));
+    }
     if (arrives && !hooks?.elsewhere?.(user)) events.emit(Event.online(user));
     if (catchUp.sources.length > 0) {
       ws.data.replay = new ReplayStream(catchUp, replayTarget(ws), replayBudget, REPLAY_PAGE);
@@ -323,10 +335,13 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       }
       return plain + resumable + streams;
     },
-    subscribe(user, channel) {
+    subscribe(user, channel, at) {
       eachOf(user, (ws) => {
         // A channel still being replayed becomes live when its replay catches up.
-        if (!ws.data.replay?.pending(String(channel))) ws.subscribe(channelTopic(channel, ws.data.v2));
+        if (ws.data.replay?.pending(String(channel))) return;
+        const topic = channelTopic(channel, ws.data.v2);
+        if (ws.data.v2 && at !== undefined && !ws.isSubscribed(topic)) startAt(ws, channel, at);
+        ws.subscribe(topic);
       });
     },
     unsubscribe(user, channel) {
@@ -351,7 +366,7 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       return out;
     },
     // One node: the session map is the whole truth, and admit() replaces a local browser itself.
-    claim: () => undefined,
+    claim: (_user, prepare) => prepare?.(),
     unclaim: () => undefined,
     follow(user, channels) {
       eachOf(user, (ws) => follow(ws, channels));
@@ -393,6 +408,15 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     if (!ws.isSubscribed(channelTopic(channel, v2))) return;
     watchdog.observe(ws.send(v2 ? numbered(source, offset, message) : message));
     metrics.delivered++;
+  };
+
+  /**
+   * A v2 browser starts following a channel it joined at `at`: it is told so (`#at`), and a shout up to
+   * `at` that reached this node during its login (lateShouts) is not sent: the join came after it.
+   */
+  const startAt = (ws: Browser, channel: number, at: number): void => {
+    watchdog.observe(ws.send(atNotice([[String(channel), at]])));
+    if (admitted?.ws === ws) admitted.wentLive.set(channel, Math.max(at, admitted.wentLive.get(channel) ?? 0));
   };
 
   const gap = (ws: Browser, source: string): void => {
@@ -469,11 +493,8 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     },
     liveAfter(source, offset) {
       if (source === WHISPER_SOURCE) return this.live(source, offset);
-      const channel = Number(source);
-      unlistReplay(channel, ws);
-      const waiting = joining.get(channel);
-      if (waiting) waiting.set(ws, offset);
-      else joining.set(channel, new Map([[ws, offset]]));
+      unlistReplay(Number(source), ws);
+      joinAfter(ws, Number(source), offset);
     },
     gap(source) {
       metrics.gaps++;
@@ -522,6 +543,13 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
       if (ws.data.phase === "live") ws.subscribe(channelTopic(channel, ws.data.v2));
     }
     if (waiting.size === 0) joining.delete(channel);
+  };
+
+  /** The browser follows the channel from its first shout after `offset` (hearShout, lateShout). */
+  const joinAfter = (ws: Browser, channel: number, offset: number): void => {
+    const waiting = joining.get(channel);
+    if (waiting) waiting.set(ws, offset);
+    else joining.set(channel, new Map([[ws, offset]]));
   };
 
   /** A browser gone or out of a channel joins it no more. */
