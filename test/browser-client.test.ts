@@ -393,6 +393,29 @@ describe("webtalk.v2 offsets that are not the last plus one", () => {
 });
 
 describe("reconnection", () => {
+  test("names its tab in the upgrade URL (?tab=), the same on every reconnect, another in another page", async () => {
+    const urls: string[] = [];
+    const fake = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request, srv) => (urls.push(request.url), srv.upgrade(request) ? undefined : new Response("no", { status: 400 })),
+      // 1011 is not final: the page reconnects.
+      websocket: { open: (ws) => ws.close(1011, "again"), message() {} },
+    });
+    const first = connect(`ws://127.0.0.1:${fake.port}/webtalk?x=1`, "1!salt", { minDelay: 5, maxDelay: 10, protocol: "v1" });
+    const second = connect(`ws://127.0.0.1:${fake.port}/webtalk?x=2`, "1!salt", { minDelay: 5, maxDelay: 10, protocol: "v1" });
+    const deadline = Date.now() + 5_000;
+    while (urls.filter((u) => u.includes("x=1")).length < 2 && Date.now() < deadline) await Bun.sleep(5);
+    first.close();
+    second.close();
+    fake.stop(true);
+    const tabs = (x: string) => urls.filter((u) => u.includes(`x=${x}`)).map((u) => new URL(u).searchParams.get("tab"));
+    expect(tabs("1").length).toBeGreaterThanOrEqual(2);
+    expect(tabs("1")[0]).toMatch(/^[a-z0-9]{1,64}$/);
+    expect(new Set(tabs("1")).size).toBe(1);
+    expect(tabs("2")[0]).not.toBe(tabs("1")[0]);
+  });
+
   test("after network loss it reconnects with growing, capped, jittered delays and logs in again", async () => {
     const proxy = new TcpProxy(server.public.port);
     proxy.up();

@@ -13,6 +13,7 @@ import type { RateBucket } from "./message-rate.ts";
 import type { BrowserSocket } from "./browser-socket.ts";
 import { ReplayStream, type ReplayTarget } from "./replay-stream.ts";
 import type { ReplayRate } from "../core/replay-rate.ts";
+import type { ReplacedTabs } from "./replaced-tabs.ts";
 import { SessionTable } from "./session-table.ts";
 import { SseSession } from "./sse-session.ts";
 import type { SseTopics } from "./sse-topics.ts";
@@ -37,6 +38,8 @@ export interface Peer {
   whisperFloor?: number;
   /** Its number in a cluster that counts --sessions across nodes (session-limit.ts): freed when it goes. */
   session?: number;
+  /** The name the page gave its tab at upgrade (`?tab=`), if any: see ReplacedTabs. */
+  tab?: string;
 }
 
 /** A WebSocket browser (Bun's ServerWebSocket) or an SSE one (SseSession). */
@@ -74,6 +77,8 @@ export interface SessionOptions {
   sse: SseTopics;
   /** Charged with what replays send (the login refuses resumes past it). */
   replayRate?: ReplayRate;
+  /** Where a replaced tab that had to be cut is remembered, so its next login hears the 4002 it missed. */
+  replacedTabs?: ReplacedTabs;
 }
 
 /**
@@ -108,12 +113,14 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
   const behind = new Map<number, { ws: Browser; timer: Timer }>();
 
   /**
-   * Closes a live browser of `user`. A replaced WebSocket far behind is cut (it sees 1006, and may come
-   * back): once Bun is asked to close it, it holds the backlog until the peer reads, out of our reach.
+   * Closes a live browser of `user`. A replaced WebSocket far behind is cut (it sees 1006): once Bun is
+   * asked to close it, it holds the backlog until the peer reads, out of our reach. A tab that named
+   * itself is told its 4002 when it logs in again (ReplacedTabs); another may come back.
    */
   const closeLive = (user: number, ws: Browser, reason: CloseReason): void => {
     if (reason === CloseCode.replaced && ws.getBufferedAmount() > UNREAD_CUTOFF) {
       if (!(ws instanceof SseSession)) {
+        if (ws.data.tab !== undefined) options.replacedTabs?.remember(user, ws.data.tab, reason);
         endReplay(ws);
         ws.data.phase = "closing";
         return ws.terminate();

@@ -13,6 +13,7 @@ import { SessionLimitReached } from "../core/session-limit-reached.ts";
 import type { HttpHandler } from "./assets.ts";
 import { close, createBrowserSessions, type Browser, type Peer, type SessionHooks } from "./browser-sessions.ts";
 import { fullBucket, takeMessage } from "./message-rate.ts";
+import { ReplacedTabs, tabOf } from "./replaced-tabs.ts";
 import { refuseUpgrade, type UpgradeRules } from "./upgrade-gate.ts";
 import { clientAddress } from "./client-address.ts";
 import { createSseEndpoint } from "./sse-endpoint.ts";
@@ -89,6 +90,7 @@ export function servePublic(options: PublicOptions): PublicServer {
   let stopping = false;
 
   const sse = new SseTopics();
+  const replacedTabs = new ReplacedTabs();
   // The Bun server exists only once Bun.serve returns; the sessions reach it through this getter.
   const { delivery, admit, ended, closeAll, drained, expel } = createBrowserSessions(() => server, {
     sse,
@@ -98,6 +100,7 @@ export function servePublic(options: PublicOptions): PublicServer {
     log,
     hooks: options.sessions,
     replayRate: options.replayRate,
+    replacedTabs,
     ...options.sessionLimit,
   });
 
@@ -153,6 +156,8 @@ export function servePublic(options: PublicOptions): PublicServer {
       const rate = fullBucket(maxMessageRate, performance.now());
       const addr = clientAddress(srv.requestIP(request)?.address ?? "", request.headers.get("x-forwarded-for"), options.trustedProxies ?? []);
       const data: Peer = { phase: "pending", user: 0, addr, deadline: Date.now() + loginTimeoutMs, v2, rate };
+      const tab = tabOf(url);
+      if (tab !== undefined) data.tab = tab;
       const headers = v2 ? { "Sec-WebSocket-Protocol": V2_PROTOCOL } : undefined;
       if (srv.upgrade(request, { data, headers })) return undefined;
       return new Response("this is a WebSocket endpoint\n", { status: 426, headers: { Upgrade: "websocket" } });
@@ -189,6 +194,14 @@ export function servePublic(options: PublicOptions): PublicServer {
         }
         ws.data.phase = "verifying";
         ws.data.claimed = claimedUser(message);
+        // A tab cut when a newer login replaced it: the 4002 it could not read, not a login that would
+        // replace the newer one in turn.
+        const owed = ws.data.tab !== undefined && ws.data.claimed !== undefined ? replacedTabs.owed(ws.data.claimed, ws.data.tab) : undefined;
+        if (owed) {
+          metrics.logins.duplicate++;
+          log.debug("browser login refused: this tab was replaced", { user: ws.data.claimed, addr: ws.data.addr });
+          return close(ws, owed);
+        }
         const decision = login(message, ws.data.v2);
         if (decision instanceof Promise) {
           decision.then(

@@ -28,6 +28,9 @@ export function connect(url, token, options = {}) {
   const stableAfter = options.stableAfter ?? 5000;
   const protocols = options.protocol === "v1" ? [] : [V2];
   const target = toWebSocketUrl(url);
+  // This page's name for itself: a server that had to cut it when another tab replaced it answers its
+  // next login with the 4002 it missed, so it stops rather than taking the other tab's place.
+  const tabTarget = withTab(target, Math.random().toString(36).slice(2, 12));
   // SSE is webtalk.v2 only, and needs the browser's EventSource.
   const sseAllowed = protocols.length > 0 && typeof EventSource === "function";
   const transport = sseAllowed ? (options.transport ?? "auto") : "websocket";
@@ -136,7 +139,7 @@ export function connect(url, token, options = {}) {
     timer = undefined;
     status.state = "connecting";
     if (useSse) return openSse();
-    ws = new WebSocket(target, protocols);
+    ws = new WebSocket(tabTarget, protocols);
     if (!proven) {
       // A proxy may accept the upgrade and then pass nothing: no #epoch within a few seconds is a failure too.
       fallbackTimer = setTimeout(() => {
@@ -296,6 +299,12 @@ function toEventsUrl(webSocketUrl) {
   events.protocol = events.protocol === "wss:" ? "https:" : "http:";
   events.pathname = `${events.pathname.replace(/\/$/, "")}/events`;
   return events;
+}
+
+function withTab(webSocketUrl, tab) {
+  const named = new URL(webSocketUrl);
+  named.searchParams.set("tab", tab);
+  return named.href;
 }
 
 function toWebSocketUrl(url) {
