@@ -42,7 +42,9 @@ describe.skipIf(!haveRedis)("SSE in a cluster", () => {
       const commands = [];
       for (let i = 1; i <= total; i++) commands.push(`[whisper] ${user.id}!w${i}`, `[shout] ${channel}!s${i}`);
       ctlB.write(encodeFrames(commands));
-      const seen: SseEvent[] = await first.events.take(50, "the first events", 30_000);
+      // Messages only: the login's at event (its id names every source) is not one of them.
+      const seen: SseEvent[] = [];
+      while (seen.length < 50) seen.push(await first.next("the first events"));
       first.cut();
       await ctlB.replies.take(commands.length, "the replies", 30_000);
 
