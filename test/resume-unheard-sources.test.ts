@@ -5,6 +5,7 @@
 // the other tab and is not held, so the whisper stream shows it as plainly as a channel.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { encodeFrames } from "../src/protocol/frame.ts";
 import type { Webtalk } from "../src/server.ts";
 import { Browser, ControlClient, newUser, startTestServer, within, type User } from "./helpers.ts";
 import { eventsUrl, SseClient } from "./sse-client.ts";
@@ -229,6 +230,41 @@ describe.skipIf(!haveRedis)("two --redis nodes (--sessions 2)", () => {
       expect(got.filter((m) => m.startsWith(`${channel}:`))).toEqual([`${channel}:2!away 2`, `${channel}:3!live`]);
       back.close();
       other.close();
+    } finally {
+      await endCluster({ pages: [], ctls, nodes });
+    }
+  }, 60_000);
+
+  test("logins on node B while node A pipelines shouts: each page's offsets go on from its #at, none late, none skipped", async () => {
+    const nodes: Spawned[] = await spawnCluster(redis, uniquePrefix("unheard"), 2);
+    const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
+    const bad: string[] = [];
+    try {
+      const user = await newUser(ctls[0]!);
+      const channel = await ctls[0]!.ok("[newchannel]");
+      await ctls[0]!.ok(`[join] ${channel}!${user.id}`);
+      let sending = true;
+      const pump = (async () => {
+        for (let i = 0; sending; i++) {
+          ctls[0]!.write(encodeFrames(Array.from({ length: 20 }, (_, k) => `[shout] ${channel}!s${i * 20 + k}`)));
+          await ctls[0]!.replies.take(20, "shout replies", 20_000);
+        }
+      })();
+      for (let round = 0; round < 15; round++) {
+        const page = await v2Login(nodes[1]!.publicUrl, user.token);
+        const { at } = await startOf(page);
+        const start = at.get(channel)!;
+        await Bun.sleep(60);
+        page.close();
+        await within(page.closed, "the page to close");
+        const offsets = (await page.messages.take(page.messages.size)).filter((m) => m.startsWith(`${channel}:`)).map((m) => Number(m.slice(channel.length + 1, m.indexOf("!"))));
+        if (offsets.length === 0) continue;
+        if (offsets[0] !== start + 1) bad.push(`round ${round}: #at ${start}, first ${offsets[0]}`);
+        for (let i = 1; i < offsets.length; i++) if (offsets[i] !== offsets[i - 1]! + 1) bad.push(`round ${round}: ${offsets[i - 1]} then ${offsets[i]}`);
+      }
+      sending = false;
+      await pump;
+      expect(bad).toEqual([]);
     } finally {
       await endCluster({ pages: [], ctls, nodes });
     }

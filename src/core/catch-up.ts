@@ -25,8 +25,9 @@ export interface CatchUp {
   /** Reads the next page of a source's window after `offset`. */
   more(key: string, offset: number): Maybe<Since>;
   /**
-   * The first pages were read in the turn the login is carried out (a replay log that answers at
-   * once). Read from a cluster's Redis, they are older than that, and the stream reads them again.
+   * The first pages and starting points were read in the turn the login is carried out (a replay log
+   * that answers at once). Read from a cluster's Redis, they are older than that: the stream reads the
+   * pages again, and what the bus still brings up to a starting point is passed over.
    */
   current: boolean;
 }
@@ -109,7 +110,8 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user));
   });
   const pages = all(lookups);
-  const current = !(pages instanceof Promise);
+  // Not from whether these pages were read at once: a login that lists nothing reads none.
+  const current = replay.immediate;
   return then(pages, (found) => (held: string[]) => {
     // A list that left sources out: each channel it does not name is told `#gap` (it may have missed
     // some), before the replay of those it names.

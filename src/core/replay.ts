@@ -27,6 +27,8 @@ export type Since = { gap: false; entries: { offset: number; text: string }[]; f
  */
 export interface ReplayLog {
   readonly epoch: string;
+  /** Reads answer in the turn they are asked (one process), not later from a cluster's Redis. */
+  readonly immediate: boolean;
   /** Appends a message to a source and returns its offset. */
   append(key: string, text: string): Maybe<number>;
   /** The offset the source has reached: its last message's (0 before the first). */
@@ -55,6 +57,7 @@ export interface ReplayLog {
 /** The replay log of a single in-memory server: a new epoch at every start. */
 export class MemoryReplay implements ReplayLog {
   readonly epoch: string;
+  readonly immediate = true;
   /** The last offset given out per source; offsets start at 1 and never repeat within an epoch. */
   #last = new Map<string, number>();
   /** The window's texts; offsets need no storing, as a window always holds consecutive ones up to the last. */

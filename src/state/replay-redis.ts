@@ -152,6 +152,8 @@ const DROP_KEYS = `redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])`;
  * with a copy of the epoch, so a resume reads one shard.
  */
 export class RedisReplay implements ReplayLog {
+  readonly immediate = false;
+
   private constructor(
     /** Changes only when Redis lost the data (see `reopen`). */
     public epoch: string,

@@ -22,6 +22,7 @@ const AGE_SWEEP_MS = 10_000;
  */
 export class SqliteReplay implements ReplayLog {
   readonly epoch: string;
+  readonly immediate = true;
   readonly #db: Database;
   readonly #limits: ReplayLimits;
   readonly #sql;
