@@ -1,4 +1,4 @@
-import { atNotice, epochNotice, WHISPER_SOURCE, type V2Login } from "../protocol/resume.ts";
+import { atNotice, epochNotice, numbered, WHISPER_SOURCE, type V2Login } from "../protocol/resume.ts";
 import type { Maybe } from "../state/state.ts";
 import { all, then } from "./maybe.ts";
 import { channelStream, userStream, type ReplayLog, type Since } from "./replay.ts";
@@ -13,13 +13,16 @@ export interface CatchUp {
   messages: string[];
   /** v2: the `#at` notice, sent after `messages` (a notice: not counted as delivered). */
   at?: string;
-  /** v2: sent after `#at`: the held whispers numbered after the whisper stream's starting point. */
+  /**
+   * v2: sent after `#at`: what the sources it names received after their starting points while the
+   * login was decided (on a cluster, before this node was among the user's), numbered.
+   */
   afterAt: string[];
   /**
-   * v2: where the sources the login did not list start (`#at`). They are not replayed: the transport
-   * makes them live at once, passing over what a cluster's bus still brings up to these offsets.
+   * v2: per source `#at` names, the offset it is live after: the newest message `afterAt` has of it (its
+   * starting point when none). The transport passes over what a cluster's bus still brings up to it.
    */
-  starts: StartingPoints;
+  liveAfter: StartingPoints;
   /** v2: per listed source, in the login's order, where its replay starts (or that it is a gap). */
   sources: ReplaySource[];
   /** Reads the next page of a source's window after `offset`. */
@@ -89,26 +92,31 @@ export function inOffsetOrder(held: string[]): string[] {
 }
 
 export function catchUpV1(held: string[]): CatchUp {
-  return { messages: held.map(heldText), afterAt: [], starts: new Map(), sources: [], more: () => ({ gap: true }), current: true };
+  return { messages: held.map(heldText), afterAt: [], liveAfter: new Map(), sources: [], more: () => ({ gap: true }), current: true };
 }
+
+/** Messages of a source read from its starting point at login: past this many, it is live from the login, unnamed. */
+export const STARTED_PAGE = REPLAY_PAGE;
 
 /**
  * The v2 catch-up. A listed whisper stream is served from the replay window, which holds every whisper
  * the held queue does (and those lost in flight), so the held queue is then dropped, unless the window no
  * longer reaches the position (a gap): then the held whispers are sent, before the `#gap u`. Sources not
- * listed start at their starting points (`starts`), told to the browser by `#at`. The replay is read
- * first and the held whispers are given last, so a login that fails reading the replay has taken
- * nothing from the user.
+ * listed start at their starting points (`starts`), told to the browser by `#at`: what each received
+ * since (on a cluster, until this node was among the user's, it was not routed here) is read here and
+ * sent after `#at`. The replay is read first and the held whispers are given last, so a login that
+ * fails reading the replay has taken nothing from the user.
  */
 export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], starts: StartingPoints = new Map()): Maybe<(held: string[]) => CatchUp> {
   const member = new Set(channels.map(String));
   const listed = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
   // A channel joined since the starting points were read has none: it is live from the login, unnamed.
-  const started: StartingPoints = new Map([...starts].filter(([source]) => source === WHISPER_SOURCE || member.has(source)));
+  const started = [...starts].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
   const lookups = listed.map(([source, offset]): Maybe<Since> => {
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user));
   });
+  for (const [source, offset] of started) lookups.push(replay.since(streamOf(source, user), offset, STARTED_PAGE, memberOf(source, user)));
   const pages = all(lookups);
   // Not from whether these pages were read at once: a login that lists nothing reads none.
   const current = replay.immediate;
@@ -120,33 +128,50 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
       ...unlisted.map((source): ReplaySource => ({ source, key: streamOf(source, user), from: 0, first: { gap: true } })),
       ...listed.map(([source, from], i): ReplaySource => ({ source, key: streamOf(source, user), from, first: found[i]! })),
     ];
-    const [before, afterAt] = heldToSend(sources.find((s) => s.source === WHISPER_SOURCE), started.get(WHISPER_SOURCE), held);
-    const at = started.size > 0 ? atNotice(started) : undefined;
+    const at = new Map<string, number>();
+    const afterAt: string[] = [];
+    const liveAfter: StartingPoints = new Map();
+    started.forEach(([source, from], i) => {
+      const page = found[listed.length + i]!;
+      // Unless the page holds all the source received since (not past the window, not too much at once),
+      // the source is live from the login, unnamed, as before starting points were read.
+      if (page.gap || (page.floor !== undefined && page.floor > from) || page.entries.length >= STARTED_PAGE) return;
+      at.set(source, from);
+      for (const entry of page.entries) afterAt.push(numbered(source, entry.offset, entry.text));
+      liveAfter.set(source, page.entries.at(-1)?.offset ?? from);
+    });
+    const whisperStart = at.get(WHISPER_SOURCE);
+    const before = heldToSend(sources.find((s) => s.source === WHISPER_SOURCE), whisperStart, held);
     const whisperKey = userStream(user);
     const more = (key: string, offset: number) => replay.since(key, offset, REPLAY_PAGE, key === whisperKey ? undefined : user);
-    return { messages: [epochNotice(replay.epoch), ...before], at, afterAt, starts: started, sources, more, current };
+    return {
+      messages: [epochNotice(replay.epoch), ...before],
+      at: at.size > 0 ? atNotice(at) : undefined,
+      afterAt,
+      liveAfter,
+      sources,
+      more,
+      current,
+    };
   });
 }
 
 /**
- * The held whispers a v2 login sends, before `#at` and after it. The window covers a replayed whisper
- * stream's held whispers only above its position. Where it does not reach back at all (a gap: a new
- * epoch after a crash), the held queue is all there is of them, and each was acknowledged "message
- * queued": all are sent, then the #gap. Where it no longer reaches back (a floor past the position), the
- * held ones below the window go first, then the #gap and the window's whispers. An unlisted stream sends
- * them all: those up to its starting point before `#at` (the page's position is not lowered by them),
- * the later ones after it.
+ * The held whispers a v2 login sends before its replay (and before `#at`). The window covers a
+ * replayed whisper stream's held whispers only above its position. Where it does not reach back at all
+ * (a gap: a new epoch after a crash), the held queue is all there is of them, and each was acknowledged
+ * "message queued": all are sent, then the #gap. Where it no longer reaches back (a floor past the
+ * position), the held ones below the window go first, then the #gap and the window's whispers. A
+ * stream started at a starting point sends those up to it: the later ones come after `#at`, read from
+ * the window with everything else it received since. Not listed and not started: all of them.
  */
-function heldToSend(whispers: ReplaySource | undefined, start: number | undefined, held: string[]): [string[], string[]] {
-  const numbered = (entry: string) => `${WHISPER_SOURCE}:${entry}`;
-  if (!whispers) {
-    if (start === undefined) return [held.map(numbered), []];
-    return [held.filter((entry) => heldOffset(entry) <= start).map(numbered), held.filter((entry) => heldOffset(entry) > start).map(numbered)];
-  }
-  if (whispers.first.gap) return [held.map(numbered), []];
+function heldToSend(whispers: ReplaySource | undefined, start: number | undefined, held: string[]): string[] {
+  const numberedHeld = (entry: string) => `${WHISPER_SOURCE}:${entry}`;
+  if (!whispers) return (start === undefined ? held : held.filter((entry) => heldOffset(entry) <= start)).map(numberedHeld);
+  if (whispers.first.gap) return held.map(numberedHeld);
   const floor = whispers.first.floor;
-  if (floor === undefined || floor <= whispers.from) return [[], []];
-  return [held.filter((entry) => heldOffset(entry) <= floor).map(numbered), []];
+  if (floor === undefined || floor <= whispers.from) return [];
+  return held.filter((entry) => heldOffset(entry) <= floor).map(numberedHeld);
 }
 
 /** A channel is read as its member, so nothing from before the membership is replayed; whispers are the user's own. */

@@ -272,17 +272,17 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     metrics.delivered += catchUp.messages.length + catchUp.afterAt.length;
     const { v2 } = ws.data;
     const replayed = new Set(catchUp.sources.map((s) => s.source));
-    const { starts } = catchUp;
-    // Started where #at says: a whisper up to there still on its way is not the browser's.
-    const whisperStart = starts.get(WHISPER_SOURCE);
-    if (whisperStart !== undefined) ws.data.whisperFloor = whisperStart;
+    const { liveAfter } = catchUp;
+    // Sent up to there after #at: a copy still on its way (a cluster's bus) is not sent again.
+    const whispersSent = liveAfter.get(WHISPER_SOURCE);
+    if (whispersSent !== undefined) ws.data.whisperFloor = whispersSent;
     if (!replayed.has(WHISPER_SOURCE)) ws.subscribe(userTopic(user, v2));
     for (const channel of decision.channels) {
       if (replayed.has(String(channel))) continue;
-      const start = starts.get(String(channel));
-      // In one process nothing numbered before the starting point can still come; on a cluster's bus
-      // it can: the channel goes live with its first later shout.
-      if (start !== undefined && !catchUp.current) joinAfter(ws, channel, start);
+      const sent = liveAfter.get(String(channel));
+      // In one process nothing up to it can still come; on a cluster's bus it can: the channel goes
+      // live with its first later shout.
+      if (sent !== undefined && !catchUp.current) joinAfter(ws, channel, sent);
       else ws.subscribe(channelTopic(channel, v2));
     }
     if (arrives && !hooks?.elsewhere?.(user)) events.emit(Event.online(user));
