@@ -276,6 +276,65 @@ describe.skipIf(!haveRedis)("two --redis nodes (--sessions 2)", () => {
     }
   }, 60_000);
 
+  test("--sessions 2: tabs logging in on node B while node A pipelines whispers go on from #at u, none late, none skipped", async () => {
+    const nodes: Spawned[] = await spawnCluster(redis, uniquePrefix("unheard"), 2, ["--sessions", "2"]);
+    const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
+    const bad: string[] = [];
+    try {
+      const user = await newUser(ctls[0]!);
+      // A first tab on node A keeps the user online: whispers are routed, not held.
+      const first = await v2Login(nodes[0]!.publicUrl, user.token);
+      await startOf(first);
+      let sending = true;
+      const pump = (async () => {
+        for (let i = 0; sending; i++) {
+          ctls[0]!.write(encodeFrames(Array.from({ length: 5 }, (_, k) => `[whisper] ${user.id}!w${i * 5 + k}`)));
+          await ctls[0]!.replies.take(5, "whisper replies", 20_000);
+          await Bun.sleep(1);
+        }
+      })();
+      let named = 0;
+      for (let round = 0; round < 15; round++) {
+        const page = await v2Login(nodes[1]!.publicUrl, user.token);
+        const { at } = await startOf(page);
+        const start = at.get("u");
+        await Bun.sleep(60);
+        page.close();
+        await within(page.closed, "the page to close");
+        const offsets = (await page.messages.take(page.messages.size)).filter((m) => m.startsWith("u:")).map((m) => Number(m.slice(2, m.indexOf("!"))));
+        if (offsets.length === 0) continue;
+        if (start !== undefined) named++;
+        if (start !== undefined && offsets[0] !== start + 1) bad.push(`round ${round}: #at u:${start}, first ${offsets[0]}`);
+        for (let i = 1; i < offsets.length; i++) if (offsets[i] !== offsets[i - 1]! + 1) bad.push(`round ${round}: ${offsets[i - 1]} then ${offsets[i]}`);
+      }
+      sending = false;
+      await pump;
+      first.close();
+      expect(bad).toEqual([]);
+      expect(named).toBeGreaterThan(0);
+    } finally {
+      await endCluster({ pages: [], ctls, nodes });
+    }
+  }, 60_000);
+
+  test("held whispers, then a login on another node: held ones up to #at u before it, live ones after, each once", async () => {
+    const nodes: Spawned[] = await spawnCluster(redis, uniquePrefix("unheard"), 2);
+    const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
+    try {
+      const user = await newUser(ctls[0]!);
+      for (let i = 1; i <= 3; i++) expect(await ctls[0]!.ok(`[whisper] ${user.id}!held ${i}`)).toBe("message queued");
+      const page = await v2Login(nodes[1]!.publicUrl, user.token);
+      const before: string[] = [];
+      for (let line = await page.messages.next("the login"); !line.startsWith("#at "); line = await page.messages.next("the login")) before.push(line);
+      expect(before.slice(1)).toEqual(["u:1!held 1", "u:2!held 2", "u:3!held 3"]);
+      await ctls[0]!.ok(`[whisper] ${user.id}!live`);
+      expect(await numberedUntil(page, "live")).toEqual(["u:4!live"]);
+      page.close();
+    } finally {
+      await endCluster({ pages: [], ctls, nodes });
+    }
+  }, 60_000);
+
   test("a channel joined through node A while the page is on node B: #at from the join's own script", async () => {
     const nodes: Spawned[] = await spawnCluster(redis, uniquePrefix("unheard"), 2);
     const ctls = await Promise.all(nodes.map((n) => ControlClient.connect(n.privatePort)));
