@@ -20,7 +20,12 @@ export interface Spawned {
   stop(signal?: NodeJS.Signals): Promise<number>;
 }
 
-const running = new Set<Subprocess>();
+/**
+ * Every process a test spawned and has not ended yet, shared with the preload (isolate-env.ts), whose
+ * global afterAll kills what is left once every file ran: a test that fails before it stops its
+ * servers does not leave them running. bun test does not emit "exit" for that.
+ */
+const running: Set<Subprocess> = ((globalThis as { __webtalkSpawned?: Set<Subprocess> }).__webtalkSpawned ??= new Set());
 process.on("exit", () => {
   for (const proc of running) proc.kill("SIGKILL");
 });
