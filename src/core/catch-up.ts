@@ -96,7 +96,7 @@ export function catchUpV1(held: string[]): CatchUp {
 }
 
 /** Messages of a source read from its starting point at login: past this many, it is live from the login, unnamed. */
-export const STARTED_PAGE = REPLAY_PAGE;
+export const STARTED_PAGE = 64;
 
 /**
  * The v2 catch-up. A listed whisper stream is served from the replay window, which holds every whisper
@@ -110,8 +110,12 @@ export const STARTED_PAGE = REPLAY_PAGE;
 export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, channels: number[], starts: StartingPoints = new Map()): Maybe<(held: string[]) => CatchUp> {
   const member = new Set(channels.map(String));
   const listed = [...login.positions].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
-  // A channel joined since the starting points were read has none: it is live from the login, unnamed.
   const started = [...starts].filter(([source]) => source === WHISPER_SOURCE || member.has(source));
+  // A channel joined after the starting points were read (on a cluster, before this node was among the
+  // user's: the join told no node here) starts where the user joined it, its floor.
+  if (starts.size > 0 && !login.truncated) {
+    for (const source of member) if (!starts.has(source) && !login.positions.has(source)) started.push([source, 0]);
+  }
   const lookups = listed.map(([source, offset]): Maybe<Since> => {
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user));
@@ -133,9 +137,11 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
     const liveAfter: StartingPoints = new Map();
     started.forEach(([source, from], i) => {
       const page = found[listed.length + i]!;
+      const joined = !starts.has(source);
       // Unless the page holds all the source received since (not past the window, not too much at once),
       // the source is live from the login, unnamed, as before starting points were read.
-      if (page.gap || (page.floor !== undefined && page.floor > from) || page.entries.length >= STARTED_PAGE) return;
+      if (page.gap || (!joined && page.floor !== undefined && page.floor > from) || page.entries.length >= STARTED_PAGE) return;
+      if (joined && !page.gap) from = page.floor ?? from;
       at.set(source, from);
       for (const entry of page.entries) afterAt.push(numbered(source, entry.offset, entry.text));
       liveAfter.set(source, page.entries.at(-1)?.offset ?? from);

@@ -344,8 +344,9 @@ export function createBrowserSessions(server: () => Server<Peer>, options: Sessi
     },
     subscribe(user, channel, at) {
       eachOf(user, (ws) => {
-        // A channel still being replayed becomes live when its replay catches up.
-        if (ws.data.replay?.pending(String(channel))) return;
+        // A channel still being replayed becomes live when its replay catches up; one its login started
+        // (joining) goes live with its first later shout, and #at named it already.
+        if (ws.data.replay?.pending(String(channel)) || joining.get(channel)?.has(ws)) return;
         const topic = channelTopic(channel, ws.data.v2);
         if (ws.data.v2 && at !== undefined && !ws.isSubscribed(topic)) startAt(ws, channel, at);
         ws.subscribe(topic);

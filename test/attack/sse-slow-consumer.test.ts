@@ -52,7 +52,7 @@ test("an SSE stream that is never read is closed with 4006 while 150 MB are shou
     expect(await events.replies.next("[offline]")).toBe(`[offline] ${slowUser.id}`);
     // A browser that reads was not held up.
     await ctl.ok(`[whisper] ${readerUser.id}!still here`);
-    expect((await reader.events.next("the reader's whisper")).data).toBe("still here");
+    expect((await reader.next("the reader's whisper")).data).toBe("still here");
     expect(await ctl.call("[stats]")).toContain("slow_consumers=1");
     const shouted = batches * batch * chunk.length;
     console.log(
