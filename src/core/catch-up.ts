@@ -120,7 +120,11 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
     if (login.epoch !== replay.epoch) return { gap: true };
     return replay.since(streamOf(source, user), offset, REPLAY_PAGE, memberOf(source, user));
   });
-  for (const [source, offset] of started) lookups.push(replay.since(streamOf(source, user), offset, STARTED_PAGE, memberOf(source, user)));
+  // Read in this turn, a starting point is the source's last offset: there is nothing after it to read.
+  const nothingSince: Since = { gap: false, entries: [] };
+  for (const [source, offset] of started) {
+    lookups.push(replay.immediate ? nothingSince : replay.since(streamOf(source, user), offset, STARTED_PAGE, memberOf(source, user)));
+  }
   const pages = all(lookups);
   // Not from whether these pages were read at once: a login that lists nothing reads none.
   const current = replay.immediate;
@@ -141,10 +145,10 @@ export function catchUpV2(replay: ReplayLog, login: V2Login, user: number, chann
       // Unless the page holds all the source received since (not past the window, not too much at once),
       // the source is live from the login, unnamed, as before starting points were read.
       if (page.gap || (!joined && page.floor !== undefined && page.floor > from) || page.entries.length >= STARTED_PAGE) return;
-      if (joined && !page.gap) from = page.floor ?? from;
-      at.set(source, from);
+      const start = joined ? (page.floor ?? from) : from;
+      at.set(source, start);
       for (const entry of page.entries) afterAt.push(numbered(source, entry.offset, entry.text));
-      liveAfter.set(source, page.entries.at(-1)?.offset ?? from);
+      liveAfter.set(source, page.entries.at(-1)?.offset ?? start);
     });
     const whisperStart = at.get(WHISPER_SOURCE);
     const before = heldToSend(sources.find((s) => s.source === WHISPER_SOURCE), whisperStart, held);
